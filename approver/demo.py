@@ -1,0 +1,140 @@
+"""`approver demo`: the whole service on one machine against the sandbox Dashboard."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from approver import runtime, store
+from approver.embedded_redis import EmbeddedRedis, free_port
+from approver.errors import ApproverError
+from approver.sandbox import create_app, serve
+
+# (developer email, policy names, fields): one request the shipped rules approve, one they
+# deny and one they leave for a human.
+SAMPLES = (
+    ("alice@acme.partner.example", ["Free"], {"company": "Acme Inc", "use_case": "billing sync"}),
+    ("bob@mailinator.com", ["Free"], {"company": "", "use_case": "testing"}),
+    ("carol@gmail.com", ["Free"], {"company": "Carol Consulting", "use_case": "dashboards"}),
+)
+
+
+def _wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise ApproverError(f"{url} did not come up within {timeout:.0f}s")
+
+
+def _policy_ids(sandbox, names: list[str]) -> list[str]:
+    by_name = {p["name"]: p["id"] for p in sandbox.policies()}
+    return [by_name[n] for n in names]
+
+
+def main(once: bool = False, port: int = 8000) -> int:
+    """Start everything, decide the sample requests, print each decision, serve until Ctrl-C."""
+    rules = Path(os.environ.get("APPROVER_RULES", "rules"))
+    if not rules.exists():
+        raise ApproverError(f"no rules at {rules}: run the demo from the project folder "
+                            "or set APPROVER_RULES")
+    port = port or free_port()
+    token = secrets.token_urlsafe(24)
+    dashboard_secret = secrets.token_hex(16)
+    workdir = Path(tempfile.mkdtemp(prefix="approver-demo-"))
+    redis_server = EmbeddedRedis(directory=workdir / "redis")
+    (workdir / "redis").mkdir()
+    redis_server.start()
+    sandbox_server = serve(create_app(
+        secret=dashboard_secret, webhook_url=f"http://127.0.0.1:{port}/hooks/tyk/{token}"
+    ))
+    sandbox = sandbox_server.app.sandbox
+    env = {
+        **os.environ,
+        "APPROVER_DASHBOARD_URL": sandbox_server.url,
+        "APPROVER_DASHBOARD_SECRET": dashboard_secret,
+        "APPROVER_REDIS_URL": redis_server.url,
+        "APPROVER_WEBHOOK_TOKENS": token,
+        "APPROVER_RULES": str(rules.resolve()),
+        "APPROVER_RECONCILE_INTERVAL": "15",
+        "APPROVER_RETRY_DELAYS": "1,2,5",
+    }
+    log_path = workdir / "service.log"
+    log_file = log_path.open("w")
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "approver", "web", "--bind",
+                          f"127.0.0.1:{port}", "--workers", "2"],
+                         env=env, stdout=log_file, stderr=log_file),
+        subprocess.Popen([sys.executable, "-m", "approver", "worker"],
+                         env=env, stdout=log_file, stderr=log_file),
+    ]
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        print(f"tyk-approver demo: web tier http://127.0.0.1:{port}, "
+              f"sandbox Dashboard {sandbox_server.url}, Redis {redis_server.url}")
+        print(f"service logs: {log_path}\n")
+        st = store.Store(runtime.connect(redis_server.url))
+        pending = {}
+        for email, policies, fields in SAMPLES:
+            kr = sandbox.create_key_request(email, _policy_ids(sandbox, policies), fields)
+            pending[kr["id"]] = email
+            print(f"key request {kr['id']} from {email} for {', '.join(policies)}")
+        print()
+        _report(st, pending)
+        if once:
+            return 0
+        print("\nServing; Ctrl-C to stop. Make another key request with:")
+        print(f"  curl -X POST {sandbox_server.url}/_sandbox/key-requests "
+              f"-H 'authorization: {dashboard_secret}' "
+              "-d '{\"developer\": \"dave@example.com\", \"policies\": [\"<policy id>\"]}'")
+        seen = set(pending)
+        while True:
+            time.sleep(1)
+            for entry in reversed(st.entries(20)):
+                if entry["event"] == "decided" and entry["id"] not in seen:
+                    seen.add(entry["id"])
+                    print(_describe(entry))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log_file.close()
+        sandbox_server.shutdown()
+        redis_server.stop()
+
+
+def _describe(entry: dict) -> str:
+    rule = entry.get("rule") or "default"
+    return f"{entry['request_id']}: {entry['outcome'].upper():<7} by {rule:<24} {entry['reason']}"
+
+
+def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> None:
+    """Print each sample's decision once it is final."""
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for request_id in list(pending):
+            state = st.state(request_id)
+            if state and state["state"] in store.FINAL_STATES:
+                applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else ""
+                print(f"{pending.pop(request_id):<28} {state['outcome'].upper():<7}"
+                      f" rule {state.get('rule') or 'default'}: {state['reason']}{applied}")
+        time.sleep(0.1)
+    if pending:
+        raise ApproverError(f"not decided within {timeout:.0f}s: {', '.join(pending)}")

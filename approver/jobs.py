@@ -1,0 +1,31 @@
+"""Thin RQ entry points taking plain ids."""
+
+from __future__ import annotations
+
+import logging
+
+from approver import decide, enqueue, reconcile, runtime
+from approver.store import Locked
+
+log = logging.getLogger(__name__)
+
+
+def decide_request(request_id: str, trigger: str = "webhook") -> dict:
+    """RQ job: decide and apply one key request."""
+    rt = runtime.current()
+    try:
+        return decide.run(rt, request_id, trigger).to_dict()
+    except Locked:
+        # Another worker is on it now and will finish it (or its lock expires and the
+        # reconciler brings the request back): nothing is lost by stepping aside.
+        log.info("key request %s is locked by another worker; leaving it", request_id)
+        return {"request_id": request_id, "state": "locked"}
+
+
+def reconcile_pass() -> dict:
+    """RQ job: one reconciler pass, then the next one scheduled."""
+    rt = runtime.current()
+    try:
+        return reconcile.run(rt).to_dict()
+    finally:
+        enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)

@@ -1,0 +1,149 @@
+"""Redis state: per-request decision state, the decision log, locks and approved key ids."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import redis
+
+from approver.errors import ApproverError
+
+PREFIX = "approver:"
+LOG_KEY = PREFIX + "log"
+LOG_MAXLEN = 1_000_000
+
+# Request states. "applying" is written before any Dashboard call (an outbox), so a crash
+# between deciding and applying is resumed from the recorded decision, never re-decided.
+DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED = (
+    "decided", "applying", "applied", "failed", "skipped", "shadowed"
+)
+FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class Locked(ApproverError):
+    """Another worker holds this request's lock."""
+
+
+def now_iso() -> str:
+    """The current time, RFC 3339 in UTC with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Store:
+    """The service's state in Redis."""
+
+    def __init__(self, connection: redis.Redis):
+        self.redis = connection
+        self._release = connection.register_script(_RELEASE)
+
+    # -- per-request state -------------------------------------------------------------
+    @staticmethod
+    def _state_key(request_id: str) -> str:
+        return f"{PREFIX}request:{request_id}"
+
+    def state(self, request_id: str) -> dict | None:
+        """The recorded state of a key request, or None if never decided."""
+        raw = self.redis.hgetall(self._state_key(request_id))
+        if not raw:
+            return None
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        for name in ("trace", "facts", "key_ids", "wait"):
+            if name in record:
+                record[name] = json.loads(record[name])
+        return record
+
+    def states(self, request_ids: list[str]) -> list[str | None]:
+        """The state name of each request (None if never decided), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in request_ids:
+            pipe.hget(self._state_key(request_id), "state")
+        return [v.decode() if v else None for v in pipe.execute()]
+
+    def save_state(self, request_id: str, **fields) -> None:
+        """Merge fields into the request's state; lists and dicts are stored as JSON."""
+        encoded = {
+            k: json.dumps(v, sort_keys=True, default=str) if isinstance(v, list | dict | tuple)
+            else ("" if v is None else str(v))
+            for k, v in fields.items()
+        }
+        self.redis.hset(self._state_key(request_id), mapping=encoded)
+
+    # -- the decision log ----------------------------------------------------------------
+    def log(self, event: str, request_id: str, **fields) -> str:
+        """Append one entry to the decision log; returns its id."""
+        entry = {"event": event, "request_id": request_id, "at": now_iso(), **fields}
+        entry_id = self.redis.xadd(
+            LOG_KEY, {"json": json.dumps(entry, sort_keys=True, default=str)},
+            maxlen=LOG_MAXLEN, approximate=True,
+        )
+        return entry_id.decode()
+
+    def entries(self, count: int = 50, request_id: str | None = None) -> list[dict]:
+        """The latest log entries, newest first, optionally for one request."""
+        found = []
+        last = "+"
+        while len(found) < count:
+            batch = self.redis.xrevrange(LOG_KEY, max=last, min="-", count=500)
+            for entry_id, data in batch:
+                entry = json.loads(data[b"json"])
+                entry["id"] = entry_id.decode()
+                if request_id is None or entry.get("request_id") == request_id:
+                    found.append(entry)
+                    if len(found) == count:
+                        break
+            if len(batch) < 500:
+                break
+            last = "(" + batch[-1][0].decode()
+        return found
+
+    # -- locks -----------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, request_id: str, ttl: float = 120.0) -> Iterator[None]:
+        """Hold this request's lock, or raise Locked; released only by its owner."""
+        key = f"{PREFIX}lock:{request_id}"
+        token = secrets.token_hex(8)
+        if not self.redis.set(key, token, nx=True, px=int(ttl * 1000)):
+            raise Locked(f"key request {request_id} is being handled by another worker")
+        try:
+            yield
+        finally:
+            self._release(keys=[key], args=[token])
+
+    def locked(self, request_id: str) -> bool:
+        """Whether someone holds the request's lock now."""
+        return bool(self.redis.exists(f"{PREFIX}lock:{request_id}"))
+
+    # -- keys approved by this service, for revocation -----------------------------------
+    def remember_keys(self, developer_id: str, key_ids: list[str], **about) -> None:
+        """Record the key ids (hashes, never raw keys) approved for a developer."""
+        if key_ids:
+            value = json.dumps({**about, "at": now_iso()}, sort_keys=True)
+            self.redis.hset(
+                f"{PREFIX}keys:{developer_id}", mapping=dict.fromkeys(key_ids, value)
+            )
+
+    def approved_keys(self, developer_id: str) -> dict[str, dict]:
+        """Key id -> what we know of its approval, for one developer."""
+        raw = self.redis.hgetall(f"{PREFIX}keys:{developer_id}")
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    # -- billing state (filled by billing events; read by the billing.* facts) -----------
+    def billing(self, developer_id: str) -> dict | None:
+        """The latest billing state of a developer, or None if never heard of."""
+        raw = self.redis.hgetall(f"{PREFIX}billing:{developer_id}")
+        return {k.decode(): v.decode() for k, v in raw.items()} or None
+
+
+def monotonic_ms() -> int:
+    """Milliseconds on a clock that never goes back (durations only)."""
+    return int(time.monotonic() * 1000)

@@ -1,0 +1,27 @@
+"""The web tier: a Flask app that authenticates, checks shape, enqueues and answers at once."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from approver import config, runtime
+from approver.web import errors, health, hooks
+
+
+def create_app(settings: config.Settings | None = None) -> Flask:
+    """Build the web app; settings default to the environment."""
+    settings = (settings or config.from_env()).require_webhook_tokens()
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.body_limit, JSON_SORT_KEYS=False)
+    app.extensions["approver"] = web_runtime(settings)
+    errors.init_app(app)
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def web_runtime(settings: config.Settings) -> runtime.Runtime:
+    """The web tier's runtime: Redis with sub-second timeouts so an outage answers 503 fast."""
+    rt = runtime.Runtime(settings)
+    rt.redis = runtime.connect(settings.redis_url, timeout=0.5)
+    return rt

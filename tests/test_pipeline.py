@@ -1,0 +1,242 @@
+"""Webhook to decision to Dashboard, end to end: the sandbox over HTTP, a real Redis and RQ."""
+
+import json
+
+import pytest
+
+from approver import store as st
+from tests.conftest import WEBHOOK_TOKEN
+
+ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
+FREE = "64b0000000000000000000b1"
+APPROVE_PATH = "/api/portal/requests/approve/"
+
+
+def submit(sandbox, email, policies=(FREE,), fields=None):
+    """A developer asks for a key in the portal; returns the request Tyk stored."""
+    fields = {"company": "Somewhere", "use_case": "reporting"} if fields is None else fields
+    return sandbox.app.sandbox.create_key_request(email, list(policies), fields)
+
+
+def deliver(client, request, **overrides):
+    """Tyk posts its key_request_event webhook for the request."""
+    body = {"event": "key_request_event.submitted", "data": {**request, **overrides}}
+    response = client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}", json=body)
+    assert response.status_code == 202, response.data
+    return response
+
+
+def calls(sandbox, method, path):
+    return [c for c in sandbox.app.sandbox.calls(method=method, path=path)]
+
+
+def test_partner_request_is_approved_in_the_dashboard(client, work, rt, sandbox):
+    request = submit(sandbox, ALICE)
+    deliver(client, request)
+    work()
+    tyk = sandbox.app.sandbox
+    assert tyk.get_key_request(request["id"])["approved"] is True
+    state = rt.store.state(request["id"])
+    assert state["state"] == st.APPLIED
+    assert state["outcome"] == "approve"
+    assert state["rule"] == "partners"
+    assert state["reason"] == "acme.partner.example is a partner domain."
+    assert state["revision"]
+    # The key's id (its hash) is read back from the developer record and kept.
+    developer = tyk.developer(request["by_user"])
+    assert state["key_ids"] and set(state["key_ids"]) <= set(developer["keys"])
+    assert set(rt.store.approved_keys(request["by_user"])) == set(state["key_ids"])
+
+
+def test_disposable_email_request_is_denied_and_deleted(client, work, rt, sandbox):
+    request = submit(sandbox, BOB)
+    deliver(client, request)
+    work()
+    assert sandbox.app.sandbox.get_key_request(request["id"]) is None
+    state = rt.store.state(request["id"])
+    assert (state["state"], state["outcome"], state["rule"]) == (
+        st.APPLIED, "deny", "deny-disposable-email")
+    assert "mailinator.com is a disposable email domain" in state["reason"]
+    assert len(calls(sandbox, "DELETE", f"/api/portal/requests/{request['id']}")) == 1
+
+
+def test_free_mail_request_is_left_pending_for_review(client, work, rt, sandbox):
+    request = submit(sandbox, CAROL)
+    deliver(client, request)
+    work()
+    assert sandbox.app.sandbox.get_key_request(request["id"])["approved"] is False
+    state = rt.store.state(request["id"])
+    assert (state["outcome"], state["rule"]) == ("review", "free-mail-to-review")
+    assert calls(sandbox, "PUT", APPROVE_PATH) == []
+    assert calls(sandbox, "DELETE", "/api/portal/requests/") == []
+
+
+def test_forged_payload_is_decided_on_the_dashboards_truth(client, work, rt, sandbox):
+    request = submit(sandbox, BOB)
+    # The payload claims a partner developer; the Dashboard says it is Bob's.
+    deliver(client, request, by_user="64b0000000000000000000a1",
+            portal_developer={"id": "64b0000000000000000000a1", "email": ALICE})
+    work()
+    state = rt.store.state(request["id"])
+    assert (state["outcome"], state["rule"]) == ("deny", "deny-disposable-email")
+    assert calls(sandbox, "PUT", APPROVE_PATH) == []
+
+
+def test_webhook_for_an_unknown_request_changes_nothing(client, work, rt, sandbox):
+    deliver(client, {"id": "64b0000000000000000009ff"})
+    work()
+    assert rt.store.state("64b0000000000000000009ff")["state"] == st.SKIPPED
+    assert calls(sandbox, "PUT", APPROVE_PATH) == []
+
+
+def test_duplicate_deliveries_approve_once(client, work, rt, sandbox):
+    request = submit(sandbox, ALICE)
+    for _ in range(5):
+        deliver(client, request)
+    work()
+    for _ in range(3):  # and again after it was applied
+        deliver(client, request)
+        work()
+    approves = calls(sandbox, "PUT", APPROVE_PATH)
+    assert [c["status"] for c in approves] == [200]
+    decided = [e for e in rt.store.entries(100) if e["event"] == "decided"]
+    assert len(decided) == 1
+
+
+def test_already_approved_request_is_skipped(client, work, rt, sandbox):
+    request = submit(sandbox, CAROL)
+    sandbox.app.sandbox.approve_key_request(request["id"])  # a human approved it first
+    deliver(client, request)
+    work()
+    assert rt.store.state(request["id"])["state"] == st.SKIPPED
+    assert calls(sandbox, "PUT", APPROVE_PATH) == []
+
+
+def test_reconciler_decides_a_request_whose_webhook_was_lost(rt, work, sandbox, capsys):
+    from approver import cli
+
+    request = submit(sandbox, ALICE)  # no webhook is delivered
+    assert cli.main(["reconcile", "--once"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert request["id"] in report["queued"]
+    work()
+    assert rt.store.state(request["id"])["outcome"] == "approve"
+    assert sandbox.app.sandbox.get_key_request(request["id"])["approved"] is True
+    # A second pass finds it decided and queues nothing.
+    assert cli.main(["reconcile", "--once"]) == 0
+    assert json.loads(capsys.readouterr().out)["queued"] == []
+
+
+def test_interrupted_apply_is_resumed_not_redecided(client, work, rt, sandbox):
+    request = submit(sandbox, BOB)
+    # A worker recorded "deny" and died before calling the Dashboard.
+    rt.store.save_state(request["id"], state=st.APPLYING, outcome="deny", rule="old-rule",
+                        reason="recorded before the crash", decision_id="d1")
+    deliver(client, request)
+    work()
+    state = rt.store.state(request["id"])
+    assert (state["state"], state["rule"]) == (st.APPLIED, "old-rule")
+    assert sandbox.app.sandbox.get_key_request(request["id"]) is None
+
+
+@pytest.fixture
+def env(settings, monkeypatch):
+    """The environment a worker process is started with."""
+    values = {
+        "APPROVER_DASHBOARD_URL": settings.dashboard_url,
+        "APPROVER_DASHBOARD_SECRET": settings.dashboard_secret,
+        "APPROVER_REDIS_URL": settings.redis_url,
+        "APPROVER_RULES": str(settings.rules_path),
+        "APPROVER_RETRY_DELAYS": "1,1,1",
+        "APPROVER_WEBHOOK_TOKENS": WEBHOOK_TOKEN,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def worker_process(env, tmp_path):
+    """A real `approver worker` process (with its scheduler), its output in a file."""
+    import subprocess
+    import sys
+
+    log = (tmp_path / "worker.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "approver", "worker"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    yield tmp_path / "worker.log"
+    proc.terminate()
+    proc.wait(15)
+    log.close()
+
+
+def wait_for(predicate, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout}s")
+
+
+def test_dashboard_500_on_approve_is_retried_until_applied_once(
+        client, rt, sandbox, worker_process):
+    tyk = sandbox.app.sandbox
+    tyk.add_fault("PUT", APPROVE_PATH, status=500, times=2)
+    request = submit(sandbox, ALICE)
+    deliver(client, request)
+    wait_for(lambda: (rt.store.state(request["id"]) or {}).get("state") == st.APPLIED)
+    assert [c["status"] for c in calls(sandbox, "PUT", APPROVE_PATH)] == [500, 500, 200]
+    assert tyk.get_key_request(request["id"])["approved"] is True
+    events = [e["event"] for e in reversed(rt.store.entries(50, request_id=request["id"]))]
+    assert events == ["decided", "apply_failed", "apply_failed", "applied"]
+    assert not rt.store.locked(request["id"])
+
+
+def test_no_raw_key_or_secret_reaches_logs_or_redis(
+        client, rt, sandbox, worker_process, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    tyk = sandbox.app.sandbox
+    requests = [submit(sandbox, email) for email in (ALICE, BOB, CAROL, ALICE)]
+    requests.append(submit(sandbox, "alice@acme.partner.example",
+                           policies=["64b0000000000000000000b5"]))  # OAuth: a client secret
+    for request in requests:
+        deliver(client, request)
+    client.post("/hooks/tyk/wrong-token-0123456789abc", json={})
+    wait_for(lambda: all((rt.store.state(r["id"]) or {}).get("state") in st.FINAL_STATES
+                         for r in requests))
+    issued = tyk.issued_secrets()
+    assert len(issued) >= 3  # raw keys, and the OAuth client secret
+    secrets = [*issued, WEBHOOK_TOKEN, rt.settings.dashboard_secret]
+    texts = [caplog.text, worker_process.read_text(), *dump_redis(rt.redis)]
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text
+
+
+def dump_redis(conn) -> list[str]:
+    """Every key and value in Redis, as text."""
+    out = []
+    for key in conn.scan_iter(count=1000):
+        kind = conn.type(key).decode()
+        if kind == "string":
+            value = conn.get(key)
+        elif kind == "hash":
+            value = conn.hgetall(key)
+        elif kind == "list":
+            value = conn.lrange(key, 0, -1)
+        elif kind == "set":
+            value = conn.smembers(key)
+        elif kind == "zset":
+            value = conn.zrange(key, 0, -1, withscores=True)
+        elif kind == "stream":
+            value = conn.xrange(key)
+        else:
+            value = kind
+        out.append(f"{key!r} {value!r}")
+    return out
