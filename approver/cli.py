@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from approver import config, logs
 from approver.errors import ApproverError
@@ -12,9 +13,9 @@ from approver.errors import ApproverError
 
 def cmd_web(args) -> int:
     """Run the web tier under gunicorn."""
-    from gunicorn.app.base import BaseApplication  # noqa: PLC0415
+    from gunicorn.app.base import BaseApplication
 
-    from approver.web import create_app  # noqa: PLC0415
+    from approver.web import create_app
 
     app = create_app(config.from_env())  # fail here, with a clear message, not in a worker
 
@@ -35,10 +36,10 @@ def cmd_web(args) -> int:
 
 def cmd_worker(args) -> int:
     """Run an RQ worker on the service's queue, with its scheduler."""
-    from rq import SimpleWorker  # noqa: PLC0415
-    from rq.serializers import JSONSerializer  # noqa: PLC0415
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
 
-    from approver import enqueue, runtime  # noqa: PLC0415
+    from approver import enqueue, runtime
 
     rt = runtime.current()
     rt.settings.require_dashboard()
@@ -57,7 +58,7 @@ def cmd_worker(args) -> int:
 
 def cmd_reconcile(args) -> int:
     """Queue every pending key request not decided yet."""
-    from approver import reconcile, runtime  # noqa: PLC0415
+    from approver import reconcile, runtime
 
     rt = runtime.current()
     while True:
@@ -65,14 +66,12 @@ def cmd_reconcile(args) -> int:
         print(json.dumps(result.to_dict()))
         if args.once:
             return 0
-        import time  # noqa: PLC0415
-
         time.sleep(rt.settings.reconcile_interval)
 
 
 def cmd_sandbox(args) -> int:
     """Run the sandbox Dashboard alone."""
-    from approver.sandbox import run  # noqa: PLC0415
+    from approver.sandbox import run
 
     host, _, port = args.bind.rpartition(":")
     print(f"sandbox Dashboard on http://{args.bind} (authorization: {args.secret})",
@@ -84,14 +83,14 @@ def cmd_sandbox(args) -> int:
 
 def cmd_demo(args) -> int:
     """Everything on one machine: embedded Redis, sandbox Dashboard, web tier, a worker."""
-    from approver import demo  # noqa: PLC0415
+    from approver import demo
 
     return demo.main(once=args.once, port=args.port)
 
 
 def cmd_decisions_list(args) -> int:
     """Print the latest decision-log entries."""
-    from approver import runtime  # noqa: PLC0415
+    from approver import runtime
 
     for entry in runtime.current().store.entries(args.limit):
         if args.json:
@@ -103,7 +102,7 @@ def cmd_decisions_list(args) -> int:
 
 def cmd_decisions_show(args) -> int:
     """Print the state and history of one key request."""
-    from approver import runtime  # noqa: PLC0415
+    from approver import runtime
 
     store = runtime.current().store
     state = store.state(args.id)
@@ -125,7 +124,7 @@ def _entry_line(entry: dict) -> str:
 
 def cmd_rules_check(args) -> int:
     """Validate rule files."""
-    from approver.rules import check  # noqa: PLC0415
+    from approver.rules import check
 
     path = args.path or config.from_env().rules_path
     problems = check(path)
@@ -139,7 +138,7 @@ def cmd_rules_check(args) -> int:
 
 def cmd_rules_test(args) -> int:
     """Run the rule test cases."""
-    from approver.rules import run_rule_tests  # noqa: PLC0415
+    from approver.rules import run_rule_tests
 
     report = run_rule_tests(args.path or config.from_env().rules_path)
     print(report.render() if hasattr(report, "render") else report)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from approver import store as st
 from approver.errors import ApproverError
-from approver.rules import Facts, FactContext, evaluate
+from approver.rules import FactContext, Facts, evaluate
 from approver.runtime import Runtime
 from approver.tyk import KeyRequest, NotFound
 

