@@ -23,6 +23,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     webhook_tokens: tuple[str, ...] = field(default=(), repr=False)
     billing_secrets: tuple[str, ...] = field(default=(), repr=False)
+    stripe_secrets: tuple[str, ...] = field(default=(), repr=False)
     rules_path: Path = Path("rules")
     mode: str = "enforce"
     reconcile_interval: int = 60
@@ -137,6 +138,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_tokens=_secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS")),
         billing_secrets=_secrets(
             "APPROVER_BILLING_SECRETS", env.get("APPROVER_BILLING_SECRETS"), prefix="whsec_"
+        ),
+        stripe_secrets=_secrets(
+            "APPROVER_STRIPE_SECRETS", env.get("APPROVER_STRIPE_SECRETS"), prefix="whsec_"
         ),
         rules_path=Path(env.get("APPROVER_RULES") or "rules"),
         mode=mode,
