@@ -1,0 +1,117 @@
+"""The Tyk Dashboard API subset the approver uses (Tyk CONTRACT §3.1-§3.5)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, jsonify, request
+
+from approver.sandbox import responses as base
+from approver.sandbox.state import MALFORMED, SandboxError, paginate
+
+bp = Blueprint("dashboard", __name__, url_prefix="/api/portal")
+
+
+def _page() -> int:
+    """The `p` query parameter; anything not an integer reads as page 1."""
+    try:
+        return int(request.args.get("p", "1"))
+    except ValueError:
+        return 1
+
+
+# ----- key requests (Tyk CONTRACT §3.1) ---------------------------------------------------
+
+
+@bp.get("/requests")
+def list_requests() -> Response:
+    """List key requests, paged, optionally by `approved=true|false`."""
+    approved = {"true": True, "false": False}.get(request.args.get("approved", "").lower())
+    return jsonify(paginate(base.sandbox().key_requests(approved), _page()))
+
+
+@bp.get("/requests/<request_id>")
+def get_request(request_id: str) -> Response:
+    """One key request, bare, with its developer and catalogue entries embedded."""
+    return jsonify(base.sandbox().read_key_request(request_id))
+
+
+@bp.post("/requests")
+def create_request() -> Response:
+    """Store a key request; the answer's Message is the new id."""
+    try:
+        body = json.loads(request.get_data())
+    except ValueError:
+        # Tyk CONTRACT §3.0: Tyk answers an undecodable body with 403, not 400.
+        raise SandboxError(403, MALFORMED) from None
+    return base.ok(base.sandbox().submit_key_request(body))
+
+
+@bp.put("/requests/approve/<request_id>")
+def approve_request(request_id: str) -> Response:
+    """Approve a key request and answer the new credentials."""
+    return jsonify(base.sandbox().approve_key_request(request_id))
+
+
+@bp.delete("/requests/<request_id>")
+def delete_request(request_id: str) -> Response:
+    """Delete (decline) a key request."""
+    base.sandbox().delete_key_request(request_id)
+    return base.ok("Data deleted")
+
+
+# ----- developers (Tyk CONTRACT §3.2) -----------------------------------------------------
+
+
+@bp.get("/developers")
+def list_developers() -> Response:
+    """List developers, paged."""
+    return jsonify(paginate(base.sandbox().developers(), _page()))
+
+
+@bp.get("/developers/<developer_id>")
+def get_developer(developer_id: str) -> Response:
+    """One developer, bare."""
+    return jsonify(base.sandbox().read_developer(developer_id))
+
+
+@bp.get("/developers/email/<path:email>")
+def get_developer_by_email(email: str) -> Response:
+    """One developer by (URL-encoded) email, bare."""
+    return jsonify(base.sandbox().read_developer_by_email(email))
+
+
+@bp.delete("/developers/<developer_id>/keys/<key_id>")
+def revoke_developer_key(developer_id: str, key_id: str) -> Response:
+    """Revoke one of a developer's keys by the id in its `keys` map (the hash when hashed)."""
+    base.sandbox().revoke_developer_key(developer_id, key_id)
+    return base.ok("Key deleted successfully.")
+
+
+# ----- policies, catalogue, configuration (Tyk CONTRACT §3.3-§3.5) ------------------------
+
+
+@bp.get("/policies")
+def list_policies() -> Response:
+    """List policies, paged; `active=<anything>` keeps only active ones."""
+    # Tyk CONTRACT §3.3: any non-empty value of `active` filters.
+    active_only = bool(request.args.get("active"))
+    return jsonify(paginate(base.sandbox().policies(active_only), _page()))
+
+
+@bp.get("/policies/<policy_id>")
+def get_policy(policy_id: str) -> Response:
+    """One policy, bare."""
+    return jsonify(base.sandbox().read_policy(policy_id))
+
+
+@bp.get("/catalogue")
+def get_catalogue() -> Response:
+    """The single catalogue document."""
+    return jsonify(base.sandbox().catalogue())
+
+
+@bp.get("/configuration")
+def get_configuration() -> Response:
+    """The portal configuration."""
+    return jsonify(base.sandbox().configuration())
