@@ -13,15 +13,18 @@ from approver.errors import ApproverError
 
 def cmd_web(args) -> int:
     """Run the web tier under gunicorn."""
-    from gunicorn.app.base import BaseApplication
+    from gunicorn.app.base import Application
 
     from approver.web import create_app
 
     app = create_app(config.from_env())  # fail here, with a clear message, not in a worker
 
-    class Web(BaseApplication):
+    class Web(Application):
+        def init(self, parser, opts, args):
+            return None
+
         def load_config(self):
-            self.load_config_from_file(args.config)
+            self.load_config_from_module_name_or_filename(args.config)
             if args.bind:
                 self.cfg.set("bind", args.bind)
             if args.workers:

@@ -26,9 +26,11 @@ SAMPLES = (
 )
 
 
-def _wait_http(url: str, timeout: float = 20.0) -> None:
+def _wait_http(url: str, procs, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise ApproverError("a service process exited at start; see the service log")
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return
@@ -80,7 +82,7 @@ def main(once: bool = False, port: int = 8000) -> int:
                          env=env, stdout=log_file, stderr=log_file),
     ]
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        _wait_http(f"http://127.0.0.1:{port}/healthz", procs)
         print(f"tyk-approver demo: web tier http://127.0.0.1:{port}, "
               f"sandbox Dashboard {sandbox_server.url}, Redis {redis_server.url}")
         print(f"service logs: {log_path}\n")
@@ -107,6 +109,9 @@ def main(once: bool = False, port: int = 8000) -> int:
                     print(_describe(entry))
     except KeyboardInterrupt:
         return 0
+    except ApproverError:
+        print(f"service log ({log_path}):\n" + log_path.read_text()[-3000:], file=sys.stderr)
+        raise
     finally:
         for proc in procs:
             proc.terminate()

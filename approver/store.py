@@ -24,6 +24,7 @@ DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED = (
 )
 FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
 
+_JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies")
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -57,9 +58,9 @@ class Store:
         if not raw:
             return None
         record = {k.decode(): v.decode() for k, v in raw.items()}
-        for name in ("trace", "facts", "key_ids", "wait"):
+        for name in _JSON_FIELDS:
             if name in record:
-                record[name] = json.loads(record[name])
+                record[name] = json.loads(record[name]) if record[name] else None
         return record
 
     def states(self, request_ids: list[str]) -> list[str | None]:

@@ -106,6 +106,9 @@ class Sandbox:
         self._faults: list[Fault] = []
         self._calls: deque[dict] = deque(maxlen=CALL_LOG_LIMIT)
         self._seq = itertools.count(1)
+        # Every RawKey, Password and OAuth secret handed out, kept only so that tests can
+        # search logs and Redis for them; a real Dashboard shows them once.
+        self._issued: list[str] = []
         self._load()
 
     # ----- loading -------------------------------------------------------------------------
@@ -364,7 +367,15 @@ class Sandbox:
                 self._issue_key(dev, policies, raw, auth_type)
                 result = {"RawKey": raw, "Password": ""}
             req["approved"] = True
+            self._issued.extend(
+                v for k, v in result.items() if k in ("RawKey", "Password", "secret") and v
+            )
             return result
+
+    def issued_secrets(self) -> list[str]:
+        """The raw keys, passwords and OAuth secrets this sandbox has issued (for leak tests)."""
+        with self._lock:
+            return list(self._issued)
 
     def _issue_key(self, dev: dict, policies: list[str], raw: str, auth_type: str) -> str:
         """Record a new key on the developer and in the key store; return its key id."""
