@@ -1,0 +1,265 @@
+"""Loading rule files: discovery, YAML with lines, JSON Schema, semantic checks, compilation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from approver.rules.conditions import Parser, compile_node
+from approver.rules.errors import Problem, RulesError
+from approver.rules.registry import Registry, default_registry, suggest
+from approver.rules.ruleset import Rule, RuleSet, WaitSpec, parse_template
+from approver.rules.values import parse_duration
+from approver.rules.yamlsource import Located, SourceError, load_located
+
+RULE_SUFFIXES = (".yaml", ".yml")
+DEFAULT_OUTCOME = "review"
+OUTCOMES_ON_TIMEOUT = ("approve", "deny", "review")
+
+
+@cache
+def schema() -> dict:
+    """The rules-file JSON Schema (Draft 2020-12) shipped as `schema.json`."""
+    return json.loads(resources.files("approver.rules").joinpath("schema.json").read_text())
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+def rule_files(path: str | Path) -> list[Path]:
+    """The rule files at `path`: the file itself, or a folder's `*.yaml`/`*.yml` in name order."""
+    path = Path(path)
+    if path.is_dir():
+        # Only the folder's own files: `tests/` (and any other subfolder) holds no rules.
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in RULE_SUFFIXES)
+    return [path]
+
+
+def load_rules(path: str | Path, registry: Registry | None = None) -> RuleSet:
+    """Load and compile the rules at `path`; raise RulesError listing every problem."""
+    ruleset, problems = _load(path, registry)
+    if problems:
+        raise RulesError(problems)
+    assert ruleset is not None
+    return ruleset
+
+
+def check(path: str | Path, registry: Registry | None = None) -> list[Problem]:
+    """Every problem in the rules at `path` (empty when they load)."""
+    return _load(path, registry)[1]
+
+
+def _load(path: str | Path, registry: Registry | None) -> tuple[RuleSet | None, list[Problem]]:
+    registry = registry if registry is not None else default_registry()
+    problems: list[Problem] = []
+    files = rule_files(path)
+    if not files:
+        return None, [Problem(str(path), 0, "no *.yaml or *.yml rule files in this folder")]
+    digest = hashlib.sha256()
+    rules: list[Rule] = []
+    seen_ids: dict[str, Rule] = {}
+    default: tuple[str, str, int] | None = None  # outcome, file, line
+    facts_used: set[str] = set()
+    for file in files:
+        name = str(file)
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(name, 0, f"cannot read: {exc.strerror or exc}"))
+            continue
+        digest.update(file.name.encode() + b"\0" + raw + b"\0")
+        located = _parse(name, raw, problems)
+        if located is None:
+            continue
+        data = located.data
+        problems += _schema_problems(name, located)
+        if not isinstance(data, dict):
+            continue
+        if "default" in data and isinstance(data["default"], str):
+            line = located.line(("default",))
+            if default is None:
+                default = (data["default"], name, line)
+            elif default[0] != data["default"]:
+                problems.append(
+                    Problem(
+                        name,
+                        line,
+                        f"default {data['default']!r} conflicts with {default[0]!r} "
+                        f"set in {default[1]}:{default[2]}",
+                    )
+                )
+        items = data.get("rules")
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            rule = _rule(item, ("rules", index), name, located, registry, problems, facts_used)
+            if rule is None:
+                continue
+            if rule.id in seen_ids:
+                first = seen_ids[rule.id]
+                problems.append(
+                    Problem(
+                        name,
+                        located.line(("rules", index, "id")),
+                        f"duplicate rule id {rule.id!r} "
+                        f"(first defined at {first.file}:{first.line})",
+                    )
+                )
+                continue
+            seen_ids[rule.id] = rule
+            rules.append(rule)
+    if problems:
+        return None, sorted(set(problems), key=lambda p: (str(p.file), p.line, p.message))
+    ruleset = RuleSet(
+        rules=tuple(rules),
+        default=default[0] if default else DEFAULT_OUTCOME,
+        revision=digest.hexdigest()[:12],
+        files=tuple(str(f) for f in files),
+        facts_used=frozenset(facts_used),
+    )
+    return ruleset, []
+
+
+def _parse(name: str, raw: bytes, problems: list[Problem]) -> Located | None:
+    try:
+        located = load_located(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(name, 1, f"not UTF-8 text: {exc.reason}"))
+        return None
+    except SourceError as exc:
+        problems.append(Problem(name, exc.line, str(exc)))
+        return None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        what = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        problems.append(
+            Problem(name, line, f"YAML syntax: {what}" + (f" ({context})" if context else ""))
+        )
+        return None
+    problems += [Problem(name, line, message) for line, message in located.duplicates]
+    if located.data is None:
+        problems.append(Problem(name, 1, "empty file; expected a mapping with version: 1"))
+        return None
+    return located
+
+
+def _schema_problems(name: str, located: Located) -> list[Problem]:
+    problems = []
+    for error in _validator().iter_errors(located.data):
+        path = tuple(error.absolute_path)
+        # Conditions get clearer messages (with valid names) from the semantic parser.
+        if len(path) >= 3 and path[0] == "rules" and path[2] == "when":
+            continue
+        if error.context:
+            error = best_match(error.context)
+            path = tuple(error.absolute_path)
+        problems.append(_schema_problem(name, located, error, path))
+    return problems
+
+
+def _schema_problem(name: str, located: Located, error: ValidationError, path: tuple) -> Problem:
+    where = _dotted(path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        if extra:
+            key = extra[0]
+            message = f"unexpected key {key!r}; {suggest(str(key), allowed)}"
+            return Problem(
+                name, located.line((*path, key)), f"{where}: {message}" if where else message
+            )
+    message = error.message
+    return Problem(name, located.line(path), f"{where}: {message}" if where else message)
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _rule(
+    item: dict,
+    path: tuple,
+    name: str,
+    located: Located,
+    registry: Registry,
+    problems: list[Problem],
+    facts_used: set[str],
+) -> Rule | None:
+    rule_id = item.get("id")
+    outcome = item.get("then")
+    before = len(problems)
+    parser = Parser(registry, name, lambda p: located.line(p))
+    condition = parser.parse(item.get("when"), (*path, "when"))
+    problems += parser.problems
+    facts_used |= parser.facts_used
+    wait = _wait(item, path, name, located, problems)
+    reason = item.get("reason")
+    reason_parts: tuple = ()
+    if isinstance(reason, str):
+        reason_parts = parse_template(reason)
+        for kind, value in reason_parts:
+            if kind == "fact" and registry.lookup_fact(value) is None:
+                problems.append(
+                    Problem(
+                        name,
+                        located.line((*path, "reason")),
+                        f"reason names unknown fact {{{value}}}; "
+                        f"{suggest(value, registry.fact_names())}",
+                    )
+                )
+            elif kind == "fact":
+                facts_used.add(value)
+    if len(problems) > before or not isinstance(rule_id, str) or not isinstance(outcome, str):
+        return None
+    return Rule(
+        id=rule_id,
+        outcome=outcome,
+        file=name,
+        line=located.line(path),
+        condition=condition,
+        reason=reason if isinstance(reason, str) else None,
+        wait=wait,
+        description=item.get("description") or "",
+        match=compile_node(condition),
+        reason_parts=reason_parts,
+    )
+
+
+def _wait(
+    item: dict, path: tuple, name: str, located: Located, problems: list[Problem]
+) -> WaitSpec | None:
+    spec = item.get("wait")
+    if spec is not None and item.get("then") != "wait":
+        problems.append(
+            Problem(name, located.line((*path, "wait")), "wait: is only allowed with then: wait")
+        )
+        return None
+    if not isinstance(spec, dict):
+        return None
+    seconds = parse_duration(spec.get("timeout"))
+    if "timeout" in spec and seconds is None:
+        problems.append(
+            Problem(
+                name,
+                located.line((*path, "wait", "timeout")),
+                f"bad duration {spec.get('timeout')!r}; use e.g. 90s, 30m, 72h, 2d",
+            )
+        )
+        return None
+    if not isinstance(spec.get("for"), str) or spec.get("on_timeout") not in OUTCOMES_ON_TIMEOUT:
+        return None  # the schema has reported it
+    return WaitSpec(spec["for"], seconds or 0, spec["on_timeout"])

@@ -1,0 +1,210 @@
+"""The rule vocabulary: fact and operator definitions, kept in registries."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX_SUFFIX = ".*"
+
+
+@dataclass(frozen=True)
+class FactDef:
+    """A fact: its name (`a.b` or a prefix `a.b.*`), how to compute it, its type label."""
+
+    name: str
+    fn: Callable[..., Any]
+    type: str = "string"
+    description: str = ""
+    # Plugin facts run in a worker thread with a timeout; built-in ones run inline.
+    plugin: bool = False
+
+    @property
+    def is_prefix(self) -> bool:
+        """Whether this fact stands for a family `prefix.<name>`."""
+        return self.name.endswith(PREFIX_SUFFIX)
+
+    @property
+    def display_name(self) -> str:
+        """The name as documented: `request.fields.<name>` for a prefix fact."""
+        return self.name[: -len(PREFIX_SUFFIX)] + ".<name>" if self.is_prefix else self.name
+
+
+@dataclass(frozen=True)
+class OperatorDef:
+    """An operator: `fn(actual, prepared_expected) -> bool`, `prepare(expected)` run at load."""
+
+    name: str
+    fn: Callable[[Any, Any], bool]
+    description: str = ""
+    # Raises ValueError/TypeError with a message when the rule's argument is unusable.
+    prepare: Callable[[Any], Any] | None = None
+    # Only `exists` looks at UNKNOWN; every other operator is "unknown" on it.
+    accepts_unknown: bool = False
+
+
+class Registry:
+    """Facts and operators known to rules; the loader rejects any name not in here."""
+
+    def __init__(self) -> None:
+        self.facts: dict[str, FactDef] = {}
+        self.operators: dict[str, OperatorDef] = {}
+        self._prefixes: list[tuple[str, FactDef]] = []
+
+    def add_fact(self, definition: FactDef) -> FactDef:
+        """Register a fact definition, replacing one of the same name."""
+        self.facts[definition.name] = definition
+        self._prefixes = sorted(
+            ((d.name[:-1], d) for d in self.facts.values() if d.is_prefix),
+            key=lambda item: -len(item[0]),  # longest prefix wins
+        )
+        return definition
+
+    def add_operator(self, definition: OperatorDef) -> OperatorDef:
+        """Register an operator definition, replacing one of the same name."""
+        self.operators[definition.name] = definition
+        return definition
+
+    def update(self, other: Registry) -> Registry:
+        """Copy every definition of `other` into this registry."""
+        for definition in other.facts.values():
+            self.add_fact(definition)
+        for op in other.operators.values():
+            self.add_operator(op)
+        return self
+
+    def copy(self) -> Registry:
+        """A new registry with the same definitions."""
+        return Registry().update(self)
+
+    def lookup_fact(self, name: str) -> tuple[FactDef, str | None] | None:
+        """The definition for a fact name and, for a prefix fact, the part after the prefix."""
+        definition = self.facts.get(name)
+        if definition is not None and not definition.is_prefix:
+            return definition, None
+        for prefix, definition in self._prefixes:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return definition, name[len(prefix) :]
+        return None
+
+    def fact(
+        self, name: str, *, type: str = "string", description: str = "", plugin: bool = False
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering `fn(context)` (or `fn(context, suffix)` for `x.*`) here."""
+        return fact(name, type=type, description=description, plugin=plugin, registry=self)
+
+    def operator(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        prepare: Callable[[Any], Any] | None = None,
+        accepts_unknown: bool = False,
+    ) -> Callable[[Callable[[Any, Any], bool]], Callable[[Any, Any], bool]]:
+        """Decorator registering `fn(actual, expected) -> bool` here."""
+        return operator(
+            name,
+            description=description,
+            prepare=prepare,
+            accepts_unknown=accepts_unknown,
+            registry=self,
+        )
+
+    def fact_names(self) -> list[str]:
+        """Every fact name as documented (`request.fields.<name>` for prefixes), sorted."""
+        return sorted(d.display_name for d in self.facts.values())
+
+
+def fact(
+    name: str,
+    *,
+    type: str = "string",
+    description: str = "",
+    plugin: bool = False,
+    registry: Registry | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator declaring a fact; registers it in `registry` (default: the module one).
+
+    The function gets `.fact_def`, so a plugin may also export a list of such functions.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        definition = FactDef(name, fn, type, description or _first_line(fn.__doc__), plugin)
+        fn.fact_def = definition  # type: ignore[attr-defined]
+        (REGISTRY if registry is None else registry).add_fact(definition)
+        return fn
+
+    return decorate
+
+
+def operator(
+    name: str,
+    *,
+    description: str = "",
+    prepare: Callable[[Any], Any] | None = None,
+    accepts_unknown: bool = False,
+    registry: Registry | None = None,
+) -> Callable[[Callable[[Any, Any], bool]], Callable[[Any, Any], bool]]:
+    """Decorator declaring an operator; registers it in `registry` (default: the module one)."""
+
+    def decorate(fn: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+        definition = OperatorDef(
+            name, fn, description or _first_line(fn.__doc__), prepare, accepts_unknown
+        )
+        fn.operator_def = definition  # type: ignore[attr-defined]
+        (REGISTRY if registry is None else registry).add_operator(definition)
+        return fn
+
+    return decorate
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+
+
+def suggest(name: str, valid: Iterable[str]) -> str:
+    """`valid: a, b, c` with the closest matches to `name` first."""
+    names = sorted(set(valid))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    ordered = close + [n for n in names if n not in close]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}valid: {', '.join(ordered)}"
+
+
+# The module-level registry: what `fact`/`operator` register into when given no registry,
+# and (after `default_registry()`) the built-ins plus every installed plugin.
+REGISTRY = Registry()
+BUILTINS = Registry()
+_default_ready = False
+_default_lock = threading.Lock()
+
+
+def builtin_registry() -> Registry:
+    """A fresh registry holding the built-in facts and operators only (no plugins)."""
+    from approver.rules import facts, operators  # noqa: F401 - they register into BUILTINS
+
+    return BUILTINS.copy()
+
+
+def default_registry() -> Registry:
+    """The module registry: built-ins plus installed plugins, loaded once."""
+    global _default_ready
+    if not _default_ready:
+        with _default_lock:
+            if not _default_ready:
+                from approver.rules.plugins import load_plugins
+
+                # Names registered here before (by a `@fact` without registry=) win.
+                builtins = builtin_registry()
+                for name, definition in builtins.facts.items():
+                    if name not in REGISTRY.facts:
+                        REGISTRY.add_fact(definition)
+                for name, op in builtins.operators.items():
+                    if name not in REGISTRY.operators:
+                        REGISTRY.add_operator(op)
+                load_plugins(REGISTRY)
+                _default_ready = True
+    return REGISTRY
