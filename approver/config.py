@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,9 @@ class Settings:
     body_limit: int = 64 * 1024
     retry_delays: tuple[int, ...] = (1, 5, 15, 60, 300)
     dashboard_timeout: float = 10.0
+    secret_key: bytes = field(default=b"", repr=False)
+    paid_policy_tags: tuple[str, ...] = ("paid",)
+    past_due_grace: int | None = None
 
     @property
     def shadow(self) -> bool:
@@ -119,6 +123,34 @@ def _delays(name: str, value: str | None, default: tuple[int, ...]) -> tuple[int
     return delays
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(name: str, value: str | None) -> int | None:
+    if not value:
+        return None
+    text = value.strip().lower()
+    try:
+        if text[-1:] in _UNITS:
+            return int(text[:-1]) * _UNITS[text[-1]]
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a duration like 90s, 30m, 72h or 3d, "
+                          f"got {value!r}") from None
+
+
+def _secret_key(value: str | None, tokens: tuple[str, ...]) -> bytes:
+    # Hand-off state and status links are signed with this key. Without one set, it is
+    # derived from the first webhook token, so rotating that token expires old links.
+    if value:
+        if len(value) < 32:
+            raise ConfigError("APPROVER_SECRET_KEY must be at least 32 characters")
+        return value.encode()
+    if tokens:
+        return hashlib.sha256(b"tyk-approver signing key\0" + tokens[0].encode()).digest()
+    return b""
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
@@ -129,13 +161,19 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     redis_name = "APPROVER_REDIS_URL" if env.get("APPROVER_REDIS_URL") else "REDIS_URL"
     _url(redis_name, redis_url, ("redis", "rediss", "unix"))
     secret = env.get("APPROVER_DASHBOARD_SECRET") or None
+    tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"))
     return Settings(
         dashboard_url=_url(
             "APPROVER_DASHBOARD_URL", env.get("APPROVER_DASHBOARD_URL"), ("http", "https")
         ),
         dashboard_secret=secret.strip() if secret else None,
         redis_url=redis_url,
-        webhook_tokens=_secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS")),
+        webhook_tokens=tokens,
+        secret_key=_secret_key(env.get("APPROVER_SECRET_KEY"), tokens),
+        paid_policy_tags=tuple(
+            t.strip() for t in env.get("APPROVER_PAID_POLICY_TAGS", "paid").split(",") if t.strip()
+        ),
+        past_due_grace=_duration("APPROVER_PAST_DUE_GRACE", env.get("APPROVER_PAST_DUE_GRACE")),
         billing_secrets=_secrets(
             "APPROVER_BILLING_SECRETS", env.get("APPROVER_BILLING_SECRETS"), prefix="whsec_"
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -13,6 +14,9 @@ from approver.runtime import Runtime
 from approver.tyk import KeyRequest, NotFound
 
 log = logging.getLogger(__name__)
+
+# States from which a recorded approve/deny is carried on rather than decided again.
+_RESUMABLE = (st.APPLYING, st.DECIDED, st.FAILED)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ def gather(rt: Runtime, request: KeyRequest) -> FactContext:
         try:
             policies[policy_id] = rt.dashboard.get_policy(policy_id).raw
         except NotFound:
-            # Tyk stores requests for policies that do not exist (CONTRACT §3.1): the
+            # Tyk stores requests for policies that do not exist (Tyk CONTRACT §3.1): the
             # policy facts are then unknown, which fails safe to review.
             log.warning("key request %s names unknown policy %s", request.id, policy_id)
     billing = rt.store.billing(request.developer_id) if request.developer_id else None
@@ -58,63 +62,125 @@ def run(rt: Runtime, request_id: str, trigger: str) -> Result:
         state = rt.store.state(request_id)
         if state and state["state"] in st.FINAL_STATES:
             return Result(request_id, state["state"], state.get("outcome"), state.get("rule"))
-        try:
-            request = rt.dashboard.get_key_request(request_id)
-        except NotFound:
-            return _skip(rt, request_id, trigger, "the key request no longer exists in Tyk")
-        if state and state["state"] in (st.APPLYING, st.DECIDED, st.FAILED):
+        request = _pending(rt, request_id, trigger, state)
+        if request is None:
+            return Result(request_id, st.SKIPPED)
+        if state and state["state"] in _RESUMABLE:
             # Resume the recorded decision: re-deciding could contradict what was logged.
             return _apply(rt, request, state, trigger)
-        if request.approved:
-            return _skip(rt, request_id, trigger, "the key request was already approved in Tyk")
-        return _decide_and_apply(rt, request, trigger)
+        return _decide_and_apply(rt, request, trigger, state)
 
 
-def _skip(rt: Runtime, request_id: str, trigger: str, why: str) -> Result:
-    rt.store.save_state(request_id, state=st.SKIPPED, reason=why, updated_at=st.now_iso())
-    rt.store.log("skipped", request_id, reason=why, trigger=trigger)
-    log.info("key request %s skipped: %s", request_id, why)
-    return Result(request_id, st.SKIPPED, reason=why)
+def decide_explicitly(rt: Runtime, request_id: str, outcome: str, reason: str,
+                      source: str) -> Result:
+    """Apply a decision made elsewhere (a billing system), if the request is still pending."""
+    with rt.store.lock(request_id):
+        state = rt.store.state(request_id) or {}
+        if state.get("state") in _RESUMABLE:
+            return _apply(rt, rt.dashboard.get_key_request(request_id), state, source)
+        request = _pending(rt, request_id, source, state, record=False)
+        if request is None:
+            why = "the key request is no longer pending in Tyk"
+            rt.store.log("refused", request_id, outcome=outcome, reason=reason,
+                         trigger=source, why=why)
+            log.info("explicit %s of key request %s refused: %s", outcome, request_id, why)
+            return Result(request_id, "refused", outcome, reason=why)
+        record = _record(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
+                         reason=reason, revision="", decided_by=source)
+        return _apply(rt, request, record, source)
 
 
-def _decide_and_apply(rt: Runtime, request: KeyRequest, trigger: str) -> Result:
-    ruleset = rt.rules.current()
-    facts = Facts(gather(rt, request))
-    decision = evaluate(ruleset, facts)
-    decision_id = uuid.uuid4().hex
+def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
+             record: bool = True) -> KeyRequest | None:
+    """The request as Tyk has it now, or None (recorded as skipped) if it is not pending."""
+    try:
+        request = rt.dashboard.get_key_request(request_id)
+    except NotFound:
+        request, why = None, "the key request no longer exists in Tyk"
+    else:
+        why = "the key request was already approved in Tyk" if request.approved else None
+    if why is None:
+        return request
+    if state and state["state"] in _RESUMABLE:
+        # A crash after Tyk applied our decision but before we recorded it: done.
+        rt.store.save_state(request_id, state=st.APPLIED, applied_at=st.now_iso(),
+                            already_processed=True)
+        rt.store.log("applied", request_id, outcome=state.get("outcome"), trigger=trigger,
+                     already_processed=True, decision_id=state.get("decision_id"))
+    elif record:
+        rt.store.save_state(request_id, state=st.SKIPPED, reason=why, updated_at=st.now_iso())
+        rt.store.log("skipped", request_id, reason=why, trigger=trigger)
+        log.info("key request %s skipped: %s", request_id, why)
+    if state and state.get("state") == st.WAITING:
+        rt.store.unpark(request_id, state.get("developer_id"))
+    return None
+
+
+def _decide_and_apply(rt: Runtime, request: KeyRequest, trigger: str,
+                      previous: dict | None) -> Result:
+    decision = evaluate(rt.rules.current(), Facts(gather(rt, request)))
+    outcome, rule, reason = decision.outcome, decision.rule_id, decision.reason
+    wait = None
+    if outcome == "wait":
+        deadline = float((previous or {}).get("deadline") or 0) or (
+            time.time() + decision.wait.timeout_seconds)
+        if time.time() >= deadline:
+            # The wait is over: its on_timeout outcome decides now.
+            outcome = decision.wait.on_timeout
+            reason = f"{reason} (waited past the deadline: {outcome})"
+        else:
+            wait = {**decision.wait.to_dict(), "deadline": deadline}
+    record = _record(
+        rt, request, trigger, outcome=outcome, rule=rule or "", reason=reason,
+        revision=decision.revision, trace=decision.trace, facts=decision.facts, wait=wait,
+        waited_since=(previous or {}).get("waited_since") or (st.now_iso() if wait else ""),
+    )
+    if previous and previous.get("state") == st.WAITING and not wait:
+        rt.store.unpark(request.id, request.developer_id)
+    if record["state"] != st.APPLYING:
+        return Result(request.id, record["state"], outcome, rule, reason)
+    return _apply(rt, request, record, trigger)
+
+
+def _record(rt: Runtime, request: KeyRequest, trigger: str, *, outcome: str, rule: str,
+            reason: str, revision: str, wait: dict | None = None, **extra) -> dict:
+    """Write the decision to the request's state and the log before anything is applied."""
+    needs_call = outcome in ("approve", "deny") and not rt.settings.shadow
+    if rt.settings.shadow:
+        state = st.SHADOWED
+    elif wait:
+        state = st.WAITING
+    else:
+        state = st.APPLYING if needs_call else st.APPLIED
     record = {
-        "decision_id": decision_id,
-        "outcome": decision.outcome,
-        "rule": decision.rule_id or "",
-        "reason": decision.reason,
-        "revision": decision.revision,
+        "state": state,
+        "decision_id": uuid.uuid4().hex,
+        "outcome": outcome,
+        "rule": rule,
+        "reason": reason,
+        "revision": revision,
         "trigger": trigger,
         "developer_id": request.developer_id,
         "policies": list(request.policies),
         "decided_at": st.now_iso(),
         "mode": rt.settings.mode,
+        "wait": wait,
+        "deadline": wait["deadline"] if wait else "",
+        **extra,
     }
-    needs_call = decision.outcome in ("approve", "deny") and not rt.settings.shadow
-    state = st.APPLYING if needs_call else (st.SHADOWED if rt.settings.shadow else st.APPLIED)
-    rt.store.save_state(
-        request.id, state=state, trace=decision.trace, facts=decision.facts,
-        wait=decision.wait.__dict__ if decision.wait else None, **record,
-    )
-    rt.store.log("decided", request.id, trace=decision.trace, facts=decision.facts, **record)
-    log.info(
-        "key request %s decided %s by %s: %s", request.id, decision.outcome,
-        decision.rule_id or "default", decision.reason,
-    )
-    if not needs_call:
-        return Result(request.id, state, decision.outcome, decision.rule_id, decision.reason)
-    return _apply(rt, request, {**record, "state": state}, trigger)
+    rt.store.save_state(request.id, **record)
+    if wait:
+        rt.store.park(request.id, request.developer_id, wait["deadline"])
+    rt.store.log("decided", request.id, **{k: v for k, v in record.items() if k != "state"})
+    log.info("key request %s decided %s by %s: %s", request.id, outcome, rule or "default",
+             reason)
+    return record
 
 
 def _apply(rt: Runtime, request: KeyRequest, record: dict, trigger: str) -> Result:
     """Carry a recorded approve or deny out in Tyk; an answer of 'already done' is done."""
     outcome = record["outcome"]
     rt.store.save_state(request.id, state=st.APPLYING, updated_at=st.now_iso())
-    fields = {}
     try:
         if outcome == "approve":
             approval = rt.dashboard.approve_key_request(request)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,10 +18,11 @@ LOG_MAXLEN = 1_000_000
 
 # Request states. "applying" is written before any Dashboard call (an outbox), so a crash
 # between deciding and applying is resumed from the recorded decision, never re-decided.
-DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED = (
-    "decided", "applying", "applied", "failed", "skipped", "shadowed"
+DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING = (
+    "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting"
 )
 FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
+WAITS_KEY = PREFIX + "waiting"
 
 _JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies")
 _RELEASE = """
@@ -138,13 +138,35 @@ class Store:
         raw = self.redis.hgetall(f"{PREFIX}keys:{developer_id}")
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
+    # -- requests waiting for a fact (billing) ------------------------------------------
+    def park(self, request_id: str, developer_id: str, deadline: float) -> None:
+        """Remember a waiting request: by deadline, and under its developer."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(WAITS_KEY, {request_id: deadline})
+        pipe.sadd(f"{WAITS_KEY}:developer:{developer_id}", request_id)
+        pipe.execute()
+
+    def unpark(self, request_id: str, developer_id: str | None) -> None:
+        """Forget a request that no longer waits."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(WAITS_KEY, request_id)
+        if developer_id:
+            pipe.srem(f"{WAITS_KEY}:developer:{developer_id}", request_id)
+        pipe.execute()
+
+    def waiting_for(self, developer_id: str) -> list[str]:
+        """The requests of one developer that wait."""
+        members = self.redis.smembers(f"{WAITS_KEY}:developer:{developer_id}")
+        return sorted(m.decode() for m in members)
+
+    def waiting(self, due_before: float | None = None) -> list[tuple[str, float]]:
+        """Waiting requests with their deadlines, soonest first; only overdue ones if asked."""
+        top = "+inf" if due_before is None else due_before
+        return [(m.decode(), score) for m, score in
+                self.redis.zrangebyscore(WAITS_KEY, "-inf", top, withscores=True)]
+
     # -- billing state (filled by billing events; read by the billing.* facts) -----------
     def billing(self, developer_id: str) -> dict | None:
         """The latest billing state of a developer, or None if never heard of."""
         raw = self.redis.hgetall(f"{PREFIX}billing:{developer_id}")
         return {k.decode(): v.decode() for k, v in raw.items()} or None
-
-
-def monotonic_ms() -> int:
-    """Milliseconds on a clock that never goes back (durations only)."""
-    return int(time.monotonic() * 1000)

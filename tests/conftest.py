@@ -65,6 +65,7 @@ def settings(sandbox, redis_server, redis_conn):
         rules_path=ROOT / "rules",
         retry_delays=(1, 1, 1),
         dashboard_timeout=2.0,
+        secret_key=b"test-signing-key-0123456789abcdef",
     )
 
 
