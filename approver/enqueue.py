@@ -31,7 +31,9 @@ def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
             DECIDE, request_id, trigger,
             job_id=decide_job_id(request_id), unique=True,
             retry=Retry(max=len(retry_delays), interval=list(retry_delays)),
-            job_timeout=JOB_TIMEOUT, result_ttl=300, failure_ttl=30 * 86400,
+            # No result kept: the request's state in Redis is the result, and a finished
+            # job must not block the next trigger (a billing change, a deadline).
+            job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=30 * 86400,
             description=f"decide key request {request_id} ({trigger})",
             pipeline=pipeline,
         )

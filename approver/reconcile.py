@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from approver import enqueue
@@ -20,10 +21,13 @@ class Pass:
     queued: list[str] = field(default_factory=list)
     already_queued: int = 0
     decided: int = 0
+    waiting: int = 0
+    overdue: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"pending": self.pending, "queued": self.queued,
-                "already_queued": self.already_queued, "decided": self.decided}
+                "already_queued": self.already_queued, "decided": self.decided,
+                "waiting": self.waiting, "overdue": self.overdue}
 
 
 def run(rt: Runtime) -> Pass:
@@ -31,18 +35,31 @@ def run(rt: Runtime) -> Pass:
     result = Pass()
     pending = [r.id for r in rt.dashboard.list_key_requests(approved=False)]
     result.pending = len(pending)
+    overdue = {request_id for request_id, _ in rt.store.waiting(due_before=time.time())}
     # Requests left mid-way (decided, applying, failed) are queued again: the pipeline
-    # resumes them from the recorded decision.
+    # resumes them from the recorded decision. Waiting ones are queued once their deadline
+    # passed, so that their on_timeout outcome applies.
     for request_id, state in zip(pending, rt.store.states(pending), strict=True):
         if state in st.FINAL_STATES:
             result.decided += 1
+        elif state == st.WAITING and request_id not in overdue:
+            result.waiting += 1
         elif not enqueue.ID_PATTERN.match(request_id):
             log.warning("pending key request with an unusable id %r left alone", request_id)
-        elif enqueue.decision(rt.queue, request_id, "reconciler",
-                                   rt.settings.retry_delays):
+        elif enqueue.decision(rt.queue, request_id,
+                              "deadline" if request_id in overdue else "reconciler",
+                              rt.settings.retry_delays):
             result.queued.append(request_id)
+            if request_id in overdue:
+                result.overdue.append(request_id)
         else:
             result.already_queued += 1
-    log.info("reconciler: %d pending, %d queued, %d already queued, %d decided",
-             result.pending, len(result.queued), result.already_queued, result.decided)
+    # An overdue wait whose request left Tyk's pending list (approved or deleted by a
+    # human) is queued too: the pipeline sees it is no longer pending and forgets the wait.
+    for request_id in sorted(overdue - set(pending)):
+        if enqueue.decision(rt.queue, request_id, "deadline", rt.settings.retry_delays):
+            result.overdue.append(request_id)
+    log.info("reconciler: %d pending, %d queued (%d overdue waits), %d already queued, "
+             "%d decided, %d waiting", result.pending, len(result.queued), len(result.overdue),
+             result.already_queued, result.decided, result.waiting)
     return result
