@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from approver import decide, enqueue, reconcile, runtime
+from approver.billing import react
 from approver.store import Locked
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,16 @@ def decide_request(request_id: str, trigger: str = "webhook") -> dict:
         # reconciler brings the request back): nothing is lost by stepping aside.
         log.info("key request %s is locked by another worker; leaving it", request_id)
         return {"request_id": request_id, "state": "locked"}
+
+
+def billing_event(event: dict) -> dict:
+    """RQ job: act on a verified billing event (plain JSON, as the web tier queued it)."""
+    return react.handle(runtime.current(), event)
+
+
+def past_due_check(developer_id: str, occurred_at: str) -> dict:
+    """RQ job: revoke paid keys if the developer is still past due after the grace period."""
+    return react.past_due_check(runtime.current(), developer_id, occurred_at)
 
 
 def reconcile_pass() -> dict:

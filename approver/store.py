@@ -138,6 +138,13 @@ class Store:
         raw = self.redis.hgetall(f"{PREFIX}keys:{developer_id}")
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
+    def mark_revoked(self, developer_id: str, key_id: str, reason: str) -> None:
+        """Note that a key we approved has been revoked (kept for the record)."""
+        key = f"{PREFIX}keys:{developer_id}"
+        about = json.loads(self.redis.hget(key, key_id) or "{}")
+        about.update(revoked_at=now_iso(), revoked_because=reason)
+        self.redis.hset(key, key_id, json.dumps(about, sort_keys=True))
+
     # -- requests waiting for a fact (billing) ------------------------------------------
     def park(self, request_id: str, developer_id: str, deadline: float) -> None:
         """Remember a waiting request: by deadline, and under its developer."""

@@ -1,5 +1,8 @@
 """Shared fixtures: a real Redis server, the sandbox Dashboard over real HTTP, the service."""
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,41 @@ def work(rt):
         )
 
     return run
+
+
+@pytest.fixture
+def env(settings, monkeypatch):
+    """The environment a worker process is started with."""
+    values = {
+        "APPROVER_DASHBOARD_URL": settings.dashboard_url,
+        "APPROVER_DASHBOARD_SECRET": settings.dashboard_secret,
+        "APPROVER_REDIS_URL": settings.redis_url,
+        "APPROVER_RULES": str(settings.rules_path),
+        "APPROVER_RETRY_DELAYS": "1,1,1",
+        "APPROVER_WEBHOOK_TOKENS": WEBHOOK_TOKEN,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def worker_process(env, tmp_path):
+    """A real `approver worker` process (with its scheduler), its output in a file."""
+    log = (tmp_path / "worker.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "approver", "worker"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    yield tmp_path / "worker.log"
+    proc.terminate()
+    proc.wait(15)
+    log.close()
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout}s")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from approver import store as st
-from tests.conftest import WEBHOOK_TOKEN
+from tests.conftest import WEBHOOK_TOKEN, wait_for
 
 ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
 FREE = "64b0000000000000000000b1"
@@ -137,49 +137,6 @@ def test_interrupted_apply_is_resumed_not_redecided(client, work, rt, sandbox):
     state = rt.store.state(request["id"])
     assert (state["state"], state["rule"]) == (st.APPLIED, "old-rule")
     assert sandbox.app.sandbox.get_key_request(request["id"]) is None
-
-
-@pytest.fixture
-def env(settings, monkeypatch):
-    """The environment a worker process is started with."""
-    values = {
-        "APPROVER_DASHBOARD_URL": settings.dashboard_url,
-        "APPROVER_DASHBOARD_SECRET": settings.dashboard_secret,
-        "APPROVER_REDIS_URL": settings.redis_url,
-        "APPROVER_RULES": str(settings.rules_path),
-        "APPROVER_RETRY_DELAYS": "1,1,1",
-        "APPROVER_WEBHOOK_TOKENS": WEBHOOK_TOKEN,
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-@pytest.fixture
-def worker_process(env, tmp_path):
-    """A real `approver worker` process (with its scheduler), its output in a file."""
-    import subprocess
-    import sys
-
-    log = (tmp_path / "worker.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "approver", "worker"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    yield tmp_path / "worker.log"
-    proc.terminate()
-    proc.wait(15)
-    log.close()
-
-
-def wait_for(predicate, timeout=30.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout}s")
 
 
 def test_dashboard_500_on_approve_is_retried_until_applied_once(

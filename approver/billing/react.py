@@ -1,0 +1,118 @@
+"""What a worker does with a billing event: record the status, release waits, revoke keys."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from rq.exceptions import DuplicateJobError
+
+from approver import decide
+from approver.billing.state import BillingState
+from approver.runtime import Runtime
+from approver.store import Locked
+from approver.tyk import NotFound
+
+log = logging.getLogger(__name__)
+
+REVOKE_CHECK = "approver.jobs.past_due_check"
+
+
+def handle(rt: Runtime, event: dict) -> dict:
+    """Act on one verified, normalised billing event."""
+    data = event["data"]
+    if event["type"] == "key_request.decision":
+        result = decide.decide_explicitly(
+            rt, data["key_request_id"], data["decision"], data.get("reason") or "",
+            source=f"billing:{event.get('id', '')}",
+        )
+        return result.to_dict()
+    developer_id = _developer_id(rt, data)
+    if developer_id is None:
+        rt.store.log("billing_ignored", "", event_id=event.get("id"),
+                     reason="no Tyk developer has this id or email")
+        return {"status": "unknown developer"}
+    changed = BillingState(rt.redis).apply(
+        developer_id, data["status"], data.get("plan") or "", data["occurred_at"]
+    )
+    rt.store.log("billing", "", developer_id=developer_id, status=data["status"],
+                 plan=data.get("plan") or "", occurred_at=data["occurred_at"],
+                 event_id=event.get("id"), applied=changed)
+    if not changed:
+        return {"status": "stale", "developer_id": developer_id}
+    released = [_reevaluate(rt, request_id) for request_id in rt.store.waiting_for(developer_id)]
+    revoked: list[str] = []
+    if data["status"] == "canceled":
+        revoked = revoke_paid_keys(rt, developer_id, reason="billing canceled")
+    elif data["status"] == "past_due" and rt.settings.past_due_grace is not None:
+        _schedule_past_due_check(rt, developer_id, data["occurred_at"])
+    return {"status": "applied", "developer_id": developer_id, "released": released,
+            "revoked": revoked}
+
+
+def past_due_check(rt: Runtime, developer_id: str, occurred_at: str) -> dict:
+    """After the grace period: revoke if the developer is still past due since then."""
+    current = rt.store.billing(developer_id) or {}
+    if current.get("status") != "past_due" or current.get("updated_at") != occurred_at:
+        return {"status": "recovered or changed", "developer_id": developer_id}
+    return {"status": "revoked", "revoked": revoke_paid_keys(
+        rt, developer_id, reason="billing past due beyond the grace period")}
+
+
+def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
+    """Revoke the keys this service approved for the developer's paid policies; repeatable."""
+    paid = set(rt.settings.paid_policy_tags)
+    revoked = []
+    for key_id, about in rt.store.approved_keys(developer_id).items():
+        if about.get("revoked_at"):
+            continue
+        tags = set()
+        for policy_id in about.get("policies", []):
+            try:
+                tags.update(rt.dashboard.get_policy(policy_id).tags)
+            except NotFound:
+                continue
+        if not tags & paid:
+            continue
+        # DELETE /api/portal/developers/{dev}/keys/{key} with the key id (hash) kept at
+        # approval; the raw key was never stored (Tyk CONTRACT §3.7). 404 = already gone.
+        existed = rt.dashboard.revoke_developer_key(developer_id, key_id)
+        rt.store.mark_revoked(developer_id, key_id, reason)
+        rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
+                     key_id=key_id, reason=reason, already_gone=not existed)
+        log.info("revoked key %s of developer %s: %s", key_id, developer_id, reason)
+        revoked.append(key_id)
+    return revoked
+
+
+def _developer_id(rt: Runtime, data: dict) -> str | None:
+    if data.get("developer_id"):
+        return data["developer_id"]
+    try:
+        return rt.dashboard.get_developer_by_email(data["developer_email"]).id
+    except NotFound:
+        return None
+
+
+def _reevaluate(rt: Runtime, request_id: str) -> dict:
+    try:
+        return decide.run(rt, request_id, "billing").to_dict()
+    except Locked:
+        # Whoever holds it re-reads the billing state we just stored.
+        return {"request_id": request_id, "state": "locked"}
+
+
+def _schedule_past_due_check(rt: Runtime, developer_id: str, occurred_at: str) -> None:
+    when = _parse(occurred_at) + timedelta(seconds=rt.settings.past_due_grace)
+    with contextlib.suppress(DuplicateJobError):  # the same check is already scheduled
+        rt.queue.enqueue_at(
+            when, REVOKE_CHECK, developer_id, occurred_at, unique=True,
+            job_id=f"pastdue-{developer_id}-{int(when.timestamp())}",
+            description=f"revoke if {developer_id} is still past due",
+        )
+
+
+def _parse(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

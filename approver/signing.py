@@ -1,0 +1,48 @@
+"""Signed, expiring tokens (hand-off state, status links): HMAC-SHA256 over a JSON payload."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+from approver.errors import ApproverError
+
+
+class BadToken(ApproverError):
+    """A token that is malformed, forged or expired."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(key: bytes, payload: dict, ttl: int, purpose: str) -> str:
+    """A token carrying `payload`, valid for `ttl` seconds and only for `purpose`."""
+    body = _b64(json.dumps({**payload, "exp": int(time.time()) + ttl}, separators=(",", ":"),
+                           sort_keys=True).encode())
+    mac = hmac.new(key, f"{purpose}.{body}".encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def verify(key: bytes, token: str, purpose: str) -> dict:
+    """The payload of a valid token; BadToken otherwise."""
+    if not key:
+        raise BadToken("no signing key is configured")
+    body, _, mac = token.partition(".")
+    try:
+        expected = hmac.new(key, f"{purpose}.{body}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(_unb64(mac), expected):
+            raise BadToken("bad signature")
+        payload = json.loads(_unb64(body))
+    except (ValueError, TypeError):
+        raise BadToken("malformed token") from None
+    if not isinstance(payload, dict) or payload.get("exp", 0) < time.time():
+        raise BadToken("expired token")
+    return payload
