@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from approver import store as st
 from tests.conftest import WEBHOOK_TOKEN, wait_for
 
