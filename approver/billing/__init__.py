@@ -1,0 +1,1 @@
+"""Billing events: signature checks, parsing to one normalized form, per-developer state."""
