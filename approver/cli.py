@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from approver import config, logs
 from approver.errors import ApproverError
@@ -92,14 +93,100 @@ def cmd_demo(args) -> int:
 
 
 def cmd_decisions_list(args) -> int:
-    """Print the latest decision-log entries."""
+    """Print the latest decision-log entries, or the waiting or failed requests."""
     from approver import runtime
 
-    for entry in runtime.current().store.entries(args.limit):
-        if args.json:
-            print(json.dumps(entry, sort_keys=True))
-        else:
-            print(_entry_line(entry))
+    rt = runtime.current()
+    if args.waiting:
+        rows = [{"request_id": rid, "deadline": _iso(deadline), **_brief(rt.store, rid)}
+                for rid, deadline in rt.store.waiting()]
+    elif args.failed:
+        rows = _failed(rt)
+    else:
+        rows = rt.store.entries(args.limit)
+    for row in rows[: args.limit]:
+        print(json.dumps(row, sort_keys=True, default=str) if args.json else _entry_line(row))
+    if not rows and not args.json:
+        print("nothing to show", file=sys.stderr)
+    return 0
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _brief(store, request_id: str) -> dict:
+    state = store.state(request_id) or {}
+    return {k: state.get(k) for k in ("state", "outcome", "rule", "reason", "developer_id",
+                                      "decided_at", "error")}
+
+
+def _failed(rt) -> list[dict]:
+    from rq.registry import FailedJobRegistry
+
+    registry = FailedJobRegistry(queue=rt.queue)
+    rows = []
+    for job_id in registry.get_job_ids():
+        job = rt.queue.fetch_job(job_id)
+        cause = ""
+        if job is not None:
+            result = job.latest_result()
+            cause = (result.exc_string or "").strip().splitlines()[-1:] if result else []
+            cause = cause[0] if cause else ""
+        request_id = job.args[0] if job is not None and job.args else job_id
+        rows.append({"job_id": job_id, "request_id": request_id, "event": "failed",
+                     "at": job.ended_at.isoformat() if job and job.ended_at else "",
+                     "error": cause[:300], **_brief(rt.store, request_id)})
+    return rows
+
+
+def cmd_decisions_export(args) -> int:
+    """Write the whole decision log, oldest first, as JSON lines."""
+    from approver import runtime
+
+    lines = (json.dumps(e, sort_keys=True, default=str) + "\n"
+             for e in reversed(runtime.current().store.entries(10**9)))
+    if args.output == "-":
+        sys.stdout.writelines(lines)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.writelines(lines)
+    return 0
+
+
+def cmd_replay(args) -> int:
+    """Run a failed decision job again (by key request id or job id)."""
+    from rq.registry import FailedJobRegistry
+
+    from approver import enqueue, runtime
+
+    rt = runtime.current()
+    registry = FailedJobRegistry(queue=rt.queue)
+    job_id = args.id if args.id in registry else enqueue.decide_job_id(args.id)
+    if job_id in registry:
+        registry.requeue(job_id)
+        print(f"requeued {job_id}")
+        return 0
+    if not enqueue.ID_PATTERN.match(args.id):
+        raise ApproverError(f"{args.id!r} is not a key request id or a failed job id")
+    queued = enqueue.decision(rt.queue, args.id, "replay", rt.settings.retry_delays)
+    print(f"queued {enqueue.decide_job_id(args.id)}" if queued else "already queued")
+    return 0
+
+
+def cmd_billing_show(args) -> int:
+    """A developer's billing state, waiting requests and keys this service approved."""
+    from approver import runtime
+
+    store = runtime.current().store
+    print(json.dumps({
+        "developer_id": args.developer,
+        "billing": store.billing(args.developer),
+        "waiting": store.waiting_for(args.developer),
+        "approved_keys": store.approved_keys(args.developer),
+    }, indent=2, sort_keys=True))
     return 0
 
 
@@ -118,10 +205,12 @@ def cmd_decisions_show(args) -> int:
 
 
 def _entry_line(entry: dict) -> str:
-    what = entry.get("outcome") or ""
+    what = entry.get("outcome") or entry.get("status") or ""
     rule = entry.get("rule")
     tail = entry.get("reason") or entry.get("error") or ""
-    return (f"{entry['at']}  {entry['event']:<12} {entry['request_id']}  {what:<8}"
+    when = entry.get("at") or entry.get("deadline") or ""
+    return (f"{when}  {entry.get('event') or entry.get('state') or '':<12} "
+            f"{entry.get('request_id') or entry.get('developer_id') or '':<26} {what:<8}"
             f" {('rule=' + rule) if rule else '':<28} {tail}").rstrip()
 
 
@@ -144,8 +233,78 @@ def cmd_rules_test(args) -> int:
     from approver.rules import run_rule_tests
 
     report = run_rule_tests(args.path or config.from_env().rules_path)
-    print(report.render() if hasattr(report, "render") else report)
+    print(report)
     return 0 if report.ok else 1
+
+
+def cmd_rules_facts(args) -> int:
+    """List the rule vocabulary: facts (plugins included), operators, combinators."""
+    from approver.rules import default_registry, vocabulary_markdown
+
+    print(vocabulary_markdown(default_registry()))
+    return 0
+
+
+def cmd_rules_explain(args) -> int:
+    """Dry run: the decision on a live request or an event file, with its trace."""
+    from approver import decide, runtime
+    from approver.rules import FactContext, Facts, evaluate, load_rules
+    from approver.rules.explain import render
+
+    ruleset = load_rules(args.rules or config.from_env().rules_path)
+    if args.request:
+        rt = runtime.current()
+        facts = Facts(decide.gather(rt, rt.dashboard.get_key_request(args.request)))
+    else:
+        try:
+            document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ApproverError(f"{args.file}: cannot read JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise ApproverError(f"{args.file}: expected a JSON object")
+        if isinstance(document.get("data"), dict) and "event" in document:
+            data = document["data"]  # a Tyk webhook payload: take what it embeds
+            facts = Facts(FactContext(request=data, developer=data.get("portal_developer")))
+        else:
+            facts = Facts.from_values(document)  # a mapping of fact names to values
+    decision = evaluate(ruleset, facts)
+    if args.json:
+        print(json.dumps(decision.to_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        print(render(decision))
+    return 0
+
+
+def cmd_rules_backtest(args) -> int:
+    """Replay recorded decisions against candidate rules."""
+    from approver import backtest, runtime
+    from approver.rules import load_rules
+
+    result = backtest.run(runtime.current().store, load_rules(args.path), limit=args.limit)
+    print(result.render(args.show))
+    return 0
+
+
+def cmd_rules_docs(args) -> int:
+    """Write the vocabulary reference (docs/rules.md)."""
+    from approver.rules import builtin_registry, vocabulary_markdown
+
+    text = RULES_DOC_HEADER + vocabulary_markdown(builtin_registry())
+    if args.output == "-":
+        print(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
+RULES_DOC_HEADER = """# Rule vocabulary
+
+Generated by `approver rules docs` from the registries in `approver/rules/`; a test fails
+when this file and the code disagree. Plugins installed through the `approver.facts`
+entry point group add facts of their own: `approver rules facts` lists them too.
+
+"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -187,7 +346,23 @@ def parser() -> argparse.ArgumentParser:
     dlist = dsub.add_parser("list", help="latest entries")
     dlist.add_argument("--limit", type=int, default=20)
     dlist.add_argument("--json", action="store_true")
+    which = dlist.add_mutually_exclusive_group()
+    which.add_argument("--waiting", action="store_true", help="requests waiting (billing)")
+    which.add_argument("--failed", action="store_true", help="jobs that failed for good")
     dlist.set_defaults(func=cmd_decisions_list)
+    dexport = dsub.add_parser("export", help="the whole log as JSON lines, oldest first")
+    dexport.add_argument("--output", default="-")
+    dexport.set_defaults(func=cmd_decisions_export)
+
+    replay = sub.add_parser("replay", help="run a failed job again")
+    replay.add_argument("id", help="key request id or failed job id")
+    replay.set_defaults(func=cmd_replay)
+
+    billing = sub.add_parser("billing", help="billing state")
+    bsub = billing.add_subparsers(dest="billing_command", required=True)
+    bshow = bsub.add_parser("show", help="one developer's billing state")
+    bshow.add_argument("developer", help="Tyk developer id")
+    bshow.set_defaults(func=cmd_billing_show)
     dshow = dsub.add_parser("show", help="one key request's state and history")
     dshow.add_argument("id")
     dshow.set_defaults(func=cmd_decisions_show)
@@ -200,6 +375,23 @@ def parser() -> argparse.ArgumentParser:
     rtest = rsub.add_parser("test", help="run the rule test cases")
     rtest.add_argument("path", nargs="?")
     rtest.set_defaults(func=cmd_rules_test)
+    rsub.add_parser("facts", help="list facts, operators and combinators").set_defaults(
+        func=cmd_rules_facts)
+    rexplain = rsub.add_parser("explain", help="dry run with the trace; nothing applied")
+    source = rexplain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--request", help="a key request id, read from the Dashboard")
+    source.add_argument("--file", help="a Tyk event JSON file, or a JSON map of facts")
+    rexplain.add_argument("--rules", help="rules file or folder (default APPROVER_RULES)")
+    rexplain.add_argument("--json", action="store_true")
+    rexplain.set_defaults(func=cmd_rules_explain)
+    rback = rsub.add_parser("backtest", help="replay recorded decisions against PATH")
+    rback.add_argument("path")
+    rback.add_argument("--limit", type=int, default=10_000, help="log entries to read")
+    rback.add_argument("--show", type=int, default=20, help="changed requests to list")
+    rback.set_defaults(func=cmd_rules_backtest)
+    rdocs = rsub.add_parser("docs", help="write the vocabulary reference")
+    rdocs.add_argument("--output", default="docs/rules.md")
+    rdocs.set_defaults(func=cmd_rules_docs)
     return p
 
 

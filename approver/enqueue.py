@@ -30,7 +30,8 @@ def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
         queue.enqueue(
             DECIDE, request_id, trigger,
             job_id=decide_job_id(request_id), unique=True,
-            retry=Retry(max=len(retry_delays), interval=list(retry_delays)),
+            retry=Retry(max=len(retry_delays), interval=list(retry_delays))
+            if retry_delays else None,
             # No result kept: the request's state in Redis is the result, and a finished
             # job must not block the next trigger (a billing change, a deadline).
             job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=30 * 86400,

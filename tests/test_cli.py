@@ -1,0 +1,187 @@
+"""The `approver` command: rules tooling, the decision log, replay, billing, exit codes."""
+
+import json
+import shutil
+
+import pytest
+
+from approver import cli
+from approver import store as st
+from approver.web import create_app
+from tests.conftest import ROOT, WEBHOOK_TOKEN
+
+ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
+FREE = "64b0000000000000000000b1"
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_rules_check_passes_on_the_shipped_rules(capsys):
+    code, out, _ = run(capsys, "rules", "check", str(ROOT / "rules"))
+    assert code == 0
+    assert "ok" in out
+
+
+def test_rules_check_fails_with_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - id: x\n    when:\n      developer.emial: a\n"
+                   "    then: approve\n")
+    code, out, _ = run(capsys, "rules", "check", str(bad))
+    assert code == 1
+    assert f"{bad}:5:" in out
+    assert "developer.email" in out  # the valid names are listed
+
+
+def test_rules_test_passes_on_the_shipped_rules_and_reaches_every_rule(capsys):
+    code, out, _ = run(capsys, "rules", "test", str(ROOT / "rules"))
+    assert code == 0, out
+    assert "unreached" not in out.lower() or "unreached: none" in out.lower()
+
+
+def test_rules_test_fails_when_a_case_fails(capsys, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "tests" / "wrong.yaml").write_text(
+        "cases:\n  - name: gmail is approved (wrong)\n    facts: {developer.email: a@gmail.com,"
+        " policy.tags: [free], request.fields.use_case: x}\n"
+        "    expect: {outcome: approve}\n")
+    code, out, _ = run(capsys, "rules", "test", str(rules))
+    assert code == 1
+    assert "gmail is approved (wrong)" in out
+
+
+def test_rules_explain_a_facts_file_readably_and_as_json(capsys, tmp_path):
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"developer.email": "x@mailinator.com"}))
+    code, out, _ = run(capsys, "rules", "explain", "--file", str(facts),
+                       "--rules", str(ROOT / "rules"))
+    assert code == 0
+    assert "outcome:  deny" in out and "rule deny-disposable-email: matched" in out
+    code, out, _ = run(capsys, "rules", "explain", "--file", str(facts),
+                       "--rules", str(ROOT / "rules"), "--json")
+    decision = json.loads(out)
+    assert decision["outcome"] == "deny"
+    assert decision["trace"][0]["conditions"][0]["actual"] == "mailinator.com"
+
+
+def test_rules_explain_a_tyk_event_file(capsys, tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"event": "key_request_event.submitted", "data": {
+        "id": "abc", "apply_policies": [FREE], "fields": {"use_case": "x"},
+        "portal_developer": {"id": "d", "email": "carol@gmail.com"}}}))
+    code, out, _ = run(capsys, "rules", "explain", "--file", str(event),
+                       "--rules", str(ROOT / "rules"))
+    assert code == 0
+    assert "rule:     free-mail-to-review" in out
+
+
+def test_rules_explain_a_live_request_applies_nothing(capsys, rt, sandbox):
+    request = sandbox.app.sandbox.create_key_request(ALICE, [FREE], {"use_case": "x"})
+    code, out, _ = run(capsys, "rules", "explain", "--request", request["id"])
+    assert code == 0
+    assert "rule:     partners" in out
+    assert sandbox.app.sandbox.calls(method="PUT") == []
+    assert rt.store.state(request["id"]) is None
+
+
+def test_rules_explain_an_unreadable_file_is_a_clear_error(capsys, tmp_path):
+    code, _, err = run(capsys, "rules", "explain", "--file", str(tmp_path / "missing.json"))
+    assert code == 2
+    assert "cannot read JSON" in err
+
+
+def test_rules_facts_lists_the_vocabulary(capsys):
+    code, out, _ = run(capsys, "rules", "facts")
+    assert code == 0
+    for name in ("developer.email_domain", "billing.status", "contains_any", "matches"):
+        assert f"`{name}`" in out
+
+
+def test_docs_rules_md_is_generated_from_the_registries(capsys, tmp_path):
+    # docs/rules.md must not go stale: regenerate it and compare.
+    out = tmp_path / "rules.md"
+    assert run(capsys, "rules", "docs", "--output", str(out))[0] == 0
+    assert (ROOT / "docs" / "rules.md").read_text() == out.read_text(), (
+        "docs/rules.md is stale: run `approver rules docs`")
+
+
+def decide_samples(client, sandbox, work):
+    ids = []
+    for email in (ALICE, BOB, CAROL):
+        request = sandbox.app.sandbox.create_key_request(email, [FREE], {"use_case": "x"})
+        client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}",
+                    json={"event": "key_request_event.submitted", "data": request})
+        ids.append(request["id"])
+    work()
+    return ids
+
+
+def test_decisions_list_show_and_export(capsys, client, sandbox, work, rt, tmp_path):
+    alice, bob, carol = decide_samples(client, sandbox, work)
+    code, out, _ = run(capsys, "decisions", "list", "--json")
+    entries = [json.loads(line) for line in out.splitlines()]
+    assert {(e["request_id"], e["outcome"]) for e in entries if e["event"] == "decided"} == {
+        (alice, "approve"), (bob, "deny"), (carol, "review")}
+    code, out, _ = run(capsys, "decisions", "show", bob)
+    shown = json.loads(out)
+    assert shown["state"]["outcome"] == "deny"
+    assert [h["event"] for h in shown["history"]] == ["decided", "applied"]
+    assert run(capsys, "decisions", "show", "nope")[0] == 1
+    export = tmp_path / "log.jsonl"
+    assert run(capsys, "decisions", "export", "--output", str(export))[0] == 0
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    assert len(lines) == 5 and lines[0]["event"] == "decided"  # oldest first
+
+
+def test_rules_backtest_shows_what_would_change(capsys, client, sandbox, work, tmp_path):
+    decide_samples(client, sandbox, work)
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("version: 1\ndefault: review\nrules:\n  - id: gmail-ok\n    when:\n"
+                         "      developer.email_domain: gmail.com\n    then: approve\n")
+    code, out, _ = run(capsys, "rules", "backtest", str(candidate))
+    assert code == 0
+    assert "3 recorded decisions replayed; 3 would change" in out
+    assert "review -> approve  1" in out.replace("   ", " ").replace("  ", " ") or \
+        "review -> approve" in out
+    assert "(free-mail-to-review) -> approve (gmail-ok)" in out
+
+
+def test_failed_job_is_listed_and_replayed(capsys, settings, sandbox, rt, work):
+    tyk = sandbox.app.sandbox
+    tyk.add_fault("PUT", "/api/portal/requests/approve/", status=500, times=10)
+    request = tyk.create_key_request(ALICE, [FREE], {"use_case": "x"})
+    client = create_app(settings.with_(retry_delays=())).test_client()  # fail at once
+    client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}",
+                json={"event": "key_request_event.submitted", "data": request})
+    work()
+    assert rt.store.state(request["id"])["state"] == st.FAILED
+    code, out, _ = run(capsys, "decisions", "list", "--failed", "--json")
+    failed = [json.loads(line) for line in out.splitlines()]
+    assert [f["request_id"] for f in failed] == [request["id"]]
+    assert "500" in failed[0]["error"]
+    tyk.clear_faults()
+    assert run(capsys, "replay", request["id"])[0] == 0
+    work()
+    assert rt.store.state(request["id"])["state"] == st.APPLIED
+    assert tyk.get_key_request(request["id"])["approved"] is True
+
+
+def test_shadow_mode_records_and_applies_nothing(client, sandbox, rt, work):
+    rt.settings = rt.settings.with_(mode="shadow")
+    alice, bob, _ = decide_samples(client, sandbox, work)
+    assert rt.store.state(alice)["state"] == st.SHADOWED
+    assert rt.store.state(alice)["outcome"] == "approve"
+    assert rt.store.state(bob)["outcome"] == "deny"
+    assert sandbox.app.sandbox.calls(method="PUT") == []
+    assert sandbox.app.sandbox.calls(method="DELETE") == []
+
+
+@pytest.mark.parametrize("argv", [["rules"], ["decisions"], ["nope"]])
+def test_incomplete_commands_exit_with_usage(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
