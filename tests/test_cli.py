@@ -122,11 +122,11 @@ def decide_samples(client, sandbox, work):
 
 def test_decisions_list_show_and_export(capsys, client, sandbox, work, rt, tmp_path):
     alice, bob, carol = decide_samples(client, sandbox, work)
-    code, out, _ = run(capsys, "decisions", "list", "--json")
+    _code, out, _ = run(capsys, "decisions", "list", "--json")
     entries = [json.loads(line) for line in out.splitlines()]
     assert {(e["request_id"], e["outcome"]) for e in entries if e["event"] == "decided"} == {
         (alice, "approve"), (bob, "deny"), (carol, "review")}
-    code, out, _ = run(capsys, "decisions", "show", bob)
+    _, out, _ = run(capsys, "decisions", "show", bob)
     shown = json.loads(out)
     assert shown["state"]["outcome"] == "deny"
     assert [h["event"] for h in shown["history"]] == ["decided", "applied"]
@@ -159,7 +159,7 @@ def test_failed_job_is_listed_and_replayed(capsys, settings, sandbox, rt, work):
                 json={"event": "key_request_event.submitted", "data": request})
     work()
     assert rt.store.state(request["id"])["state"] == st.FAILED
-    code, out, _ = run(capsys, "decisions", "list", "--failed", "--json")
+    _code, out, _ = run(capsys, "decisions", "list", "--failed", "--json")
     failed = [json.loads(line) for line in out.splitlines()]
     assert [f["request_id"] for f in failed] == [request["id"]]
     assert "500" in failed[0]["error"]
