@@ -1,0 +1,218 @@
+"""Paid access end to end: wait for billing, release, deadline, explicit decisions, revocation."""
+
+import base64
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from approver import store as st
+from approver.web import create_app
+from tests.conftest import WEBHOOK_TOKEN
+
+SECRET = "whsec_" + base64.b64encode(b"billing-flow-secret-0123456789ab").decode()
+DAVE, DAVE_ID = "dave@example.com", "64b0000000000000000000a4"
+CAROL = "carol@gmail.com"
+FREE, PRO = "64b0000000000000000000b1", "64b0000000000000000000b2"
+APPROVE = "/api/portal/requests/approve/"
+
+
+@pytest.fixture
+def client(settings):
+    return create_app(settings.with_(billing_secrets=(SECRET,))).test_client()
+
+
+def at(seconds_ago: float = 0) -> str:
+    moment = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def send(client, event: dict, msg_id: str | None = None):
+    """Sign and post an event the way a billing provider does (standardwebhooks library)."""
+    body = json.dumps(event)
+    msg_id = msg_id or f"msg_{time.time_ns()}"
+    signature = Webhook(SECRET).sign(msg_id, datetime.now(UTC), body)
+    response = client.post("/billing/events", data=body, content_type="application/json",
+                           headers={"webhook-id": msg_id,
+                                    "webhook-timestamp": str(int(time.time())),
+                                    "webhook-signature": signature})
+    assert response.status_code in (200, 202), response.data
+    return response
+
+
+def status(client, developer, value, seconds_ago=0, by="developer_id", **kw):
+    return send(client, {"type": "billing.status", "data": {
+        by: developer, "status": value, "plan": "pro", "occurred_at": at(seconds_ago)}}, **kw)
+
+
+def paid_request(client, sandbox, work, email=DAVE):
+    request = sandbox.app.sandbox.create_key_request(email, [PRO], {"use_case": "x"})
+    client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}",
+                json={"event": "key_request_event.submitted", "data": request})
+    work()
+    return request
+
+
+def approves(sandbox, request_id):
+    return [c for c in sandbox.app.sandbox.calls(method="PUT", path=APPROVE + request_id)
+            if c["status"] == 200]
+
+
+def test_paid_request_waits_then_is_approved_when_billing_turns_active(
+        client, sandbox, rt, work):
+    request = paid_request(client, sandbox, work)
+    state = rt.store.state(request["id"])
+    assert (state["state"], state["rule"]) == (st.WAITING, "paid-plans-need-billing")
+    assert [r for r, _ in rt.store.waiting()] == [request["id"]]
+    status(client, DAVE_ID, "active")
+    work()
+    state = rt.store.state(request["id"])
+    assert (state["state"], state["outcome"], state["trigger"]) == (
+        st.APPLIED, "approve", "billing")
+    assert len(approves(sandbox, request["id"])) == 1
+    assert rt.store.waiting() == []
+    events = [e["event"] for e in reversed(rt.store.entries(50))]
+    assert events == ["decided", "billing", "decided", "applied"]
+
+
+def test_developer_is_found_by_email(client, sandbox, rt, work):
+    request = paid_request(client, sandbox, work)
+    status(client, DAVE, "trialing", by="developer_email")
+    work()
+    assert rt.store.state(request["id"])["outcome"] == "approve"
+    assert rt.store.billing(DAVE_ID)["status"] == "trialing"
+
+
+def test_past_due_keeps_waiting(client, sandbox, rt, work):
+    request = paid_request(client, sandbox, work)
+    status(client, DAVE_ID, "past_due")
+    work()
+    assert rt.store.state(request["id"])["state"] == st.WAITING
+    assert approves(sandbox, request["id"]) == []
+
+
+def test_out_of_order_events_never_overwrite_newer_ones(client, sandbox, rt, work):
+    status(client, DAVE_ID, "canceled", seconds_ago=10)
+    status(client, DAVE_ID, "active", seconds_ago=60)  # late, older
+    work()
+    assert rt.store.billing(DAVE_ID)["status"] == "canceled"
+    request = paid_request(client, sandbox, work)
+    assert rt.store.state(request["id"])["state"] == st.WAITING
+
+
+def test_wait_past_its_deadline_applies_on_timeout(client, sandbox, rt, work, capsys):
+    from approver import cli
+
+    request = paid_request(client, sandbox, work)
+    # The deadline passes (72 h in the shipped rules): move it into the past.
+    rt.store.save_state(request["id"], deadline=time.time() - 1)
+    rt.store.park(request["id"], DAVE_ID, time.time() - 1)
+    assert cli.main(["reconcile", "--once"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["overdue"] == [request["id"]]
+    work()
+    state = rt.store.state(request["id"])
+    assert (state["state"], state["outcome"], state["trigger"]) == (st.APPLIED, "deny", "deadline")
+    assert "waited past the deadline" in state["reason"]
+    assert sandbox.app.sandbox.get_key_request(request["id"]) is None
+    assert rt.store.waiting() == []
+
+
+def test_waiting_requests_are_listed(client, sandbox, rt, work, capsys):
+    from approver import cli
+
+    request = paid_request(client, sandbox, work)
+    assert cli.main(["decisions", "list", "--waiting", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["request_id"], r["rule"]) for r in rows] == [
+        (request["id"], "paid-plans-need-billing")]
+
+
+def test_explicit_decision_approves_once_with_the_billing_reason(client, sandbox, rt, work):
+    request = sandbox.app.sandbox.create_key_request(CAROL, [FREE], {"use_case": "x"})
+    event = {"type": "key_request.decision", "data": {
+        "key_request_id": request["id"], "decision": "approve", "reason": "paid invoice 123"}}
+    send(client, event, msg_id="msg_decision_1")
+    send(client, event, msg_id="msg_decision_1")  # replayed delivery
+    send(client, event, msg_id="msg_decision_2")  # a second decision for the same request
+    work()
+    state = rt.store.state(request["id"])
+    assert (state["outcome"], state["reason"]) == ("approve", "paid invoice 123")
+    assert len(approves(sandbox, request["id"])) == 1
+    refused = [e for e in rt.store.entries(50) if e["event"] == "refused"]
+    assert len(refused) == 1 and "no longer pending" in refused[0]["why"]
+
+
+def test_explicit_deny_deletes_the_request(client, sandbox, rt, work):
+    request = sandbox.app.sandbox.create_key_request(CAROL, [FREE], {"use_case": "x"})
+    send(client, {"type": "key_request.decision", "data": {
+        "key_request_id": request["id"], "decision": "deny", "reason": "card declined"}})
+    work()
+    assert sandbox.app.sandbox.get_key_request(request["id"]) is None
+    assert rt.store.state(request["id"])["reason"] == "card declined"
+
+
+def test_cancel_revokes_paid_keys_we_approved_and_is_safe_to_repeat(client, sandbox, rt, work):
+    tyk = sandbox.app.sandbox
+    request = paid_request(client, sandbox, work)
+    status(client, DAVE_ID, "active", seconds_ago=30)
+    work()
+    key_ids = rt.store.state(request["id"])["key_ids"]
+    assert key_ids and all(k in tyk.developer(DAVE_ID)["keys"] for k in key_ids)
+    free_key = "5d0c6b1e7a9f3c24"  # Dave's Free key, not approved by us: left alone
+    status(client, DAVE_ID, "canceled", seconds_ago=20)
+    work()
+    keys = tyk.developer(DAVE_ID)["keys"]
+    assert not any(k in keys for k in key_ids)
+    assert free_key in keys
+    revoked = [e for e in rt.store.entries(50) if e["event"] == "revoked"]
+    assert [e["key_id"] for e in revoked] == key_ids
+    assert rt.store.approved_keys(DAVE_ID)[key_ids[0]]["revoked_at"]
+    # A later cancel (or a replay of the job) revokes nothing twice.
+    status(client, DAVE_ID, "canceled", seconds_ago=5)
+    work()
+    deletes = tyk.calls(method="DELETE", path=f"/api/portal/developers/{DAVE_ID}/keys/")
+    assert len(deletes) == len(key_ids)
+
+
+def test_past_due_beyond_grace_revokes(settings, sandbox, rt, work):
+    from approver.billing import react
+
+    client = create_app(settings.with_(billing_secrets=(SECRET,))).test_client()
+    request = paid_request(client, sandbox, work)
+    status(client, DAVE_ID, "active", seconds_ago=30)
+    work()
+    key_ids = rt.store.state(request["id"])["key_ids"]
+    rt.settings = rt.settings.with_(past_due_grace=3600)
+    status(client, DAVE_ID, "past_due", seconds_ago=10)
+    work()
+    scheduled = rt.queue.scheduled_job_registry.get_job_ids()
+    assert any(j.startswith(f"pastdue-{DAVE_ID}-") for j in scheduled)
+    # The grace period ends with the developer still past due: the scheduled check runs.
+    held = rt.store.billing(DAVE_ID)
+    assert react.past_due_check(rt, DAVE_ID, held["updated_at"])["revoked"] == key_ids
+
+
+def test_past_due_check_does_nothing_once_paid_again(client, sandbox, rt, work):
+    from approver.billing import react
+
+    status(client, DAVE_ID, "past_due", seconds_ago=30)
+    work()
+    old = rt.store.billing(DAVE_ID)["updated_at"]
+    status(client, DAVE_ID, "active", seconds_ago=10)
+    work()
+    assert react.past_due_check(rt, DAVE_ID, old)["status"] == "recovered or changed"
+
+
+def test_billing_show(client, sandbox, rt, work, capsys):
+    from approver import cli
+
+    request = paid_request(client, sandbox, work)
+    status(client, DAVE_ID, "past_due")
+    work()
+    assert cli.main(["billing", "show", DAVE_ID]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["billing"]["status"] == "past_due"
+    assert shown["waiting"] == [request["id"]]
