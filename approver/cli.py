@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +16,9 @@ from approver.errors import ApproverError
 
 def cmd_web(args) -> int:
     """Run the web tier under gunicorn."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: the gunicorn workers' metrics add up here.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="approver-metrics-")
     from gunicorn.app.base import Application
 
     from approver.web import create_app
@@ -48,7 +53,12 @@ def cmd_worker(args) -> int:
     rt = runtime.current()
     rt.settings.require_dashboard()
     rt.rules.current()  # refuse to start on rules that do not load
+    runtime.publish_health(rt)
     enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_addr)
     # SimpleWorker runs jobs in its own process: the default forking Worker pays ~45 ms per
     # job re-importing the job module in a fresh child, 10x our whole decision. A job's
     # crash cannot corrupt anything (state is in Redis, written before each Dashboard
@@ -323,6 +333,9 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="an RQ worker on the service's queue")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument("--name")
+    worker.add_argument("--metrics-port", type=int,
+                        help="serve this worker's Prometheus metrics (Dashboard calls) here")
+    worker.add_argument("--metrics-addr", default="127.0.0.1")
     worker.set_defaults(func=cmd_worker)
 
     rec = sub.add_parser("reconcile", help="queue pending key requests not yet decided")

@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from approver import logs, metrics
 from approver import store as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
@@ -28,6 +29,7 @@ class Result:
     outcome: str | None = None
     rule: str | None = None
     reason: str | None = None
+    applied_now: bool = False
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -169,6 +171,8 @@ def _record(rt: Runtime, request: KeyRequest, trigger: str, *, outcome: str, rul
         **extra,
     }
     rt.store.save_state(request.id, **record)
+    logs.bind(decision_id=record["decision_id"])
+    metrics.count_decision(rt.redis, outcome, rule)
     if wait:
         rt.store.park(request.id, request.developer_id, wait["deadline"])
     rt.store.log("decided", request.id, **{k: v for k, v in record.items() if k != "state"})
@@ -204,7 +208,7 @@ def _apply(rt: Runtime, request: KeyRequest, record: dict, trigger: str) -> Resu
                  trigger=trigger, **fields)
     log.info("key request %s: %s applied in Tyk", request.id, outcome)
     return Result(request.id, st.APPLIED, outcome, record.get("rule") or None,
-                  record.get("reason"))
+                  record.get("reason"), applied_now=True)
 
 
 def _describe(exc: Exception) -> str:

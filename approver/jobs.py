@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from approver import decide, enqueue, reconcile, runtime
+from rq import get_current_job
+
+from approver import decide, enqueue, logs, metrics, reconcile, runtime
 from approver.billing import react
 from approver.store import Locked
 
@@ -15,12 +18,18 @@ def decide_request(request_id: str, trigger: str = "webhook") -> dict:
     """RQ job: decide and apply one key request."""
     rt = runtime.current()
     try:
-        return decide.run(rt, request_id, trigger).to_dict()
+        with logs.bound(key_request_id=request_id, decision_id=None):
+            result = decide.run(rt, request_id, trigger)
     except Locked:
         # Another worker is on it now and will finish it (or its lock expires and the
         # reconciler brings the request back): nothing is lost by stepping aside.
         log.info("key request %s is locked by another worker; leaving it", request_id)
         return {"request_id": request_id, "state": "locked"}
+    job = get_current_job()
+    if result.applied_now and trigger == "webhook" and job and job.enqueued_at:
+        # The job was queued when the webhook arrived: this is webhook -> applied.
+        metrics.observe_applied(rt.redis, time.time() - job.enqueued_at.timestamp())
+    return result.to_dict()
 
 
 def billing_event(event: dict) -> dict:
@@ -37,6 +46,7 @@ def reconcile_pass() -> dict:
     """RQ job: one reconciler pass, then the next one scheduled."""
     rt = runtime.current()
     try:
+        runtime.publish_health(rt)
         return reconcile.run(rt).to_dict()
     finally:
         enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)

@@ -1,20 +1,31 @@
-"""Logging set-up, with secrets redacted from every line."""
+"""Logging: JSON lines (or readable lines at a terminal), context ids, secrets redacted."""
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
 import sys
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 # A Tyk webhook token rides in the path (the classic Dashboard cannot send headers), and
 # other tokens in headers: none of them may reach a log line.
 _PATTERNS = (
     (re.compile(r"(/hooks/(?:tyk|portal)/)[^\s/?\"']+"), r"\1[redacted]"),
+    (re.compile(r"(/status/)[^\s/?\"']+"), r"\1[redacted]"),
     (re.compile(r"(?i)\b(bearer|authorization:?|x-approver-token:?)(\s+)[^\s\"',]+"),
      r"\1\2[redacted]"),
     (re.compile(r"(?i)(\"?(?:rawkey|password|secret)\"?\s*[:=]\s*\"?)[^\s\"',}]+"),
      r"\1[redacted]"),
 )
+
+# Ids that every line logged while handling one thing carries.
+CONTEXT = ("request_id", "key_request_id", "decision_id")
+_context: dict[str, contextvars.ContextVar] = {
+    name: contextvars.ContextVar(name, default=None) for name in CONTEXT
+}
 
 
 def redact(text: str) -> str:
@@ -24,24 +35,92 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
-    """Rewrites each record's message with secrets redacted."""
+def bind(**ids) -> None:
+    """Attach ids (request_id, key_request_id, decision_id) to the lines logged from now on."""
+    for name, value in ids.items():
+        _context[name].set(value)
+
+
+@contextmanager
+def bound(**ids):
+    """Attach ids for the duration of a block."""
+    tokens = {name: _context[name].set(value) for name, value in ids.items()}
+    try:
+        yield
+    finally:
+        for name, token in tokens.items():
+            _context[name].reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Redacts secrets and copies the bound ids onto each record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        for name, var in _context.items():
+            if not hasattr(record, name):
+                setattr(record, name, var.get())
         return True
 
 
-def setup(level: str | int = "INFO") -> None:
-    """Send the service's logs to stderr, one line each, secrets redacted."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
-    )
-    handler.addFilter(RedactingFilter())
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+        }
+        for name in CONTEXT:
+            value = getattr(record, name, None)
+            if value:
+                entry[name] = value
+        if record.exc_info:
+            entry["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines for a terminal, ids appended."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = " ".join(f"{n}={getattr(record, n)}" for n in CONTEXT if getattr(record, n, None))
+        return f"{line}  [{ids}]" if ids else line
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each line (it may be replaced)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def setup(level: str | int = "INFO", json_lines: bool | None = None) -> None:
+    """Log to stderr: JSON lines unless stderr is a terminal; secrets redacted."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    handler = StderrHandler()
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    handler.addFilter(ContextFilter())
     handler.approver = True
     root = logging.getLogger()
     # Replace only our own handler, so a second call (or a test's capture) is left intact.

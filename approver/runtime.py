@@ -45,16 +45,41 @@ class Runtime:
 
     @cached_property
     def dashboard(self):
+        from approver.metrics import observe_dashboard_call
         from approver.tyk import Dashboard
 
         s = self.settings.require_dashboard()
-        return Dashboard(s.dashboard_url, s.dashboard_secret, read_timeout=s.dashboard_timeout)
+        return Dashboard(s.dashboard_url, s.dashboard_secret, read_timeout=s.dashboard_timeout,
+                         observer=observe_dashboard_call)
 
     @cached_property
     def rules(self):
         from approver.rules import LiveRules
 
         return LiveRules(self.settings.rules_path)
+
+
+def publish_health(rt: Runtime) -> dict:
+    """Check the Dashboard and the rules now, and record what was seen for the web tier."""
+    from approver.errors import ApproverError
+
+    try:
+        rt.dashboard.ping()
+        dashboard = "ok"
+    except ApproverError as exc:
+        dashboard = str(exc)[:300]
+    rules = rt.rules
+    try:
+        revision = rules.current().revision
+    except ApproverError as exc:
+        revision = ""
+        error = str(exc)[:300]
+    else:
+        error = "; ".join(str(p) for p in (rules.last_error or []))[:300]
+    fields = {"dashboard": dashboard, "rules_revision": revision,
+              "rules_reload_failures": rules.reload_failures, "rules_error": error}
+    rt.store.publish_health(**fields)
+    return fields
 
 
 _current: Runtime | None = None

@@ -172,6 +172,16 @@ class Store:
         return [(m.decode(), score) for m, score in
                 self.redis.zrangebyscore(WAITS_KEY, "-inf", top, withscores=True)]
 
+    # -- what workers last saw (read by /readyz, /metrics and `approver status`) ---------
+    def publish_health(self, **fields) -> None:
+        """Record what a worker saw of the Dashboard and the rules, with the time."""
+        self.redis.hset(f"{PREFIX}health", mapping={
+            **{k: "" if v is None else str(v) for k, v in fields.items()}, "at": now_iso()})
+
+    def health(self) -> dict:
+        """The last published health fields."""
+        return {k.decode(): v.decode() for k, v in self.redis.hgetall(f"{PREFIX}health").items()}
+
     # -- billing state (filled by billing events; read by the billing.* facts) -----------
     def billing(self, developer_id: str) -> dict | None:
         """The latest billing state of a developer, or None if never heard of."""

@@ -99,6 +99,7 @@ class Dashboard:
         retries: int = 3,
         backoff: float = 0.1,
         session: requests.Session | None = None,
+        observer: Callable[[str, str, str, float], None] | None = None,
     ) -> None:
         parts = urlsplit(str(base_url))
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -123,6 +124,16 @@ class Dashboard:
             "User-Agent": f"tyk-approver/{__version__}",
         }
         self._secret = secret
+        # Called after every attempt with (method, path, status or error kind, seconds):
+        # how metrics see the Dashboard without this module knowing about them.
+        self.observer = observer
+
+    def _observe(self, method: str, path: str, outcome: str, started: float) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(method, path, outcome, time.monotonic() - started)
+            except Exception:  # an observer must never break a call
+                log.exception("Dashboard call observer failed")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
@@ -186,10 +197,12 @@ class Dashboard:
             except requests.exceptions.ConnectTimeout:
                 error = DashboardTimeout("connect timed out", method=method, path=path)
                 retry = True
+                self._observe(method, path, "timeout", started)
             except requests.exceptions.Timeout:
                 error = DashboardTimeout("read timed out", method=method, path=path)
                 # The request may have been acted on: only idempotent calls go again.
                 retry = idempotent
+                self._observe(method, path, "timeout", started)
             except requests.exceptions.SSLError:
                 error = DashboardUnavailable(
                     "TLS handshake failed", method=method, path=path, retryable=False
@@ -199,6 +212,7 @@ class Dashboard:
                 detail = "connection failed" if never_sent else "connection broken"
                 error = DashboardUnavailable(detail, method=method, path=path)
                 retry = idempotent or never_sent
+                self._observe(method, path, "connection_error", started)
             except requests.exceptions.RequestException as exc:
                 # Built from the class name only: requests' messages carry the full URL.
                 error = DashboardUnavailable(
@@ -207,6 +221,7 @@ class Dashboard:
                 retry = idempotent
             else:
                 status = response.status_code
+                self._observe(method, path, str(status), started)
                 log.debug(
                     "Dashboard %s %s -> %s in %.3fs (try %d)",
                     method,

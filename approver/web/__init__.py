@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from approver import config, runtime
-from approver.web import billing, errors, handoff, health, hooks
+from approver.web import billing, errors, handoff, health, hooks, observe
 
 
 def create_app(settings: config.Settings | None = None) -> Flask:
@@ -15,6 +15,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.body_limit, JSON_SORT_KEYS=False)
     app.extensions["approver"] = web_runtime(settings)
     errors.init_app(app)
+    observe.init_app(app)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(handoff.bp)

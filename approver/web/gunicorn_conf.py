@@ -2,10 +2,11 @@
 
 import multiprocessing
 import os
+import sys
 
 from gunicorn.glogging import Logger
 
-from approver.logs import RedactingFilter, redact
+from approver.logs import ContextFilter, JsonFormatter, redact
 
 
 class RedactingLogger(Logger):
@@ -17,9 +18,20 @@ class RedactingLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
+        for handler in self.error_log.handlers:
+            if not sys.stderr.isatty():
+                handler.setFormatter(JsonFormatter())
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
-                handler.addFilter(RedactingFilter())
+                handler.addFilter(ContextFilter())
+
+
+def child_exit(server, worker):
+    """Let the metrics of a gunicorn worker that exited be merged, not lost."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 bind = os.environ.get("APPROVER_BIND", "127.0.0.1:8000")
@@ -35,6 +47,10 @@ keepalive = 2
 logger_class = RedactingLogger
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# One JSON object per line; the path's token is redacted by RedactingLogger.atoms.
+access_log_format = (
+    '{"ts": "%(t)s", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
+    '"status": %(s)s, "bytes": "%(b)s", "ms": %(M)s, "request_id": "%({x-request-id}o)s"}'
+)
 # gunicorn >= 25.1 opens a control socket under ~/.gunicorn by default: not needed here.
 control_socket_disable = True

@@ -1,11 +1,19 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, jsonify
 from redis.exceptions import RedisError
 
+from approver import metrics
+
 bp = Blueprint("health", __name__)
+
+# Workers check the Dashboard and the rules at least every reconcile interval; older news
+# than a few intervals says no worker is checking.
+STALE_INTERVALS = 3
 
 
 @bp.get("/healthz")
@@ -16,10 +24,42 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when Redis answers (within the web tier's short socket timeout)."""
+    """Ready when Redis answers; what workers last saw of the Dashboard and rules, too.
+
+    Only Redis makes this tier unready: it queues webhooks while the Dashboard is away,
+    and taking it out of rotation then would lose them. A Dashboard that is down or rules
+    that fail show as "degraded".
+    """
     rt = current_app.extensions["approver"]
     try:
         rt.redis.ping()
+        health = rt.store.health()
     except RedisError as exc:
         return jsonify(status="unavailable", redis=type(exc).__name__), 503
-    return jsonify(status="ok", redis="ok")
+    checks = {"redis": "ok", "dashboard": health.get("dashboard") or "unknown",
+              "rules": "ok" if health.get("rules_revision") else "unknown",
+              "rules_revision": health.get("rules_revision") or None,
+              "checked_at": health.get("at") or None}
+    if health.get("rules_error"):
+        checks["rules"] = f"last edit failed, previous rules in force: {health['rules_error']}"
+    if not health.get("rules_revision") and health.get("rules_error"):
+        checks["rules"] = f"not loaded: {health['rules_error']}"
+    stale = _age(health.get("at")) > STALE_INTERVALS * rt.settings.reconcile_interval
+    if stale:
+        checks["workers"] = "no worker has reported recently"
+    degraded = stale or checks["dashboard"] != "ok" or checks["rules"] != "ok"
+    return jsonify(status="degraded" if degraded else "ok", **checks), 200
+
+
+def _age(at: str | None) -> float:
+    if not at:
+        return float("inf")
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
+@bp.get("/metrics")
+def prometheus():
+    """Prometheus metrics: this tier's processes and the cluster's state in Redis."""
+    body, content_type = metrics.render(current_app.extensions["approver"])
+    return Response(body, content_type=content_type)
