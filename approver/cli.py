@@ -186,6 +186,49 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    """Queues, failed jobs, waits, the last decisions, rules and the Dashboard, at a glance."""
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+    from approver import runtime
+
+    rt = runtime.current()
+    queue = rt.queue
+    health = rt.store.health()
+    live = runtime.publish_health(rt) if rt.settings.dashboard_url else {}
+    report = {
+        "queue": {"name": queue.name, "queued": queue.count,
+                  "running": StartedJobRegistry(queue=queue).count,
+                  "scheduled": ScheduledJobRegistry(queue=queue).count,
+                  "failed": FailedJobRegistry(queue=queue).count},
+        "waiting_requests": len(rt.store.waiting()),
+        "rules": {"path": str(rt.settings.rules_path),
+                  "revision": live.get("rules_revision") or health.get("rules_revision"),
+                  "error": live.get("rules_error") or health.get("rules_error") or None},
+        "dashboard": live.get("dashboard") or health.get("dashboard") or "not configured",
+        "workers_last_report": health.get("at"),
+        "last_decisions": [
+            {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason")}
+            for e in rt.store.entries(200) if e["event"] == "decided"][: args.last],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    q = report["queue"]
+    print(f"queue {q['name']}: {q['queued']} queued, {q['running']} running, "
+          f"{q['scheduled']} scheduled (retries, timers), {q['failed']} failed")
+    print(f"waiting requests: {report['waiting_requests']}")
+    rules = report["rules"]
+    print(f"rules: {rules['path']} revision {rules['revision'] or '-'}"
+          + (f"  PROBLEM: {rules['error']}" if rules["error"] else ""))
+    print(f"dashboard: {report['dashboard']}")
+    print(f"last decisions ({len(report['last_decisions'])}):")
+    for e in report["last_decisions"]:
+        print(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
+              f"{e['rule'] or 'default':<26} {e['reason']}")
+    return 0
+
+
 def cmd_billing_show(args) -> int:
     """A developer's billing state, waiting requests and keys this service approved."""
     from approver import runtime
@@ -366,6 +409,11 @@ def parser() -> argparse.ArgumentParser:
     dexport = dsub.add_parser("export", help="the whole log as JSON lines, oldest first")
     dexport.add_argument("--output", default="-")
     dexport.set_defaults(func=cmd_decisions_export)
+
+    status = sub.add_parser("status", help="queues, failures, waits, rules, Dashboard")
+    status.add_argument("--last", type=int, default=10, help="decisions to show")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     replay = sub.add_parser("replay", help="run a failed job again")
     replay.add_argument("id", help="key request id or failed job id")

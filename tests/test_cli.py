@@ -185,3 +185,16 @@ def test_incomplete_commands_exit_with_usage(capsys, argv):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
+
+
+def test_status_shows_queues_rules_dashboard_and_last_decisions(capsys, client, sandbox, work):
+    decide_samples(client, sandbox, work)
+    code, out, _ = run(capsys, "status", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["queue"]["queued"] == 0 and report["queue"]["failed"] == 0
+    assert report["dashboard"] == "ok"
+    assert report["rules"]["revision"] and report["rules"]["error"] is None
+    assert [d["outcome"] for d in report["last_decisions"]] == ["review", "deny", "approve"]
+    code, out, _ = run(capsys, "status")
+    assert "queue approver: 0 queued" in out and "dashboard: ok" in out

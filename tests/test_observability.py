@@ -1,0 +1,117 @@
+"""Metrics, readiness and logs: what an operator scrapes and reads."""
+
+import json
+import logging
+
+import pytest
+
+from approver import logs, metrics, runtime
+from tests.conftest import WEBHOOK_TOKEN
+
+ALICE, BOB = "alice@acme.partner.example", "bob@mailinator.com"
+FREE = "64b0000000000000000000b1"
+
+
+def scrape(client) -> str:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    return response.get_data(as_text=True)
+
+
+def value(text: str, line_start: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {line_start!r} in metrics")
+
+
+def test_metrics_show_webhooks_queue_decisions_and_latency(client, sandbox, rt, work):
+    before = scrape(client)
+    requests = [sandbox.app.sandbox.create_key_request(e, [FREE], {"use_case": "x"})
+                for e in (ALICE, BOB)]
+    for request in requests:
+        client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}",
+                    json={"event": "key_request_event.submitted", "data": request})
+    client.post("/hooks/tyk/wrong-token-0123456789abc", json={})
+    mid = scrape(client)
+    assert value(mid, 'approver_queue_depth{queue="approver"}') == 2
+    assert value(mid, 'approver_queue_oldest_job_age_seconds{queue="approver"}') >= 0
+    accepted = 'approver_webhooks_received_total{code="202",source="tyk"}'
+    refused = 'approver_webhooks_received_total{code="401",source="tyk"}'
+    counted = value(mid, accepted) - (value(before, accepted) if accepted in before else 0)
+    assert counted == 2
+    assert value(mid, refused) >= 1
+    work()
+    after = scrape(client)
+    assert value(after, 'approver_queue_depth{queue="approver"}') == 0
+    assert value(after, 'approver_decisions_total{outcome="approve",rule="partners"}') == 1
+    assert value(after, 'approver_decisions_total{outcome="deny",rule="deny-disposable-email"}') \
+        == 1
+    assert value(after, "approver_webhook_to_applied_seconds_count") == 2
+    assert value(after, 'approver_webhook_to_applied_seconds_bucket{le="+Inf"}') == 2
+    assert value(after, "approver_waiting_requests") == 0
+    assert value(after, "approver_redis_up") == 1
+
+
+def test_dashboard_calls_are_counted_by_route_and_status(rt, sandbox):
+    request = sandbox.app.sandbox.create_key_request(ALICE, [FREE], {"use_case": "x"})
+    before = metrics.DASHBOARD_CALLS.labels("GET", "/api/portal/requests/{id}", "200")._value.get()
+    rt.dashboard.get_key_request(request["id"])
+    after = metrics.DASHBOARD_CALLS.labels("GET", "/api/portal/requests/{id}", "200")._value.get()
+    assert after == before + 1
+
+
+@pytest.mark.parametrize("path,template", [
+    ("/api/portal/requests/approve/64b000000000000000000101", "/api/portal/requests/approve/{id}"),
+    ("/api/portal/developers/email/a%40b.c", "/api/portal/developers/email/{id}"),
+    ("/api/portal/developers/64b0000000000000000000a4/keys/5d0c6b1e7a9f3c24",
+     "/api/portal/developers/{id}/keys/{id}"),
+    ("/api/portal/requests", "/api/portal/requests"),
+])
+def test_dashboard_routes_are_templated(path, template):
+    assert metrics.route(path.replace("%40", "@")) == template
+
+
+def test_readyz_reports_what_workers_saw(client, rt, sandbox):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["status"] == "degraded"  # no worker has reported yet
+    assert response.json["workers"] == "no worker has reported recently"
+    runtime.publish_health(rt)
+    body = client.get("/readyz").json
+    assert body == {**body, "status": "ok", "redis": "ok", "dashboard": "ok", "rules": "ok"}
+    assert body["rules_revision"] == rt.rules.current().revision
+
+
+def test_readyz_says_when_the_dashboard_is_down(client, rt, settings):
+    down = runtime.Runtime(settings.with_(dashboard_url="http://127.0.0.1:9",
+                                          dashboard_timeout=0.2))
+    down.store  # noqa: B018 (same Redis)
+    runtime.publish_health(down)
+    body = client.get("/readyz").json
+    assert body["status"] == "degraded"
+    assert "GET /api/portal/configuration" in body["dashboard"]
+
+
+def test_json_log_lines_carry_the_ids(capsys):
+    logs.setup("INFO", json_lines=True)
+    try:
+        with logs.bound(key_request_id="kr1", decision_id="d1"):
+            logging.getLogger("approver.test").info("decided %s via /hooks/tyk/%s", "x",
+                                                    "secret-token-123456")
+    finally:
+        logging.getLogger().handlers[:] = [
+            h for h in logging.getLogger().handlers if not getattr(h, "approver", False)]
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["key_request_id"] == "kr1" and line["decision_id"] == "d1"
+    assert line["msg"] == "decided x via /hooks/tyk/[redacted]"
+    assert line["level"] == "info" and line["logger"] == "approver.test"
+
+
+def test_answers_carry_a_request_id(client):
+    response = client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert response.headers["X-Request-Id"] == "abc-123"
+    generated = client.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
+    assert generated.headers["X-Request-Id"] != "bad id <script>"
+    assert len(generated.headers["X-Request-Id"]) == 32
