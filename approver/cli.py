@@ -307,7 +307,10 @@ def cmd_rules_explain(args) -> int:
     ruleset = load_rules(args.rules or config.from_env().rules_path)
     if args.request:
         rt = runtime.current()
-        facts = Facts(decide.gather(rt, rt.dashboard.get_key_request(args.request)))
+        request = decide.fetch(rt, args.request)
+        if request is None:
+            raise ApproverError(f"key request {args.request} does not exist")
+        facts = Facts(decide.gather(rt, request))
     else:
         try:
             document = json.loads(Path(args.file).read_text(encoding="utf-8"))

@@ -12,7 +12,6 @@ from approver import store as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
 from approver.runtime import Runtime
-from approver.tyk import KeyRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -35,72 +34,61 @@ class Result:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def gather(rt: Runtime, request: KeyRequest) -> FactContext:
-    """Everything the rules may ask about this request, read from the Dashboard and Redis."""
-    developer = request.developer
-    if developer is None and request.developer_id:
-        developer = rt.dashboard.get_developer(request.developer_id)
-    policies = {}
-    for policy_id in request.policies:
-        try:
-            policies[policy_id] = rt.dashboard.get_policy(policy_id).raw
-        except NotFound:
-            # Tyk stores requests for policies that do not exist (Tyk CONTRACT §3.1): the
-            # policy facts are then unknown, which fails safe to review.
-            log.warning("key request %s names unknown policy %s", request.id, policy_id)
+def gather(rt: Runtime, request) -> FactContext:
+    """Everything the rules may ask about this request, from its portal and Redis."""
+    source, _ = rt.source(request.ref)
     billing = rt.store.billing(request.developer_id) if request.developer_id else None
-    return FactContext(
-        request=request.raw,
-        developer=developer.raw if developer else None,
-        policies=policies,
-        catalogue=None,
-        billing=billing,
-    )
+    return source.gather(request, billing)
 
 
-def run(rt: Runtime, request_id: str, trigger: str) -> Result:
+def fetch(rt: Runtime, ref: str):
+    """The request as its portal has it now, or None if it does not exist."""
+    source, native_id = rt.source(ref)
+    return source.fetch(native_id)
+
+
+def run(rt: Runtime, ref: str, trigger: str) -> Result:
     """Decide and apply one key request, exactly once; safe to call any number of times."""
-    with rt.store.lock(request_id):
-        state = rt.store.state(request_id)
+    with rt.store.lock(ref):
+        state = rt.store.state(ref)
         if state and state["state"] in st.FINAL_STATES:
-            return Result(request_id, state["state"], state.get("outcome"), state.get("rule"))
-        request = _pending(rt, request_id, trigger, state)
+            return Result(ref, state["state"], state.get("outcome"), state.get("rule"))
+        request = _pending(rt, ref, trigger, state)
         if request is None:
-            return Result(request_id, st.SKIPPED)
+            return Result(ref, st.SKIPPED)
         if state and state["state"] in _RESUMABLE:
             # Resume the recorded decision: re-deciding could contradict what was logged.
             return _apply(rt, request, state, trigger)
         return _decide_and_apply(rt, request, trigger, state)
 
 
-def decide_explicitly(rt: Runtime, request_id: str, outcome: str, reason: str,
+def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
                       source: str) -> Result:
     """Apply a decision made elsewhere (a billing system), if the request is still pending."""
-    with rt.store.lock(request_id):
-        state = rt.store.state(request_id) or {}
-        if state.get("state") in _RESUMABLE:
-            return _apply(rt, rt.dashboard.get_key_request(request_id), state, source)
-        request = _pending(rt, request_id, source, state, record=False)
+    with rt.store.lock(ref):
+        state = rt.store.state(ref) or {}
+        request = _pending(rt, ref, source, state, record=False)
+        if request is not None and state.get("state") in _RESUMABLE:
+            return _apply(rt, request, state, source)
         if request is None:
             why = "the key request is no longer pending in Tyk"
-            rt.store.log("refused", request_id, outcome=outcome, reason=reason,
+            rt.store.log("refused", ref, outcome=outcome, reason=reason,
                          trigger=source, why=why)
-            log.info("explicit %s of key request %s refused: %s", outcome, request_id, why)
-            return Result(request_id, "refused", outcome, reason=why)
+            log.info("explicit %s of key request %s refused: %s", outcome, ref, why)
+            return Result(ref, "refused", outcome, reason=why)
         record = _record(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
                          reason=reason, revision="", decided_by=source)
         return _apply(rt, request, record, source)
 
 
 def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
-             record: bool = True) -> KeyRequest | None:
+             record: bool = True):
     """The request as Tyk has it now, or None (recorded as skipped) if it is not pending."""
-    try:
-        request = rt.dashboard.get_key_request(request_id)
-    except NotFound:
-        request, why = None, "the key request no longer exists in Tyk"
+    request = fetch(rt, request_id)
+    if request is None:
+        why = "the key request no longer exists in Tyk"
     else:
-        why = "the key request was already approved in Tyk" if request.approved else None
+        why = None if request.pending else "the key request is no longer pending in Tyk"
     if why is None:
         return request
     if state and state["state"] in _RESUMABLE:
@@ -118,7 +106,7 @@ def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
     return None
 
 
-def _decide_and_apply(rt: Runtime, request: KeyRequest, trigger: str,
+def _decide_and_apply(rt: Runtime, request, trigger: str,
                       previous: dict | None) -> Result:
     decision = evaluate(rt.rules.current(), Facts(gather(rt, request)))
     outcome, rule, reason = decision.outcome, decision.rule_id, decision.reason
@@ -138,13 +126,13 @@ def _decide_and_apply(rt: Runtime, request: KeyRequest, trigger: str,
         waited_since=(previous or {}).get("waited_since") or (st.now_iso() if wait else ""),
     )
     if previous and previous.get("state") == st.WAITING and not wait:
-        rt.store.unpark(request.id, request.developer_id)
+        rt.store.unpark(request.ref, request.developer_id)
     if record["state"] != st.APPLYING:
-        return Result(request.id, record["state"], outcome, rule, reason)
+        return Result(request.ref, record["state"], outcome, rule, reason)
     return _apply(rt, request, record, trigger)
 
 
-def _record(rt: Runtime, request: KeyRequest, trigger: str, *, outcome: str, rule: str,
+def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
             reason: str, revision: str, wait: dict | None = None, **extra) -> dict:
     """Write the decision to the request's state and the log before anything is applied."""
     needs_call = outcome in ("approve", "deny") and not rt.settings.shadow
@@ -162,6 +150,7 @@ def _record(rt: Runtime, request: KeyRequest, trigger: str, *, outcome: str, rul
         "reason": reason,
         "revision": revision,
         "trigger": trigger,
+        "portal": rt.source(request.ref)[0].name,
         "developer_id": request.developer_id,
         "policies": list(request.policies),
         "decided_at": st.now_iso(),
@@ -170,45 +159,45 @@ def _record(rt: Runtime, request: KeyRequest, trigger: str, *, outcome: str, rul
         "deadline": wait["deadline"] if wait else "",
         **extra,
     }
-    rt.store.save_state(request.id, **record)
+    rt.store.save_state(request.ref, **record)
     logs.bind(decision_id=record["decision_id"])
     metrics.count_decision(rt.redis, outcome, rule)
     if wait:
-        rt.store.park(request.id, request.developer_id, wait["deadline"])
-    rt.store.log("decided", request.id, **{k: v for k, v in record.items() if k != "state"})
-    log.info("key request %s decided %s by %s: %s", request.id, outcome, rule or "default",
+        rt.store.park(request.ref, request.developer_id, wait["deadline"])
+    rt.store.log("decided", request.ref, **{k: v for k, v in record.items() if k != "state"})
+    log.info("key request %s decided %s by %s: %s", request.ref, outcome, rule or "default",
              reason)
     return record
 
 
-def _apply(rt: Runtime, request: KeyRequest, record: dict, trigger: str) -> Result:
+def _apply(rt: Runtime, request, record: dict, trigger: str) -> Result:
     """Carry a recorded approve or deny out in Tyk; an answer of 'already done' is done."""
-    outcome = record["outcome"]
-    rt.store.save_state(request.id, state=st.APPLYING, updated_at=st.now_iso())
+    outcome, ref = record["outcome"], request.ref
+    source, _ = rt.source(ref)
+    rt.store.save_state(ref, state=st.APPLYING, updated_at=st.now_iso())
     try:
         if outcome == "approve":
-            approval = rt.dashboard.approve_key_request(request)
-            key_ids = list(approval.key_ids)
+            done = source.approve(request)
             rt.store.remember_keys(
-                request.developer_id, key_ids, request_id=request.id,
+                request.developer_id, list(done.key_ids), request_id=ref,
                 policies=list(request.policies), decision_id=record.get("decision_id"),
+                portal=source.name,
             )
-            fields = {"key_ids": key_ids, "already_processed": approval.already_processed}
         else:
-            deleted = rt.dashboard.delete_key_request(request.id)
-            fields = {"already_processed": not deleted}
+            done = source.deny(request, record.get("reason") or "")
     except Exception as exc:
-        rt.store.save_state(request.id, state=st.FAILED, error=_describe(exc),
-                            updated_at=st.now_iso())
-        rt.store.log("apply_failed", request.id, outcome=outcome, error=_describe(exc),
-                     trigger=trigger)
+        rt.store.save_state(ref, state=st.FAILED, error=_describe(exc), updated_at=st.now_iso())
+        rt.store.log("apply_failed", ref, outcome=outcome, error=_describe(exc), trigger=trigger)
         raise
-    rt.store.save_state(request.id, state=st.APPLIED, applied_at=st.now_iso(), **fields)
-    rt.store.log("applied", request.id, outcome=outcome, decision_id=record.get("decision_id"),
+    fields = {"already_processed": done.already_processed}
+    if outcome == "approve":
+        fields["key_ids"] = list(done.key_ids)
+    rt.store.save_state(ref, state=st.APPLIED, applied_at=st.now_iso(), **fields)
+    rt.store.log("applied", ref, outcome=outcome, decision_id=record.get("decision_id"),
                  trigger=trigger, **fields)
-    log.info("key request %s: %s applied in Tyk", request.id, outcome)
-    return Result(request.id, st.APPLIED, outcome, record.get("rule") or None,
-                  record.get("reason"), applied_now=True)
+    log.info("key request %s: %s applied in Tyk", ref, outcome)
+    return Result(ref, st.APPLIED, outcome, record.get("rule") or None, record.get("reason"),
+                  applied_now=True)
 
 
 def _describe(exc: Exception) -> str:

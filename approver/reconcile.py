@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from approver import enqueue
+from approver import enqueue, sources
 from approver import store as st
 from approver.runtime import Runtime
 
@@ -33,7 +33,8 @@ class Pass:
 def run(rt: Runtime) -> Pass:
     """List pending key requests and queue every one not decided (or not finished applying)."""
     result = Pass()
-    pending = [r.id for r in rt.dashboard.list_key_requests(approved=False)]
+    pending = [sources.ref(name, native_id) for name, source in rt.sources.items()
+               for native_id in source.pending_ids()]
     result.pending = len(pending)
     overdue = {request_id for request_id, _ in rt.store.waiting(due_before=time.time())}
     # Requests left mid-way (decided, applying, failed) are queued again: the pipeline

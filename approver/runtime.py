@@ -53,6 +53,25 @@ class Runtime:
                          observer=observe_dashboard_call)
 
     @cached_property
+    def sources(self) -> dict:
+        """The portals this service decides for, by name."""
+        from approver.sources import ClassicSource
+
+        found = {}
+        if self.settings.dashboard_url:
+            found["classic"] = ClassicSource(self.dashboard)
+        return found
+
+    def source(self, ref: str):
+        """(the portal's adapter, the native id) for a request reference."""
+        from approver.sources import UnknownSource, split
+
+        portal, native_id = split(ref)
+        if portal not in self.sources:
+            raise UnknownSource(f"no {portal} portal is configured for request {ref}")
+        return self.sources[portal], native_id
+
+    @cached_property
     def rules(self):
         from approver.rules import LiveRules
 

@@ -12,7 +12,6 @@ from approver import decide
 from approver.billing.state import BillingState
 from approver.runtime import Runtime
 from approver.store import Locked
-from approver.tyk import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +66,17 @@ def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
     for key_id, about in rt.store.approved_keys(developer_id).items():
         if about.get("revoked_at"):
             continue
+        source = rt.sources.get(about.get("portal") or "classic")
+        if source is None:
+            continue
         tags = set()
         for policy_id in about.get("policies", []):
-            try:
-                tags.update(rt.dashboard.get_policy(policy_id).tags)
-            except NotFound:
-                continue
+            tags |= source.policy_tags(policy_id)
         if not tags & paid:
             continue
-        # DELETE /api/portal/developers/{dev}/keys/{key} with the key id (hash) kept at
-        # approval; the raw key was never stored (Tyk CONTRACT §3.7). 404 = already gone.
-        existed = rt.dashboard.revoke_developer_key(developer_id, key_id)
+        # Classic: DELETE /api/portal/developers/{dev}/keys/{key} with the key id (hash)
+        # kept at approval; the raw key was never stored (Tyk CONTRACT §3.7). 404 = gone.
+        existed = source.revoke(developer_id, key_id)
         rt.store.mark_revoked(developer_id, key_id, reason)
         rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
                      key_id=key_id, reason=reason, already_gone=not existed)
@@ -89,10 +88,11 @@ def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
 def _developer_id(rt: Runtime, data: dict) -> str | None:
     if data.get("developer_id"):
         return data["developer_id"]
-    try:
-        return rt.dashboard.get_developer_by_email(data["developer_email"]).id
-    except NotFound:
-        return None
+    for source in rt.sources.values():
+        found = source.developer_id_by_email(data["developer_email"])
+        if found:
+            return found
+    return None
 
 
 def _reevaluate(rt: Runtime, request_id: str) -> dict:
