@@ -54,6 +54,7 @@ USER_AGENT = "tyk-approver-notify/1"
 # The Dashboard API documents /api/portal/requests/{id}; the UI route is not documented
 # and differs between Dashboard versions, so check it against yours.
 DASHBOARD_REQUEST_PATH = "/#/portal/requests/{id}"
+_NEW_PORTAL_PREFIX = "portal-"  # approver.sources.ref() of a new Developer Portal request
 
 
 class NotifyError(ApproverError):
@@ -151,8 +152,10 @@ def event_id(record: dict, request_id: str) -> str:
 
 
 def request_link(dashboard_url: str | None, request_id: str) -> str | None:
-    """The Dashboard UI page of one key request (see DASHBOARD_REQUEST_PATH)."""
-    if not dashboard_url:
+    """The Dashboard UI page of one key request (see DASHBOARD_REQUEST_PATH), if known."""
+    if not dashboard_url or request_id.startswith(_NEW_PORTAL_PREFIX):
+        # Requests of the new Developer Portal (refs `portal-<id>`) live in that portal's
+        # admin UI, whose page path we do not know: no link rather than a wrong one.
         return None
     return dashboard_url.rstrip("/") + DASHBOARD_REQUEST_PATH.format(id=request_id)
 
@@ -170,6 +173,7 @@ def events_for(record: dict, dashboard_url: str | None, request_id: str | None =
         raise ValueError(f"no event for outcome {outcome!r}")
     data = {
         "key_request_id": request_id,
+        "portal": record.get("portal") or "classic",
         "developer_id": record.get("developer_id") or None,
         "policies": list(record.get("policies") or []),
         "outcome": outcome,
