@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from approver import config, runtime
-from approver.web import billing, errors, handoff, health, hooks, observe
+from approver.web import billing, errors, handoff, health, hooks, observe, openapi
 
 
 def create_app(settings: config.Settings | None = None) -> Flask:
@@ -20,6 +20,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(handoff.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(openapi.bp)
     return app
 
 

@@ -61,7 +61,12 @@ def status(token: str):
         return page(404, "Link not valid", "This status link is not valid or has expired.",
                     advice="Ask for access again from the developer portal.")
     request_id = str(payload.get("kr", ""))
-    return _answer(request_id, _runtime().store.state(request_id), from_handoff=False)
+    rt = _runtime()
+    state = rt.store.state(request_id)
+    if state is None and enqueue.ID_PATTERN.match(request_id):
+        # Never decided (or its record is gone): queue it, so the page does not wait forever.
+        enqueue.decision(rt.queue, request_id, "status", rt.settings.retry_delays)
+    return _answer(request_id, state, from_handoff=False)
 
 
 def _await_state(rt, request_id: str) -> dict | None:

@@ -35,7 +35,7 @@ def readyz():
         rt.redis.ping()
         health = rt.store.health()
     except RedisError as exc:
-        return jsonify(status="unavailable", redis=type(exc).__name__), 503
+        return jsonify(status="unavailable", redis=type(exc).__name__), 503, {"Retry-After": "5"}
     checks = {"redis": "ok", "dashboard": health.get("dashboard") or "unknown",
               "rules": "ok" if health.get("rules_revision") else "unknown",
               "rules_revision": health.get("rules_revision") or None,
