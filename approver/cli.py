@@ -51,7 +51,7 @@ def cmd_worker(args) -> int:
     from approver import enqueue, runtime
 
     rt = runtime.current()
-    rt.settings.require_dashboard()
+    rt.settings.require_a_portal()
     rt.rules.current()  # refuse to start on rules that do not load
     runtime.publish_health(rt)
     enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)

@@ -21,6 +21,9 @@ class Settings:
 
     dashboard_url: str | None = None
     dashboard_secret: str | None = field(default=None, repr=False)
+    portal_url: str | None = None
+    portal_token: str | None = field(default=None, repr=False)
+    portal_webhook_tokens: tuple[str, ...] = field(default=(), repr=False)
     redis_url: str = "redis://localhost:6379/0"
     webhook_tokens: tuple[str, ...] = field(default=(), repr=False)
     billing_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -52,9 +55,33 @@ class Settings:
                 raise ConfigError(f"{name} is required (the Tyk Dashboard to decide against)")
         return self
 
+    def require_portal(self) -> Settings:
+        """Return self, or fail naming the new-portal variable that is missing."""
+        for name, value in (
+            ("APPROVER_PORTAL_URL", self.portal_url),
+            ("APPROVER_PORTAL_TOKEN", self.portal_token),
+        ):
+            if not value:
+                raise ConfigError(f"{name} is required (the Tyk Developer Portal's admin API)")
+        return self
+
+    def require_a_portal(self) -> Settings:
+        """Return self if the classic Dashboard, the new portal or both are configured."""
+        if self.dashboard_url or self.dashboard_secret:
+            self.require_dashboard()
+        if self.portal_url or self.portal_token:
+            self.require_portal()
+        if not (self.dashboard_url or self.portal_url):
+            raise ConfigError(
+                "configure a portal: APPROVER_DASHBOARD_URL and APPROVER_DASHBOARD_SECRET "
+                "(classic portal), APPROVER_PORTAL_URL and APPROVER_PORTAL_TOKEN (Tyk "
+                "Developer Portal), or both"
+            )
+        return self
+
     def require_webhook_tokens(self) -> Settings:
         """Return self, or fail: the web tier accepts no webhook without a token."""
-        if not self.webhook_tokens:
+        if not self.webhook_tokens and not self.portal_webhook_tokens:
             raise ConfigError(
                 "APPROVER_WEBHOOK_TOKENS is required for the web tier "
                 f"(comma-separated, each at least {MIN_TOKEN_LENGTH} characters)"
@@ -167,6 +194,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             "APPROVER_DASHBOARD_URL", env.get("APPROVER_DASHBOARD_URL"), ("http", "https")
         ),
         dashboard_secret=secret.strip() if secret else None,
+        portal_url=_url("APPROVER_PORTAL_URL", env.get("APPROVER_PORTAL_URL"), ("http", "https")),
+        portal_token=(env.get("APPROVER_PORTAL_TOKEN") or "").strip() or None,
+        portal_webhook_tokens=_secrets(
+            "APPROVER_PORTAL_WEBHOOK_TOKENS", env.get("APPROVER_PORTAL_WEBHOOK_TOKENS")
+        ),
         redis_url=redis_url,
         webhook_tokens=tokens,
         secret_key=_secret_key(env.get("APPROVER_SECRET_KEY"), tokens),

@@ -82,11 +82,13 @@ def publish_health(rt: Runtime) -> dict:
     """Check the Dashboard and the rules now, and record what was seen for the web tier."""
     from approver.errors import ApproverError
 
-    try:
-        rt.dashboard.ping()
-        dashboard = "ok"
-    except ApproverError as exc:
-        dashboard = str(exc)[:300]
+    problems = []
+    for name, source in rt.sources.items():
+        try:
+            source.ping()
+        except ApproverError as exc:
+            problems.append(f"{name}: {exc}")
+    dashboard = "; ".join(problems)[:300] or ("ok" if rt.sources else "no portal configured")
     rules = rt.rules
     try:
         revision = rules.current().revision

@@ -49,6 +49,7 @@ class Source(Protocol):
     def revoke(self, developer_id: str, key_id: str) -> bool: ...
     def policy_tags(self, policy_id: str) -> set[str]: ...
     def developer_id_by_email(self, email: str) -> str | None: ...
+    def ping(self) -> None: ...
 
 
 class ClassicSource:
@@ -115,6 +116,9 @@ class ClassicSource:
             return self.dashboard.get_developer_by_email(email).id
         except NotFound:
             return None
+
+    def ping(self) -> None:
+        self.dashboard.ping()
 
 
 class ClassicRequest:
