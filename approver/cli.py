@@ -48,7 +48,7 @@ def cmd_worker(args) -> int:
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
-    from approver import enqueue, runtime
+    from approver import enqueue, notify, runtime
 
     rt = runtime.current()
     rt.settings.require_a_portal()
@@ -63,8 +63,10 @@ def cmd_worker(args) -> int:
     # job re-importing the job module in a fresh child, 10x our whole decision. A job's
     # crash cannot corrupt anything (state is in Redis, written before each Dashboard
     # call), and RQ still enforces job_timeout with SIGALRM. Scale with more processes.
+    # Decisions first: a worker takes a notification only when no decision is queued.
     worker = SimpleWorker(
-        [rt.queue], connection=rt.redis, serializer=JSONSerializer, name=args.name
+        [rt.queue, notify.notify_queue(rt.queue)], connection=rt.redis,
+        serializer=JSONSerializer, name=args.name,
     )
     worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
     return 0

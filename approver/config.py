@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 from collections.abc import Mapping
@@ -13,6 +15,7 @@ from approver.errors import ConfigError
 
 MODES = ("enforce", "shadow")
 MIN_TOKEN_LENGTH = 16
+NOTIFY_KINDS = ("review", "wait", "approve", "deny")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class Settings:
     secret_key: bytes = field(default=b"", repr=False)
     paid_policy_tags: tuple[str, ...] = ("paid",)
     past_due_grace: int | None = None
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_secret: str | None = field(default=None, repr=False)
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    notify_on: tuple[str, ...] = NOTIFY_KINDS
 
     @property
     def shadow(self) -> bool:
@@ -178,6 +185,38 @@ def _secret_key(value: str | None, tokens: tuple[str, ...]) -> bytes:
     return b""
 
 
+def _url_list(name: str, value: str | None) -> tuple[str, ...]:
+    return tuple(_url(name, u.strip(), ("http", "https"))
+                 for u in (value or "").split(",") if u.strip())
+
+
+def _notify_secret(value: str | None, urls: tuple[str, ...]) -> str | None:
+    secret = (value or "").strip() or None
+    if secret:
+        _secrets("APPROVER_NOTIFY_SECRET", secret, prefix="whsec_")
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_") + "==")
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise ConfigError("APPROVER_NOTIFY_SECRET must be whsec_ followed by base64")
+    elif urls:
+        raise ConfigError("APPROVER_NOTIFY_SECRET (whsec_...) is required with "
+                          "APPROVER_NOTIFY_URLS: events are always signed")
+    return secret
+
+
+def _notify_on(value: str | None) -> tuple[str, ...]:
+    if value is None or not value.strip():
+        return NOTIFY_KINDS
+    kinds = tuple(k.strip().lower() for k in value.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(NOTIFY_KINDS))
+    if unknown:
+        raise ConfigError(f"APPROVER_NOTIFY_ON: unknown {', '.join(unknown)} "
+                          f"(choose from {', '.join(NOTIFY_KINDS)})")
+    return kinds
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
@@ -189,7 +228,13 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     _url(redis_name, redis_url, ("redis", "rediss", "unix"))
     secret = env.get("APPROVER_DASHBOARD_SECRET") or None
     tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"))
+    notify_urls = _url_list("APPROVER_NOTIFY_URLS", env.get("APPROVER_NOTIFY_URLS"))
     return Settings(
+        notify_urls=notify_urls,
+        notify_secret=_notify_secret(env.get("APPROVER_NOTIFY_SECRET"), notify_urls),
+        slack_webhook_url=_url("APPROVER_SLACK_WEBHOOK_URL",
+                               env.get("APPROVER_SLACK_WEBHOOK_URL"), ("https", "http")),
+        notify_on=_notify_on(env.get("APPROVER_NOTIFY_ON")),
         dashboard_url=_url(
             "APPROVER_DASHBOARD_URL", env.get("APPROVER_DASHBOARD_URL"), ("http", "https")
         ),

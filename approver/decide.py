@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from approver import logs, metrics
+from approver import logs, metrics, notify
 from approver import store as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
@@ -97,6 +97,8 @@ def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
                             already_processed=True)
         rt.store.log("applied", request_id, outcome=state.get("outcome"), trigger=trigger,
                      already_processed=True, decision_id=state.get("decision_id"))
+        notify.enqueue_notifications(rt.queue, rt.settings,
+                                     {**state, "state": st.APPLIED}, request_id)
     elif record:
         rt.store.save_state(request_id, state=st.SKIPPED, reason=why, updated_at=st.now_iso())
         rt.store.log("skipped", request_id, reason=why, trigger=trigger)
@@ -167,6 +169,8 @@ def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
     rt.store.log("decided", request.ref, **{k: v for k, v in record.items() if k != "state"})
     log.info("key request %s decided %s by %s: %s", request.ref, outcome, rule or "default",
              reason)
+    # Announces review and wait now; approve/deny are announced by _apply once carried out.
+    notify.enqueue_notifications(rt.queue, rt.settings, record, request.ref)
     return record
 
 
@@ -196,6 +200,8 @@ def _apply(rt: Runtime, request, record: dict, trigger: str) -> Result:
     rt.store.log("applied", ref, outcome=outcome, decision_id=record.get("decision_id"),
                  trigger=trigger, **fields)
     log.info("key request %s: %s applied in Tyk", ref, outcome)
+    notify.enqueue_notifications(rt.queue, rt.settings,
+                                 {**record, **fields, "state": st.APPLIED}, ref)
     return Result(ref, st.APPLIED, outcome, record.get("rule") or None, record.get("reason"),
                   applied_now=True)
 
