@@ -129,9 +129,30 @@ def _load(path: str | Path, registry: Registry | None) -> tuple[RuleSet | None, 
     return ruleset, []
 
 
+MAX_DEPTH = 64
+
+
+def _depth(data) -> int:
+    """How deeply lists and mappings nest in `data` (walked without recursion)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _parse(name: str, raw: bytes, problems: list[Problem]) -> Located | None:
     try:
         located = load_located(raw.decode("utf-8"))
+    except RecursionError:
+        # PyYAML composes nodes recursively: absurd nesting must be a problem, not a crash.
+        problems.append(Problem(name, 1, f"nested more than {MAX_DEPTH} levels deep"))
+        return None
     except UnicodeDecodeError as exc:
         problems.append(Problem(name, 1, f"not UTF-8 text: {exc.reason}"))
         return None
@@ -148,6 +169,9 @@ def _parse(name: str, raw: bytes, problems: list[Problem]) -> Located | None:
         )
         return None
     problems += [Problem(name, line, message) for line, message in located.duplicates]
+    if _depth(located.data) > MAX_DEPTH:
+        problems.append(Problem(name, 1, f"nested more than {MAX_DEPTH} levels deep"))
+        return None
     if located.data is None:
         problems.append(Problem(name, 1, "empty file; expected a mapping with version: 1"))
         return None
