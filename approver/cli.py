@@ -154,6 +154,19 @@ def _failed(rt) -> list[dict]:
     return rows
 
 
+def cmd_decisions_verify(args) -> int:
+    """Check the decision log's hash chain; name the first broken entry."""
+    from approver import runtime
+
+    checked, broken, why = runtime.current().store.verify_log()
+    if why:
+        where = f"entry {broken}" if broken else "the log"
+        print(f"BROKEN after {checked} good entries: {where}: {why}")
+        return 1
+    print(f"ok: {checked} entries, chain intact")
+    return 0
+
+
 def cmd_decisions_export(args) -> int:
     """Write the whole decision log, oldest first, as JSON lines."""
     from approver import runtime
@@ -411,6 +424,8 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--waiting", action="store_true", help="requests waiting (billing)")
     which.add_argument("--failed", action="store_true", help="jobs that failed for good")
     dlist.set_defaults(func=cmd_decisions_list)
+    dsub.add_parser("verify", help="check the log's hash chain").set_defaults(
+        func=cmd_decisions_verify)
     dexport = dsub.add_parser("export", help="the whole log as JSON lines, oldest first")
     dexport.add_argument("--output", default="-")
     dexport.set_defaults(func=cmd_decisions_export)

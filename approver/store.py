@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from approver.errors import ApproverError
 
 PREFIX = "approver:"
 LOG_KEY = PREFIX + "log"
+LOG_HEAD_KEY = PREFIX + "log:head"
 LOG_MAXLEN = 1_000_000
 
 # Request states. "applying" is written before any Dashboard call (an outbox), so a crash
@@ -29,6 +31,11 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+def chain_hash(prev: str, body: str) -> str:
+    """The hash that links one decision-log entry to the one before it."""
+    return hashlib.sha256(f"{prev}\n{body}".encode()).hexdigest()
 
 
 class Locked(ApproverError):
@@ -81,13 +88,48 @@ class Store:
 
     # -- the decision log ----------------------------------------------------------------
     def log(self, event: str, request_id: str, **fields) -> str:
-        """Append one entry to the decision log; returns its id."""
+        """Append one entry to the decision log, chained to the one before; returns its id."""
         entry = {"event": event, "request_id": request_id, "at": now_iso(), **fields}
-        entry_id = self.redis.xadd(
-            LOG_KEY, {"json": json.dumps(entry, sort_keys=True, default=str)},
-            maxlen=LOG_MAXLEN, approximate=True,
-        )
-        return entry_id.decode()
+        body = json.dumps(entry, sort_keys=True, default=str)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    # The head is read and the entry appended atomically (optimistic
+                    # locking): concurrent writers never fork the chain.
+                    pipe.watch(LOG_HEAD_KEY)
+                    prev = (pipe.get(LOG_HEAD_KEY) or b"").decode()
+                    digest = chain_hash(prev, body)
+                    pipe.multi()
+                    pipe.xadd(LOG_KEY, {"json": body, "prev": prev, "hash": digest},
+                              maxlen=LOG_MAXLEN, approximate=True)
+                    pipe.set(LOG_HEAD_KEY, digest)
+                    entry_id, _ = pipe.execute()
+                    return entry_id.decode()
+                except redis.WatchError:
+                    continue
+
+    def verify_log(self, batch: int = 1000) -> tuple[int, str | None, str | None]:
+        """Walk the log oldest first: (entries checked, first broken entry id, why)."""
+        checked, expected_prev, start = 0, None, "-"
+        while True:
+            entries = self.redis.xrange(LOG_KEY, min=start, max="+", count=batch)
+            for entry_id, data in entries:
+                name = entry_id.decode()
+                body = data.get(b"json", b"").decode()
+                prev = data.get(b"prev", b"").decode()
+                if expected_prev is not None and prev != expected_prev:
+                    return checked, name, "its link to the entry before does not match"
+                if data.get(b"hash", b"").decode() != chain_hash(prev, body):
+                    return checked, name, "its content does not match its hash"
+                expected_prev = data[b"hash"].decode()
+                checked += 1
+            if len(entries) < batch:
+                break
+            start = "(" + entries[-1][0].decode()
+        head = (self.redis.get(LOG_HEAD_KEY) or b"").decode()
+        if checked and head != expected_prev:
+            return checked, None, "the newest entry is not the recorded head (entries removed)"
+        return checked, None, None
 
     def entries(self, count: int = 50, request_id: str | None = None) -> list[dict]:
         """The latest log entries, newest first, optionally for one request."""

@@ -198,3 +198,32 @@ def test_status_shows_queues_rules_dashboard_and_last_decisions(capsys, client, 
     assert [d["outcome"] for d in report["last_decisions"]] == ["review", "deny", "approve"]
     code, out, _ = run(capsys, "status")
     assert "queue approver: 0 queued" in out and "dashboard: ok" in out
+
+
+def test_decisions_verify_finds_the_first_tampered_entry(capsys, client, sandbox, work, rt):
+    decide_samples(client, sandbox, work)
+    code, out, _ = run(capsys, "decisions", "verify")
+    assert (code, out.strip()) == (0, "ok: 5 entries, chain intact")
+    entries = rt.redis.xrange("approver:log")
+    position, (victim_id, victim) = next(
+        (i, e) for i, e in enumerate(entries) if json.loads(e[1][b"json"]).get("outcome") == "deny")
+    body = json.loads(victim[b"json"])
+    body["outcome"] = "approve"  # someone rewrites a deny as an approve
+    # Streams cannot be edited in place: rebuild the log with the altered entry.
+    rt.redis.delete("approver:log")
+    for entry_id, data in entries:
+        if entry_id == victim_id:
+            data = {**data, b"json": json.dumps(body, sort_keys=True).encode()}
+        rt.redis.xadd("approver:log", data, id=entry_id)
+    code, out, _ = run(capsys, "decisions", "verify")
+    assert code == 1
+    assert f"entry {victim_id.decode()}: its content does not match its hash" in out
+    assert f"after {position} good entries" in out
+
+
+def test_decisions_verify_notices_removed_entries(capsys, client, sandbox, work, rt):
+    decide_samples(client, sandbox, work)
+    last_id = rt.redis.xrevrange("approver:log", count=1)[0][0]
+    rt.redis.xdel("approver:log", last_id)
+    code, out, _ = run(capsys, "decisions", "verify")
+    assert code == 1 and "entries removed" in out
