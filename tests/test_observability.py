@@ -115,3 +115,19 @@ def test_answers_carry_a_request_id(client):
     generated = client.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
     assert generated.headers["X-Request-Id"] != "bad id <script>"
     assert len(generated.headers["X-Request-Id"]) == 32
+
+
+def test_grafana_dashboard_queries_only_metrics_we_export(client, rt):
+    import re
+
+    from tests.conftest import ROOT
+
+    runtime.publish_health(rt)
+    declared = set(re.findall(r"^# TYPE ([a-z_]+) ", scrape(client), re.M))
+    exported = declared | {f"{name}_total" for name in declared}
+    exported |= {"approver_dashboard_calls_total", "approver_dashboard_call_seconds"}
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    used = {name.removesuffix("_bucket")
+            for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"approver_[a-z_]+", target["expr"])}
+    assert used and used <= exported, used - exported
