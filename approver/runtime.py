@@ -53,13 +53,24 @@ class Runtime:
                          observer=observe_dashboard_call)
 
     @cached_property
+    def portal(self):
+        from approver.metrics import observe_dashboard_call
+        from approver.portal import Portal
+
+        s = self.settings.require_portal()
+        return Portal(s.portal_url, s.portal_token, read_timeout=s.dashboard_timeout,
+                      observer=observe_dashboard_call)
+
+    @cached_property
     def sources(self) -> dict:
         """The portals this service decides for, by name."""
-        from approver.sources import ClassicSource
+        from approver.sources import ClassicSource, PortalSource
 
         found = {}
         if self.settings.dashboard_url:
             found["classic"] = ClassicSource(self.dashboard)
+        if self.settings.portal_url:
+            found["portal"] = PortalSource(self.portal)
         return found
 
     def source(self, ref: str):

@@ -184,7 +184,7 @@ _default_lock = threading.Lock()
 
 def builtin_registry() -> Registry:
     """A fresh registry holding the built-in facts and operators only (no plugins)."""
-    from approver.rules import facts, operators  # noqa: F401 - they register into BUILTINS
+    from approver.rules import facts, operators, portal  # noqa: F401 - they register into BUILTINS
 
     return BUILTINS.copy()
 

@@ -1,0 +1,65 @@
+"""Facts only the new Tyk Developer Portal has: the plan, products and app of an access request.
+
+Its source (`approver.sources.PortalSource`) puts the portal's records in
+`FactContext.extra`; a classic-portal key request has none, so these facts are unknown there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from approver.rules.facts import FactContext
+from approver.rules.registry import BUILTINS, fact
+from approver.rules.values import FactUnavailable
+
+
+def _record(ctx: FactContext, what: str) -> Any:
+    if ctx.extra.get("portal") != "portal":
+        raise FactUnavailable(f"not a new-portal access request (no {what})")
+    value = ctx.extra.get(what)
+    if value is None:
+        raise FactUnavailable(f"the access request's {what} could not be read")
+    return value
+
+
+def _name(record: dict, what: str) -> str:
+    name = record.get("DisplayName") or record.get("Name")
+    if not name:
+        raise FactUnavailable(f"the {what} has no name")
+    return str(name)
+
+
+@fact(
+    "portal.plan",
+    type="string",
+    description="new portal: the access request's plan (display name, else name)",
+    registry=BUILTINS,
+)
+def portal_plan(ctx: FactContext) -> Any:
+    """The plan asked for (new portal only)."""
+    return _name(_record(ctx, "plan"), "plan")
+
+
+@fact(
+    "portal.products",
+    type="list[string]",
+    description="new portal: the access request's products (display names, else names)",
+    registry=BUILTINS,
+)
+def portal_products(ctx: FactContext) -> Any:
+    """The products asked for (new portal only)."""
+    return [_name(p, "product") for p in _record(ctx, "products")]
+
+
+@fact(
+    "portal.app",
+    type="string",
+    description="new portal: the name of the developer app the access is for",
+    registry=BUILTINS,
+)
+def portal_app(ctx: FactContext) -> Any:
+    """The developer app asking (new portal only)."""
+    app = _record(ctx, "app")
+    if not app.get("Name"):
+        raise FactUnavailable("the app has no name")
+    return str(app["Name"])
