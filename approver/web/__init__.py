@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from approver import config, runtime
-from approver.web import billing, errors, handoff, health, hooks, observe, openapi
+from approver.web import billing, errors, handoff, health, hooks, observe, openapi, portal_hooks
 
 
 def create_app(settings: config.Settings | None = None) -> Flask:
@@ -17,6 +17,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     errors.init_app(app)
     observe.init_app(app)
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(portal_hooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(handoff.bp)
     app.register_blueprint(billing.bp)

@@ -21,13 +21,15 @@ _JSON_TYPES = ("", "application/json", "text/plain")
 KEY_REQUEST_EVENT = "key_request_event"
 
 
-def _token_ok(given: str | None) -> bool:
-    """Compare against every configured token in constant time."""
+def _token_ok(given: str | None, tokens: tuple[str, ...] | None = None) -> bool:
+    """Compare against every configured token (the classic hook's by default) in constant time."""
     if not given:
         return False
     given_bytes = given.encode()
     ok = False
-    for token in current_app.extensions["approver"].settings.webhook_tokens:
+    if tokens is None:
+        tokens = current_app.extensions["approver"].settings.webhook_tokens
+    for token in tokens:
         ok |= hmac.compare_digest(given_bytes, token.encode())
     return ok
 
@@ -39,7 +41,7 @@ def _header_token() -> str | None:
     return request.headers.get("X-Approver-Token")
 
 
-def _json_body() -> dict:
+def _json_body(schema: str = "tyk-webhook", what: str = "a Tyk key request event") -> dict:
     mimetype = request.mimetype
     if mimetype not in _JSON_TYPES and not mimetype.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", "Send the event as application/json.")
@@ -51,9 +53,9 @@ def _json_body() -> dict:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
-    problem = first_error("tyk-webhook", body)
+    problem = first_error(schema, body)
     if problem:
-        raise ApiError(400, "bad_shape", f"Not a Tyk key request event: {problem}")
+        raise ApiError(400, "bad_shape", f"Not {what}: {problem}")
     return body
 
 
