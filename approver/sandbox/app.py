@@ -5,12 +5,14 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from approver.sandbox import control, dashboard
+from approver.sandbox.harness import Harness
 from approver.sandbox.responses import envelope, sandbox
 from approver.sandbox.state import Sandbox, SandboxError
 
@@ -33,19 +35,36 @@ def create_app(
     if not secret:
         raise ValueError("the sandbox Dashboard needs a non-empty secret")
     app = Flask(__name__)
-    app.json.sort_keys = False  # keep Tyk's field order in answers
-    state = Sandbox(seed=seed, webhook_url=webhook_url)
-    app.extensions["sandbox"] = state
-    app.sandbox = state  # type: ignore[attr-defined]
-    app.config["SANDBOX_SECRET"] = secret
+    instrument(app, Sandbox(seed=seed, webhook_url=webhook_url), secret, envelope)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(control.classic)
+    return app
+
+
+def instrument(
+    app: Flask, state: Harness, secret: str, error: Callable[[int, str], Response]
+) -> Flask:
+    """Give a simulated API its state, secret check, faults, call log and error answers.
+
+    `error(status, message)` builds the simulated API's own error body; shared by the
+    sandbox Dashboard and the sandbox Developer Portal.
+    """
+    app.json.sort_keys = False  # keep Tyk's field order in answers
+    app.extensions["sandbox"] = state
+    app.extensions["sandbox_error"] = error
+    app.sandbox = state  # type: ignore[attr-defined]
+    app.config["SANDBOX_SECRET"] = secret
     app.before_request(_authenticate_and_inject)
     app.after_request(_record)
     app.register_error_handler(SandboxError, _sandbox_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _error(status: int, message: str) -> Response:
+    return current_app.extensions["sandbox_error"](status, message)
 
 
 def _is_control() -> bool:
@@ -57,7 +76,7 @@ def _authenticate_and_inject() -> Response | None:
     # Tyk CONTRACT §3.0: the raw key, no "Bearer" prefix.
     given = request.headers.get("authorization", "").encode()
     if not hmac.compare_digest(given, current_app.config["SANDBOX_SECRET"].encode()):
-        return envelope(401, _HTTP_MESSAGES[401])
+        return _error(401, _HTTP_MESSAGES[401])
     if _is_control():
         return None
     fault = sandbox().take_fault(request.method, request.path)
@@ -66,7 +85,7 @@ def _authenticate_and_inject() -> Response | None:
     if fault.hang:
         time.sleep(fault.hang)
     if fault.status is not None:
-        return envelope(fault.status, fault.message or f"Sandbox fault: injected {fault.status}.")
+        return _error(fault.status, fault.message or f"Sandbox fault: injected {fault.status}.")
     return None
 
 
@@ -80,12 +99,12 @@ def _record(response: Response) -> Response:
 
 
 def _sandbox_error(exc: SandboxError) -> Response:
-    return envelope(exc.status, exc.message)
+    return _error(exc.status, exc.message)
 
 
 def _http_error(exc: HTTPException) -> Response:
     code = exc.code or 500
-    resp = envelope(code, _HTTP_MESSAGES.get(code, exc.name))
+    resp = _error(code, _HTTP_MESSAGES.get(code, exc.name))
     if code == 405 and getattr(exc, "valid_methods", None):
         resp.headers["Allow"] = ", ".join(exc.valid_methods)
     return resp
@@ -93,5 +112,5 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _unexpected_error(exc: Exception) -> Response:
     # Never a traceback to the client; the log keeps it.
-    log.exception("sandbox Dashboard failed on %s %s", request.method, request.path)
-    return envelope(500, "Internal server error")
+    log.exception("sandbox failed on %s %s", request.method, request.path)
+    return _error(500, "Internal server error")

@@ -11,6 +11,8 @@ from approver.sandbox import responses as base
 from approver.sandbox.state import SandboxError
 
 bp = Blueprint("control", __name__, url_prefix="/_sandbox")
+# The classic Dashboard's own control calls (the new portal's are in sandbox/portal.py).
+classic = Blueprint("control_classic", __name__, url_prefix="/_sandbox")
 
 
 def _body() -> dict[str, Any]:
@@ -69,7 +71,7 @@ def clear_calls() -> Response:
     return jsonify({"calls": []})
 
 
-@bp.post("/key-requests")
+@classic.post("/key-requests")
 def create_key_request() -> tuple[Response, int]:
     """Submit a key request as a developer would: `{"developer","policies","fields"}`."""
     body = _body()
@@ -87,11 +89,16 @@ def create_key_request() -> tuple[Response, int]:
 
 @bp.put("/webhook")
 def set_webhook() -> Response:
-    """Set (or with null/"" clear) the key_request_event webhook URL."""
-    url = _body().get("url")
+    """Set (or with null/"" clear) the webhook URL; `headers`: custom headers to send."""
+    body = _body()
+    url, headers = body.get("url"), body.get("headers")
     if url is not None and not isinstance(url, str):
         raise SandboxError(400, "url must be a string or null")
-    base.sandbox().set_webhook_url(url)
+    if headers is not None and not (
+        isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())
+    ):
+        raise SandboxError(400, "headers must be an object of strings")
+    base.sandbox().set_webhook_url(url, headers)
     return jsonify({"url": base.sandbox().webhook_url})
 
 

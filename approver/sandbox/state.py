@@ -9,10 +9,8 @@ import json
 import math
 import re
 import secrets
-import threading
 import time
 import uuid
-from collections import deque
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -20,10 +18,9 @@ from typing import Any
 
 from approver.errors import ApproverError
 from approver.sandbox import webhook
-from approver.sandbox.faults import Fault
+from approver.sandbox.harness import Harness
 
 PAGE_SIZE = 10
-CALL_LOG_LIMIT = 100_000
 
 # Tyk CONTRACT §3.0 / §3.1 / §3.3: the messages Tyk puts in its error envelope.
 NOT_FOUND = "Could not retrieve portal object."
@@ -96,16 +93,12 @@ def policies_of(request: dict) -> list[str]:
     )
 
 
-class Sandbox:
+class Sandbox(Harness):
     """The simulated Dashboard's state; every public method is thread-safe."""
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None):
-        self._lock = threading.RLock()
+        super().__init__(webhook_url)
         self._seed = load_seed(seed)
-        self._webhook_url = webhook_url or None
-        self._faults: list[Fault] = []
-        self._calls: deque[dict] = deque(maxlen=CALL_LOG_LIMIT)
-        self._seq = itertools.count(1)
         # Every RawKey, Password and OAuth secret handed out, kept only so that tests can
         # search logs and Redis for them; a real Dashboard shows them once.
         self._issued: list[str] = []
@@ -427,85 +420,6 @@ class Sandbox:
             dev["subscriptions"] = {p: k for p, k in dev["subscriptions"].items() if k != key_id}
             if key_id in self._keys:
                 self._keys[key_id]["active"] = False
-
-    # ----- webhook, faults, call log ------------------------------------------------------
-
-    @property
-    def webhook_url(self) -> str | None:
-        """Where new key requests are announced, or None."""
-        with self._lock:
-            return self._webhook_url
-
-    def set_webhook_url(self, url: str | None) -> None:
-        """Set (or with None/"" clear) the key_request_event webhook URL."""
-        with self._lock:
-            self._webhook_url = url or None
-
-    def add_fault(
-        self,
-        method: str | None,
-        path: str,
-        status: int | None = None,
-        hang: float | None = None,
-        times: int | None = 1,
-        message: str | None = None,
-    ) -> dict:
-        """Arm a fault for the next `times` calls matching method and path prefix."""
-        fault = Fault.build(method, path, status, hang, times, message)
-        with self._lock:
-            self._faults.append(fault)
-            return fault.as_dict()
-
-    def faults(self) -> list[dict]:
-        """The armed faults."""
-        with self._lock:
-            return [f.as_dict() for f in self._faults]
-
-    def clear_faults(self) -> None:
-        """Disarm every fault."""
-        with self._lock:
-            self._faults.clear()
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        """The first fault matching this call, used up by one; None when no fault matches."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times <= 0:
-                            self._faults.remove(fault)
-                    return copy.copy(fault)
-            return None
-
-    def record_call(self, method: str, path: str, query: dict, status: int) -> None:
-        """Append one Dashboard call to the log (never its headers)."""
-        with self._lock:
-            self._calls.append(
-                {
-                    "seq": next(self._seq),
-                    "method": method,
-                    "path": path,
-                    "query": dict(query),
-                    "status": status,
-                    "at": time.time(),
-                }
-            )
-
-    def calls(self, method: str | None = None, path: str | None = None) -> list[dict]:
-        """Logged calls, oldest first; `path` matches as a prefix, `method` in any case."""
-        with self._lock:
-            return [
-                dict(c)
-                for c in self._calls
-                if (not method or c["method"] == method.upper())
-                and (not path or c["path"].startswith(path))
-            ]
-
-    def clear_calls(self) -> None:
-        """Empty the call log."""
-        with self._lock:
-            self._calls.clear()
 
     # ----- helpers (call with the lock held) ----------------------------------------------
 

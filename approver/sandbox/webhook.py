@@ -19,18 +19,24 @@ HEADERS = {"Content-Type": "application/json", "User-Agent": "Tyk-Hookshot"}
 
 def fire(url: str, data: dict) -> threading.Thread:
     """Send `{"event": EVENT, "data": data}` to `url` from a daemon thread; return the thread."""
-    body = json.dumps({"event": EVENT, "data": data}).encode()
+    return send(url, {"event": EVENT, "data": data})
+
+
+def send(url: str, document: dict, headers: dict | None = None) -> threading.Thread:
+    """POST `document` as JSON to `url` once, from a daemon thread; return the thread."""
+    body = json.dumps(document).encode()
     thread = threading.Thread(
-        target=_deliver, args=(url, body), name="sandbox-webhook", daemon=True
+        target=_deliver, args=(url, body, {**HEADERS, **(headers or {})}),
+        name="sandbox-webhook", daemon=True,
     )
     thread.start()
     return thread
 
 
-def _deliver(url: str, body: bytes) -> None:
+def _deliver(url: str, body: bytes, headers: dict) -> None:
     """Make the single attempt; failures are logged, never raised."""
     try:
-        resp = requests.post(url, data=body, headers=HEADERS, timeout=TIMEOUT)
+        resp = requests.post(url, data=body, headers=headers, timeout=TIMEOUT)
     except Exception as exc:  # a background thread has no caller to raise to
         log.warning("sandbox webhook to %s failed: %s", _redact(url), exc)
         return

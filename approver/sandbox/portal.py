@@ -1,0 +1,439 @@
+"""A simulated Tyk Developer Portal admin API (`/portal-api`, Tyk CONTRACT §4) and its webhook.
+
+It shares the sandbox Dashboard's machinery (`harness.Harness`: faults, call log, webhook
+target; `app.instrument`: the secret check, fault injection and error answers;
+`server.serve`; the `/_sandbox/` control calls), and adds its own data and
+`POST /_sandbox/access-requests`, which makes an access request as a developer would and
+fires the `AccessRequestCreated` webhook with the configured custom headers.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import secrets
+import sys
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+from approver.sandbox import control, webhook
+from approver.sandbox import responses as base
+from approver.sandbox.app import instrument
+from approver.sandbox.harness import Harness
+from approver.sandbox.state import SandboxError, now_rfc3339
+
+PER_PAGE = 20
+CREATED = "AccessRequestCreated"
+# Go's zero time: the documented AccessRequestCreated sample (Tyk CONTRACT §4).
+ZERO_TIME = "0001-01-01T00:00:00Z"
+USER_AGENT = "Tyk-Portal"
+
+
+def load_seed(seed: str | Path | dict | None) -> dict:
+    """The seed: the packaged portal-seed.json for None, else a JSON file path or a dict."""
+    if seed is None:
+        text = resources.files("approver.sandbox").joinpath("portal-seed.json").read_text()
+        return json.loads(text)
+    if isinstance(seed, dict):
+        return copy.deepcopy(seed)
+    return json.loads(Path(seed).read_text("utf-8"))
+
+
+def _portal_time() -> str:
+    """Now as the portal's records print it (`2023-06-25 13:37`)."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+class PortalSandbox(Harness):
+    """The simulated portal's data and the rules it applies; every public method is thread-safe.
+
+    `ids_in_records`: whether access requests as read carry the ids the webhook carries
+    (`AppID`, `ByUser`, `PlanID`, `ProductIDs`) besides the documented names; turn it off
+    to see the approver find the plan and products by name.
+    """
+
+    def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None,
+                 webhook_headers: dict | None = None):
+        super().__init__(webhook_url, webhook_headers)
+        self._seed = load_seed(seed)
+        self.ids_in_records = True
+        self._load()
+
+    def _load(self) -> None:
+        data = copy.deepcopy(self._seed)
+        self._attributes = {u["ID"]: u.pop("CustomAttributes", {}) for u in data["users"]}
+        self._users = {u["ID"]: u for u in data["users"]}
+        self._products = {p["ID"]: p for p in data["products"]}
+        self._plans = {p["ID"]: p for p in data["plans"]}
+        self._catalogue = data.get("catalogue", "")
+        self._apps: dict[int, dict] = {}
+        self._requests: dict[int, dict] = {}
+        self._credentials: dict[int, dict] = {}
+        self._next = {"app": 1, "request": 1, "credential": 1}
+
+    def reset(self) -> None:
+        """Reseed the data and clear faults and the call log (the webhook target is kept)."""
+        with self._lock:
+            self._load()
+            self._faults.clear()
+            self._calls.clear()
+
+    def _new_id(self, kind: str) -> int:
+        value = self._next[kind]
+        self._next[kind] += 1
+        return value
+
+    # ----- reads ---------------------------------------------------------------------------
+
+    def users(self) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(list(self._users.values()))
+
+    def user(self, id_or_email: int | str) -> dict:
+        """One user by id or email; SandboxError 404 if none."""
+        with self._lock:
+            return copy.deepcopy(self._user(id_or_email))
+
+    def user_custom_attributes(self, user_id: int) -> list[dict]:
+        """The user's custom attributes as the portal lists them."""
+        with self._lock:
+            self._user(user_id)
+            return [{"ID": n, "Value": value, "CustomAttribute": {"Identifier": name,
+                                                                 "Name": name.title()}}
+                    for n, (name, value) in enumerate(self._attributes[user_id].items(), 1)]
+
+    def app(self, app_id: int) -> dict:
+        with self._lock:
+            app = self._get(self._apps, app_id, "application")
+            view = copy.deepcopy(app)
+            view["AccessRequests"] = [self._view(r) for r in self._requests.values()
+                                      if r["AppID"] == app_id]
+            return view
+
+    def products(self) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(list(self._products.values()))
+
+    def product(self, product_id: int) -> dict:
+        with self._lock:
+            return copy.deepcopy(self._get(self._products, product_id, "product"))
+
+    def plans(self) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(list(self._plans.values()))
+
+    def plan(self, plan_id: int) -> dict:
+        with self._lock:
+            return copy.deepcopy(self._get(self._plans, plan_id, "plan"))
+
+    def access_requests(self, status: str | None = None) -> list[dict]:
+        """Every access request as the list answers it, optionally of one status."""
+        with self._lock:
+            return [self._view(r) for r in self._requests.values()
+                    if status is None or r["Status"] == status]
+
+    def access_request(self, request_id: int) -> dict:
+        """One access request as GET answers it; SandboxError 404 if none."""
+        with self._lock:
+            return self._view(self._get(self._requests, request_id, "access request"))
+
+    def get_access_request(self, request_id: int | str) -> dict | None:
+        """One access request, or None."""
+        try:
+            return self.access_request(int(request_id))
+        except (SandboxError, ValueError):
+            return None
+
+    def credentials(self) -> list[dict]:
+        """Every credential issued, revoked ones included (`active: false`)."""
+        with self._lock:
+            return copy.deepcopy(list(self._credentials.values()))
+
+    # ----- writes --------------------------------------------------------------------------
+
+    def create_access_request(
+        self,
+        user: int | str,
+        products: list,
+        plan: int | str,
+        attributes: dict | None = None,
+        app: int | None = None,
+        announce_id: bool = True,
+    ) -> dict:
+        """Ask for `products` on `plan` as `user` (id or email), from `app` or a new app.
+
+        Fires `AccessRequestCreated`; with `announce_id=False` its Message has ID 0, as in
+        the documented sample (the event fired before the record was saved).
+        """
+        if not isinstance(products, list) or not products:
+            raise SandboxError(400, "products must be a non-empty list of product ids or names")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise SandboxError(400, "attributes must be an object")
+        with self._lock:
+            owner = self._user(user)
+            product_ids = [self._named(self._products, p, "product")["ID"] for p in products]
+            plan_id = self._named(self._plans, plan, "plan")["ID"]
+            if app is None:
+                app_id = self._new_id("app")
+                self._apps[app_id] = {
+                    "ID": app_id, "Name": f"{owner['First'] or 'Dev'}'s app {app_id}",
+                    "Description": "", "RedirectURLs": "", "UserID": owner["ID"],
+                    "Visibility": "personal", "CreatedAt": _portal_time(),
+                    "CustomAttributes": {str(k): str(v) for k, v in (attributes or {}).items()},
+                }
+            else:
+                app_id = self._get(self._apps, app, "application")["ID"]
+            request_id = self._new_id("request")
+            self._requests[request_id] = {
+                "ID": request_id, "Status": "pending", "AppID": app_id, "ByUser": owner["ID"],
+                "PlanID": plan_id, "ProductIDs": product_ids, "CreatedAt": _portal_time(),
+                "UpdatedAt": _portal_time(), "Credentials": [],
+            }
+            view = self._view(self._requests[request_id])
+            url, headers = self._webhook_url, dict(self._webhook_headers)
+        if url:
+            message = {"ID": request_id if announce_id else 0, "AppID": app_id,
+                       "ByUser": owner["ID"], "Status": "pending", "ProductIDs": product_ids,
+                       "PlanID": plan_id, "CreatedAt": now_rfc3339() if announce_id else ZERO_TIME}
+            webhook.send(url, {"Event": CREATED, "Message": message, "Timestamp": now_rfc3339()},
+                         {"User-Agent": USER_AGENT, **headers})
+        return view
+
+    def approve_access_request(self, request_id: int) -> dict:
+        """Approve a pending request and issue its credential; 422 if it is not pending."""
+        with self._lock:
+            req = self._pending_or_422(request_id, "approve")
+            credential_id = self._new_id("credential")
+            secret = secrets.token_urlsafe(24)
+            self._credentials[credential_id] = {
+                "ID": credential_id, "AccessRequestID": request_id,
+                "CredentialHash": hashlib.sha256(secret.encode()).hexdigest()[:16],
+                "active": True,
+            }
+            req["Credentials"].append(credential_id)
+            req["Status"], req["UpdatedAt"] = "approved", _portal_time()
+            return {"status": "ok", "message": "Access request approved"}
+
+    def reject_access_request(self, request_id: int) -> dict:
+        """Reject a pending request; 422 if it is not pending."""
+        with self._lock:
+            req = self._pending_or_422(request_id, "reject")
+            req["Status"], req["UpdatedAt"] = "rejected", _portal_time()
+            return {"status": "ok", "message": "Access request rejected"}
+
+    def delete_access_request(self, request_id: int) -> None:
+        """Delete a request, revoking its credentials (Tyk CONTRACT §4); 404 if none."""
+        with self._lock:
+            req = self._get(self._requests, request_id, "access request")
+            for credential_id in req["Credentials"]:
+                self._credentials[credential_id]["active"] = False
+            del self._requests[request_id]
+
+    # ----- helpers (call with the lock held) ----------------------------------------------
+
+    @staticmethod
+    def _get(table: dict, key: Any, what: str) -> dict:
+        if isinstance(key, bool) or not isinstance(key, int) or key not in table:
+            raise SandboxError(404, f"{what} not found")
+        return table[key]
+
+    def _user(self, id_or_email: int | str) -> dict:
+        if isinstance(id_or_email, str) and not id_or_email.isdigit():
+            wanted = id_or_email.strip().lower()
+            found = next((u for u in self._users.values() if u["Email"].lower() == wanted), None)
+            if found is None:
+                raise SandboxError(404, f"no user with email {id_or_email!r}")
+            return found
+        return self._get(self._users, int(id_or_email), "user")
+
+    def _named(self, table: dict, key: int | str, what: str) -> dict:
+        if isinstance(key, str) and not key.isdigit():
+            found = next((r for r in table.values() if key in (r["Name"], r["DisplayName"])),
+                         None)
+            if found is None:
+                raise SandboxError(404, f"no {what} named {key!r}")
+            return found
+        return self._get(table, int(key), what)
+
+    def _pending_or_422(self, request_id: int, verb: str) -> dict:
+        req = self._get(self._requests, request_id, "access request")
+        if req["Status"] != "pending":
+            # Tyk CONTRACT §4: 422 with a StatusWithMessage; the wording is ours.
+            raise SandboxError(422, f"cannot {verb}: access request is {req['Status']}")
+        return req
+
+    def _view(self, req: dict) -> dict:
+        """An access request as the admin API answers it (`AccessRequest-index-elem`)."""
+        products = [self._products.get(p, {}) for p in req["ProductIDs"]]
+        plan = self._plans.get(req["PlanID"], {})
+        view = {
+            "ID": req["ID"], "Status": req["Status"], "AuthType": "authToken",
+            "DCREnabled": False, "ProvisionImmediately": bool(
+                plan.get("AutoApproveAccessRequests")),
+            "Catalogue": self._catalogue,
+            "Client": self._apps.get(req["AppID"], {}).get("Name", ""),
+            "Plan": plan.get("DisplayName", ""),
+            "Products": ", ".join(p.get("DisplayName", "") for p in products),
+            "User": f"User#{req['ByUser']}",
+            "CreatedAt": req["CreatedAt"], "UpdatedAt": req["UpdatedAt"],
+            "Credentials": [{"ID": c, "CredentialHash": self._credentials[c]["CredentialHash"]}
+                            for c in req["Credentials"]],
+        }
+        if self.ids_in_records:
+            view.update({k: copy.deepcopy(req[k])
+                         for k in ("AppID", "ByUser", "PlanID", "ProductIDs")})
+        return view
+
+
+# ----- the admin API -----------------------------------------------------------------------
+
+api = Blueprint("portal_api", __name__, url_prefix="/portal-api")
+
+
+def _int_arg(name: str, default: int) -> int:
+    try:
+        return int(request.args.get(name, default))
+    except ValueError:
+        return default
+
+
+def _paged(items: list) -> list:
+    """One page: `page` from 1, `per_page` (default 20); `limit` caps the rows only."""
+    page, per_page = max(_int_arg("page", 1), 1), max(_int_arg("per_page", PER_PAGE), 1)
+    rows = items[(page - 1) * per_page: page * per_page]
+    limit = _int_arg("limit", per_page)
+    return rows[: max(limit, 0)]
+
+
+@api.get("/access_requests")
+def list_access_requests() -> Response:
+    return jsonify(_paged(base.sandbox().access_requests()))
+
+
+@api.get("/access_requests/<int:request_id>")
+def get_access_request(request_id: int) -> Response:
+    return jsonify(base.sandbox().access_request(request_id))
+
+
+@api.delete("/access_requests/<int:request_id>")
+def delete_access_request(request_id: int) -> Response:
+    base.sandbox().delete_access_request(request_id)
+    return jsonify({"status": "ok"})
+
+
+@api.put("/access_requests/<int:request_id>/approve")
+def approve_access_request(request_id: int) -> Response:
+    return jsonify(base.sandbox().approve_access_request(request_id))
+
+
+@api.put("/access_requests/<int:request_id>/reject")
+def reject_access_request(request_id: int) -> Response:
+    return jsonify(base.sandbox().reject_access_request(request_id))
+
+
+@api.get("/users")
+def list_users() -> Response:
+    return jsonify(_paged(base.sandbox().users()))
+
+
+@api.get("/users/<int:user_id>")
+def get_user(user_id: int) -> Response:
+    return jsonify(base.sandbox().user(user_id))
+
+
+@api.get("/users/<int:user_id>/custom-attributes")
+def get_user_custom_attributes(user_id: int) -> Response:
+    return jsonify(_paged(base.sandbox().user_custom_attributes(user_id)))
+
+
+@api.get("/apps/<int:app_id>")
+def get_app(app_id: int) -> Response:
+    return jsonify(base.sandbox().app(app_id))
+
+
+@api.get("/products")
+def list_products() -> Response:
+    return jsonify(_paged(base.sandbox().products()))
+
+
+@api.get("/products/<int:product_id>")
+def get_product(product_id: int) -> Response:
+    return jsonify(base.sandbox().product(product_id))
+
+
+@api.get("/plans")
+def list_plans() -> Response:
+    # The plans list is wrapped: `{"data": [...]}` (Plan-index).
+    return jsonify({"data": _paged(base.sandbox().plans())})
+
+
+@api.get("/plans/<int:plan_id>")
+def get_plan(plan_id: int) -> Response:
+    return jsonify(base.sandbox().plan(plan_id))
+
+
+# ----- its own control call -----------------------------------------------------------------
+
+control_portal = Blueprint("control_portal", __name__, url_prefix="/_sandbox")
+
+
+@control_portal.post("/access-requests")
+def create_access_request() -> tuple[Response, int]:
+    """Ask for access as a developer: `{"user","products","plan","attributes","announce_id"}`."""
+    body = control._body()
+    user = body.get("user")
+    if isinstance(user, bool) or not isinstance(user, int | str) or user == "":
+        raise SandboxError(400, "user must be a user id or email")
+    plan = body.get("plan")
+    if isinstance(plan, bool) or not isinstance(plan, int | str) or plan == "":
+        raise SandboxError(400, "plan must be a plan id or name")
+    created = base.sandbox().create_access_request(
+        user, body.get("products"), plan, attributes=body.get("attributes"),
+        announce_id=body.get("announce_id", True) is not False,
+    )
+    return jsonify(created), 201
+
+
+def error(status: int, message: str) -> Response:
+    """The portal's error bodies: `{"status","message"}` for 422, else `{"errors": [...]}`."""
+    body = ({"status": "error", "message": message} if status == 422
+            else {"errors": [message]})
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def create_portal_app(secret: str, seed: str | Path | dict | None = None,
+                      webhook_url: str | None = None,
+                      webhook_headers: dict | None = None) -> Flask:
+    """A sandbox Developer Portal answering to `Authorization: <secret>`, seeded from `seed`."""
+    if not secret:
+        raise ValueError("the sandbox portal needs a non-empty admin token")
+    app = Flask(__name__)
+    instrument(app, PortalSandbox(seed, webhook_url, webhook_headers), secret, error)
+    app.register_blueprint(api)
+    app.register_blueprint(control.bp)
+    app.register_blueprint(control_portal)
+    return app
+
+
+def run(host: str = "127.0.0.1", port: int = 3001, secret: str = "",
+        seed: str | Path | dict | None = None, webhook_url: str | None = None,
+        webhook_headers: dict | None = None) -> None:
+    """Serve a sandbox Developer Portal in the foreground until interrupted."""
+    app = create_portal_app(secret, seed, webhook_url, webhook_headers)
+    server = make_server(host, port, app, threaded=True)
+    print(f"sandbox Tyk Developer Portal on http://{host}:{server.server_port}/portal-api",
+          file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
