@@ -19,6 +19,8 @@ from approver.web import create_app
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_SECRET = "sandbox-dashboard-secret-0123456789"
 WEBHOOK_TOKEN = "webhook-token-abcdefghijklmnop"
+PORTAL_TOKEN = "sandbox-portal-admin-token-0123456789"
+PORTAL_HOOK_TOKEN = "portal-hook-token-abcdefghijklmnop"
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +57,32 @@ def sandbox(sandbox_server):
     tyk.clear_calls()
     tyk.set_webhook_url(None)
     return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def portal_server():
+    """The sandbox Tyk Developer Portal on a free loopback port, for the whole run."""
+    from approver.sandbox.portal import create_portal_app
+
+    server = serve(create_portal_app(secret=PORTAL_TOKEN))
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def portal(portal_server):
+    """The sandbox Developer Portal, reseeded, no faults, an empty call log, no webhook."""
+    state = portal_server.app.sandbox
+    state.reset()
+    state.ids_in_records = True
+    state.set_webhook_url(None, {})
+    return portal_server
+
+
+def with_portal(settings, portal):
+    """`settings` with the sandbox portal configured beside the classic Dashboard."""
+    return settings.with_(portal_url=portal.url, portal_token=PORTAL_TOKEN,
+                          portal_webhook_tokens=(PORTAL_HOOK_TOKEN,))
 
 
 @pytest.fixture

@@ -1,0 +1,253 @@
+"""New-portal access requests end to end: webhook, reconciler, shipped rules, portal verbs."""
+
+import pytest
+
+from approver import decide, reconcile
+from approver import store as st
+from approver.rules import Facts
+from tests.conftest import PORTAL_HOOK_TOKEN, with_portal
+
+ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
+FREE_POLICY = "64b0000000000000000000b1"
+API = "/portal-api/access_requests/"
+FIELDS = {"company": "Somewhere", "use_case": "reporting"}
+
+
+@pytest.fixture
+def settings(settings, portal):
+    return with_portal(settings, portal)
+
+
+def ask(portal, email, products=("Free",), plan="Free plan", attributes=None):
+    """A developer asks for access in the new portal; returns the stored access request."""
+    return portal.app.sandbox.create_access_request(
+        email, list(products), plan, FIELDS if attributes is None else attributes)
+
+
+def deliver(client, access_request, **message):
+    body = {"Event": "AccessRequestCreated",
+            "Message": {"ID": access_request["ID"], "Status": "pending", **message},
+            "Timestamp": "2026-01-01T00:00:00Z"}
+    response = client.post(f"/hooks/portal/{PORTAL_HOOK_TOKEN}", json=body)
+    assert response.status_code == 202, response.data
+    return response
+
+
+def calls(portal, method, path):
+    return portal.app.sandbox.calls(method=method, path=path)
+
+
+def ref(access_request):
+    return f"portal-{access_request['ID']}"
+
+
+def test_partner_access_request_is_approved_in_the_portal(client, work, rt, portal):
+    ar = ask(portal, ALICE)
+    deliver(client, ar)
+    work()
+    assert portal.app.sandbox.get_access_request(ar["ID"])["Status"] == "approved"
+    state = rt.store.state(ref(ar))
+    assert (state["state"], state["outcome"], state["rule"]) == (
+        st.APPLIED, "approve", "partners")
+    assert state["portal"] == "portal"
+    assert state["policies"] == ["product-1", "plan-1"]
+    # The access request is the handle on its credentials: its id is kept as the key id.
+    assert state["key_ids"] == [str(ar["ID"])]
+    kept = rt.store.approved_keys("2")
+    assert set(kept) == {str(ar["ID"])} and kept[str(ar["ID"])]["portal"] == "portal"
+
+
+def test_disposable_email_access_request_is_rejected(client, work, rt, portal):
+    ar = ask(portal, BOB)
+    deliver(client, ar)
+    work()
+    assert portal.app.sandbox.get_access_request(ar["ID"])["Status"] == "rejected"
+    state = rt.store.state(ref(ar))
+    assert (state["outcome"], state["rule"]) == ("deny", "deny-disposable-email")
+    assert len(calls(portal, "PUT", f"{API}{ar['ID']}/reject")) == 1
+    assert calls(portal, "DELETE", API) == []
+
+
+def test_free_mail_access_request_is_left_pending(client, work, rt, portal):
+    ar = ask(portal, CAROL)
+    deliver(client, ar)
+    work()
+    assert portal.app.sandbox.get_access_request(ar["ID"])["Status"] == "pending"
+    state = rt.store.state(ref(ar))
+    assert (state["outcome"], state["rule"]) == ("review", "free-mail-to-review")
+    assert calls(portal, "PUT", API) == []
+
+
+def test_forged_payload_is_decided_on_the_portals_truth(client, work, rt, portal):
+    ar = ask(portal, BOB)
+    # The event claims Alice's user and a different plan; the portal says it is Bob's.
+    deliver(client, ar, ByUser=2, PlanID=2, ProductIDs=[2], AppID=99)
+    work()
+    state = rt.store.state(ref(ar))
+    assert (state["outcome"], state["rule"]) == ("deny", "deny-disposable-email")
+    assert state["developer_id"] == "3"
+    assert calls(portal, "PUT", f"{API}{ar['ID']}/approve") == []
+
+
+def test_duplicate_deliveries_make_one_approve_call(client, work, rt, portal):
+    ar = ask(portal, ALICE)
+    for _ in range(3):
+        deliver(client, ar)
+    work()
+    deliver(client, ar)  # after the decision: a new job that finds it final
+    work()
+    assert len(calls(portal, "PUT", f"{API}{ar['ID']}/approve")) == 1
+    decided = [e for e in rt.store.entries(50, ref(ar)) if e["event"] == "decided"]
+    assert len(decided) == 1
+
+
+def test_an_access_request_approved_meanwhile_is_done_not_an_error(rt, portal):
+    ar = ask(portal, ALICE)
+    source, native_id = rt.source(ref(ar))
+    request = source.fetch(native_id)
+    portal.app.sandbox.approve_access_request(ar["ID"])  # a human was quicker
+    applied = source.approve(request)
+    assert applied.already_processed is True
+    assert applied.key_ids == (str(ar["ID"]),)
+    # Rejected meanwhile: done too, and no credentials to remember.
+    other = ask(portal, ALICE)
+    request = source.fetch(str(other["ID"]))
+    portal.app.sandbox.reject_access_request(other["ID"])
+    assert source.approve(request).key_ids == ()
+    assert source.deny(request, "no").already_processed is True
+
+
+def test_a_decision_recorded_before_a_crash_is_resumed_once(rt, portal):
+    ar = ask(portal, ALICE)
+    rt.store.save_state(ref(ar), state=st.APPLYING, outcome="approve", rule="partners",
+                        reason="r", decision_id="d1", developer_id="2",
+                        policies=["product-1", "plan-1"])
+    portal.app.sandbox.approve_access_request(ar["ID"])  # applied before the crash
+    decide.run(rt, ref(ar), "reconciler")
+    state = rt.store.state(ref(ar))
+    assert state["state"] == st.APPLIED and state["already_processed"]
+    assert calls(portal, "PUT", API) == []
+
+
+def test_a_deleted_access_request_is_skipped(rt, portal):
+    ar = ask(portal, ALICE)
+    portal.app.sandbox.delete_access_request(ar["ID"])
+    assert decide.run(rt, ref(ar), "webhook").state == st.SKIPPED
+
+
+def test_reconciler_decides_pending_access_requests_whose_webhook_was_lost(rt, work, portal):
+    alice, carol = ask(portal, ALICE), ask(portal, CAROL)
+    portal.app.sandbox.approve_access_request(ask(portal, BOB)["ID"])  # not pending
+    result = reconcile.run(rt)
+    assert set(result.queued) == {ref(alice), ref(carol)}
+    work()
+    assert rt.store.state(ref(alice))["outcome"] == "approve"
+    assert rt.store.state(ref(carol))["outcome"] == "review"
+    again = reconcile.run(rt)
+    assert (again.pending, again.queued, again.decided) == (1, [], 1)  # carol, in review
+
+
+def test_id_zero_event_is_found_by_the_reconciler(client, work, rt, portal):
+    ar = ask(portal, ALICE)
+    response = client.post(f"/hooks/portal/{PORTAL_HOOK_TOKEN}", json={
+        "Event": "AccessRequestCreated",
+        "Message": {"ID": 0, "CreatedAt": "0001-01-01T00:00:00Z"}})
+    assert response.json["reconcile"] is True
+    work()  # the reconciler pass, then the decision it queued
+    work()
+    assert rt.store.state(ref(ar))["outcome"] == "approve"
+
+
+def test_sandbox_webhook_with_custom_header_reaches_a_decision(rt, work, portal, app):
+    from approver.sandbox import serve
+
+    web = serve(app)
+    try:
+        portal.app.sandbox.set_webhook_url(f"{web.url}/hooks/portal",
+                                           {"X-Approver-Token": PORTAL_HOOK_TOKEN})
+        ar = ask(portal, ALICE)
+        from tests.conftest import wait_for
+
+        wait_for(lambda: rt.queue.get_job_ids())
+        work()
+        assert rt.store.state(ref(ar))["outcome"] == "approve"
+    finally:
+        web.shutdown()
+
+
+def test_plan_and_products_found_by_name_when_the_record_has_no_ids(rt, work, portal):
+    portal.app.sandbox.ids_in_records = False
+    ar = ask(portal, ALICE, products=("Pro",), plan="Pro plan")
+    source, native_id = rt.source(ref(ar))
+    request = source.fetch(native_id)
+    assert request.policies == ("product-2", "plan-2")
+    assert request.developer_id == "2"  # from "User#2"
+
+
+def test_paid_product_waits_for_billing_like_a_paid_policy(client, work, rt, portal):
+    ar = ask(portal, ALICE, products=("Pro",), plan="Pro plan")
+    deliver(client, ar)
+    work()
+    state = rt.store.state(ref(ar))
+    assert (state["state"], state["rule"]) == (st.WAITING, "paid-plans-need-billing")
+    source, _ = rt.source(ref(ar))
+    assert source.policy_tags("product-2") == {"paid"}
+    assert source.policy_tags("plan-2") == {"paid", "plan"}
+    assert source.policy_tags("plan-1") == {"plan"}
+    assert source.policy_tags("product-404") == set()
+
+
+def test_revoking_deletes_the_access_request_and_its_credentials(rt, portal):
+    ar = ask(portal, ALICE)
+    portal.app.sandbox.approve_access_request(ar["ID"])
+    source, _ = rt.source(ref(ar))
+    assert source.revoke("2", str(ar["ID"])) is True
+    assert source.revoke("2", str(ar["ID"])) is False
+    assert [c["active"] for c in portal.app.sandbox.credentials()] == [False]
+
+
+def test_portal_facts_are_known_for_access_requests_and_unknown_for_classic(rt, portal, sandbox):
+    ar = ask(portal, ALICE, attributes={"use_case": "billing", "company": "ACME Corp"})
+    source, native_id = rt.source(ref(ar))
+    facts = Facts(source.gather(source.fetch(native_id), None))
+    assert facts.get("portal.plan") == "Free plan"
+    assert facts.get("portal.products") == ["Free"]
+    assert facts.get("portal.app").startswith("Alice")
+    assert facts.get("request.fields.company") == "ACME Corp"
+    assert facts.get("request.catalogue") == ["Public Catalogue"]
+    assert facts.get("developer.email") == ALICE
+    assert facts.get("developer.fields.company") == "Acme Inc"
+    assert facts.get("developer.inactive") is False
+    assert facts.get("policy.names") == ["Free", "Free plan"]
+    assert facts.get("policy.tags") == ["free", "plan"]
+    kr = sandbox.app.sandbox.create_key_request(ALICE, [FREE_POLICY], FIELDS)
+    classic, _ = rt.source(kr["id"])
+    classic_facts = Facts(classic.gather(classic.fetch(kr["id"]), None))
+    from approver.rules.values import UNKNOWN
+
+    for name in ("portal.plan", "portal.products", "portal.app"):
+        assert classic_facts.get(name) is UNKNOWN
+
+
+def test_the_same_rules_decide_both_portals_alike(client, work, rt, portal, sandbox):
+    outcomes = {}
+    for email in (ALICE, BOB, CAROL):
+        kr = sandbox.app.sandbox.create_key_request(email, [FREE_POLICY], FIELDS)
+        client.post("/hooks/tyk", headers={"X-Approver-Token": rt.settings.webhook_tokens[0]},
+                    json={"event": "key_request_event.submitted", "data": kr})
+        ar = ask(portal, email)
+        deliver(client, ar)
+        outcomes[email] = (kr["id"], ref(ar))
+    work()
+    expected = {ALICE: ("approve", "partners"), BOB: ("deny", "deny-disposable-email"),
+                CAROL: ("review", "free-mail-to-review")}
+    for email, (classic_ref, portal_ref) in outcomes.items():
+        classic, new = rt.store.state(classic_ref), rt.store.state(portal_ref)
+        assert (classic["outcome"], classic["rule"]) == expected[email]
+        assert (new["outcome"], new["rule"]) == expected[email]
+        assert (classic["portal"], new["portal"]) == ("classic", "portal")
+        assert classic["revision"] == new["revision"]
+    decided = {e["request_id"]: e["portal"] for e in rt.store.entries(100)
+               if e["event"] == "decided"}
+    assert {decided[c] for c, _ in outcomes.values()} == {"classic"}
+    assert {decided[p] for _, p in outcomes.values()} == {"portal"}
