@@ -1,0 +1,132 @@
+"""The Developer Portal admin API client against the sandbox portal over real HTTP."""
+
+import pytest
+
+from approver.portal import AccessRequest, Portal
+from approver.tyk import (
+    BadRequest,
+    DashboardServerError,
+    DashboardTimeout,
+    DashboardUnavailable,
+    NotFound,
+    Unauthorized,
+)
+from tests.conftest import PORTAL_TOKEN, wait_for
+
+ALICE = "alice@acme.partner.example"
+
+
+@pytest.fixture
+def state(portal):
+    return portal.app.sandbox
+
+
+@pytest.fixture
+def client(portal):
+    with Portal(portal.url, PORTAL_TOKEN, connect_timeout=1.0, read_timeout=1.0,
+                backoff=0.001) as c:
+        yield c
+
+
+def ask(state, email=ALICE, products=("Free",), plan="Free plan"):
+    return str(state.create_access_request(email, list(products), plan, {"use_case": "x"})["ID"])
+
+
+def test_lists_pending_access_requests_across_pages(client, state):
+    ids = [ask(state) for _ in range(5)]
+    state.approve_access_request(int(ids[0]))
+    found = client.list_access_requests(status="pending")
+    assert [r.id for r in found] == ids[1:]
+    assert all(isinstance(r, AccessRequest) and r.pending for r in found)
+    every = [c for c in state.calls("GET", "/portal-api/access_requests")]
+    assert every[0]["query"] == {"page": "1", "per_page": "100"}
+    # Pages of 2: the walk goes on until a short page.
+    walked = list(client._walk("/access_requests", page_size=2))
+    assert len(walked) == 5
+
+
+def test_reads_an_access_request_and_its_parts(client, state):
+    request = client.get_access_request(ask(state, products=("Pro",), plan="Pro plan"))
+    assert (request.user_id, request.plan_id, request.product_ids) == ("2", "2", ("2",))
+    assert request.product_names == ("Pro",) and request.plan_name == "Pro plan"
+    assert client.get_user("2")["Email"] == ALICE
+    assert client.get_user_custom_attributes("2") == {"company": "Acme Inc"}
+    assert client.get_user_custom_attributes("3") == {}
+    assert client.get_app(request.app_id)["CustomAttributes"] == {"use_case": "x"}
+    assert client.get_product("2")["Tags"] == ["paid"]
+    assert client.get_plan("2")["DisplayName"] == "Pro plan"
+    assert {p["ID"] for p in client.list_plans()} == {1, 2}
+    assert {p["ID"] for p in client.list_products()} == {1, 2}
+
+
+def test_approve_twice_is_done_once(client, state):
+    request_id = ask(state)
+    first, second = client.approve_access_request(request_id), client.approve_access_request(
+        request_id)
+    assert (first.already_processed, first.status) == (False, "approved")
+    assert (second.already_processed, second.status) == (True, "approved")
+    assert len(state.credentials()) == 1
+
+
+def test_reject_of_an_approved_request_is_done_with_its_status(client, state):
+    request_id = ask(state)
+    state.approve_access_request(int(request_id))
+    done = client.reject_access_request(request_id)
+    assert (done.already_processed, done.status) == (True, "approved")
+
+
+def test_a_422_while_still_pending_is_an_error(client, state):
+    request_id = ask(state)
+    state.add_fault("PUT", f"/portal-api/access_requests/{request_id}/approve", status=422,
+                    message="provider refused")
+    with pytest.raises(BadRequest) as caught:
+        client.approve_access_request(request_id)
+    assert caught.value.status == 422 and "provider refused" in str(caught.value)
+
+
+def test_reads_are_retried_on_5xx_but_approve_is_not(client, state):
+    request_id = ask(state)
+    state.add_fault("GET", "/portal-api/access_requests/", status=503, times=2)
+    assert client.get_access_request(request_id).id == request_id
+    state.add_fault("PUT", "/portal-api/access_requests/", status=502, times=1)
+    with pytest.raises(DashboardServerError):
+        client.approve_access_request(request_id)
+    assert len(state.calls("PUT", "/portal-api/access_requests/")) == 1
+    assert state.access_request(int(request_id))["Status"] == "pending"
+
+
+def test_a_hanging_portal_times_out_after_bounded_retries(portal, state):
+    state.add_fault("GET", "/portal-api/users/", hang=0.4, times=10)
+    with pytest.raises(DashboardTimeout), Portal(portal.url, PORTAL_TOKEN, read_timeout=0.1,
+                                                 retries=1, backoff=0.001) as slow:
+        slow.get_user("2")
+    # The sandbox logs a call once it answers, after the hang.
+    wait_for(lambda: len(state.calls("GET", "/portal-api/users/")) == 2, timeout=5)
+
+
+def test_errors_are_typed_and_carry_the_portals_message(client, portal):
+    with pytest.raises(NotFound) as caught:
+        client.get_access_request("999")
+    assert "access request not found" in str(caught.value)
+    assert client.delete_access_request("999") is False
+    with pytest.raises(Unauthorized), Portal(portal.url, "wrong-token-0123456789",
+                                             backoff=0.001) as bad:
+        bad.ping()
+    with pytest.raises(DashboardUnavailable), Portal("http://127.0.0.1:1", PORTAL_TOKEN,
+                                                     retries=0) as gone:
+        gone.ping()
+
+
+def test_the_token_is_sent_bare_and_never_in_errors(client, state):
+    client.ping()
+    assert client.base_url.endswith("/portal-api")
+    with pytest.raises(ValueError) as caught:
+        Portal("http://127.0.0.1:1", "bad\ntoken-secret")
+    assert "token-secret" not in str(caught.value)
+
+
+def test_records_without_ids_still_name_their_user():
+    record = AccessRequest.from_json({"ID": 4, "Status": "pending", "User": "User#9",
+                                      "Plan": "Free plan", "Products": "A, B"})
+    assert (record.user_id, record.plan_id, record.product_names) == ("9", "", ("A", "B"))
+    assert AccessRequest.from_json({"ID": 0, "ByUser": True}).id == ""
