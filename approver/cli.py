@@ -86,10 +86,20 @@ def cmd_reconcile(args) -> int:
 
 
 def cmd_sandbox(args) -> int:
-    """Run the sandbox Dashboard alone."""
+    """Run the sandbox Dashboard (or, with --portal new, the sandbox Developer Portal) alone."""
     from approver.sandbox import run
 
     host, _, port = args.bind.rpartition(":")
+    if args.portal == "new":
+        from approver.sandbox import portal
+
+        headers = dict(h.split(":", 1) for h in args.webhook_header or [])
+        print(f"sandbox Developer Portal on http://{args.bind}/portal-api "
+              f"(Authorization: {args.secret})", file=sys.stderr)
+        portal.run(host or "127.0.0.1", int(port), args.secret, seed=args.seed,
+                   webhook_url=args.webhook_url,
+                   webhook_headers={k.strip(): v.strip() for k, v in headers.items()})
+        return 0
     print(f"sandbox Dashboard on http://{args.bind} (authorization: {args.secret})",
           file=sys.stderr)
     run(host or "127.0.0.1", int(port), args.secret, seed=args.seed,
@@ -101,7 +111,7 @@ def cmd_demo(args) -> int:
     """Everything on one machine: embedded Redis, sandbox Dashboard, web tier, a worker."""
     from approver import demo
 
-    return demo.main(once=args.once, port=args.port)
+    return demo.main(once=args.once, port=args.port, portal=args.portal)
 
 
 def cmd_decisions_list(args) -> int:
@@ -408,11 +418,17 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--secret", default="sandbox-secret")
     sandbox.add_argument("--seed", help="seed data file (JSON)")
     sandbox.add_argument("--webhook-url", help="where to POST key_request_event webhooks")
+    sandbox.add_argument("--portal", choices=("classic", "new"), default="classic",
+                         help="simulate the classic Dashboard or the new Developer Portal")
+    sandbox.add_argument("--webhook-header", action="append", metavar="NAME:VALUE",
+                         help="new portal: a custom header sent with each webhook")
     sandbox.set_defaults(func=cmd_sandbox)
 
     demo = sub.add_parser("demo", help="everything on one machine, with sample requests")
     demo.add_argument("--once", action="store_true", help="exit once the samples are decided")
     demo.add_argument("--port", type=int, default=8000, help="web tier port")
+    demo.add_argument("--portal", choices=("classic", "new", "both"), default="classic",
+                      help="which sandbox portal(s) to decide for, with the same rules")
     demo.set_defaults(func=cmd_demo)
 
     decisions = sub.add_parser("decisions", help="the decision log")

@@ -16,6 +16,7 @@ from approver import runtime, store
 from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError
 from approver.sandbox import create_app, serve
+from approver.sandbox.portal import create_portal_app
 
 # (developer email, policy names, fields): one request the shipped rules approve, one they
 # deny and one they leave for a human.
@@ -45,8 +46,18 @@ def _policy_ids(sandbox, names: list[str]) -> list[str]:
     return [by_name[n] for n in names]
 
 
-def main(once: bool = False, port: int = 8000) -> int:
-    """Start everything, decide the sample requests, print each decision, serve until Ctrl-C."""
+# The same three developers in the new portal, asking for the Free product on the Free plan.
+PORTAL_SAMPLES = tuple((email, ["Free"], "Free plan", fields) for email, _, fields in SAMPLES)
+PORTAL_LABELS = {"classic": "classic portal", "portal": "new portal"}
+
+
+def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
+    """Start everything, decide the sample requests, print each decision, serve until Ctrl-C.
+
+    `portal`: "classic" (the sandbox Dashboard), "new" (the sandbox Developer Portal) or
+    "both", decided by the same rules in one service.
+    """
+    classic, new = portal in ("classic", "both"), portal in ("new", "both")
     rules = Path(os.environ.get("APPROVER_RULES", "rules"))
     if not rules.exists():
         raise ApproverError(f"no rules at {rules}: run the demo from the project folder "
@@ -60,18 +71,30 @@ def main(once: bool = False, port: int = 8000) -> int:
     redis_server.start()
     sandbox_server = serve(create_app(
         secret=dashboard_secret, webhook_url=f"http://127.0.0.1:{port}/hooks/tyk/{token}"
-    ))
-    sandbox = sandbox_server.app.sandbox
+    )) if classic else None
+    sandbox = sandbox_server.app.sandbox if sandbox_server else None
+    portal_token, portal_hook_token = secrets.token_hex(16), secrets.token_urlsafe(24)
+    portal_server = serve(create_portal_app(
+        secret=portal_token, webhook_url=f"http://127.0.0.1:{port}/hooks/portal",
+        webhook_headers={"X-Approver-Token": portal_hook_token},
+    )) if new else None
     env = {
         **os.environ,
-        "APPROVER_DASHBOARD_URL": sandbox_server.url,
-        "APPROVER_DASHBOARD_SECRET": dashboard_secret,
         "APPROVER_REDIS_URL": redis_server.url,
         "APPROVER_WEBHOOK_TOKENS": token,
         "APPROVER_RULES": str(rules.resolve()),
         "APPROVER_RECONCILE_INTERVAL": "15",
         "APPROVER_RETRY_DELAYS": "1,2,5",
     }
+    for name in ("APPROVER_DASHBOARD_URL", "APPROVER_DASHBOARD_SECRET", "APPROVER_PORTAL_URL",
+                 "APPROVER_PORTAL_TOKEN", "APPROVER_PORTAL_WEBHOOK_TOKENS"):
+        env.pop(name, None)
+    if sandbox_server:
+        env.update(APPROVER_DASHBOARD_URL=sandbox_server.url,
+                   APPROVER_DASHBOARD_SECRET=dashboard_secret)
+    if portal_server:
+        env.update(APPROVER_PORTAL_URL=portal_server.url, APPROVER_PORTAL_TOKEN=portal_token,
+                   APPROVER_PORTAL_WEBHOOK_TOKENS=portal_hook_token)
     log_path = workdir / "service.log"
     log_file = log_path.open("w")
     procs = [
@@ -83,23 +106,42 @@ def main(once: bool = False, port: int = 8000) -> int:
     ]
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", procs)
-        print(f"tyk-approver demo: web tier http://127.0.0.1:{port}, "
-              f"sandbox Dashboard {sandbox_server.url}, Redis {redis_server.url}")
+        where = [f"web tier http://127.0.0.1:{port}"]
+        if sandbox_server:
+            where.append(f"sandbox Dashboard {sandbox_server.url}")
+        if portal_server:
+            where.append(f"sandbox Developer Portal {portal_server.url}/portal-api")
+        print(f"tyk-approver demo: {', '.join(where)}, Redis {redis_server.url}")
         print(f"service logs: {log_path}\n")
         st = store.Store(runtime.connect(redis_server.url))
         pending = {}
-        for email, policies, fields in SAMPLES:
-            kr = sandbox.create_key_request(email, _policy_ids(sandbox, policies), fields)
-            pending[kr["id"]] = email
-            print(f"key request {kr['id']} from {email} for {', '.join(policies)}")
+        if sandbox:
+            for email, policies, fields in SAMPLES:
+                kr = sandbox.create_key_request(email, _policy_ids(sandbox, policies), fields)
+                pending[kr["id"]] = _label(email, "classic", portal)
+                print(f"key request {kr['id']} from {email} for {', '.join(policies)}"
+                      + (" (classic portal)" if portal == "both" else ""))
+        if portal_server:
+            for email, products, plan, fields in PORTAL_SAMPLES:
+                ar = portal_server.app.sandbox.create_access_request(email, products, plan,
+                                                                     fields)
+                pending[f"portal-{ar['ID']}"] = _label(email, "portal", portal)
+                print(f"access request portal-{ar['ID']} from {email} for "
+                      f"{', '.join(products)} on {plan} (new portal)")
         print()
         _report(st, pending)
         if once:
             return 0
-        print("\nServing; Ctrl-C to stop. Make another key request with:")
-        print(f"  curl -X POST {sandbox_server.url}/_sandbox/key-requests "
-              f"-H 'authorization: {dashboard_secret}' "
-              "-d '{\"developer\": \"dave@example.com\", \"policies\": [\"<policy id>\"]}'")
+        print("\nServing; Ctrl-C to stop. Make another request with:")
+        if sandbox_server:
+            print(f"  curl -X POST {sandbox_server.url}/_sandbox/key-requests "
+                  f"-H 'authorization: {dashboard_secret}' "
+                  "-d '{\"developer\": \"dave@example.com\", \"policies\": [\"<policy id>\"]}'")
+        if portal_server:
+            print(f"  curl -X POST {portal_server.url}/_sandbox/access-requests "
+                  f"-H 'authorization: {portal_token}' "
+                  "-d '{\"user\": \"dave@example.com\", \"products\": [\"Free\"], "
+                  "\"plan\": \"Free plan\", \"attributes\": {\"use_case\": \"demo\"}}'")
         seen = set(pending)
         while True:
             time.sleep(1)
@@ -121,24 +163,35 @@ def main(once: bool = False, port: int = 8000) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         log_file.close()
-        sandbox_server.shutdown()
+        for server in (sandbox_server, portal_server):
+            if server:
+                server.shutdown()
         redis_server.stop()
+
+
+def _label(email: str, source: str, portal: str) -> str:
+    """How a sample is named in the report: its email, and its portal when both run."""
+    return email if portal == "classic" else f"{email} ({PORTAL_LABELS[source]})"
 
 
 def _describe(entry: dict) -> str:
     rule = entry.get("rule") or "default"
-    return f"{entry['request_id']}: {entry['outcome'].upper():<7} by {rule:<24} {entry['reason']}"
+    where = PORTAL_LABELS.get(entry.get("portal") or "classic", entry.get("portal"))
+    return (f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} by {rule:<24} "
+            f"{entry['reason']}")
 
 
 def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> None:
     """Print each sample's decision once it is final."""
     deadline = time.monotonic() + timeout
+    width = max([28, *map(len, pending.values())])
     while pending and time.monotonic() < deadline:
         for request_id in list(pending):
             state = st.state(request_id)
             if state and state["state"] in store.FINAL_STATES:
                 applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else ""
-                print(f"{pending.pop(request_id):<28} {state['outcome'].upper():<7}"
+                label = pending.pop(request_id)
+                print(f"{label:<{width}} {state['outcome'].upper():<7}"
                       f" rule {state.get('rule') or 'default'}: {state['reason']}{applied}")
         time.sleep(0.1)
     if pending:
