@@ -29,6 +29,9 @@ lint: $(STAMP)  ## ruff
 
 check: lint test  ## ruff, then the tests
 
+bench: $(STAMP)  ## benchmarks: ingest, decisions, latency, rules, RSS (< 5 min; docs/performance.md)
+	$(BIN)/python -m bench
+
 format: $(STAMP)  ## let ruff fix what it can
 	$(BIN)/ruff check --fix approver tests bench
 

@@ -1,0 +1,1 @@
+"""Benchmarks of tyk-approver: `python -m bench` (or `make bench`); see docs/performance.md."""
