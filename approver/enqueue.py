@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus
+
+from approver.store import PREFIX
 
 DECIDE = "approver.jobs.decide_request"
 RECONCILE = "approver.jobs.reconcile_pass"
@@ -22,8 +25,13 @@ def decide_job_id(request_id: str) -> str:
 
 
 def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
-             pipeline=None) -> bool:
-    """Queue the decision of one request; False if a job for it is already there."""
+             pipeline=None, reclaim: bool = False) -> bool:
+    """Queue the decision of one request; False if a job for it is already there.
+
+    With `reclaim` (the reconciler, `approver replay`), a job that holds the id without
+    doing anything (failed for good a while ago, or abandoned by a dead worker) is removed
+    and the decision queued again.
+    """
     try:
         # job_id alone does not deduplicate in RQ 3 (it overwrites and queues twice);
         # unique=True makes the check atomic.
@@ -39,8 +47,42 @@ def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
             pipeline=pipeline,
         )
     except DuplicateJobError:
+        if reclaim and _reclaim(queue, decide_job_id(request_id), request_id, retry_delays):
+            return decision(queue, request_id, trigger, retry_delays, pipeline)
         return False
     return True
+
+
+ABANDONED_AFTER = 30  # seconds a started job may go without its request's lock held
+
+
+def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
+    """Remove a job that blocks its id but will never run again; True if removed."""
+    job = queue.fetch_job(job_id)
+    if job is None:
+        return True  # gone meanwhile: just try again
+    status = job.get_status(refresh=False)
+    now = datetime.now(UTC)
+    if status == JobStatus.FAILED:
+        # Left in the failed registry for a while, visible to `decisions list --failed`,
+        # then tried again by the reconciler: nothing is given up for good.
+        pause = max(retry_delays or (0,), default=0)
+        stale = job.ended_at is None or (now - _utc(job.ended_at)).total_seconds() >= pause
+    elif status == JobStatus.STARTED:
+        # A running decision always holds its request's lock (renewed while it runs): a
+        # started job without it, for a while, belongs to a worker that died.
+        locked = queue.connection.exists(f"{PREFIX}lock:{request_id}")
+        started = job.started_at and (now - _utc(job.started_at)).total_seconds()
+        stale = not locked and (started is None or started >= ABANDONED_AFTER)
+    else:
+        stale = status in (JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED)
+    if stale:
+        job.delete()
+    return stale
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def reconcile(queue: Queue, interval: int) -> bool:

@@ -49,7 +49,7 @@ def run(rt: Runtime) -> Pass:
             log.warning("pending key request with an unusable id %r left alone", request_id)
         elif enqueue.decision(rt.queue, request_id,
                               "deadline" if request_id in overdue else "reconciler",
-                              rt.settings.retry_delays):
+                              rt.settings.retry_delays, reclaim=True):
             result.queued.append(request_id)
             if request_id in overdue:
                 result.overdue.append(request_id)
@@ -58,8 +58,16 @@ def run(rt: Runtime) -> Pass:
     # An overdue wait whose request left Tyk's pending list (approved or deleted by a
     # human) is queued too: the pipeline sees it is no longer pending and forgets the wait.
     for request_id in sorted(overdue - set(pending)):
-        if enqueue.decision(rt.queue, request_id, "deadline", rt.settings.retry_delays):
+        if enqueue.decision(rt.queue, request_id, "deadline", rt.settings.retry_delays,
+                            reclaim=True):
             result.overdue.append(request_id)
+    # A decision recorded but not applied (a worker died mid-call, or the job failed for
+    # good) is resumed even if Tyk no longer lists the request as pending: the pipeline
+    # then sees whether Tyk carried it out and records that.
+    for request_id in sorted(set(rt.store.unfinished()) - set(pending)):
+        if enqueue.decision(rt.queue, request_id, "resume", rt.settings.retry_delays,
+                            reclaim=True):
+            result.queued.append(request_id)
     log.info("reconciler: %d pending, %d queued (%d overdue waits), %d already queued, "
              "%d decided, %d waiting", result.pending, len(result.queued), len(result.overdue),
              result.already_queued, result.decided, result.waiting)

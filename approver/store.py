@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,9 +25,16 @@ DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING = (
     "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting"
 )
 FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
+UNFINISHED_STATES = frozenset({DECIDED, APPLYING, FAILED})
+UNFINISHED_KEY = PREFIX + "unfinished"
 WAITS_KEY = PREFIX + "waiting"
 
 _JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies")
+LOCK_TTL = 20.0
+_EXTEND = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -53,6 +61,7 @@ class Store:
     def __init__(self, connection: redis.Redis):
         self.redis = connection
         self._release = connection.register_script(_RELEASE)
+        self._extend = connection.register_script(_EXTEND)
 
     # -- per-request state -------------------------------------------------------------
     @staticmethod
@@ -84,7 +93,19 @@ class Store:
             else ("" if v is None else str(v))
             for k, v in fields.items()
         }
-        self.redis.hset(self._state_key(request_id), mapping=encoded)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self._state_key(request_id), mapping=encoded)
+        # Requests between deciding and done are kept in a set, so the reconciler resumes
+        # them even when they have left Tyk's pending list.
+        if fields.get("state") in UNFINISHED_STATES:
+            pipe.sadd(UNFINISHED_KEY, request_id)
+        elif "state" in fields:
+            pipe.srem(UNFINISHED_KEY, request_id)
+        pipe.execute()
+
+    def unfinished(self) -> list[str]:
+        """Requests decided but not yet applied (or failed while applying)."""
+        return sorted(m.decode() for m in self.redis.smembers(UNFINISHED_KEY))
 
     # -- the decision log ----------------------------------------------------------------
     def log(self, event: str, request_id: str, **fields) -> str:
@@ -151,16 +172,34 @@ class Store:
 
     # -- locks -----------------------------------------------------------------------------
     @contextmanager
-    def lock(self, request_id: str, ttl: float = 120.0) -> Iterator[None]:
-        """Hold this request's lock, or raise Locked; released only by its owner."""
+    def lock(self, request_id: str, ttl: float = LOCK_TTL) -> Iterator[None]:
+        """Hold this request's lock, or raise Locked; released only by its owner.
+
+        The lock is short-lived and renewed while held, so a worker killed while holding
+        it blocks the request for at most `ttl` seconds, not for a whole job timeout.
+        """
         key = f"{PREFIX}lock:{request_id}"
         token = secrets.token_hex(8)
         if not self.redis.set(key, token, nx=True, px=int(ttl * 1000)):
             raise Locked(f"key request {request_id} is being handled by another worker")
+        released = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(key, token, ttl, released),
+                                   daemon=True, name=f"lock-renewer-{request_id}")
+        renewer.start()
         try:
             yield
         finally:
+            released.set()
+            renewer.join(timeout=1)
             self._release(keys=[key], args=[token])
+
+    def _renew(self, key: str, token: str, ttl: float, released: threading.Event) -> None:
+        while not released.wait(ttl / 4):
+            try:
+                if not self._extend(keys=[key], args=[token, int(ttl * 1000)]):
+                    return  # lost (expired and taken): nothing left to renew
+            except redis.RedisError:
+                continue  # Redis away for a moment: try again, the TTL still runs
 
     def locked(self, request_id: str) -> bool:
         """Whether someone holds the request's lock now."""
