@@ -6,10 +6,8 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -49,12 +47,8 @@ def cmd_web(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    """Run an RQ worker on the service's queue, with its scheduler; outlive Redis outages."""
-    from redis.exceptions import RedisError
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from approver import enqueue, notify, runtime
+    """Run an RQ worker on the service's queues, with its scheduler."""
+    from approver import runtime, worker
 
     rt = runtime.current()
     rt.settings.require_a_portal()
@@ -63,46 +57,7 @@ def cmd_worker(args) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.metrics_addr)
-    stop = threading.Event()
-
-    def stop_between_runs(signum, frame):
-        stop.set()
-
-    backoff = 1.0
-    while not stop.is_set():
-        worker = None
-        try:
-            runtime.publish_health(rt)
-            enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)
-            # SimpleWorker runs jobs in its own process: the default forking Worker pays
-            # ~45 ms a job re-importing the job module in a fresh child, 10x our whole
-            # decision. A crash mid-job corrupts nothing (state is in Redis, written before
-            # each Dashboard call) and RQ still enforces job_timeout with SIGALRM. A short
-            # worker TTL and maintenance interval let a new worker take over the scheduler
-            # and clean up after a dead one within a minute, not ten.
-            # Decisions first: a worker takes a notification only when no decision waits.
-            worker = SimpleWorker(
-                [rt.queue, notify.notify_queue(rt.queue)], connection=rt.redis,
-                serializer=JSONSerializer, name=args.name, worker_ttl=60,
-                maintenance_interval=30,
-            )
-            worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
-        except RedisError as exc:
-            log.warning("Redis unavailable (%s): the worker starts again in %.0fs",
-                        type(exc).__name__, backoff)
-        else:
-            # RQ records when SIGTERM/SIGINT asked it to stop. Without that, the loop ended
-            # because Redis went away under a job: start again rather than exit.
-            if args.burst or getattr(worker, "_shutdown_requested_date", True):
-                return 0
-            log.warning("the worker stopped unexpectedly: it starts again in %.0fs", backoff)
-        if worker is not None and getattr(worker, "_shutdown_requested_date", None):
-            return 0
-        signal.signal(signal.SIGTERM, stop_between_runs)
-        signal.signal(signal.SIGINT, stop_between_runs)
-        stop.wait(backoff)
-        backoff = min(backoff * 2, 30.0)
-    return 0
+    return worker.run(rt, name=args.name, burst=args.burst, log_level=args.log_level)
 
 
 def cmd_reconcile(args) -> int:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
+from rq.registry import StartedJobRegistry
 
 from approver.store import PREFIX
 
@@ -53,7 +54,7 @@ def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
     return True
 
 
-ABANDONED_AFTER = 30  # seconds a started job may go without its request's lock held
+ABANDONED_AFTER = 10  # seconds a started job may go without its request's lock held
 
 
 def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
@@ -79,6 +80,29 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
     if stale:
         job.delete()
     return stale
+
+
+def requeue_orphans(queue: Queue, worker_name: str, retry_delays=(1,)) -> list[str]:
+    """Queue again the jobs a worker of ours was running when it lost Redis; their ids.
+
+    The worker object that started them is gone, so they will never finish; RQ would
+    find them only after their heartbeat expires. Decisions are safe to run twice.
+    """
+    orphans = []
+    for job_id in StartedJobRegistry(queue=queue).get_job_ids():
+        job = queue.fetch_job(job_id)
+        if job is None or job.worker_name != worker_name:
+            continue
+        func, args, kwargs = job.func_name, job.args, job.kwargs
+        timeout, result_ttl, failure_ttl = job.timeout, job.result_ttl, job.failure_ttl
+        job.delete()
+        if func == DECIDE:
+            decision(queue, args[0], "resume", retry_delays)
+        else:
+            queue.enqueue(func, *args, **kwargs, job_id=job_id, job_timeout=timeout,
+                          result_ttl=result_ttl, failure_ttl=failure_ttl)
+        orphans.append(job_id)
+    return orphans
 
 
 def _utc(moment: datetime) -> datetime:

@@ -9,7 +9,7 @@ from rq import get_current_job
 
 from approver import decide, enqueue, logs, metrics, reconcile, runtime
 from approver.billing import react
-from approver.store import Locked
+from approver.store import LOCK_TTL, Locked
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +19,10 @@ def decide_request(request_id: str, trigger: str = "webhook") -> dict:
     rt = runtime.current()
     try:
         with logs.bound(key_request_id=request_id, decision_id=None):
-            result = decide.run(rt, request_id, trigger)
+            result = _run_when_free(rt, request_id, trigger)
     except Locked:
-        # Another worker is on it now and will finish it (or its lock expires and the
-        # reconciler brings the request back): nothing is lost by stepping aside.
+        # Still held after a lock's lifetime: its holder is alive and busy (it renews it)
+        # and will finish the request; the reconciler is there if it does not.
         log.info("key request %s is locked by another worker; leaving it", request_id)
         return {"request_id": request_id, "state": "locked"}
     job = get_current_job()
@@ -30,6 +30,22 @@ def decide_request(request_id: str, trigger: str = "webhook") -> dict:
         # The job was queued when the webhook arrived: this is webhook -> applied.
         metrics.observe_applied(rt.redis, time.time() - job.enqueued_at.timestamp())
     return result.to_dict()
+
+
+def _run_when_free(rt, request_id: str, trigger: str):
+    """Run the pipeline; if another holds the request, wait for it (or its lock to lapse).
+
+    A lock left by a worker that died expires within LOCK_TTL; waiting here, rather than
+    giving up, means the request is not left for the next reconciler pass.
+    """
+    deadline = time.monotonic() + LOCK_TTL + 2
+    while True:
+        try:
+            return decide.run(rt, request_id, trigger)
+        except Locked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def billing_event(event: dict) -> dict:

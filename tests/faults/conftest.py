@@ -38,7 +38,7 @@ APPROVE = "/api/portal/requests/approve/"
 REQUESTS = "/api/portal/requests/"
 EVENT = "key_request_event.submitted"
 
-WAIT_LIMIT = 60.0  # no wait in this suite is longer
+WAIT_LIMIT = 120.0  # no wait in this suite is longer (recovery after SIGKILL is the longest)
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
