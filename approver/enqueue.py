@@ -82,7 +82,8 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
     return stale
 
 
-def requeue_orphans(queue: Queue, worker_name: str, retry_delays=(1,)) -> list[str]:
+def requeue_orphans(queue: Queue, worker_name: str, retry_delays=(1,), keep: str | None = None,
+                    older_than: float = 0) -> list[str]:
     """Queue again the jobs a worker of ours was running when it lost Redis; their ids.
 
     The worker object that started them is gone, so they will never finish; RQ would
@@ -90,8 +91,13 @@ def requeue_orphans(queue: Queue, worker_name: str, retry_delays=(1,)) -> list[s
     """
     orphans = []
     for job_id in StartedJobRegistry(queue=queue).get_job_ids():
+        if job_id == keep:
+            continue
         job = queue.fetch_job(job_id)
         if job is None or job.worker_name != worker_name:
+            continue
+        started = job.started_at and (datetime.now(UTC) - _utc(job.started_at)).total_seconds()
+        if older_than and (started is None or started < older_than):
             continue
         func, args, kwargs = job.func_name, job.args, job.kwargs
         timeout, result_ttl, failure_ttl = job.timeout, job.result_ttl, job.failure_ttl

@@ -29,7 +29,8 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
     def stop_between_runs(signum, frame):
         stop.set()
 
-    backoff, restarts, previous = 1.0, 0, None
+    backoff, restarts = 1.0, 0
+    previous: list[str] = []  # names of this process's workers that lost Redis
     try:
         while not stop.is_set():
             worker = None
@@ -38,9 +39,9 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
             worker_name = f"{name}-{restarts}" if name and restarts else name
             restarts += 1
             try:
-                if previous is not None:
-                    _requeue_orphans(rt, previous)
-                    previous = None
+                for old in list(previous):
+                    _requeue_orphans(rt, old)
+                    previous.remove(old)
                 runtime.publish_health(rt)
                 enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)
                 # SimpleWorker runs jobs in its own process: the default forking Worker pays
@@ -56,7 +57,8 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
                 current[:] = [worker]
                 worker.work(burst=burst, with_scheduler=True, logging_level=log_level)
             except RedisError as exc:
-                previous = worker.name if worker is not None else None
+                if worker is not None:
+                    previous.append(worker.name)
                 log.warning("Redis unavailable (%s): the worker starts again in %.0fs",
                             type(exc).__name__, backoff)
             else:
@@ -64,7 +66,7 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
                 # ended because Redis went away under a job: start again rather than exit.
                 if burst or getattr(worker, "_shutdown_requested_date", True):
                     return 0
-                previous = worker.name
+                previous.append(worker.name)
                 log.warning("the worker stopped unexpectedly: it starts again in %.0fs",
                             backoff)
             if worker is not None and getattr(worker, "_shutdown_requested_date", None):
@@ -95,11 +97,27 @@ def _watchdog(current: list[SimpleWorker], stop: threading.Event) -> None:
     """
     while not stop.wait(MAINTENANCE_INTERVAL / 3):
         worker = current[0] if current else None
-        if worker is None or not worker.should_run_maintenance_tasks:
+        if worker is None:
             continue
         try:
-            worker.run_maintenance_tasks()
+            _requeue_own_orphans(worker)
+            if worker.should_run_maintenance_tasks:
+                worker.run_maintenance_tasks()
         except RedisError:
             pass  # the main loop handles outages
         except Exception:
             log.exception("RQ maintenance failed")
+
+
+ORPHAN_AFTER = 5  # seconds
+
+
+def _requeue_own_orphans(worker: SimpleWorker) -> None:
+    """Queue again jobs registered as running here that this worker is not running.
+
+    When Redis fails under a job, RQ may carry on with its loop and leave that job marked
+    started, with nobody to finish it until its heartbeat expires minutes later.
+    """
+    current = worker.get_current_job_id()
+    for queue in worker.queues:
+        enqueue.requeue_orphans(queue, worker.name, keep=current, older_than=ORPHAN_AFTER)
