@@ -149,7 +149,11 @@ def compile_node(node: Node | None) -> Evaluator:
     if isinstance(node, Leaf):
         return _compile_leaf(node)
     if isinstance(node, Not):
-        inner = compile_node(node.child)
+        child = node.child
+        if (isinstance(child, Leaf) and child.op.fn is operators.eq
+                and not child.op.accepts_unknown):
+            return _fast_not_eq(child.fact, child.op.fn, child.prepared)
+        inner = compile_node(child)
 
         def negate(values: Values) -> bool | None:
             result = inner(values)
@@ -183,6 +187,20 @@ def compile_node(node: Node | None) -> Evaluator:
             return None if unknown else True
 
         return all_of
+
+    if len(children) == 2:
+        first, second = children
+
+        def any_of_two(values: Values) -> bool | None:
+            a = first(values)
+            if a is True:
+                return True
+            b = second(values)
+            if b is True:
+                return True
+            return None if a is None or b is None else False
+
+        return any_of_two
 
     def any_of(values: Values) -> bool | None:
         unknown = False
@@ -231,6 +249,30 @@ def _fast_eq(name: str, fn: Callable, arg: Any) -> Evaluator:
         return actual == arg if type(actual) is type(arg) else _safe(fn, actual, arg)
 
     return eq
+
+
+def _fast_not_eq(name: str, fn: Callable, arg: Any) -> Evaluator:
+    """`not: {fact: value}` in one step: the negation of `_fast_eq` (unknown stays unknown)."""
+
+    def not_eq(values: Values) -> bool | None:
+        actual = values[name]
+        if actual is UNKNOWN:
+            return None
+        return not (actual == arg if type(actual) is type(arg) else _safe(fn, actual, arg))
+
+    return not_eq
+
+
+def _fast_contains(name: str, fn: Callable, arg: Any) -> Evaluator:
+    def contains(values: Values) -> bool | None:
+        actual = values[name]
+        if actual is UNKNOWN:
+            return None
+        if type(actual) is list:
+            return arg in actual
+        return _safe(fn, actual, arg)
+
+    return contains
 
 
 def _fast_membership(name: str, fn: Callable, arg: Any) -> Evaluator:
@@ -299,6 +341,7 @@ _FAST: dict[Callable, Callable[[str, Callable, Any], Evaluator]] = {
     operators.ends_with: _fast_affix,
     operators.matches: _fast_matches,
     operators.contains_any: _fast_contains_any,
+    operators.contains: _fast_contains,
 }
 
 

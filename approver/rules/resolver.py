@@ -8,7 +8,7 @@ from typing import Any
 
 from approver.rules.facts import FactContext, normalise_email_domain
 from approver.rules.plugins import call_with_timeout
-from approver.rules.registry import Registry, builtin_registry, default_registry
+from approver.rules.registry import Registry, default_registry, shared_builtin_registry
 from approver.rules.values import UNKNOWN, FactUnavailable, parse_datetime, to_json
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Facts:
     @classmethod
     def from_values(cls, mapping: Mapping[str, Any], registry: Registry | None = None) -> Facts:
         """Facts given outright (flat dotted names or nested dicts); missing ones are UNKNOWN."""
-        facts = cls(None, registry if registry is not None else builtin_registry())
+        facts = cls(None, registry if registry is not None else shared_builtin_registry())
         given: dict[str, Any] = {}
         _flatten(mapping, "", given)
         for name, value in given.items():
