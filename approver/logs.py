@@ -28,8 +28,16 @@ _context: dict[str, contextvars.ContextVar] = {
 }
 
 
+# Every pattern above needs one of these literals (in its case sensitivity): text without
+# any of them is returned as it is after one search instead of four substitutions.
+_TRIGGER = re.compile(r"/hooks/|/status/|(?i:bearer|authorization|x-approver-token|rawkey"
+                      r"|password|secret)")
+
+
 def redact(text: str) -> str:
     """The text with webhook tokens, bearer tokens and key material replaced."""
+    if _TRIGGER.search(text) is None:
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -2,19 +2,64 @@
 
 import multiprocessing
 import os
+import re
 import sys
+import traceback
 
 from gunicorn.glogging import Logger
 
 from approver.logs import ContextFilter, JsonFormatter, redact
 
+# Atoms gunicorn computes itself that no client can put a token into: the peer address,
+# the time, the status, sizes and durations, the protocol, the pid; and the method, which
+# gunicorn 27 accepts only as an HTTP token (no "/", space, ":" or "=": no pattern of
+# approver.logs can match it).
+_SERVER_ATOMS = frozenset("hltsmHbBTDMLp")
+_FORMAT_KEY = re.compile(r"%\(([^)]*)\)")
+
+
+def _referenced(access_log_format: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every atom the format names, as gunicorn looks it up; those to redact)."""
+    keys = tuple(dict.fromkeys(
+        k.lower() if k.startswith("{") else k for k in _FORMAT_KEY.findall(access_log_format)))
+    return keys, tuple(k for k in keys if k not in _SERVER_ATOMS)
+
 
 class RedactingLogger(Logger):
     """gunicorn's logger with webhook tokens redacted from access and error lines."""
 
+    _format_keys: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
+
     def atoms(self, resp, req, environ, request_time):
+        """Every atom, each string redacted (what gunicorn's own `access` would format)."""
         return {k: redact(v) if isinstance(v, str) else v
                 for k, v in super().atoms(resp, req, environ, request_time).items()}
+
+    def access(self, resp, req, environ, request_time):
+        """gunicorn's `access`, formatting only the atoms the format names.
+
+        Those that a client can fill (request line, path, query, referer, headers, the
+        environ) are redacted; the rest of the ~40 atoms (every header and environ entry)
+        are never looked at, so they are neither escaped nor redacted. The line is
+        redacted once more as a whole by the handlers' ContextFilter.
+        """
+        if not self.access_log_enabled:
+            return
+        fmt = self.cfg.access_log_format
+        cached = self._format_keys
+        if cached is None or cached[0] != fmt:
+            cached = self._format_keys = (fmt, *_referenced(fmt))
+        _, keys, client = cached
+        atoms = super().atoms(resp, req, environ, request_time)
+        used = {k: atoms[k] for k in keys if k in atoms}
+        for k in client:
+            value = used.get(k)
+            if isinstance(value, str):
+                used[k] = redact(value)
+        try:
+            self.access_log.info(fmt, self.atoms_wrapper_class(used))
+        except Exception:
+            self.error(traceback.format_exc())
 
     def setup(self, cfg):
         super().setup(cfg)
