@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.scripts import _build_hset_args
 
 from approver.store import PREFIX
 
@@ -25,6 +26,55 @@ def decide_job_id(request_id: str) -> str:
     return f"kr-{request_id}"
 
 
+# RQ 3.0's UNIQUE_ENQUEUE_SCRIPT (rq/scripts.py: exists? else HSET the job, EXPIRE, push
+# the id) with the SADD of the queue to `rq:queues` that `Queue.enqueue_job` sends in a
+# pipeline of its own beforehand (and sends for a duplicate too): one round trip, not two.
+_UNIQUE_ENQUEUE = """
+redis.call("SADD", KEYS[3], KEYS[2])
+if redis.call("EXISTS", KEYS[1]) == 1 then
+    return 0
+end
+if #ARGV > 3 then
+    redis.call("HSET", KEYS[1], unpack(ARGV, 4))
+end
+local ttl = tonumber(ARGV[3])
+if ttl and ttl > 0 then
+    redis.call("EXPIRE", KEYS[1], ttl)
+end
+if ARGV[2] == "L" then
+    redis.call("LPUSH", KEYS[2], ARGV[1])
+elseif ARGV[2] == "R" then
+    redis.call("RPUSH", KEYS[2], ARGV[1])
+end
+return 1
+"""
+_script = None  # one redis Script (its SHA); run on each queue's own connection
+
+
+def _enqueue_unique(queue: Queue, func: str, args: tuple, **options) -> Job:
+    """`queue.enqueue(func, *args, unique=True, **options)` in one Redis round trip.
+
+    Builds the job exactly as `Queue.enqueue_call` → `enqueue_job` → `_enqueue_async_job`
+    do for a unique job without dependencies (same job hash, same checks), then runs RQ's
+    atomic unique-save with the queue registration folded in. DuplicateJobError as RQ.
+    """
+    job = queue.create_job(func, args=args, status=JobStatus.QUEUED, **options)
+    if job._dependency_ids or job.has_rate_limit:  # not ours to do here: RQ refuses them
+        raise ValueError("unique=True is not supported with dependencies or rate limits")
+    job.origin = queue.name
+    queue._prepare_for_queue(job)  # server version (cached), origin, enqueued_at, status
+    global _script
+    if _script is None:
+        _script = queue.connection.register_script(_UNIQUE_ENQUEUE)
+    ttl = job.ttl if job.ttl is not None else -1
+    # EVALSHA on this queue's connection (SCRIPT LOAD first only if Redis lacks it).
+    done = _script(keys=[job.key, queue.key, queue.redis_queues_keys],
+                   args=[job.id, "R", ttl, *_build_hset_args(job)], client=queue.connection)
+    if done == 0:
+        raise DuplicateJobError(f"Job with ID '{job.id}' already exists")
+    return job
+
+
 def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
              pipeline=None, reclaim: bool = False) -> bool:
     """Queue the decision of one request; False if a job for it is already there.
@@ -33,20 +83,23 @@ def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
     doing anything (failed for good a while ago, or abandoned by a dead worker) is removed
     and the decision queued again.
     """
+    options = dict(
+        job_id=decide_job_id(request_id),
+        retry=Retry(max=len(retry_delays), interval=list(retry_delays))
+        if retry_delays else None,
+        # No result kept: the request's state in Redis is the result, and a finished
+        # job must not block the next trigger (a billing change, a deadline).
+        timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=30 * 86400,
+        description=f"decide key request {request_id} ({trigger})",
+    )
     try:
         # job_id alone does not deduplicate in RQ 3 (it overwrites and queues twice);
         # unique=True makes the check atomic.
-        queue.enqueue(
-            DECIDE, request_id, trigger,
-            job_id=decide_job_id(request_id), unique=True,
-            retry=Retry(max=len(retry_delays), interval=list(retry_delays))
-            if retry_delays else None,
-            # No result kept: the request's state in Redis is the result, and a finished
-            # job must not block the next trigger (a billing change, a deadline).
-            job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=30 * 86400,
-            description=f"decide key request {request_id} ({trigger})",
-            pipeline=pipeline,
-        )
+        if pipeline is None and queue._is_async:
+            _enqueue_unique(queue, DECIDE, (request_id, trigger), **options)
+        else:
+            queue.enqueue_call(DECIDE, (request_id, trigger), unique=True, pipeline=pipeline,
+                               **options)
     except DuplicateJobError:
         if reclaim and _reclaim(queue, decide_job_id(request_id), request_id, retry_delays):
             return decision(queue, request_id, trigger, retry_delays, pipeline)
