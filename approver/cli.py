@@ -282,17 +282,37 @@ def _entry_line(entry: dict) -> str:
 
 
 def cmd_rules_check(args) -> int:
-    """Validate rule files."""
-    from approver.rules import check
+    """Validate rule files; also say what the running workers have in force."""
+    from approver.rules import check, load_rules
 
-    path = args.path or config.from_env().rules_path
+    settings = config.from_env()
+    path = args.path or settings.rules_path
     problems = check(path)
     for problem in problems:
         print(problem)
-    if problems:
-        return 1
-    print(f"{path}: ok")
-    return 0
+    if not problems:
+        print(f"{path}: ok, revision {load_rules(path).revision}")
+    _print_running_rules(settings)
+    return 1 if problems else 0
+
+
+def _print_running_rules(settings) -> None:
+    """The revision the workers reported, if Redis answers at once (else nothing)."""
+    from redis.exceptions import RedisError
+
+    from approver import runtime, store
+
+    try:
+        health = store.Store(runtime.connect(settings.redis_url, timeout=0.3)).health()
+    except RedisError:
+        return
+    if health.get("rules_revision"):
+        print(f"workers run revision {health['rules_revision']} "
+              f"(reported {health.get('at')}; "
+              f"{health.get('rules_reload_failures') or 0} edits failed to load)")
+    if health.get("rules_error"):
+        print(f"the last edit did not load, the previous rules stay in force: "
+              f"{health['rules_error']}")
 
 
 def cmd_rules_test(args) -> int:

@@ -227,3 +227,22 @@ def test_decisions_verify_notices_removed_entries(capsys, client, sandbox, work,
     rt.redis.xdel("approver:log", last_id)
     code, out, _ = run(capsys, "decisions", "verify")
     assert code == 1 and "entries removed" in out
+
+
+def test_rules_check_shows_what_the_workers_run(capsys, rt, tmp_path, monkeypatch):
+    from approver import runtime
+
+    monkeypatch.setenv("APPROVER_REDIS_URL", rt.settings.redis_url)
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    live = runtime.Runtime(rt.settings.with_(rules_path=rules))
+    live.rules.check_interval = 0
+    runtime.publish_health(live)
+    (rules / "30-trust.yaml").write_text("version: 1\nrules:\n  - id: [broken\n")
+    live.rules.current()  # the worker notices the bad edit and keeps the last good rules
+    runtime.publish_health(live)
+    code, out, _ = run(capsys, "rules", "check", str(rules))
+    assert code == 1
+    assert "30-trust.yaml:" in out
+    assert "workers run revision" in out and "1 edits failed to load" in out
+    assert "the previous rules stay in force" in out

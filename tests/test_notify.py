@@ -4,7 +4,6 @@ import base64
 import json
 import socket
 import threading
-from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -20,16 +19,6 @@ from approver.config import Settings
 SECRET = "whsec_" + base64.b64encode(b"notify-test-secret-0123456789abc").decode()
 REQUEST_ID = "64b0000000000000000000c1"
 DASHBOARD = "https://dashboard.example.com"
-
-
-@dataclass(frozen=True)
-class NotifyingSettings(Settings):
-    """The service settings with the notify fields proposed for config.Settings."""
-
-    notify_urls: tuple[str, ...] = ()
-    notify_secret: str | None = field(default=None, repr=False)
-    slack_webhook_url: str | None = field(default=None, repr=False)
-    notify_on: tuple[str, ...] = notify.KINDS
 
 
 def record(outcome="approve", state="applied", **extra) -> dict:
@@ -89,11 +78,9 @@ def receiver():
 @pytest.fixture
 def nrt(settings, receiver):
     """A runtime whose settings send webhooks and Slack messages to the receiver."""
-    # Works before and after config.Settings gains the notify fields itself.
-    values = {f.name: getattr(settings, f.name) for f in fields(Settings)}
-    values.update(notify_urls=(receiver.url + "/events",), notify_secret=SECRET,
-                  slack_webhook_url=receiver.url + "/services/T000/B000/slack-token-xyz")
-    current = runtime.Runtime(NotifyingSettings(**values))
+    current = runtime.Runtime(settings.with_(
+        notify_urls=(receiver.url + "/events",), notify_secret=SECRET,
+        slack_webhook_url=receiver.url + "/services/T000/B000/slack-token-xyz"))
     runtime.install(current)
     yield current
     runtime.install(None)
@@ -193,7 +180,7 @@ def test_which_records_are_news(rec, expected):
 def test_settings_read_with_defaults():
     off = notify.NotifySettings.from_settings(Settings())
     assert not off.enabled and off.on == frozenset(notify.KINDS)
-    on = notify.NotifySettings.from_settings(NotifyingSettings(
+    on = notify.NotifySettings.from_settings(Settings(
         notify_urls=("https://a.example/x?token=t0k3n",), notify_secret=SECRET,
         slack_webhook_url="https://hooks.slack.com/services/T/B/s3cr3t", notify_on=("deny",)))
     assert on.enabled and on.on == {"deny"}
@@ -388,3 +375,27 @@ def test_deliver_resolves_and_raises_on_500(nrt, receiver):
         notify.deliver(destination, event, "webhook", "evt_1")
     assert notify.deliver(destination, event, "webhook", "evt_1")["status"] == 200
     Webhook(SECRET).verify(receiver.requests[-1]["body"], receiver.requests[-1]["headers"])
+
+
+# -- through the real pipeline ---------------------------------------------------------
+@pytest.mark.parametrize(("email", "kind"), [
+    ("alice@acme.partner.example", "key_request.approved"),
+    ("bob@mailinator.com", "key_request.denied"),
+    ("carol@gmail.com", "key_request.reviewed"),
+])
+def test_decisions_are_announced_once_signed_and_on_slack(nrt, sandbox, receiver, email, kind):
+    from approver import decide
+
+    request = sandbox.app.sandbox.create_key_request(
+        email, ["64b0000000000000000000b1"], {"use_case": "x"})
+    decide.run(nrt, request["id"], "webhook")
+    decide.run(nrt, request["id"], "webhook")  # a second run announces nothing new
+    run_worker(nrt)
+    events = [r for r in receiver.requests if r["path"] == "/events"]
+    slack = [r for r in receiver.requests if r["path"].startswith("/services/")]
+    assert len(events) == 1 and len(slack) == 1
+    headers = {k.lower(): v for k, v in events[0]["headers"].items()}
+    payload = Webhook(SECRET).verify(events[0]["body"], headers)
+    assert payload["type"] == kind
+    assert payload["data"]["key_request_id"] == request["id"]
+    assert nrt.store.state(request["id"])["reason"] in slack[0]["body"].decode()
