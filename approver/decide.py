@@ -49,8 +49,7 @@ def fetch(rt: Runtime, ref: str):
 
 def run(rt: Runtime, ref: str, trigger: str) -> Result:
     """Decide and apply one key request, exactly once; safe to call any number of times."""
-    with rt.store.lock(ref):
-        state = rt.store.state(ref)
+    with rt.store.lock_and_state(ref) as state:
         if state and state["state"] in st.FINAL_STATES:
             return Result(ref, state["state"], state.get("outcome"), state.get("rule"))
         request = _pending(rt, ref, trigger, state)
@@ -65,8 +64,8 @@ def run(rt: Runtime, ref: str, trigger: str) -> Result:
 def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
                       source: str) -> Result:
     """Apply a decision made elsewhere (a billing system), if the request is still pending."""
-    with rt.store.lock(ref):
-        state = rt.store.state(ref) or {}
+    with rt.store.lock_and_state(ref) as state:
+        state = state or {}
         request = _pending(rt, ref, source, state, record=False)
         if request is not None and state.get("state") in _RESUMABLE:
             return _apply(rt, request, state, source)
@@ -78,7 +77,7 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
             return Result(ref, "refused", outcome, reason=why)
         record = _record(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
                          reason=reason, revision="", decided_by=source)
-        return _apply(rt, request, record, source)
+        return _apply(rt, request, record, source, recorded=True)
 
 
 def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
@@ -131,7 +130,7 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         rt.store.unpark(request.ref, request.developer_id)
     if record["state"] != st.APPLYING:
         return Result(request.ref, record["state"], outcome, rule, reason)
-    return _apply(rt, request, record, trigger)
+    return _apply(rt, request, record, trigger, recorded=True)
 
 
 def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
@@ -161,12 +160,20 @@ def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
         "deadline": wait["deadline"] if wait else "",
         **extra,
     }
-    rt.store.save_state(request.ref, **record)
+    fields = record
+    if state == st.APPLYING:
+        # What _apply writes before its Dashboard call, written here already (the outbox).
+        fields = {**record, "updated_at": st.now_iso()}
+
+    def counters(pipe) -> None:
+        metrics.count_decision(pipe, outcome, rule)
+        if wait:
+            rt.store.queue_park(pipe, request.ref, request.developer_id, wait["deadline"])
+
+    # The state, the counters, the wait and the log entry: one MULTI/EXEC round trip.
+    rt.store.save_and_log(request.ref, fields, "decided",
+                          {k: v for k, v in record.items() if k != "state"}, also=counters)
     logs.bind(decision_id=record["decision_id"])
-    metrics.count_decision(rt.redis, outcome, rule)
-    if wait:
-        rt.store.park(request.ref, request.developer_id, wait["deadline"])
-    rt.store.log("decided", request.ref, **{k: v for k, v in record.items() if k != "state"})
     log.info("key request %s decided %s by %s: %s", request.ref, outcome, rule or "default",
              reason)
     # Announces review and wait now; approve/deny are announced by _apply once carried out.
@@ -174,31 +181,42 @@ def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
     return record
 
 
-def _apply(rt: Runtime, request, record: dict, trigger: str) -> Result:
-    """Carry a recorded approve or deny out in Tyk; an answer of 'already done' is done."""
+def _apply(rt: Runtime, request, record: dict, trigger: str,
+           recorded: bool = False) -> Result:
+    """Carry a recorded approve or deny out in Tyk; an answer of 'already done' is done.
+
+    `recorded`: the record was just written by _record, as "applying" (with updated_at)
+    if it said so, so that write is not repeated.
+    """
     outcome, ref = record["outcome"], request.ref
     source, _ = rt.source(ref)
-    rt.store.save_state(ref, state=st.APPLYING, updated_at=st.now_iso())
+    if not (recorded and record["state"] == st.APPLYING):
+        rt.store.save_state(ref, state=st.APPLYING, updated_at=st.now_iso())
+    remember = None
     try:
         if outcome == "approve":
             done = source.approve(request)
-            rt.store.remember_keys(
-                request.developer_id, list(done.key_ids), request_id=ref,
-                policies=list(request.policies), decision_id=record.get("decision_id"),
-                portal=source.name,
-            )
+            about = dict(request_id=ref, policies=list(request.policies),
+                         decision_id=record.get("decision_id"), portal=source.name)
+
+            def remember(pipe) -> None:
+                rt.store.remember_keys(request.developer_id, list(done.key_ids),
+                                       pipe=pipe, **about)
         else:
             done = source.deny(request, record.get("reason") or "")
     except Exception as exc:
-        rt.store.save_state(ref, state=st.FAILED, error=_describe(exc), updated_at=st.now_iso())
-        rt.store.log("apply_failed", ref, outcome=outcome, error=_describe(exc), trigger=trigger)
+        rt.store.save_and_log(
+            ref, {"state": st.FAILED, "error": _describe(exc), "updated_at": st.now_iso()},
+            "apply_failed", {"outcome": outcome, "error": _describe(exc), "trigger": trigger})
         raise
     fields = {"already_processed": done.already_processed}
     if outcome == "approve":
         fields["key_ids"] = list(done.key_ids)
-    rt.store.save_state(ref, state=st.APPLIED, applied_at=st.now_iso(), **fields)
-    rt.store.log("applied", ref, outcome=outcome, decision_id=record.get("decision_id"),
-                 trigger=trigger, **fields)
+    # The key ids approved, the state and the log entry: one MULTI/EXEC round trip.
+    rt.store.save_and_log(
+        ref, {"state": st.APPLIED, "applied_at": st.now_iso(), **fields}, "applied",
+        {"outcome": outcome, "decision_id": record.get("decision_id"), "trigger": trigger,
+         **fields}, also=remember)
     log.info("key request %s: %s applied in Tyk", ref, outcome)
     notify.enqueue_notifications(rt.queue, rt.settings,
                                  {**record, **fields, "state": st.APPLIED}, ref)

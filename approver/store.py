@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -39,6 +41,17 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+# Append one entry to the log if the head is still the one the entry was chained to
+# (compare-and-set, atomic in Redis); else answer the head, to chain to it and try again.
+# KEYS: head, log; ARGV: prev, body, hash, maxlen.
+_APPEND = """
+local head = redis.call('get', KEYS[1]) or ''
+if head ~= ARGV[1] then return {0, head} end
+local id = redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
+                      'json', ARGV[2], 'prev', ARGV[1], 'hash', ARGV[3])
+redis.call('set', KEYS[1], ARGV[3])
+return {1, id}
+"""
 
 
 def chain_hash(prev: str, body: str) -> str:
@@ -62,6 +75,9 @@ class Store:
         self.redis = connection
         self._release = connection.register_script(_RELEASE)
         self._extend = connection.register_script(_EXTEND)
+        # The log head this process last wrote or saw: the first guess when appending.
+        self._head: str | None = None
+        self._renewer = _Renewer(self)
 
     # -- per-request state -------------------------------------------------------------
     @staticmethod
@@ -70,7 +86,10 @@ class Store:
 
     def state(self, request_id: str) -> dict | None:
         """The recorded state of a key request, or None if never decided."""
-        raw = self.redis.hgetall(self._state_key(request_id))
+        return self._decode_state(self.redis.hgetall(self._state_key(request_id)))
+
+    @staticmethod
+    def _decode_state(raw: dict) -> dict | None:
         if not raw:
             return None
         record = {k.decode(): v.decode() for k, v in raw.items()}
@@ -88,12 +107,16 @@ class Store:
 
     def save_state(self, request_id: str, **fields) -> None:
         """Merge fields into the request's state; lists and dicts are stored as JSON."""
+        pipe = self.redis.pipeline(transaction=True)
+        self._queue_state(pipe, request_id, fields)
+        pipe.execute()
+
+    def _queue_state(self, pipe, request_id: str, fields: dict) -> None:
         encoded = {
             k: json.dumps(v, sort_keys=True, default=str) if isinstance(v, list | dict | tuple)
             else ("" if v is None else str(v))
             for k, v in fields.items()
         }
-        pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self._state_key(request_id), mapping=encoded)
         # Requests between deciding and done are kept in a set, so the reconciler resumes
         # them even when they have left Tyk's pending list.
@@ -101,7 +124,18 @@ class Store:
             pipe.sadd(UNFINISHED_KEY, request_id)
         elif "state" in fields:
             pipe.srem(UNFINISHED_KEY, request_id)
-        pipe.execute()
+
+    def save_and_log(self, request_id: str, fields: dict, event: str, entry: dict,
+                     also: Callable[[redis.client.Pipeline], None] | None = None) -> str:
+        """`save_state(request_id, **fields)`, then `log(event, request_id, **entry)`, in
+        one MULTI/EXEC round trip (two if another writer moved the log head meanwhile);
+        `also(pipe)` may queue more commands between the two. Returns the entry's id."""
+        body = self._entry_body(event, request_id, entry)
+        pipe = self.redis.pipeline(transaction=True)
+        self._queue_state(pipe, request_id, fields)
+        if also is not None:
+            also(pipe)
+        return self._append(body, pipe)
 
     def unfinished(self) -> list[str]:
         """Requests decided but not yet applied (or failed while applying)."""
@@ -110,24 +144,35 @@ class Store:
     # -- the decision log ----------------------------------------------------------------
     def log(self, event: str, request_id: str, **fields) -> str:
         """Append one entry to the decision log, chained to the one before; returns its id."""
+        return self._append(self._entry_body(event, request_id, fields))
+
+    @staticmethod
+    def _entry_body(event: str, request_id: str, fields: dict) -> str:
         entry = {"event": event, "request_id": request_id, "at": now_iso(), **fields}
-        body = json.dumps(entry, sort_keys=True, default=str)
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    # The head is read and the entry appended atomically (optimistic
-                    # locking): concurrent writers never fork the chain.
-                    pipe.watch(LOG_HEAD_KEY)
-                    prev = (pipe.get(LOG_HEAD_KEY) or b"").decode()
-                    digest = chain_hash(prev, body)
-                    pipe.multi()
-                    pipe.xadd(LOG_KEY, {"json": body, "prev": prev, "hash": digest},
-                              maxlen=LOG_MAXLEN, approximate=True)
-                    pipe.set(LOG_HEAD_KEY, digest)
-                    entry_id, _ = pipe.execute()
-                    return entry_id.decode()
-                except redis.WatchError:
-                    continue
+        return json.dumps(entry, sort_keys=True, default=str)
+
+    def _append(self, body: str, pipe=None) -> str:
+        """Append a log entry, chained to the head; `pipe`'s queued commands go first.
+
+        The entry is chained to the head this process last knew and added only if that is
+        still the head (compare-and-set in a Lua script, atomic): concurrent writers never
+        fork the chain. If another writer moved the head, the script answers the new head
+        and the entry is chained to it and sent again.
+        """
+        prev = self._head or ""
+        while True:
+            if pipe is None:
+                pipe = self.redis.pipeline(transaction=False)
+            digest = chain_hash(prev, body)
+            # EVAL, not EVALSHA: no NOSCRIPT case after a Redis restart (Redis caches the
+            # compiled script by its hash; the text is ~300 bytes).
+            pipe.eval(_APPEND, 2, LOG_HEAD_KEY, LOG_KEY, prev, body, digest, LOG_MAXLEN)
+            done, value = pipe.execute()[-1]
+            value = value.decode()
+            if done:
+                self._head = digest
+                return value
+            prev, pipe = value, None
 
     def verify_log(self, batch: int = 1000) -> tuple[int, str | None, str | None]:
         """Walk the log oldest first: (entries checked, first broken entry id, why)."""
@@ -178,39 +223,47 @@ class Store:
         The lock is short-lived and renewed while held, so a worker killed while holding
         it blocks the request for at most `ttl` seconds, not for a whole job timeout.
         """
+        with self.lock_and_state(request_id, ttl, read_state=False):
+            yield
+
+    @contextmanager
+    def lock_and_state(self, request_id: str, ttl: float = LOCK_TTL,
+                       read_state: bool = True) -> Iterator[dict | None]:
+        """`lock`, yielding the request's `state` read in the same round trip.
+
+        The state is read right after the lock is taken (one pipeline: SET NX, HGETALL);
+        when the lock is not had, what was read is thrown away.
+        """
         key = f"{PREFIX}lock:{request_id}"
         token = secrets.token_hex(8)
-        if not self.redis.set(key, token, nx=True, px=int(ttl * 1000)):
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(key, token, nx=True, px=int(ttl * 1000))
+        if read_state:
+            pipe.hgetall(self._state_key(request_id))
+        got = pipe.execute()
+        if not got[0]:
             raise Locked(f"key request {request_id} is being handled by another worker")
-        released = threading.Event()
-        renewer = threading.Thread(target=self._renew, args=(key, token, ttl, released),
-                                   daemon=True, name=f"lock-renewer-{request_id}")
-        renewer.start()
+        # One thread per Store renews every held lock every ttl/4 (not a thread per lock).
+        self._renewer.add(key, token, ttl)
         try:
-            yield
+            yield self._decode_state(got[1]) if read_state else None
         finally:
-            released.set()
-            renewer.join(timeout=1)
+            self._renewer.remove(key)
             self._release(keys=[key], args=[token])
-
-    def _renew(self, key: str, token: str, ttl: float, released: threading.Event) -> None:
-        while not released.wait(ttl / 4):
-            try:
-                if not self._extend(keys=[key], args=[token, int(ttl * 1000)]):
-                    return  # lost (expired and taken): nothing left to renew
-            except redis.RedisError:
-                continue  # Redis away for a moment: try again, the TTL still runs
 
     def locked(self, request_id: str) -> bool:
         """Whether someone holds the request's lock now."""
         return bool(self.redis.exists(f"{PREFIX}lock:{request_id}"))
 
     # -- keys approved by this service, for revocation -----------------------------------
-    def remember_keys(self, developer_id: str, key_ids: list[str], **about) -> None:
-        """Record the key ids (hashes, never raw keys) approved for a developer."""
+    def remember_keys(self, developer_id: str, key_ids: list[str], pipe=None,
+                      **about) -> None:
+        """Record the key ids (hashes, never raw keys) approved for a developer.
+
+        With `pipe`, the write is queued on it rather than sent."""
         if key_ids:
             value = json.dumps({**about, "at": now_iso()}, sort_keys=True)
-            self.redis.hset(
+            (self.redis if pipe is None else pipe).hset(
                 f"{PREFIX}keys:{developer_id}", mapping=dict.fromkeys(key_ids, value)
             )
 
@@ -230,9 +283,14 @@ class Store:
     def park(self, request_id: str, developer_id: str, deadline: float) -> None:
         """Remember a waiting request: by deadline, and under its developer."""
         pipe = self.redis.pipeline(transaction=True)
+        self.queue_park(pipe, request_id, developer_id, deadline)
+        pipe.execute()
+
+    @staticmethod
+    def queue_park(pipe, request_id: str, developer_id: str, deadline: float) -> None:
+        """`park`, queued on a pipeline (a MULTI/EXEC one keeps it atomic)."""
         pipe.zadd(WAITS_KEY, {request_id: deadline})
         pipe.sadd(f"{WAITS_KEY}:developer:{developer_id}", request_id)
-        pipe.execute()
 
     def unpark(self, request_id: str, developer_id: str | None) -> None:
         """Forget a request that no longer waits."""
@@ -268,3 +326,53 @@ class Store:
         """The latest billing state of a developer, or None if never heard of."""
         raw = self.redis.hgetall(f"{PREFIX}billing:{developer_id}")
         return {k.decode(): v.decode() for k, v in raw.items()} or None
+
+
+class _Renewer:
+    """One daemon thread per Store that renews each held lock every ttl/4 while it is held.
+
+    As the per-lock thread it replaces: a lock that was lost (expired and taken by another)
+    is dropped, and a Redis error is retried at the next interval while the TTL runs.
+    """
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._held: dict[str, list] = {}  # key -> [token, ttl, next renewal (monotonic)]
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, key: str, token: str, ttl: float) -> None:
+        with self._cond:
+            self._held[key] = [token, ttl, time.monotonic() + ttl / 4]
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="lock-renewer")
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, key: str) -> None:
+        with self._cond:
+            self._held.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [(k, h[0], h[1]) for k, h in self._held.items() if h[2] <= now]
+                if not due:
+                    soonest = min((h[2] for h in self._held.values()), default=None)
+                    self._cond.wait(None if soonest is None else soonest - now)
+                    continue
+                for key, _, ttl in due:
+                    self._held[key][2] = now + ttl / 4
+            for key, token, ttl in due:
+                try:
+                    renewed = self._store._extend(keys=[key], args=[token, int(ttl * 1000)])
+                except redis.RedisError:
+                    continue  # Redis away for a moment: try again, the TTL still runs
+                if not renewed:
+                    with self._cond:  # lost (expired and taken): nothing left to renew
+                        if self._held.get(key, [None])[0] == token:
+                            del self._held[key]
