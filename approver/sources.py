@@ -8,6 +8,7 @@ integer ids as `portal-<id>`.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,9 +57,35 @@ class ClassicSource:
     """The classic portal, through the Tyk Dashboard API."""
 
     name = "classic"
+    # Policies change rarely: a decision uses one read at most this old (per process).
+    POLICY_TTL = 30.0
 
-    def __init__(self, dashboard):
+    def __init__(self, dashboard, policy_ttl: float | None = None):
         self.dashboard = dashboard
+        self.policy_ttl = self.POLICY_TTL if policy_ttl is None else policy_ttl
+        self._policies: dict[str, tuple[float, dict]] = {}
+
+    def _policy(self, policy_id: str) -> dict:
+        """A policy's raw record, from a cache of `policy_ttl` seconds; NotFound as the API.
+
+        A policy Tyk answers NotFound for is dropped from the cache (never cached as absent).
+        """
+        from approver.tyk import NotFound
+
+        now = time.monotonic()
+        cached = self._policies.get(policy_id)
+        if cached is not None and now - cached[0] < self.policy_ttl:
+            return cached[1]
+        try:
+            raw = self.dashboard.get_policy(policy_id).raw
+        except NotFound:
+            self._policies.pop(policy_id, None)
+            raise
+        if self.policy_ttl > 0:
+            if len(self._policies) >= 1000:
+                self._policies.clear()
+            self._policies[policy_id] = (now, raw)
+        return raw
 
     def fetch(self, native_id: str):
         from approver.tyk import NotFound
@@ -81,7 +108,7 @@ class ClassicSource:
             # Tyk stores requests for policies that do not exist (Tyk CONTRACT §3.1): the
             # policy facts are then unknown, which fails safe to review.
             with contextlib.suppress(NotFound):
-                policies[policy_id] = self.dashboard.get_policy(policy_id).raw
+                policies[policy_id] = self._policy(policy_id)
         return FactContext(request=kr.raw, developer=developer.raw if developer else None,
                            policies=policies, catalogue=None, billing=billing,
                            extra={"portal": self.name})
