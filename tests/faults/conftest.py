@@ -1,10 +1,13 @@
 """The fault-injection stack: real processes on 127.0.0.1 and helpers to hurt them.
 
 One `stack` per test: an EmbeddedRedis with AOF in its own directory, the sandbox Dashboard
-(`approver sandbox`), the web tier (`approver web`, gunicorn, 2 processes) and two or more
-`approver worker` processes. Each process runs in its own session (process group), so a
-worker and the RQ scheduler process it forks die together, and teardown can always end
-every process this module started (SIGTERM, then SIGKILL) even when a test failed.
+(`approver sandbox`), the web tier (`approver web`, gunicorn, 2 processes; or several web
+tiers, each its own gunicorn master on its own port) and two or more `approver worker`
+processes (a test asks for another shape with `@pytest.mark.parametrize("stack",
+[{"webs": 2, "workers": 3}], indirect=True)`). Each process runs in its own session
+(process group), so a worker and the RQ scheduler process it forks die together, and
+teardown can always end every process this module started (SIGTERM, then SIGKILL) even
+when a test failed.
 """
 
 from __future__ import annotations
@@ -107,18 +110,23 @@ class Proc:
 class Stack:
     """The running service and its sandbox Dashboard, with the helpers the scenarios use."""
 
-    def __init__(self, tmp_path: Path, workers: int = 2):
+    def __init__(self, tmp_path: Path, workers: int = 2, webs: int = 1):
         self.tmp = tmp_path
         self.procs: list[Proc] = []
         self.workers: list[Proc] = []
         self.redis_server = EmbeddedRedis(directory=tmp_path / "redis", appendonly=True)
         (tmp_path / "redis").mkdir()
         self.dash_port = free_port()
-        self.web_port = next(p for p in iter(free_port, None)
-                             if p not in (self.dash_port, self.redis_server.port))
+        taken = {self.dash_port, self.redis_server.port}
+        self.web_ports: list[int] = []
+        for _ in range(webs):
+            self.web_ports.append(next(p for p in iter(free_port, None) if p not in taken))
+            taken.add(self.web_ports[-1])
         self.dashboard = f"http://127.0.0.1:{self.dash_port}"
-        self.web = f"http://127.0.0.1:{self.web_port}"
-        self.hook_url = f"{self.web}/hooks/tyk/{TOKEN}"
+        self.webs = [f"http://127.0.0.1:{port}" for port in self.web_ports]
+        self.hook_urls = [f"{web}/hooks/tyk/{TOKEN}" for web in self.webs]
+        # The first (or only) web tier, the one the sandbox posts its webhooks to.
+        self.web_port, self.web, self.hook_url = self.web_ports[0], self.webs[0], self.hook_urls[0]
         self.env = {
             **os.environ,
             "APPROVER_DASHBOARD_URL": self.dashboard,
@@ -147,12 +155,16 @@ class Stack:
         self.redis_server.start()
         self._spawn("sandbox", "sandbox", "--bind", f"127.0.0.1:{self.dash_port}",
                     "--secret", SECRET, "--webhook-url", self.hook_url)
-        self._spawn("web", "web", "--bind", f"127.0.0.1:{self.web_port}", "--workers", "2")
+        for n, port in enumerate(self.web_ports, 1):
+            self._spawn("web" if n == 1 else f"web-{n}", "web",
+                        "--bind", f"127.0.0.1:{port}", "--workers", "2")
         for _ in range(self.n_workers):
             self.start_worker()
         wait_until(lambda: self.http.get(f"{self.dashboard}/_sandbox/faults", timeout=1).ok,
                    20, what="sandbox up")
-        wait_until(lambda: requests.get(f"{self.web}/readyz", timeout=1).ok, 20, what="web up")
+        for web in self.webs:
+            wait_until(lambda web=web: requests.get(f"{web}/readyz", timeout=1).ok, 20,
+                       what=f"web {web} up")
         self.wait_workers(self.n_workers)
         return self
 
@@ -278,8 +290,10 @@ class Stack:
 
     # -- webhooks ------------------------------------------------------------------------------
     def post_webhook(self, request: dict, session: requests.Session | None = None,
-                     retry_for: float = 30.0) -> list[tuple[int | str, float]]:
-        """Deliver Tyk's webhook, retrying 503s (bounded); every (status, seconds) seen."""
+                     retry_for: float = 30.0,
+                     url: str | None = None) -> list[tuple[int | str, float]]:
+        """Deliver Tyk's webhook (to `url`, else the first web tier), retrying 503s
+        (bounded); every (status, seconds) seen."""
         body = {"event": EVENT, "data": {k: v for k, v in request.items() if k != "catalogues"}}
         sender = session or requests
         seen: list[tuple[int | str, float]] = []
@@ -287,7 +301,7 @@ class Stack:
         for _ in range(200):
             started = time.monotonic()
             try:
-                resp = sender.post(self.hook_url, json=body, timeout=(2, 3))
+                resp = sender.post(url or self.hook_url, json=body, timeout=(2, 3))
                 status: int | str = resp.status_code
             except requests.RequestException as exc:
                 status = type(exc).__name__
@@ -368,8 +382,11 @@ def run_threads(target, items, count: int) -> list:
 
 @pytest.fixture
 def stack(tmp_path, request):
-    """The whole service on real processes; torn down (kill -9 as a last resort) after."""
-    s = Stack(tmp_path)
+    """The whole service on real processes; torn down (kill -9 as a last resort) after.
+
+    Indirect parametrization passes Stack's shape: `{"webs": 2, "workers": 3}`.
+    """
+    s = Stack(tmp_path, **getattr(request, "param", {}))
     try:
         s.start()
         yield s
