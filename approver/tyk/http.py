@@ -65,6 +65,35 @@ def json_body(response: requests.Response) -> Any:
     return response.json()
 
 
+class _Session(requests.Session):
+    """A Session that works out the environment's settings for a host once, not per call.
+
+    `requests` reads the proxy variables (walking the whole environment), `no_proxy` and
+    the CA bundle variables again for every call it sends: ~0.3 ms of CPU a call here.
+    They are fixed for a process; the result is kept per scheme and host (what no_proxy
+    matches on) and the call's own arguments, so every call gets the same settings as
+    before, from memory.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._env_settings: dict[tuple, dict] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        parts = urlsplit(url)
+        try:
+            key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())),
+                   stream, verify, cert, self.trust_env)
+            cached = self._env_settings.get(key)
+        except TypeError:  # an unhashable argument: work it out as requests does
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if cached is None:
+            cached = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if len(self._env_settings) < 64:
+                self._env_settings[key] = cached
+        return {**cached, "proxies": dict(cached["proxies"])}
+
+
 class ApiClient:
     """A JSON API client: one ``requests.Session``, timeouts on every call, retries.
 
@@ -102,7 +131,7 @@ class ApiClient:
         self.retries = retries
         self.backoff = backoff
         self._own_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else _Session()
         # Tyk CONTRACT §3.0, §4: the raw secret, no "Bearer". Sent per call, so a session
         # passed in by the caller is never changed.
         self._headers = {
