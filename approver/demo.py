@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,15 @@ def _wait_http(url: str, procs, timeout: float = 20.0) -> None:
     raise ApproverError(f"{url} did not come up within {timeout:.0f}s")
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _policy_ids(sandbox, names: list[str]) -> list[str]:
     by_name = {p["name"]: p["id"] for p in sandbox.policies()}
     return [by_name[n] for n in names]
@@ -62,7 +72,8 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
     if not rules.exists():
         raise ApproverError(f"no rules at {rules}: run the demo from the project folder "
                             "or set APPROVER_RULES")
-    port = port or free_port()
+    if not port or not _port_free(port):
+        port = free_port()  # 8000 taken (or 0 asked for): any free port will do
     token = secrets.token_urlsafe(24)
     dashboard_secret = secrets.token_hex(16)
     workdir = Path(tempfile.mkdtemp(prefix="approver-demo-"))
