@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import textwrap
 from importlib import resources
 
 import pytest
@@ -11,6 +10,7 @@ from jsonschema import Draft202012Validator
 
 from approver.errors import ApproverError
 from approver.rules import Problem, RulesError, check, load_rules
+from tests.rules_support import write
 
 SPEC_EXAMPLE = """\
 version: 1
@@ -35,13 +35,6 @@ rules:
         - request.fields.company: {matches: "^ACME( |$)"}
     then: approve
 """
-
-
-def write(path, text):
-    """Write dedented YAML to `path` and return it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def problems_of(path):

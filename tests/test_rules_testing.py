@@ -1,8 +1,8 @@
 """The rule test runner: cases next to the rules, failures with traces, unreached rules."""
 
-import textwrap
 
 from approver.rules import TestReport, run_rule_tests
+from tests.rules_support import write
 
 RULES = """\
 version: 1
@@ -24,13 +24,6 @@ rules:
       request.fields.company: {matches: "^ACME( |$)"}
     then: approve
 """
-
-
-def write(path, text):
-    """Write dedented YAML to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def test_passing_cases_and_unreached_rules(tmp_path):

@@ -2,13 +2,13 @@
 
 import json
 import pickle
-import textwrap
 import time
 from dataclasses import FrozenInstanceError
 
 import pytest
 
 from approver.rules import Decision, Facts, evaluate, load_rules
+from tests.rules_support import write
 
 RULES = """\
 version: 1
@@ -37,9 +37,7 @@ rules:
 
 def ruleset(tmp_path, text=RULES):
     """Load `text` as a rules file."""
-    path = tmp_path / "rules.yaml"
-    path.write_text(textwrap.dedent(text))
-    return load_rules(path)
+    return load_rules(write(tmp_path / "rules.yaml", text))
 
 
 def test_reason_template_is_filled_from_facts(tmp_path):
