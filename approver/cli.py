@@ -247,10 +247,11 @@ def cmd_billing_show(args) -> int:
     """A developer's billing state, waiting requests and keys this service approved."""
     from approver import runtime
 
-    store = runtime.current().store
+    rt = runtime.current()
+    store = rt.store
     print(json.dumps({
         "developer_id": args.developer,
-        "billing": store.billing(args.developer),
+        "billing": rt.billing.get(args.developer),
         "waiting": store.waiting_for(args.developer),
         "approved_keys": store.approved_keys(args.developer),
     }, indent=2, sort_keys=True))

@@ -37,7 +37,7 @@ class Result:
 def gather(rt: Runtime, request) -> FactContext:
     """Everything the rules may ask about this request, from its portal and Redis."""
     source, _ = rt.source(request.ref)
-    billing = rt.store.billing(request.developer_id) if request.developer_id else None
+    billing = rt.billing.get(request.developer_id) if request.developer_id else None
     return source.gather(request, billing)
 
 

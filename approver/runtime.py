@@ -40,6 +40,13 @@ class Runtime:
         return Store(self.redis)
 
     @cached_property
+    def billing(self):
+        """Developers' billing state, as billing events left it."""
+        from approver.billing.state import BillingState
+
+        return BillingState(self.redis)
+
+    @cached_property
     def queue(self) -> Queue:
         return queue(self.redis, self.settings.queue_name)
 

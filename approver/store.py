@@ -321,12 +321,6 @@ class Store:
         """The last published health fields."""
         return {k.decode(): v.decode() for k, v in self.redis.hgetall(f"{PREFIX}health").items()}
 
-    # -- billing state (filled by billing events; read by the billing.* facts) -----------
-    def billing(self, developer_id: str) -> dict | None:
-        """The latest billing state of a developer, or None if never heard of."""
-        raw = self.redis.hgetall(f"{PREFIX}billing:{developer_id}")
-        return {k.decode(): v.decode() for k, v in raw.items()} or None
-
 
 class _Renewer:
     """One daemon thread per Store that renews each held lock every ttl/4 while it is held.

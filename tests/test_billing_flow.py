@@ -82,7 +82,7 @@ def test_developer_is_found_by_email(client, sandbox, rt, work):
     status(client, DAVE, "trialing", by="developer_email")
     work()
     assert rt.store.state(request["id"])["outcome"] == "approve"
-    assert rt.store.billing(DAVE_ID)["status"] == "trialing"
+    assert rt.billing.get(DAVE_ID)["status"] == "trialing"
 
 
 def test_past_due_keeps_waiting(client, sandbox, rt, work):
@@ -97,7 +97,7 @@ def test_out_of_order_events_never_overwrite_newer_ones(client, sandbox, rt, wor
     status(client, DAVE_ID, "canceled", seconds_ago=10)
     status(client, DAVE_ID, "active", seconds_ago=60)  # late, older
     work()
-    assert rt.store.billing(DAVE_ID)["status"] == "canceled"
+    assert rt.billing.get(DAVE_ID)["status"] == "canceled"
     request = paid_request(client, sandbox, work)
     assert rt.store.state(request["id"])["state"] == st.WAITING
 
@@ -191,7 +191,7 @@ def test_past_due_beyond_grace_revokes(settings, sandbox, rt, work):
     scheduled = rt.queue.scheduled_job_registry.get_job_ids()
     assert any(j.startswith(f"pastdue-{DAVE_ID}-") for j in scheduled)
     # The grace period ends with the developer still past due: the scheduled check runs.
-    held = rt.store.billing(DAVE_ID)
+    held = rt.billing.get(DAVE_ID)
     assert react.past_due_check(rt, DAVE_ID, held["updated_at"])["revoked"] == key_ids
 
 
@@ -200,7 +200,7 @@ def test_past_due_check_does_nothing_once_paid_again(client, sandbox, rt, work):
 
     status(client, DAVE_ID, "past_due", seconds_ago=30)
     work()
-    old = rt.store.billing(DAVE_ID)["updated_at"]
+    old = rt.billing.get(DAVE_ID)["updated_at"]
     status(client, DAVE_ID, "active", seconds_ago=10)
     work()
     assert react.past_due_check(rt, DAVE_ID, old)["status"] == "recovered or changed"

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from rq.exceptions import DuplicateJobError
 
 from approver import decide
-from approver.billing.state import BillingState
 from approver.runtime import Runtime
 from approver.store import Locked
 
@@ -32,7 +31,7 @@ def handle(rt: Runtime, event: dict) -> dict:
         rt.store.log("billing_ignored", "", event_id=event.get("id"),
                      reason="no Tyk developer has this id or email")
         return {"status": "unknown developer"}
-    changed = BillingState(rt.redis).apply(
+    changed = rt.billing.apply(
         developer_id, data["status"], data.get("plan") or "", data["occurred_at"]
     )
     rt.store.log("billing", "", developer_id=developer_id, status=data["status"],
@@ -52,7 +51,7 @@ def handle(rt: Runtime, event: dict) -> dict:
 
 def past_due_check(rt: Runtime, developer_id: str, occurred_at: str) -> dict:
     """After the grace period: revoke if the developer is still past due since then."""
-    current = rt.store.billing(developer_id) or {}
+    current = rt.billing.get(developer_id) or {}
     if current.get("status") != "past_due" or current.get("updated_at") != occurred_at:
         return {"status": "recovered or changed", "developer_id": developer_id}
     return {"status": "revoked", "revoked": revoke_paid_keys(

@@ -31,7 +31,7 @@ def _digest(event_id: str) -> str:
 
 
 def state_key(developer_id: str) -> str:
-    """The hash holding a developer's billing state (read by `Store.billing()`)."""
+    """The hash holding a developer's billing state (read by the `billing.*` facts)."""
     # ":" would let a developer id land on the replay guard's keys.
     if not developer_id or ":" in developer_id:
         raise ValueError("a developer id must be non-empty and contain no ':'")

@@ -12,7 +12,6 @@ from rq.exceptions import DuplicateJobError
 
 from approver.billing import events
 from approver.billing.signatures import SignatureError, verify_standard, verify_stripe
-from approver.billing.state import BillingState
 from approver.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ def receive():
     if isinstance(event, events.Ignored):
         return jsonify(status="ignored", type=event.type), 200
 
-    state = BillingState(rt.redis)
+    state = rt.billing
     if state.seen(event.id):
         return jsonify(status="duplicate", event_id=event.id), 202
     delays = settings.retry_delays
