@@ -163,9 +163,12 @@ class Parser:
             return None
         try:
             prepared = op.prepare(expected, type_) if op.prepare else expected
-        except (ValueError, TypeError) as exc:
+        except TypeError as exc:  # the argument is not of the fact's type: say which it is
             self.problem(path, f"{fact}: {op_name} {types.literal(expected)}: "
                                f"{_described(fact, definition, type_)}; {exc}")
+            return None
+        except ValueError as exc:
+            self.problem(path, f"{fact}: {op_name} {types.literal(expected)}: {exc}")
             return None
         return Leaf(fact, op, expected, prepared, type_, convert)
 

@@ -196,7 +196,7 @@ def _fact_problem(registry: Registry, name: str, value: Any) -> str | None:
         return None  # null: the fact is unknown
     try:
         argument(definition.type, value)
-    except ValueError as exc:
+    except TypeError as exc:
         hint = f" ({definition.hint})" if definition.hint else ""
         return f"{name} is {definition.type}{hint}: {exc}"
     return None

@@ -103,45 +103,45 @@ def _quoted_hint(value: Any) -> str:
 
 
 def argument(type_: str, value: Any) -> Any:
-    """A rule's value for a fact of `type_`, in that type; ValueError saying what to write."""
+    """A rule's value for a fact of `type_`, in that type; TypeError saying what to write."""
     if type_ == ANY:
         return value
     item = item_type(type_)
     if item is not None:
         if not isinstance(value, list):
-            raise ValueError(f"write a list of {item} values, like [{_example(item)}]")
+            raise TypeError(f"write a list of {item} values, like [{_example(item)}]")
         return [argument(item, v) for v in value]
     if isinstance(value, dict | list):
-        raise ValueError(f"write one {type_} value, not a {kind(value)}")
+        raise TypeError(f"write one {type_} value, not a {kind(value)}")
     if value is None:
-        raise ValueError("null never matches a fact; use {exists: false}")
+        raise TypeError("null never matches a fact; use {exists: false}")
     if type_ == TEXT:
         if not isinstance(value, str):
-            raise ValueError(f"write {_quoted_hint(value)} in quotes")
+            raise TypeError(f"write {_quoted_hint(value)} in quotes")
         return value
     if type_ == NUMBER:
         if isinstance(value, str) and to_number(value) is not UNKNOWN:
-            raise ValueError(f"write {value.strip()} without quotes")
+            raise TypeError(f"write {value.strip()} without quotes")
         if not _number(value):
-            raise ValueError(f"write a number like 10, not {literal(value)}")
+            raise TypeError(f"write a number like 10, not {literal(value)}")
         return value
     if type_ == BOOLEAN:
         if isinstance(value, str) and to_boolean(value) is not UNKNOWN:
-            raise ValueError(f"write {literal(to_boolean(value))} without quotes")
+            raise TypeError(f"write {literal(to_boolean(value))} without quotes")
         if not isinstance(value, bool):
-            raise ValueError(f"write true or false, not {literal(value)}")
+            raise TypeError(f"write true or false, not {literal(value)}")
         return value
     if type_ == TIME:
         parsed = None if isinstance(value, bool | int | float) else parse_datetime(value)
         if parsed is None:
-            raise ValueError(
+            raise TypeError(
                 f"write an ISO 8601 date or time like 2024-01-31 or "
                 f"2024-01-31T09:00:00Z, not {literal(value)}"
             )
         return parsed
     seconds = parse_duration(value)
     if seconds is None:
-        raise ValueError(f"write a duration like 90s, 30m, 72h or 2d, not {literal(value)}")
+        raise TypeError(f"write a duration like 90s, 30m, 72h or 2d, not {literal(value)}")
     return timedelta(seconds=seconds)
 
 
