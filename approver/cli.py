@@ -489,7 +489,7 @@ def parser() -> argparse.ArgumentParser:
     rback.add_argument("--limit", type=int, default=10_000, help="log entries to read")
     rback.add_argument("--show", type=int, default=20, help="changed requests to list")
     rback.set_defaults(func=cmd_rules_backtest)
-    rdocs = rsub.add_parser("docs", help="write the vocabulary reference")
+    rdocs = rsub.add_parser("docs", help="write the vocabulary into docs/rules.md")
     rdocs.add_argument("--output", default="docs/rules.md")
     rdocs.set_defaults(func=cmd_rules_docs)
     return p

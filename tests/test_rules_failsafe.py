@@ -95,6 +95,7 @@ def test_a_value_of_the_wrong_type_in_a_rule_says_what_to_write(tmp_path):
         ("{request.policies: {matches: x}}", "matches tests text, but request.policies is "
                                              "list of text; operators for list of text:"),
         ("{developer.email: {as: number, gt: 1}}", None),
+        ("{developer.email: {as: [number], gt: 1}}", "as: converts to number, boolean, time"),
         ("{developer.key_count: {as: number, gt: 1}}", "as: number converts text, and this "
                                                        "fact is number"),
     ]:

@@ -201,7 +201,7 @@ CONVERSIONS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
 
 def converter(source: str, target: Any) -> Callable[[Any], Any]:
     """The function converting a `source` value to `target` (UNKNOWN when it does not)."""
-    if target not in CONVERSIONS:
+    if not isinstance(target, str) or target not in CONVERSIONS:
         raise ValueError(f"as: converts to {', '.join(CONVERSIONS)}, not {target!r}")
     sources, convert = CONVERSIONS[target]
     if source not in sources:
