@@ -5,47 +5,100 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from approver.rules import Facts, RuleSet, evaluate
+from approver.rules import Facts, RuleSet, default_registry, evaluate
+from approver.rules.resolver import NOT_GIVEN
 from approver.store import Store
 
 
 @dataclass
 class Backtest:
-    """Outcome transitions (old -> new) over the recorded decisions, and the first changes."""
+    """Outcome transitions (old -> new) over the comparable decisions, and every difference.
+
+    `changed`: the outcome changes; `moved`: same outcome, another rule; `not_comparable`:
+    decisions the candidate rules cannot be replayed on (made outside the rules, or recorded
+    without a fact the candidate reads). The counts in `render` are the lengths of these.
+    """
 
     total: int = 0
     transitions: Counter = field(default_factory=Counter)
     changed: list[dict] = field(default_factory=list)
+    moved: list[dict] = field(default_factory=list)
+    not_comparable: list[dict] = field(default_factory=list)
 
     def render(self, limit: int) -> str:
-        lines = [f"{self.total} recorded decisions replayed; "
-                 f"{sum(n for (a, b), n in self.transitions.items() if a != b)} would change"]
+        """The summary, the outcome transitions, then up to `limit` requests of each list."""
+        lines = [
+            f"{self.total + len(self.not_comparable)} recorded decisions: {self.total} "
+            f"replayed, {len(self.changed)} would change outcome, {len(self.moved)} would keep "
+            f"it by another rule, {len(self.not_comparable)} not comparable"
+        ]
         for (old, new), count in sorted(self.transitions.items()):
             lines.append(f"  {old:>8} -> {new:<8} {count}")
-        if self.changed:
-            lines.append(f"\nfirst {min(limit, len(self.changed))} changed:")
-        for c in self.changed[:limit]:
-            lines.append(f"  {c['request_id']}: {c['old']} ({c['old_rule'] or 'default'}) -> "
-                         f"{c['new']} ({c['new_rule'] or 'default'})")
+        for title, items in (("outcome changes", self.changed),
+                             ("same outcome, another rule", self.moved)):
+            lines += _section(title, items, limit, lambda c: (
+                f"{c['request_id']}: {c['old']} ({c['old_rule'] or 'default'}) -> "
+                f"{c['new']} ({c['new_rule'] or 'default'})"))
+        lines += _section("not comparable", self.not_comparable, limit,
+                          lambda c: f"{c['request_id']}: {c['why']}")
         return "\n".join(lines)
 
 
-def run(store: Store, ruleset: RuleSet, limit: int = 10_000, keep: int = 20) -> Backtest:
-    """Re-evaluate the latest decision of each request with the facts it was made on."""
+def _section(title: str, items: list[dict], limit: int, line) -> list[str]:
+    if not items:
+        return []
+    lines = [f"\n{title} ({len(items)}):"] + [f"  {line(c)}" for c in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more (--show)")
+    return lines
+
+
+def run(store: Store, ruleset: RuleSet, limit: int = 10_000) -> Backtest:
+    """Re-evaluate the latest decision of each request on the facts it was made with."""
     result = Backtest()
+    registry = default_registry()
     seen = set()
     for entry in store.entries(limit):
         request_id = entry.get("request_id")
-        if entry.get("event") != "decided" or request_id in seen or not entry.get("facts"):
+        if entry.get("event") != "decided" or request_id in seen:
             continue
         seen.add(request_id)
-        new = evaluate(ruleset, Facts.from_values(entry["facts"]))
-        old = entry["outcome"]
+        recorded = entry.get("facts")
+        if not recorded or entry.get("decided_by"):
+            why = f"decided by {entry['decided_by']}" if entry.get("decided_by") else \
+                "recorded without facts"
+            result.not_comparable.append({"request_id": request_id, "why": why})
+            continue
+        facts = Facts.from_values(recorded, registry)
+        new = evaluate(ruleset, facts)
+        missing = _unrecorded(facts, recorded)
+        if missing:
+            result.not_comparable.append({
+                "request_id": request_id,
+                "why": f"recorded without {', '.join(missing)}, which the candidate rules read",
+            })
+            continue
+        old, old_rule = entry["outcome"], entry.get("rule") or None
         result.total += 1
         result.transitions[(old, new.outcome)] += 1
-        if (old, entry.get("rule") or None) != (new.outcome, new.rule_id) and len(
-                result.changed) < keep:
-            result.changed.append({"request_id": request_id, "old": old,
-                                   "old_rule": entry.get("rule"), "new": new.outcome,
-                                   "new_rule": new.rule_id})
+        change = {"request_id": request_id, "old": old, "old_rule": old_rule,
+                  "new": new.outcome, "new_rule": new.rule_id}
+        if old != new.outcome:
+            result.changed.append(change)
+        elif old_rule != new.rule_id:
+            result.moved.append(change)
     return result
+
+
+def _unrecorded(facts: Facts, recorded: dict) -> list[str]:
+    """Facts the evaluation read that the record does not hold.
+
+    A field missing from a recorded family (`"request.fields": {...}`) was not on the
+    request: unknown then as now, so comparable. Decisions recorded before every fact was
+    kept have no such families, and lack what their rules did not read.
+    """
+    families = tuple(f"{name}." for name, value in recorded.items() if isinstance(value, dict))
+    return sorted(
+        name for name, note in facts.notes.items()
+        if note == NOT_GIVEN and not name.startswith(families)
+    )

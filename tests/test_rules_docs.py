@@ -6,9 +6,9 @@ from approver.rules import Registry, builtin_registry, fact, vocabulary_markdown
 def test_vocabulary_lists_every_fact_and_operator():
     text = vocabulary_markdown(builtin_registry())
     assert "| fact | type | description |" in text
-    assert "| `developer.email_domain` | string |" in text
-    assert "| `request.fields.<name>` | string |" in text
-    assert "| `request.policies` | list[string] |" in text
+    assert "| `developer.email_domain` | text |" in text
+    assert "| `request.fields.<name>` | text |" in text
+    assert "| `request.policies` | list of text |" in text
     for op in ("eq", "ne", "in", "not_in", "contains", "contains_any", "contains_all", "matches"):
         assert f"| `{op}` |" in text
     for op in ("starts_with", "ends_with", "gt", "gte", "lt", "lte", "exists"):

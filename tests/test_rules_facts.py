@@ -174,7 +174,7 @@ def test_from_values_parses_datetime_strings():
 def test_a_fact_that_raises_becomes_unknown_with_a_note():
     registry = builtin_registry()
 
-    @registry.fact("acme.broken")
+    @registry.fact("acme.broken", type="text")
     def broken(ctx):
         raise KeyError("oops")
 

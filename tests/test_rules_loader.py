@@ -130,7 +130,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path):
     assert sorted(lines) == [5, 6, 7, 9, 13, 14]
     assert "unknown fact 'developer.emial_domain'" in lines[5]
     assert "unknown operator 'contain_any'" in lines[6]
-    assert "bad regular expression" in lines[7]
+    assert "RE2 cannot compile '([a': missing ]" in lines[7]
     assert "'wait' is a required property" in lines[9]
     assert "bad duration '3 days'" in lines[13]
     assert "unexpected key 'reson'" in lines[14]
@@ -236,8 +236,11 @@ def test_empty_file_and_empty_folder_are_problems(tmp_path):
 
 
 def test_missing_path_is_a_problem_not_a_crash(tmp_path):
-    [problem] = check(tmp_path / "nope.yaml")
-    assert problem.line == 0 and "cannot read" in problem.message
+    [problem] = check(tmp_path / "nope")
+    assert problem.line == 0
+    assert problem.message == (
+        "no such file or folder; the service reads its rules from APPROVER_RULES (a file or a "
+        "folder)")
 
 
 def test_unknown_fact_in_reason_template_is_an_error(tmp_path):
@@ -252,8 +255,8 @@ def test_unknown_fact_in_reason_template_is_an_error(tmp_path):
 @pytest.mark.parametrize(
     ("condition", "words"),
     [
-        ("{developer.email: {in: x.com}}", "expects a list"),
-        ("{developer.key_count: {gt: lots}}", "expects a number or an ISO 8601"),
+        ("{developer.email: {in: x.com}}", "expects a list of values"),
+        ("{developer.key_count: {gt: lots}}", "write a number like 10, not 'lots'"),
         ("{developer.email: {exists: maybe}}", "expects true or false"),
         ("{developer.email: null}", "use {exists: false}"),
         ("{developer.email: {}}", "no operator"),

@@ -80,7 +80,11 @@ def test_slow_plugin_times_out_and_becomes_unknown():
 
 def test_unknown_plugin_fact_fails_safe_to_review(tmp_path):
     registry = builtin_registry()
-    register_plugin(registry, "acme.score", lambda ctx: (_ for _ in ()).throw(RuntimeError("x")))
+    @fact("acme.score", type="number", registry=Registry())
+    def score(ctx):
+        raise RuntimeError("x")
+
+    register_plugin(registry, "acme.score", score)
     path = tmp_path / "r.yaml"
     path.write_text(
         "version: 1\nrules:\n"
@@ -88,7 +92,22 @@ def test_unknown_plugin_fact_fails_safe_to_review(tmp_path):
         "  - id: high-score\n    when: {not: {acme.score: {lt: 50}}}\n    then: approve\n"
     )
     decision = evaluate(load_rules(path, registry), plugin_facts(registry))
-    assert (decision.outcome, decision.rule_id) == ("review", None)
+    assert (decision.outcome, decision.rule_id) == ("review", "low-score")
+    assert decision.reason == ("Rule low-score could not be evaluated: acme.score is unknown "
+                               "(plugin raised RuntimeError: x).")
+
+
+def test_a_plugin_fact_without_a_type_may_only_be_tested_by_exists(tmp_path):
+    registry = builtin_registry()
+    register_plugin(registry, "acme.score", lambda ctx: 1)
+    path = tmp_path / "r.yaml"
+    path.write_text("version: 1\nrules:\n  - id: a\n    when: {acme.score: {lt: 50}}\n"
+                    "    then: deny\n")
+    [problem] = check(path, registry)
+    assert "acme.score declares no type, so only `exists` may test it" in problem.message
+    path.write_text("version: 1\nrules:\n  - id: a\n    when: {acme.score: {exists: false}}\n"
+                    "    then: deny\n")
+    assert check(path, registry) == []
 
 
 def test_rules_naming_a_plugin_fact_fail_to_load_without_it(tmp_path):

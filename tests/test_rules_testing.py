@@ -39,11 +39,13 @@ def test_passing_cases_and_unreached_rules(tmp_path):
               rule: deny-disposable-email
               reason: mailinator.com is not accepted
           - name: ACME is approved
-            facts: {request: {fields: {company: ACME Ltd}}}
+            facts:
+              developer.email: a@acme.example
+              request: {policies: [p1], fields: {company: ACME Ltd}}
             expect: {outcome: approve, rule: partners}
           - name: nothing known goes to review
             facts: {}
-            expect: {outcome: review, rule: null}
+            expect: {outcome: review, rule: deny-disposable-email}
         """,
     )
     report = run_rule_tests(tmp_path)
@@ -64,7 +66,8 @@ def test_failed_case_shows_expected_actual_and_trace(tmp_path):
         """\
         cases:
           - name: partner gets approved
-            facts: {developer.email: a@x.com, request.fields.company: Other}
+            facts: {developer.email: a@x.com, request.fields.company: Other,
+                    request.policies: [p1]}
             expect: {outcome: approve, rule: partners}
         """,
     )
@@ -79,8 +82,17 @@ def test_failed_case_shows_expected_actual_and_trace(tmp_path):
         "paid-plans-need-billing",
         "partners",
     ]
-    text = str(failure)
-    assert "expected 'approve', got 'review'" in text and '"rule": "partners"' in text
+    assert str(failure).splitlines()[1:] == [
+        "    outcome: expected 'approve', got 'review'",
+        "    rule: expected 'partners', got None",
+        "    reason: No rule matched; default is review.",
+        "    ✗ rule deny-disposable-email: no match",
+        '        ✗ developer.email_domain = "x.com"  in ["mailinator.com", "guerrillamail.com"]',
+        "    ✗ rule paid-plans-need-billing: no match",
+        '        ✗ request.policies = ["p1"]  contains_any ["pol-pro"]',
+        "    ✗ rule partners: no match",
+        '        ✗ request.fields.company = "Other"  matches "^ACME( |$)"',
+    ]
 
 
 def test_problems_in_test_files_are_reported_with_lines(tmp_path):
@@ -117,7 +129,8 @@ def test_explicit_tests_path_and_rules_file(tmp_path):
     rules = write(tmp_path / "rules.yaml", RULES)
     cases = write(
         tmp_path / "elsewhere.yaml",
-        "cases:\n  - name: c\n    facts: {billing.status: canceled, request.policies: [pol-pro]}\n"
+        "cases:\n  - name: c\n    facts: {billing.status: canceled, request.policies: [pol-pro],\n"
+        "            developer.email: a@x.com}\n"
         "    expect: {outcome: wait}\n",
     )
     report = run_rule_tests(rules, cases)

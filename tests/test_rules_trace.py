@@ -151,9 +151,11 @@ def test_trace_lists_every_rule_tried_with_conditions(tmp_path):
 def test_trace_marks_unknown_conditions_with_a_note(tmp_path):
     facts = Facts.from_values({"developer.email": "a@x.com", "request.policies": ["pol-pro"]})
     decision = evaluate(ruleset(tmp_path), facts)
-    assert (decision.outcome, decision.rule_id) == ("review", None)
+    assert (decision.outcome, decision.rule_id) == ("review", "paid-plans-need-billing")
+    assert decision.reason == ("Rule paid-plans-need-billing could not be evaluated: "
+                               "billing.status is unknown (not given).")
     billing_rule = decision.trace[1]
-    assert billing_rule["matched"] is None
+    assert billing_rule["matched"] is None and billing_rule["on_unknown"] == "review"
     assert billing_rule["conditions"][1] == {
         "fact": "billing.status",
         "actual": None,
@@ -168,7 +170,8 @@ def test_trace_marks_unknown_conditions_with_a_note(tmp_path):
 
 def test_decision_to_dict_is_json_serialisable(tmp_path):
     facts = Facts.from_values(
-        {"developer.email": "a@x.com", "developer.created_at": "2024-01-01T00:00:00Z"}
+        {"developer.email": "a@x.com", "developer.created_at": "2024-01-01T00:00:00Z",
+         "request.policies": ["p1"], "request.fields.company": "Initech"}
     )
     decision = evaluate(ruleset(tmp_path), facts)
     data = json.loads(json.dumps(decision.to_dict()))

@@ -2,8 +2,9 @@
 
 Logic is three-valued (Kleene): True, False, or None for unknown. `all` is False if any
 child is False, else unknown if any is unknown; `any` is True if any child is True, else
-unknown if any is unknown; `not` keeps unknown. A rule matches only on True, so a fact
-that could not be had never makes a rule match.
+unknown if any is unknown; `not` keeps unknown. A rule matches only on True; the engine
+stops at a rule that is unknown (see engine.py), so a fact that could not be had, or a
+value that is not of its type, never lets a later rule decide in its place.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from approver.rules import operators
+from approver.rules import operators, types
 from approver.rules.errors import Problem
-from approver.rules.registry import OperatorDef, Registry, suggest
+from approver.rules.registry import FactDef, OperatorDef, Registry, suggest
 from approver.rules.values import UNKNOWN, to_json
 
 COMBINATORS = ("all", "any", "not")
@@ -26,12 +27,22 @@ Evaluator = Callable[[Values], "bool | None"]
 
 @dataclass(frozen=True)
 class Leaf:
-    """`fact op expected`, with the argument prepared at load (e.g. a compiled regex)."""
+    """`fact op expected`: the argument prepared at load (e.g. a compiled regex) in `type`.
+
+    `convert` (from `as:`) turns the fact's value into `type` first; UNKNOWN if it cannot.
+    """
 
     fact: str
     op: OperatorDef
     expected: Any
     prepared: Any
+    type: str
+    convert: Callable[[Any], Any] | None = None
+
+    @property
+    def as_type(self) -> str | None:
+        """The type named by `as:`, if the value is converted."""
+        return self.type if self.convert is not None else None
 
 
 @dataclass(frozen=True)
@@ -100,39 +111,111 @@ class Parser:
                 self.problem(path, "not needs a condition")
                 return None
             return Not(child)
-        if not isinstance(key, str) or self.registry.lookup_fact(key) is None:
-            self.problem(
-                path,
-                f"unknown fact {key!r}; {suggest(str(key), self.registry.fact_names())}",
-            )
+        found = self.registry.lookup_fact(key) if isinstance(key, str) else None
+        if found is None:
+            self.problem(path, _unknown_fact(self.registry, key))
             return None
         self.facts_used.add(key)
-        if isinstance(value, dict):
-            if not value:
-                self.problem(path, f"no operator for {key}")
+        definition = found[0]
+        if not isinstance(value, dict):
+            return self._leaf(key, definition, "eq", value, path, None)
+        operations = dict(value)
+        convert = None
+        type_ = definition.type
+        if "as" in operations:
+            target = operations.pop("as")
+            try:
+                convert = _guarded(types.converter(type_, target))
+            except ValueError as exc:
+                self.problem((*path, "as"), f"{key}: {exc}")
                 return None
-            leaves = [self._leaf(key, op, arg, (*path, op)) for op, arg in value.items()]
-            kept = tuple(leaf for leaf in leaves if leaf is not None)
-            if len(kept) != len(leaves):
-                return None
-            return kept[0] if len(kept) == 1 else Group("all", kept, implicit=True)
-        return self._leaf(key, "eq", value, path)
+            type_ = target
+        if not operations:
+            self.problem(path, f"no operator for {key}")
+            return None
+        leaves = [
+            self._leaf(key, definition, op, arg, (*path, op), convert, type_)
+            for op, arg in operations.items()
+        ]
+        kept = tuple(leaf for leaf in leaves if leaf is not None)
+        if len(kept) != len(leaves):
+            return None
+        return kept[0] if len(kept) == 1 else Group("all", kept, implicit=True)
 
-    def _leaf(self, fact: str, op_name: Any, expected: Any, path: tuple) -> Leaf | None:
+    def _leaf(
+        self,
+        fact: str,
+        definition: FactDef,
+        op_name: Any,
+        expected: Any,
+        path: tuple,
+        convert: Callable[[Any], Any] | None,
+        type_: str | None = None,
+    ) -> Leaf | None:
+        type_ = type_ or definition.type
         op = self.registry.operators.get(op_name) if isinstance(op_name, str) else None
         if op is None:
             names = self.registry.operators
             self.problem(path, f"unknown operator {op_name!r}; {suggest(str(op_name), names)}")
             return None
-        if expected is None and op_name in ("eq", "ne"):
-            self.problem(path, f"{fact}: null never matches a fact; use {{exists: false}}")
+        if not types.accepts(op.types, type_) or (type_ == types.ANY and not op.accepts_unknown):
+            self.problem(path, _mismatch(self.registry, fact, definition, op, expected, type_))
             return None
         try:
-            prepared = op.prepare(expected) if op.prepare else expected
-        except (ValueError, TypeError) as exc:
-            self.problem(path, f"{fact}: {op_name} {exc}")
+            prepared = op.prepare(expected, type_) if op.prepare else expected
+        except TypeError as exc:  # the argument is not of the fact's type: say which it is
+            self.problem(path, f"{fact}: {op_name} {types.literal(expected)}: "
+                               f"{_described(fact, definition, type_)}; {exc}")
             return None
-        return Leaf(fact, op, expected, prepared)
+        except ValueError as exc:
+            self.problem(path, f"{fact}: {op_name} {types.literal(expected)}: {exc}")
+            return None
+        return Leaf(fact, op, expected, prepared, type_, convert)
+
+
+# Rule keys an author may have indented one level too deep, under `when:`.
+_RULE_KEYS = ("then", "reason", "wait", "on_unknown", "description", "id")
+
+
+def _unknown_fact(registry: Registry, key: Any) -> str:
+    if key in _RULE_KEYS:
+        return (f"unknown fact {key!r}: is `{key}:` indented under `when:`? "
+                f"Line it up with `when:`")
+    return f"unknown fact {key!r}; {registry.suggest_fact(str(key))}"
+
+
+def _described(fact: str, definition: FactDef, type_: str) -> str:
+    if type_ != definition.type:
+        return f"{fact} as {type_}"
+    return f"{fact} is {type_}" + (f" ({definition.hint})" if definition.hint else "")
+
+
+def _mismatch(
+    registry: Registry, fact: str, definition: FactDef, op: OperatorDef, expected: Any,
+    type_: str,
+) -> str:
+    """Why `op` cannot test this fact, and the fix: a conversion or the operators that can."""
+    if type_ == types.ANY:
+        return (f"{fact} declares no type, so only `exists` may test it; declare its type "
+                f"where the plugin registers it (@fact(..., type=...))")
+    wanted = [t for t in op.types if t != types.LISTS] + (
+        ["lists"] if types.LISTS in op.types else [])
+    message = f"{op.name} tests {', '.join(wanted)}, but {_described(fact, definition, type_)}"
+    target = types.conversion_to(type_, op.types)
+    if target is not None:
+        return (f"{message}; convert it in the rule: "
+                f"`{fact}: {{as: {target}, {op.name}: {types.literal(expected)}}}`")
+    usable = sorted(n for n, o in registry.operators.items() if types.accepts(o.types, type_))
+    return message + f"; operators for {type_}: {', '.join(usable)}"
+
+
+def _guarded(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` that passes UNKNOWN through."""
+
+    def guarded(value: Any) -> Any:
+        return UNKNOWN if value is UNKNOWN else convert(value)
+
+    return guarded
 
 
 def _always(values: Values) -> bool:
@@ -150,9 +233,8 @@ def compile_node(node: Node | None) -> Evaluator:
         return _compile_leaf(node)
     if isinstance(node, Not):
         child = node.child
-        if (isinstance(child, Leaf) and child.op.fn is operators.eq
-                and not child.op.accepts_unknown):
-            return _fast_not_eq(child.fact, child.op.fn, child.prepared)
+        if isinstance(child, Leaf) and child.op.fn is operators.eq and child.convert is None:
+            return _fast_not_eq(child.fact, child.prepared)
         inner = compile_node(child)
 
         def negate(values: Values) -> bool | None:
@@ -160,7 +242,8 @@ def compile_node(node: Node | None) -> Evaluator:
             return None if result is None else not result
 
         return negate
-    children = tuple(compile_node(c) for c in node.children)
+    # Cheapest first: all/any give the same result in any order, and stop sooner.
+    children = tuple(compile_node(c) for c in sorted(node.children, key=_cost))
     if len(children) == 2 and node.kind == "all":
         first, second = children
 
@@ -215,141 +298,163 @@ def compile_node(node: Node | None) -> Evaluator:
     return any_of
 
 
+def _cost(node: Node) -> int:
+    """A rough cost of evaluating `node`: a regular expression costs several comparisons."""
+    if isinstance(node, Leaf):
+        return 4 if node.op.fn is operators.matches or node.convert is not None else 1
+    if isinstance(node, Not):
+        return _cost(node.child)
+    return sum(_cost(child) for child in node.children)
+
+
 def _compile_leaf(leaf: Leaf) -> Evaluator:
-    name, fn, arg = leaf.fact, leaf.op.fn, leaf.prepared
-    if leaf.op.accepts_unknown:
+    name, fn, arg, convert = leaf.fact, leaf.op.fn, leaf.prepared, leaf.convert
+    if convert is None:
+        # The commonest operators skip a call: values are of the fact's type (resolver).
+        fast = _FAST.get(fn)
+        if fast is not None:
+            return fast(name, arg, types.item_type(leaf.type) is not None)
 
-        def on_any(values: Values) -> bool | None:
-            return _safe(fn, values[name], arg)
+    def on_value(values: Values) -> bool | None:
+        return leaf_result(leaf, values[name])
 
-        return on_any
-    # The commonest operators on plain values skip a call; the general path handles the rest.
-    fast = _FAST.get(fn)
-    if fast is not None:
-        return fast(name, fn, arg)
-
-    def on_known(values: Values) -> bool | None:
-        actual = values[name]
-        if actual is UNKNOWN:
-            return None
-        try:
-            result = fn(actual, arg)
-        except (TypeError, ValueError, AttributeError):  # a value of the wrong type: no match
-            return False
-        return result if result is True or result is False else bool(result)
-
-    return on_known
+    return on_value
 
 
-def _fast_eq(name: str, fn: Callable, arg: Any) -> Evaluator:
+def leaf_result(leaf: Leaf, actual: Any) -> bool | None:
+    """The leaf's result on the fact's value: None when unknown, not convertible, or broken."""
+    if leaf.convert is not None:
+        actual = leaf.convert(actual)
+    if actual is UNKNOWN and not leaf.op.accepts_unknown:
+        return None
+    try:
+        return bool(leaf.op.fn(actual, leaf.prepared))
+    except Exception:  # an operator that breaks on a value says nothing: unknown, not false
+        return None
+
+
+def _fast_eq(name: str, arg: Any, is_list: bool) -> Evaluator:
     def eq(values: Values) -> bool | None:
         actual = values[name]
-        if actual is UNKNOWN:
-            return None
-        return actual == arg if type(actual) is type(arg) else _safe(fn, actual, arg)
+        return None if actual is UNKNOWN else actual == arg
 
     return eq
 
 
-def _fast_not_eq(name: str, fn: Callable, arg: Any) -> Evaluator:
-    """`not: {fact: value}` in one step: the negation of `_fast_eq` (unknown stays unknown)."""
+def _fast_not_eq(name: str, arg: Any) -> Evaluator:
+    """`not: {fact: value}` in one step (unknown stays unknown)."""
 
     def not_eq(values: Values) -> bool | None:
         actual = values[name]
-        if actual is UNKNOWN:
-            return None
-        return not (actual == arg if type(actual) is type(arg) else _safe(fn, actual, arg))
+        return None if actual is UNKNOWN else actual != arg
 
     return not_eq
 
 
-def _fast_contains(name: str, fn: Callable, arg: Any) -> Evaluator:
+def _fast_contains(name: str, arg: Any, is_list: bool) -> Evaluator:
     def contains(values: Values) -> bool | None:
         actual = values[name]
-        if actual is UNKNOWN:
-            return None
-        if type(actual) is list:
-            return arg in actual
-        return _safe(fn, actual, arg)
+        return None if actual is UNKNOWN else arg in actual
 
     return contains
 
 
-def _fast_membership(name: str, fn: Callable, arg: Any) -> Evaluator:
-    wanted = fn is operators.in_
+def _fast_in(name: str, arg: Any, is_list: bool) -> Evaluator:
+    if is_list:
+        return lambda values: leaf_fn(operators.in_, values[name], arg)
 
     def member(values: Values) -> bool | None:
         actual = values[name]
-        if actual is UNKNOWN:
-            return None
-        if type(actual) is str:
-            return (actual in arg) is wanted
-        return _safe(fn, actual, arg)
+        return None if actual is UNKNOWN else actual in arg
 
     return member
 
 
-def _fast_affix(name: str, fn: Callable, arg: Any) -> Evaluator:
-    method = str.startswith if fn is operators.starts_with else str.endswith
+def _fast_not_in(name: str, arg: Any, is_list: bool) -> Evaluator:
+    if is_list:
+        return lambda values: leaf_fn(operators.not_in, values[name], arg)
 
-    def affix(values: Values) -> bool | None:
+    def not_member(values: Values) -> bool | None:
         actual = values[name]
-        if actual is UNKNOWN:
-            return None
-        return type(actual) is str and method(actual, arg)
+        return None if actual is UNKNOWN else actual not in arg
 
-    return affix
+    return not_member
 
 
-def _fast_matches(name: str, fn: Callable, arg: Any) -> Evaluator:
+def leaf_fn(fn: Callable[[Any, Any], bool], actual: Any, arg: Any) -> bool | None:
+    """`fn(actual, arg)`, None when the value is unknown."""
+    return None if actual is UNKNOWN else fn(actual, arg)
+
+
+def _fast_affix(method: Callable[[str, Any], bool]) -> Callable[..., Evaluator]:
+    def make(name: str, arg: Any, is_list: bool) -> Evaluator:
+        def affix(values: Values) -> bool | None:
+            actual = values[name]
+            return None if actual is UNKNOWN else method(actual, arg)
+
+        return affix
+
+    return make
+
+
+def _fast_matches(name: str, arg: Any, is_list: bool) -> Evaluator:
     search = arg.search
+    match = arg.match_bytes
+    if match is None:  # plain text, or a binding without the direct call
+
+        def searched(values: Values) -> bool | None:
+            actual = values[name]
+            return None if actual is UNKNOWN else search(actual)
+
+        return searched
+    unanchored = operators.UNANCHORED
 
     def matches(values: Values) -> bool | None:
         actual = values[name]
         if actual is UNKNOWN:
             return None
-        return type(actual) is str and search(actual) is not None
+        data = _utf8(actual)
+        return match(unanchored, data, 0, len(data))[0][0] != -1
 
     return matches
 
 
-def _fast_contains_any(name: str, fn: Callable, arg: Any) -> Evaluator:
-    try:
-        wanted = frozenset(arg)
-    except TypeError:
-        wanted = None
+_last_encoded: tuple[str, bytes] = ("", b"")
+
+
+def _utf8(text: str) -> bytes:
+    """`text` in UTF-8; the last one is kept, as rules test one field with many patterns."""
+    global _last_encoded
+    last = _last_encoded  # one read: another thread may replace the pair, never tear it
+    if last[0] is text:
+        return last[1]
+    data = text.encode("utf-8", "surrogatepass")
+    _last_encoded = (text, data)
+    return data
+
+
+def _fast_contains_any(name: str, arg: Any, is_list: bool) -> Evaluator:
+    if not is_list:
+        return lambda values: leaf_fn(operators.contains_any, values[name], arg)
+    wanted = frozenset(arg)
 
     def contains_any(values: Values) -> bool | None:
         actual = values[name]
-        if actual is UNKNOWN:
-            return None
-        if wanted is not None and type(actual) is list:
-            try:
-                return not wanted.isdisjoint(actual)
-            except TypeError:
-                pass
-        return _safe(fn, actual, arg)
+        return None if actual is UNKNOWN else not wanted.isdisjoint(actual)
 
     return contains_any
 
 
-_FAST: dict[Callable, Callable[[str, Callable, Any], Evaluator]] = {
+_FAST: dict[Callable, Callable[[str, Any, bool], Evaluator]] = {
     operators.eq: _fast_eq,
-    operators.in_: _fast_membership,
-    operators.not_in: _fast_membership,
-    operators.starts_with: _fast_affix,
-    operators.ends_with: _fast_affix,
+    operators.in_: _fast_in,
+    operators.not_in: _fast_not_in,
+    operators.starts_with: _fast_affix(str.startswith),
+    operators.ends_with: _fast_affix(str.endswith),
     operators.matches: _fast_matches,
     operators.contains_any: _fast_contains_any,
     operators.contains: _fast_contains,
 }
-
-
-def _safe(fn: Callable[[Any, Any], bool], actual: Any, arg: Any) -> bool:
-    try:
-        return bool(fn(actual, arg))
-    except (TypeError, ValueError, AttributeError):  # a value of the wrong type: no match
-        return False
 
 
 def _shown(result: bool | None) -> bool | str:
@@ -360,10 +465,7 @@ def trace_node(node: Node, get: Getter, notes: dict[str, str]) -> tuple[bool | N
     """Evaluate like `compile_node`, returning the result and a JSON-friendly account."""
     if isinstance(node, Leaf):
         actual = get(node.fact)
-        if actual is UNKNOWN and not node.op.accepts_unknown:
-            result = None
-        else:
-            result = _safe(node.op.fn, actual, node.prepared)
+        result = leaf_result(node, actual)
         entry = {
             "fact": node.fact,
             "actual": to_json(actual),
@@ -371,8 +473,16 @@ def trace_node(node: Node, get: Getter, notes: dict[str, str]) -> tuple[bool | N
             "expected": to_json(node.expected),
             "result": _shown(result),
         }
+        if node.convert is not None:
+            entry["as"] = node.type
+            converted = node.convert(actual)
+            entry["converted"] = to_json(converted)
+            if converted is UNKNOWN and actual is not UNKNOWN:
+                entry["note"] = f"{types.literal(actual)} is not a {node.type}"
         if actual is UNKNOWN:
             entry["note"] = notes.get(node.fact, "unknown")
+        elif result is None and "note" not in entry:
+            entry["note"] = f"{node.op.name} could not test {types.literal(actual)}"
         return result, entry
     if isinstance(node, Not):
         inner, inner_entry = trace_node(node.child, get, notes)

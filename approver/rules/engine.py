@@ -10,7 +10,7 @@ from typing import Any
 from approver.rules.conditions import trace_rule
 from approver.rules.resolver import Facts
 from approver.rules.ruleset import Rule, RuleSet, WaitSpec
-from approver.rules.values import to_json, to_text
+from approver.rules.values import to_text
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,10 @@ class Decision:
 
     @cached_property
     def facts(self) -> dict[str, Any]:
-        """The facts resolved while deciding (JSON-friendly; unknown is null)."""
+        """Every fact the rules could read for this request (JSON-friendly; unknown is null).
+
+        What a backtest replays: not only the facts this decision's rules read.
+        """
         return self.facts_fn()
 
     @classmethod
@@ -75,36 +78,71 @@ class Decision:
 
 
 def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
-    """Try the rules in order; the first whose condition holds (not unknown) decides."""
+    """Try the rules in order: the first that holds decides; one that is unknown stops.
+
+    Fail-safe: an `approve` comes only from a rule that holds when every rule before it
+    was definitely false. A rule whose condition is unknown (a fact missing or of the
+    wrong type) ends evaluation with `review`, or its own `on_unknown` (`deny`, or `skip`
+    to go on, after which nothing can approve).
+    """
     values = facts.values
-    matched: Rule | None = None
-    tried = 0
-    for match in ruleset.matchers:
-        tried += 1
-        if match(values) is True:
-            matched = ruleset.rules[tried - 1]
+    rules = ruleset.rules
+    stop: Rule | None = None
+    skipped: list[Rule] = []
+    result: bool | None = False
+    index = -1
+    for index, match in enumerate(ruleset.matchers):
+        result = match(values)
+        if result is not False:
+            if result is None and rules[index].on_unknown == "skip":
+                skipped.append(rules[index])
+                continue
+            stop = rules[index]
             break
+    tried = index + 1
     get = facts.get
-    if matched is None:
-        outcome, rule_id, wait = ruleset.default, None, None
+    notes = facts.notes
+    wait = None
+    if stop is None:
+        outcome, rule_id = ruleset.default, None
         reason = f"No rule matched; default is {ruleset.default}."
+    elif result is None:
+        outcome, rule_id = stop.on_unknown or "review", stop.id
+        reason = f"Rule {stop.id} could not be evaluated: {_unknowns(stop, get, notes)}."
     else:
-        outcome, rule_id, wait = matched.outcome, matched.id, matched.wait
-        reason = _render(matched, get) if matched.reason_parts else f"Matched rule {matched.id}."
-    # Snapshot now: the trace re-reads only facts already cached, so it matches this decision.
-    snapshot = dict(facts.values)
-    notes = dict(facts.notes)
-    rules = ruleset.rules[:tried]
+        outcome, rule_id, wait = stop.outcome, stop.id, stop.wait
+        reason = _render(stop, get) if stop.reason_parts else f"Matched rule {stop.id}."
+    if outcome == "approve" and skipped:
+        outcome, wait = "review", None
+        reason = (f"{reason} Not approved: rule {skipped[0].id} before it could not be "
+                  f"evaluated ({_unknowns(skipped[0], get, notes)}).")
+    tried_rules = rules[:tried]
+    notes = dict(notes)  # the trace re-reads only facts already resolved: these notes
     return Decision(
         outcome=outcome,
         rule_id=rule_id,
         reason=reason,
         wait=wait,
         revision=ruleset.revision,
-        trace_fn=lambda: _trace(rules, get, notes),
-        facts_fn=lambda: {name: to_json(value) for name, value in snapshot.items()},
+        trace_fn=lambda: _trace(tried_rules, get, notes),
+        facts_fn=facts.readable,
         notes=notes,
     )
+
+
+def _unknowns(rule: Rule, get: Callable[[str], Any], notes: dict[str, str]) -> str:
+    """`fact is unknown (why)` for each condition of `rule` that is unknown."""
+    _result, conditions = trace_rule(rule.condition, get, notes)
+    found: dict[str, str] = {}
+    stack = list(conditions)
+    while stack:
+        entry = stack.pop(0)
+        if "fact" in entry:
+            if entry["result"] == "unknown":
+                found.setdefault(entry["fact"], entry.get("note") or "unknown")
+            continue
+        stack[:0] = entry.get("all") or entry.get("any") or [entry["not"]]
+    return "; ".join(f"{name} is unknown ({why})" for name, why in found.items())
 
 
 def _given(value: Any) -> Any:
@@ -121,5 +159,8 @@ def _trace(rules: tuple[Rule, ...], get: Callable[[str], Any], notes: dict[str, 
     trace = []
     for rule in rules:
         result, conditions = trace_rule(rule.condition, get, notes)
-        trace.append({"rule": rule.id, "matched": result, "conditions": conditions})
+        entry = {"rule": rule.id, "matched": result, "conditions": conditions}
+        if result is None:
+            entry["on_unknown"] = rule.on_unknown or "review"
+        trace.append(entry)
     return trace

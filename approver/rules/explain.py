@@ -29,10 +29,12 @@ def _conditions(items: list, depth: int) -> list[str]:
                 lines += _conditions([item["not"]], depth + 1)
                 continue
             note = f"  ({item['note']})" if item.get("note") else ""
+            converted = (f" as {item['as']} {_value(item.get('converted'))}"
+                         if "as" in item else "")
             lines.append(
                 f"{pad}{_MARK.get(item.get('result'), '?')} {item['fact']} = "
-                f"{_value(item.get('actual'))}  {item['op']} {_value(item.get('expected'))}"
-                f"{note}"
+                f"{_value(item.get('actual'))}{converted}  {item['op']} "
+                f"{_value(item.get('expected'))}{note}"
             )
     return lines
 
@@ -49,11 +51,19 @@ def render(decision: Decision) -> str:
         w = decision.wait
         lines.append(f"wait:     for {w.for_}, {w.timeout_seconds}s, then {w.on_timeout}")
     lines.append("")
+    return "\n".join(lines + trace_lines(decision))
+
+
+def trace_lines(decision: Decision) -> list[str]:
+    """Each rule tried, ✓ matched / ✗ not / ? unknown, with its conditions; then the notes."""
+    lines = []
     for entry in decision.trace:
         verdict = {True: "matched", False: "no match", None: "unknown"}[entry["matched"]]
+        if entry["matched"] is None:
+            verdict += f" -> {entry.get('on_unknown', 'review')}"
         lines.append(f"{_MARK[entry['matched']]} rule {entry['rule']}: {verdict}")
         lines += _conditions(entry.get("conditions", []), 1)
     if decision.notes:
         lines.append("")
         lines += [f"note: {name}: {why}" for name, why in sorted(decision.notes.items())]
-    return "\n".join(lines)
+    return lines

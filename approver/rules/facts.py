@@ -68,7 +68,7 @@ def _field(data: dict, name: str, whose: str) -> Any:
     return fields[name]
 
 
-@fact("request.id", type="string", description="key request id", registry=BUILTINS)
+@fact("request.id", type="text", description="key request id", registry=BUILTINS)
 def request_id(ctx: FactContext) -> Any:
     """Key request id."""
     return _get(ctx.request, "id", "_id")
@@ -76,7 +76,7 @@ def request_id(ctx: FactContext) -> Any:
 
 @fact(
     "request.policies",
-    type="list[string]",
+    type="list of text",
     description="requested policy ids (`apply_policies`, else `[for_plan]`)",
     registry=BUILTINS,
 )
@@ -92,10 +92,21 @@ def request_policies(ctx: FactContext) -> Any:
     raise FactUnavailable("key request names no policy")
 
 
+def _field_names(data: dict | None) -> list[str]:
+    fields = data.get("fields") if isinstance(data, dict) else None
+    return [str(name) for name in fields] if isinstance(fields, dict) else []
+
+
+# CONTRACT.md §3.1 (`fields`: "a map from string to string") and §3.2 (sign-up fields).
+FIELDS_HINT = "Tyk sends form and sign-up fields as text"
+
+
 @fact(
     "request.fields.*",
-    type="string",
+    type="text",
     description="an answer on the key-request form (`fields.<name>`)",
+    hint=FIELDS_HINT,
+    names=lambda ctx: _field_names(ctx.request),
     registry=BUILTINS,
 )
 def request_field(ctx: FactContext, name: str) -> Any:
@@ -105,7 +116,7 @@ def request_field(ctx: FactContext, name: str) -> Any:
 
 @fact(
     "request.catalogue",
-    type="list[string]",
+    type="list of text",
     description="names of the catalogue entries for the requested policies",
     registry=BUILTINS,
 )
@@ -132,7 +143,7 @@ def request_catalogue(ctx: FactContext) -> Any:
 
 @fact(
     "request.created_at",
-    type="datetime",
+    type="time",
     description="when the key request was made",
     registry=BUILTINS,
 )
@@ -141,7 +152,7 @@ def request_created_at(ctx: FactContext) -> Any:
     return _datetime(_get(ctx.request, "date_created"), "key request date")
 
 
-@fact("developer.id", type="string", description="developer id", registry=BUILTINS)
+@fact("developer.id", type="text", description="developer id", registry=BUILTINS)
 def developer_id(ctx: FactContext) -> Any:
     """Developer id."""
     try:
@@ -151,7 +162,7 @@ def developer_id(ctx: FactContext) -> Any:
     return _get(dev, "id", "_id")
 
 
-@fact("developer.email", type="string", description="developer email address", registry=BUILTINS)
+@fact("developer.email", type="text", description="developer email address", registry=BUILTINS)
 def developer_email(ctx: FactContext) -> Any:
     """Developer email address."""
     return _get(_developer(ctx), "email")
@@ -159,7 +170,7 @@ def developer_email(ctx: FactContext) -> Any:
 
 @fact(
     "developer.email_domain",
-    type="string",
+    type="text",
     description="domain of the developer's email: lowercase, no trailing dot, IDNA as punycode",
     registry=BUILTINS,
 )
@@ -173,8 +184,10 @@ def developer_email_domain(ctx: FactContext) -> Any:
 
 @fact(
     "developer.fields.*",
-    type="string",
+    type="text",
     description="a developer sign-up field (`fields.<name>`)",
+    hint=FIELDS_HINT,
+    names=lambda ctx: _field_names(_developer(ctx)),
     registry=BUILTINS,
 )
 def developer_field(ctx: FactContext, name: str) -> Any:
@@ -184,7 +197,7 @@ def developer_field(ctx: FactContext, name: str) -> Any:
 
 @fact(
     "developer.created_at",
-    type="datetime",
+    type="time",
     description="when the developer signed up",
     registry=BUILTINS,
 )
@@ -229,7 +242,7 @@ def developer_key_count(ctx: FactContext) -> Any:
 
 @fact(
     "developer.policies",
-    type="list[string]",
+    type="list of text",
     description="policy ids across the developer's keys (sorted, unique)",
     registry=BUILTINS,
 )
@@ -256,7 +269,7 @@ def _requested_policies(ctx: FactContext) -> list[dict]:
 
 @fact(
     "policy.names",
-    type="list[string]",
+    type="list of text",
     description="names of the requested policies",
     registry=BUILTINS,
 )
@@ -267,7 +280,7 @@ def policy_names(ctx: FactContext) -> Any:
 
 @fact(
     "policy.tags",
-    type="list[string]",
+    type="list of text",
     description="tags of the requested policies (sorted, unique)",
     registry=BUILTINS,
 )
@@ -290,7 +303,7 @@ def _billing(ctx: FactContext, key: str) -> Any:
 
 @fact(
     "billing.status",
-    type="string",
+    type="text",
     description="billing status: trialing, active, past_due or canceled",
     registry=BUILTINS,
 )
@@ -299,7 +312,7 @@ def billing_status(ctx: FactContext) -> Any:
     return _billing(ctx, "status")
 
 
-@fact("billing.plan", type="string", description="billing plan", registry=BUILTINS)
+@fact("billing.plan", type="text", description="billing plan", registry=BUILTINS)
 def billing_plan(ctx: FactContext) -> Any:
     """Billing plan."""
     return _billing(ctx, "plan")
@@ -307,7 +320,7 @@ def billing_plan(ctx: FactContext) -> Any:
 
 @fact(
     "billing.updated_at",
-    type="datetime",
+    type="time",
     description="when the billing state last changed",
     registry=BUILTINS,
 )

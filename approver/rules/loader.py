@@ -22,6 +22,9 @@ from approver.rules.yamlsource import Located, SourceError, load_located
 RULE_SUFFIXES = (".yaml", ".yml")
 DEFAULT_OUTCOME = "review"
 OUTCOMES_ON_TIMEOUT = ("approve", "deny", "review")
+# Far above any real policy (the shipped rules are 3 KB), far below what hurts a worker.
+MAX_FILE_BYTES = 256 * 1024
+MAX_RULESET_BYTES = 1024 * 1024
 
 
 @cache
@@ -61,21 +64,28 @@ def check(path: str | Path, registry: Registry | None = None) -> list[Problem]:
 def _load(path: str | Path, registry: Registry | None) -> tuple[RuleSet | None, list[Problem]]:
     registry = registry if registry is not None else default_registry()
     problems: list[Problem] = []
+    if not Path(path).exists():
+        return None, [Problem(str(path), 0, "no such file or folder; the service reads its "
+                                            "rules from APPROVER_RULES (a file or a folder)")]
     files = rule_files(path)
     if not files:
         return None, [Problem(str(path), 0, "no *.yaml or *.yml rule files in this folder")]
     digest = hashlib.sha256()
+    total = 0
     rules: list[Rule] = []
     seen_ids: dict[str, Rule] = {}
     default: tuple[str, str, int] | None = None  # outcome, file, line
     facts_used: set[str] = set()
     for file in files:
         name = str(file)
-        try:
-            raw = file.read_bytes()
-        except OSError as exc:
-            problems.append(Problem(name, 0, f"cannot read: {exc.strerror or exc}"))
+        raw = read_limited(file, problems)
+        if raw is None:
             continue
+        total += len(raw)
+        if total > MAX_RULESET_BYTES:
+            problems.append(Problem(name, 0, f"the rule files together pass "
+                                             f"{MAX_RULESET_BYTES // 1024} KiB, the limit"))
+            break
         digest.update(file.name.encode() + b"\0" + raw + b"\0")
         located = _parse(name, raw, problems)
         if located is None:
@@ -130,6 +140,21 @@ def _load(path: str | Path, registry: Registry | None) -> tuple[RuleSet | None, 
 
 
 MAX_DEPTH = 64
+
+
+def read_limited(file: Path, problems: list[Problem]) -> bytes | None:
+    """The file's bytes, or None with a problem when it cannot be read or is too large."""
+    try:
+        with file.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        problems.append(Problem(str(file), 0, f"cannot read: {exc.strerror or exc}"))
+        return None
+    if len(raw) > MAX_FILE_BYTES:
+        problems.append(Problem(str(file), 0, f"larger than {MAX_FILE_BYTES // 1024} KiB, the "
+                                              f"limit for one file; split it"))
+        return None
+    return raw
 
 
 def _depth(data) -> int:
@@ -203,8 +228,23 @@ def _schema_problem(name: str, located: Located, error: ValidationError, path: t
             return Problem(
                 name, located.line((*path, key)), f"{where}: {message}" if where else message
             )
-    message = error.message
+    message = _friendly(error, path) or error.message
     return Problem(name, located.line(path), f"{where}: {message}" if where else message)
+
+
+def _friendly(error: ValidationError, path: tuple) -> str | None:
+    """A message that says what to write, where the schema's own would not."""
+    if error.validator == "required" and "'version'" in error.message and not path:
+        return "missing `version: 1`: write it as the first line of every rule file"
+    if path == ("version",):
+        return f"version must be 1 (the only format there is), not {error.instance!r}"
+    if path and path[-1] == "on_unknown":
+        return (f"on_unknown is review, deny or skip, not {error.instance!r}: a rule that "
+                f"cannot be evaluated never approves")
+    if error.validator == "pattern" and path and path[-1] == "id":
+        return (f"rule id {error.instance!r} may hold only letters, digits and _ . : - "
+                f"(starting with a letter or digit), on one line")
+    return None
 
 
 def _dotted(path: tuple) -> str:
@@ -258,6 +298,7 @@ def _rule(
         reason=reason if isinstance(reason, str) else None,
         wait=wait,
         description=item.get("description") or "",
+        on_unknown=item.get("on_unknown"),
         match=compile_node(condition),
         reason_parts=reason_parts,
     )

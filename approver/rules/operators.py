@@ -1,80 +1,154 @@
-"""The built-in operators; each is `fn(actual, prepared) -> bool`, arguments checked at load."""
+"""The built-in operators: `fn(actual, prepared) -> bool`, each on the fact types it accepts.
+
+The loader checks the fact's type and prepares the argument in that type, and the resolver
+gives only values of the declared type (others are unknown), so each `fn` sees a value and
+an argument of matching types.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import datetime
-from numbers import Number
 from typing import Any
 
+import re2
+
 from approver.rules.registry import BUILTINS, operator
-from approver.rules.values import UNKNOWN, parse_datetime
+from approver.rules.types import (
+    ANY,
+    DURATION,
+    LISTS,
+    NUMBER,
+    SCALARS,
+    TEXT,
+    TIME,
+    argument,
+    item_type,
+)
+from approver.rules.values import UNKNOWN
+
+ORDERED = (NUMBER, TIME, DURATION)
+UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
 
 
-def _is_list(value: Any) -> bool:
-    return isinstance(value, list | tuple | set | frozenset)
+class Pattern:
+    """A regular expression run by RE2: linear time in the text, whatever the pattern."""
+
+    __slots__ = ("_regexp", "match_bytes", "pattern")
+
+    _OPTIONS = re2.Options()
+    _OPTIONS.log_errors = False  # a bad pattern is reported to the author, not logged by RE2
+    _OPTIONS.never_capture = True  # only "does it match" is asked
+    _OPTIONS.max_mem = 8 << 20
+
+    def __init__(self, pattern: str):
+        try:
+            self._regexp = re2.compile(pattern, self._OPTIONS)
+        except re2.error as exc:
+            raise ValueError(f"RE2 cannot compile {pattern!r}: {_text(exc)}") from None
+        self.pattern = pattern
+        # The binding's own search builds a Match object per call; asking the compiled RE2
+        # directly whether there is a match is several times faster.
+        match = getattr(getattr(self._regexp, "_regexp", None), "Match", None)
+        # `match_bytes(UNANCHORED, utf8, start, end)` -> spans; None if this binding has none.
+        self.match_bytes = match if UNANCHORED is not None else None
+        # Plain text between optional ^ and $ needs no regex engine (RE2's `$` is the end).
+        literal = _LITERAL.fullmatch(pattern)
+        if literal:
+            self.match_bytes = None
+            self._regexp = _Literal(*literal.groups())
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches somewhere in `text`."""
+        if self.match_bytes is None:
+            return self._regexp.search(text) is not None
+        data = text.encode("utf-8", "surrogatepass")
+        return self.match_bytes(UNANCHORED, data, 0, len(data))[0][0] != -1
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pattern) and other.pattern == self.pattern
+
+    def __hash__(self) -> int:
+        return hash(self.pattern)
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.pattern!r})"
 
 
-def _scalar(expected: Any) -> Any:
-    if isinstance(expected, dict):
-        raise ValueError("expects a single value, not a mapping")
-    return expected
+_LITERAL = re.compile(r"(\^?)([A-Za-z0-9 _@,/:;=%'\"#!~&<>`-]*)(\$?)")
 
 
-def _list(expected: Any) -> tuple:
+class _Literal:
+    """A pattern of plain text: `^text$` is equality, `^text` a prefix, `text$` a suffix."""
+
+    __slots__ = ("search",)
+
+    def __init__(self, start: str, text: str, end: str):
+        tests: dict[tuple[bool, bool], Any] = {
+            (True, True): lambda s: s == text, (True, False): lambda s: s.startswith(text),
+            (False, True): lambda s: s.endswith(text), (False, False): lambda s: text in s,
+        }
+        test = tests[(bool(start), bool(end))]
+        self.search = lambda s: test(s) or None
+
+
+def _text(exc: Exception) -> str:
+    message = exc.args[0] if exc.args else exc
+    return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+
+
+def _same(expected: Any, type_: str) -> Any:
+    return argument(type_, expected)
+
+
+def _item(expected: Any, type_: str) -> Any:
+    # A list fact holds items; a text fact holds substrings.
+    return argument(item_type(type_) or type_, expected)
+
+
+def _members(expected: Any, type_: str) -> frozenset:
     if not isinstance(expected, list):
-        raise ValueError("expects a list")
-    for item in expected:
-        if isinstance(item, dict | list):
-            raise ValueError("expects a list of plain values")
-    return tuple(expected)
+        raise ValueError("expects a list of values, like [a, b]")
+    return frozenset(_item(value, type_) for value in expected)
 
 
-def _member_set(expected: Any) -> frozenset:
-    return frozenset(_list(expected))
+def _items(expected: Any, type_: str) -> tuple:
+    if not isinstance(expected, list) or not expected:
+        raise ValueError("expects a non-empty list of values, like [a, b]")
+    return tuple(_item(value, type_) for value in expected)
 
 
-def _string_or_list(expected: Any) -> tuple[str, ...]:
+def _texts(expected: Any, type_: str) -> tuple[str, ...]:
     items = expected if isinstance(expected, list) else [expected]
-    if not items or not all(isinstance(i, str) for i in items):
-        raise ValueError("expects a string or a list of strings")
-    return tuple(items)
+    if not items:
+        raise ValueError("expects text or a list of texts")
+    return tuple(argument(TEXT, item) for item in items)
 
 
-def _regex(expected: Any) -> re.Pattern:
+def _pattern(expected: Any, type_: str) -> Pattern:
     if not isinstance(expected, str):
-        raise ValueError("expects a regular expression string")
-    try:
-        return re.compile(expected)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression {expected!r}: {exc}") from None
+        raise ValueError("expects a regular expression in quotes")
+    return Pattern(expected)
 
 
-def _ordered(expected: Any) -> Number | datetime:
-    if isinstance(expected, bool):
-        raise ValueError("expects a number or a date/time")
-    if isinstance(expected, int | float):
-        return expected
-    parsed = parse_datetime(expected)
-    if parsed is None:
-        raise ValueError(f"expects a number or an ISO 8601 date/time, got {expected!r}")
-    return parsed
-
-
-def _boolean(expected: Any) -> bool:
+def _boolean(expected: Any, type_: str) -> bool:
     if not isinstance(expected, bool):
         raise ValueError("expects true or false")
     return expected
 
 
-@operator("eq", description="equals the value", prepare=_scalar, registry=BUILTINS)
+@operator(
+    "eq", types=(*SCALARS, LISTS), description="equals the value", prepare=_same,
+    registry=BUILTINS,
+)
 def eq(actual: Any, expected: Any) -> bool:
     """Equals the value."""
     return actual == expected
 
 
-@operator("ne", description="differs from the value", prepare=_scalar, registry=BUILTINS)
+@operator(
+    "ne", types=(*SCALARS, LISTS), description="differs from the value", prepare=_same,
+    registry=BUILTINS,
+)
 def ne(actual: Any, expected: Any) -> bool:
     """Differs from the value."""
     return actual != expected
@@ -82,139 +156,123 @@ def ne(actual: Any, expected: Any) -> bool:
 
 @operator(
     "in",
-    description="is one of the listed values (a list fact: every item is)",
-    prepare=_member_set,
+    types=(TEXT, NUMBER, LISTS),
+    description="is one of the listed values (a list fact: every item is, and it is not empty)",
+    prepare=_members,
     registry=BUILTINS,
 )
 def in_(actual: Any, expected: frozenset) -> bool:
     """Is one of the listed values."""
-    if _is_list(actual):
-        return bool(actual) and all(_hashable_in(item, expected) for item in actual)
-    return _hashable_in(actual, expected)
+    if isinstance(actual, list | tuple):
+        return bool(actual) and all(item in expected for item in actual)
+    return actual in expected
 
 
 @operator(
     "not_in",
+    types=(TEXT, NUMBER, LISTS),
     description="is none of the listed values (a list fact: no item is)",
-    prepare=_member_set,
+    prepare=_members,
     registry=BUILTINS,
 )
 def not_in(actual: Any, expected: frozenset) -> bool:
     """Is none of the listed values."""
-    if _is_list(actual):
-        return not any(_hashable_in(item, expected) for item in actual)
-    return not _hashable_in(actual, expected)
-
-
-def _hashable_in(item: Any, members: frozenset) -> bool:
-    try:
-        return item in members
-    except TypeError:  # unhashable: a dict or list never equals a listed plain value
-        return False
-
-
-def _contains_one(actual: Any, item: Any) -> bool:
-    if isinstance(actual, str):
-        return isinstance(item, str) and item in actual
-    if _is_list(actual) or isinstance(actual, dict):
-        return item in actual
-    return False
+    if isinstance(actual, list | tuple):
+        return not any(item in expected for item in actual)
+    return actual not in expected
 
 
 @operator(
     "contains",
-    description="a list holds the value, or a string holds the substring",
-    prepare=_scalar,
+    types=(TEXT, LISTS),
+    description="a list holds the value, or a text holds the substring",
+    prepare=_item,
     registry=BUILTINS,
 )
 def contains(actual: Any, expected: Any) -> bool:
-    """A list holds the value, or a string holds the substring."""
-    return _contains_one(actual, expected)
+    """A list holds the value, or a text holds the substring."""
+    return expected in actual
 
 
 @operator(
     "contains_any",
+    types=(TEXT, LISTS),
     description="holds at least one of the listed values",
-    prepare=_list,
+    prepare=_items,
     registry=BUILTINS,
 )
 def contains_any(actual: Any, expected: tuple) -> bool:
     """Holds at least one of the listed values."""
-    return any(_contains_one(actual, item) for item in expected)
+    return any(item in actual for item in expected)
 
 
 @operator(
     "contains_all",
+    types=(TEXT, LISTS),
     description="holds every one of the listed values",
-    prepare=_list,
+    prepare=_items,
     registry=BUILTINS,
 )
 def contains_all(actual: Any, expected: tuple) -> bool:
     """Holds every one of the listed values."""
-    return all(_contains_one(actual, item) for item in expected)
+    return all(item in actual for item in expected)
 
 
 @operator(
     "matches",
-    description="a string matches the regular expression (Python `re.search`; anchor with ^ $)",
-    prepare=_regex,
+    types=(TEXT,),
+    description="a text matches the regular expression somewhere (RE2 syntax, linear time; "
+    "anchor with ^ and $)",
+    prepare=_pattern,
     registry=BUILTINS,
 )
-def matches(actual: Any, expected: re.Pattern) -> bool:
-    """A string matches the regular expression."""
-    return isinstance(actual, str) and expected.search(actual) is not None
+def matches(actual: str, expected: Pattern) -> bool:
+    """A text matches the regular expression."""
+    return expected.search(actual)
 
 
 @operator(
     "starts_with",
-    description="a string starts with the text (or one of a list of them)",
-    prepare=_string_or_list,
+    types=(TEXT,),
+    description="a text starts with the text (or one of a list of them)",
+    prepare=_texts,
     registry=BUILTINS,
 )
-def starts_with(actual: Any, expected: tuple[str, ...]) -> bool:
-    """A string starts with the text."""
-    return isinstance(actual, str) and actual.startswith(expected)
+def starts_with(actual: str, expected: tuple[str, ...]) -> bool:
+    """A text starts with the text."""
+    return actual.startswith(expected)
 
 
 @operator(
     "ends_with",
-    description="a string ends with the text (or one of a list of them)",
-    prepare=_string_or_list,
+    types=(TEXT,),
+    description="a text ends with the text (or one of a list of them)",
+    prepare=_texts,
     registry=BUILTINS,
 )
-def ends_with(actual: Any, expected: tuple[str, ...]) -> bool:
-    """A string ends with the text."""
-    return isinstance(actual, str) and actual.endswith(expected)
-
-
-def _compare(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    def compare(actual: Any, expected: Any) -> bool:
-        if isinstance(expected, datetime):
-            actual = parse_datetime(actual)
-            return actual is not None and test(actual, expected)
-        if isinstance(actual, bool) or not isinstance(actual, int | float):
-            return False
-        return test(actual, expected)
-
-    return compare
+def ends_with(actual: str, expected: tuple[str, ...]) -> bool:
+    """A text ends with the text."""
+    return actual.endswith(expected)
 
 
 for _name, _words, _test in (
-    ("gt", "is greater (later) than", lambda a, e: a > e),
-    ("gte", "is greater (later) than or equal to", lambda a, e: a >= e),
-    ("lt", "is less (earlier) than", lambda a, e: a < e),
-    ("lte", "is less (earlier) than or equal to", lambda a, e: a <= e),
+    ("gt", "is greater (later, longer) than", lambda a, e: a > e),
+    ("gte", "is greater (later, longer) than or equal to", lambda a, e: a >= e),
+    ("lt", "is less (earlier, shorter) than", lambda a, e: a < e),
+    ("lte", "is less (earlier, shorter) than or equal to", lambda a, e: a <= e),
 ):
     operator(
         _name,
-        description=f"{_words} the number or ISO 8601 date/time",
-        prepare=_ordered,
+        types=ORDERED,
+        description=f"{_words} the number, time or duration",
+        prepare=_same,
         registry=BUILTINS,
-    )(_compare(_test))
+    )(_test)
 
 
 @operator(
     "exists",
+    types=(ANY,),
     description="`true`: the fact is known; `false`: it is unknown (the only test unknown passes)",
     prepare=_boolean,
     accepts_unknown=True,
@@ -223,3 +281,4 @@ for _name, _words, _test in (
 def exists(actual: Any, expected: bool) -> bool:
     """The fact is known (true) or unknown (false)."""
     return (actual is not UNKNOWN) is expected
+

@@ -31,7 +31,7 @@ def _name(record: dict, what: str) -> str:
 
 @fact(
     "portal.plan",
-    type="string",
+    type="text",
     description="new portal: the access request's plan (display name, else name)",
     registry=BUILTINS,
 )
@@ -42,7 +42,7 @@ def portal_plan(ctx: FactContext) -> Any:
 
 @fact(
     "portal.products",
-    type="list[string]",
+    type="list of text",
     description="new portal: the access request's products (display names, else names)",
     registry=BUILTINS,
 )
@@ -53,7 +53,7 @@ def portal_products(ctx: FactContext) -> Any:
 
 @fact(
     "portal.app",
-    type="string",
+    type="text",
     description="new portal: the name of the developer app the access is for",
     registry=BUILTINS,
 )

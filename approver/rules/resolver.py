@@ -6,12 +6,21 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from approver.rules import types
 from approver.rules.facts import FactContext, normalise_email_domain
 from approver.rules.plugins import call_with_timeout
-from approver.rules.registry import Registry, default_registry, shared_builtin_registry
-from approver.rules.values import UNKNOWN, FactUnavailable, parse_datetime, to_json
+from approver.rules.registry import (
+    PREFIX_SUFFIX,
+    FactDef,
+    Registry,
+    default_registry,
+    shared_builtin_registry,
+)
+from approver.rules.values import UNKNOWN, FactUnavailable, to_json
 
 log = logging.getLogger(__name__)
+
+NOT_GIVEN = "not given"  # the note on a fact `from_values` was not given
 
 # Facts that `from_values` can work out from another given fact (a rule test gives an email).
 _DERIVED = {
@@ -43,9 +52,7 @@ class Facts:
         _flatten(mapping, "", given)
         for name, value in given.items():
             found = facts.registry.lookup_fact(name)
-            if found and found[0].type == "datetime" and value is not None:
-                value = parse_datetime(value) or value
-            given[name] = value
+            given[name] = types.from_json(found[0].type, value) if found else value
         facts._given = given
         return facts
 
@@ -90,13 +97,16 @@ class Facts:
             return UNKNOWN, f"{kind} raised {type(exc).__name__}: {exc}"
         if value is None or value is UNKNOWN:
             return UNKNOWN, "no value"
-        return value, None
+        return _typed(definition, value)
 
     def _resolve_given(self, name: str) -> tuple[Any, str | None]:
         assert self._given is not None
         if name in self._given:
             value = self._given[name]
-            return (UNKNOWN, "given as null") if value is None else (value, None)
+            if value is None:
+                return UNKNOWN, "given as null"
+            found = self.registry.lookup_fact(name)
+            return _typed(found[0], value) if found else (UNKNOWN, "no such fact")
         if name in _DERIVED:
             source, derive = _DERIVED[name]
             if self.get(source) is not UNKNOWN:
@@ -104,7 +114,43 @@ class Facts:
                     return derive(self.get(source)), None
                 except FactUnavailable as exc:
                     return UNKNOWN, str(exc)
-        return UNKNOWN, "not given"
+        return UNKNOWN, NOT_GIVEN
+
+
+    def readable(self) -> dict[str, Any]:
+        """Every fact the rules could read, resolved now, JSON-friendly (unknown is null).
+
+        Built-in facts all; a prefix family (`request.fields.*`) as a mapping of the names
+        it has (`{"request.fields": {...}}`, present even when empty, so a replay can tell
+        "no such field" from "not recorded"); plugin facts only if already resolved (each
+        call costs a timeout's worth at worst).
+        """
+        if self._given is not None:
+            return {**{n: to_json(v) for n, v in self._given.items()}, **self.resolved}
+        out: dict[str, Any] = {}
+        families: list[str] = []
+        for definition in self.registry.facts.values():
+            if definition.plugin:
+                continue
+            if not definition.is_prefix:
+                out[definition.name] = to_json(self.values[definition.name])
+                continue
+            family = definition.name[: -len(PREFIX_SUFFIX)]
+            families.append(family + ".")
+            try:
+                names = list(definition.names(self.context)) if definition.names else []
+            except Exception:  # e.g. FactUnavailable: no developer record, so no fields
+                names = []
+            out[family] = {n: to_json(self.values[f"{family}.{n}"]) for n in names}
+        prefixes = tuple(families)
+        out.update((n, v) for n, v in self.resolved.items() if not n.startswith(prefixes))
+        return out
+
+
+def _typed(definition: FactDef, value: Any) -> tuple[Any, str | None]:
+    if types.conforms(definition.type, value):
+        return value, None
+    return UNKNOWN, f"not {definition.type}: got {types.kind(value)} {types.literal(value)}"[:200]
 
 
 class _Cache(dict):

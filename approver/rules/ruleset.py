@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from approver.rules.conditions import Evaluator, Node
 
 OUTCOMES = ("approve", "deny", "review", "wait")
+ON_UNKNOWN = ("review", "deny", "skip")
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
@@ -57,6 +58,8 @@ class Rule:
     reason: str | None = None
     wait: WaitSpec | None = None
     description: str = ""
+    # What an unknown condition leads to: an outcome (never approve), or "skip"; None: review.
+    on_unknown: str | None = None
     match: Evaluator = field(default=lambda values: True, repr=False, compare=False)
     reason_parts: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 

@@ -11,11 +11,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from approver.rules.engine import evaluate
+from approver.rules.engine import Decision, evaluate
 from approver.rules.errors import Problem, RulesError
-from approver.rules.loader import RULE_SUFFIXES, _dotted, _parse, load_rules
-from approver.rules.registry import Registry
+from approver.rules.explain import trace_lines
+from approver.rules.loader import RULE_SUFFIXES, _dotted, _parse, load_rules, read_limited
+from approver.rules.registry import Registry, default_registry
 from approver.rules.resolver import Facts
+from approver.rules.types import argument
 from approver.rules.yamlsource import Located
 
 TESTS_FOLDER = "tests"
@@ -37,7 +39,12 @@ class CaseResult:
     passed: bool
     expected: dict[str, Any]
     actual: dict[str, Any]
-    trace: list[dict] = field(default_factory=list)
+    decision: Decision | None = field(default=None, repr=False)
+
+    @property
+    def trace(self) -> list[dict]:
+        """The trace of the decision (a failed case only)."""
+        return self.decision.trace if self.decision is not None else []
 
     def __str__(self) -> str:
         status = "ok" if self.passed else "FAILED"
@@ -49,7 +56,10 @@ class CaseResult:
             got = self.actual.get(key)
             if got != want:
                 lines.append(f"    {key}: expected {want!r}, got {got!r}")
-        lines.append("    trace: " + json.dumps(self.trace, indent=2).replace("\n", "\n    "))
+        if self.decision is not None:
+            if self.expected.get("reason", self.actual["reason"]) == self.actual["reason"]:
+                lines.append(f"    reason: {self.decision.reason}")
+            lines += ["    " + line if line else "" for line in trace_lines(self.decision)]
         return "\n".join(lines)
 
 
@@ -106,23 +116,22 @@ def run_rule_tests(
         files = []
     if not files:
         report.problems.append(Problem(str(tests_path), 0, "no rule test files found"))
+    registry = registry if registry is not None else default_registry()
     known_ids = {rule.id for rule in ruleset.rules}
     reached: set[str] = set()
     for file in files:
         name = str(file)
-        try:
-            raw = file.read_bytes()
-        except OSError as exc:
-            report.problems.append(Problem(name, 0, f"cannot read: {exc.strerror or exc}"))
-            continue
-        located = _parse(name, raw, report.problems)
+        raw = read_limited(file, report.problems)
+        located = None if raw is None else _parse(name, raw, report.problems)
         if located is None:
             continue
-        problems = _check(name, located, known_ids)
+        problems = check_cases(name, located, registry, known_ids)
         report.problems += problems
         if problems:
             continue
+        common = _dotted_facts(located.data.get("facts"))
         for index, case in enumerate(located.data["cases"]):
+            case = {**case, "facts": {**common, **_dotted_facts(case.get("facts"))}}
             result = _run_case(ruleset, case, name, located.line(("cases", index)), registry)
             (report.passed if result.passed else report.failed).append(result)
             if result.actual["rule"] is not None:
@@ -131,7 +140,10 @@ def run_rule_tests(
     return report
 
 
-def _check(name: str, located: Located, known_ids: set[str]) -> list[Problem]:
+def check_cases(
+    name: str, located: Located, registry: Registry, known_ids: set[str] | None = None
+) -> list[Problem]:
+    """Problems in a test file: its shape, fact names and value types, and rule ids."""
     problems = []
     for error in _validator().iter_errors(located.data):
         path = tuple(error.absolute_path)
@@ -143,12 +155,51 @@ def _check(name: str, located: Located, known_ids: set[str]) -> list[Problem]:
         )
     if problems:
         return problems
+    facts = [(("facts",), located.data.get("facts") or {})] + [
+        (("cases", i, "facts"), case.get("facts") or {})
+        for i, case in enumerate(located.data["cases"])
+    ]
+    for path, given in facts:
+        for fact_path, value in _flat(given, path):
+            message = _fact_problem(registry, ".".join(map(str, fact_path[len(path):])), value)
+            if message:
+                problems.append(Problem(name, located.line(fact_path), message))
     for index, case in enumerate(located.data["cases"]):
         rule = case["expect"].get("rule")
-        if rule is not None and rule not in known_ids:
+        if known_ids is not None and rule is not None and rule not in known_ids:
             line = located.line(("cases", index, "expect", "rule"))
             problems.append(Problem(name, line, f"expect.rule names no rule: {rule!r}"))
     return problems
+
+
+def _flat(mapping: dict, path: tuple) -> list[tuple[tuple, Any]]:
+    """(path, value) of every leaf of nested fact mappings: `{developer: {email: x}}`."""
+    out = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out += _flat(value, (*path, key))
+        else:
+            out.append(((*path, key), value))
+    return out
+
+
+def _dotted_facts(mapping: dict | None) -> dict[str, Any]:
+    return {".".join(map(str, path)): value for path, value in _flat(mapping or {}, ())}
+
+
+def _fact_problem(registry: Registry, name: str, value: Any) -> str | None:
+    found = registry.lookup_fact(name)
+    if found is None:
+        return f"unknown fact {name!r}; {registry.suggest_fact(name)}"
+    definition = found[0]
+    if value is None:
+        return None  # null: the fact is unknown
+    try:
+        argument(definition.type, value)
+    except TypeError as exc:
+        hint = f" ({definition.hint})" if definition.hint else ""
+        return f"{name} is {definition.type}{hint}: {exc}"
+    return None
 
 
 def _run_case(
@@ -166,5 +217,5 @@ def _run_case(
         passed=passed,
         expected=expected,
         actual=actual,
-        trace=[] if passed else decision.trace,
+        decision=None if passed else decision,
     )

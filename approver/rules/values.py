@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 
@@ -42,6 +42,8 @@ def to_json(value: Any) -> Any:
         return value
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, re.Pattern):
         return value.pattern
     if isinstance(value, dict):
@@ -63,7 +65,20 @@ def to_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return format_duration(value)
     return str(value)
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration as written in rules: `72h`, `1h30m`, `2d`, `0s`."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
 
 
 def parse_datetime(value: Any) -> datetime | None:

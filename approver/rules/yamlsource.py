@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 Path = tuple[Any, ...]
 
@@ -34,14 +34,32 @@ class Located:
         return self.lines.get(path, 1)
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader refusing anchors and aliases.
+
+    An alias re-uses a node, so a few hundred bytes of nested aliases expand to gigabytes
+    (a "billion laughs"); rule files gain nothing from them, so none is accepted.
+    """
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise SourceError(
+                event.start_mark.line + 1,
+                "YAML anchors and aliases (&name, *name, <<: *name) are not allowed in rule "
+                "files; write the value out in full",
+            )
+        return super().compose_node(parent, index)
+
+
 def load_located(text: str) -> Located:
     """Parse one YAML document safely; raises `yaml.YAMLError` on a syntax error."""
-    loader = yaml.SafeLoader(text)
+    loader = _PlainLoader(text)
     try:
         node = loader.get_single_node()
         lines: dict[Path, int] = {}
         duplicates: list[tuple[int, str]] = []
-        data = None if node is None else _build(loader, node, (), lines, duplicates, set())
+        data = None if node is None else _build(loader, node, (), lines, duplicates)
     finally:
         loader.dispose()
     return Located(data, lines, duplicates)
@@ -53,34 +71,25 @@ def _build(
     path: Path,
     lines: dict[Path, int],
     duplicates: list[tuple[int, str]],
-    active: set[int],
 ) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
-    if id(node) in active:  # an alias cycle (`&a [*a]`): plain data cannot hold it
-        raise SourceError(node.start_mark.line + 1, "recursive alias")
-    if isinstance(node, ScalarNode):
-        return loader.construct_object(node, deep=True)
-    active.add(id(node))
-    try:
-        if isinstance(node, SequenceNode):
-            out_list = []
-            for index, item in enumerate(node.value):
-                lines[(*path, index)] = item.start_mark.line + 1
-                out_list.append(_build(loader, item, (*path, index), lines, duplicates, active))
-            return out_list
-        if isinstance(node, MappingNode):
-            loader.flatten_mapping(node)  # `<<:` merge keys
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
-                if not isinstance(key, str | int | float | bool) and key is not None:
-                    raise SourceError(line, "a mapping key must be a plain value")
-                if key in out:
-                    duplicates.append((line, f"duplicate key {key!r}"))
-                lines[(*path, key)] = line
-                out[key] = _build(loader, value_node, (*path, key), lines, duplicates, active)
-            return out
-    finally:
-        active.discard(id(node))
+    if isinstance(node, SequenceNode):
+        out_list = []
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            out_list.append(_build(loader, item, (*path, index), lines, duplicates))
+        return out_list
+    if isinstance(node, MappingNode):
+        loader.flatten_mapping(node)  # `<<: {...}` merge keys (inline: aliases are refused)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise SourceError(line, "a mapping key must be a plain value")
+            if key in out:
+                duplicates.append((line, f"duplicate key {key!r}"))
+            lines[(*path, key)] = line
+            out[key] = _build(loader, value_node, (*path, key), lines, duplicates)
+        return out
     return loader.construct_object(node, deep=True)
