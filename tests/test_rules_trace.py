@@ -2,7 +2,6 @@
 
 import json
 import pickle
-import time
 from dataclasses import FrozenInstanceError
 
 import pytest
@@ -206,25 +205,3 @@ def test_decision_is_frozen(tmp_path):
     assert isinstance(decision, Decision)
     with pytest.raises(FrozenInstanceError):
         decision.outcome = "approve"
-
-
-def test_evaluating_a_hundred_rules_is_fast(tmp_path):
-    lines = ["version: 1", "rules:"]
-    for i in range(100):
-        lines += [
-            f"  - id: r{i}",
-            "    when:",
-            f"      developer.email_domain: {{in: [d{i}.com, e{i}.com]}}",
-            f"      request.policies: {{contains_any: [p{i}]}}",
-            "    then: deny",
-        ]
-    rules = ruleset(tmp_path, "\n".join(lines) + "\n")
-    facts = Facts.from_values({"developer.email": "a@x.com", "request.policies": ["p1"]})
-    evaluate(rules, facts)
-    count = 2000
-    started = time.perf_counter()
-    for _ in range(count):
-        evaluate(rules, facts)
-    per_second = count / (time.perf_counter() - started)
-    # The target is 20,000/s on one core; the bound here leaves room for slow CI machines.
-    assert per_second > 5000, per_second
