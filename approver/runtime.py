@@ -65,13 +65,13 @@ def connect(settings: config.Settings | str, *, timeout: float = 5.0) -> redis.R
     tls = issubclass(connection_class, SSLConnection)
     common = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
               **(_tls(settings) if tls else {})}
-    kwargs = {**options, **common, "health_check_interval": 30,
-              **_credentials(options.pop("username", None), options.pop("password", None),
-                             settings.redis_password_file)}
+    auth = _credentials(options.pop("username", None), options.pop("password", None),
+                        settings.redis_password_file)
+    kwargs = {**options, **common, "health_check_interval": 30, **auth}
     if not settings.redis_sentinels:
         return redis.Redis(connection_pool=redis.ConnectionPool(
             connection_class=connection_class, **kwargs))
-    for name in ("host", "port", "path", "username", "password"):
+    for name in ("host", "port", "path"):
         kwargs.pop(name, None)
     sentinel_auth = _credentials(None, settings.redis_sentinel_password,
                                  settings.redis_sentinel_password_file)
