@@ -8,8 +8,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
