@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_export_by_time_writes_json_lines_that_re_verify(capsys, client, sandbox
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(middle - 1))
     whole, first, second = (tmp_path / n for n in ("all.jsonl", "1.jsonl", "2.jsonl"))
     assert run(capsys, "decisions", "export", "--output", str(whole))[0] == 0
-    cut = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(middle))}.{int(middle * 1000) % 1000:03d}Z"
+    cut = datetime.fromtimestamp(middle, UTC).isoformat(timespec="milliseconds")
     code, _, err = run(capsys, "decisions", "export", "--until", cut, "--output", str(first))
     assert code == 0 and "exported 5 entries, chain verified" in err and "starts the chain" in err
     code, _, err = run(capsys, "decisions", "export", "--since", cut, "--output", str(second))
