@@ -33,8 +33,10 @@ return wait
 
 
 class Ceiling:
-    """At most `rate` calls a second (bursts of `burst`) across every process that shares
-    this Redis and `name`. Call it before each API call: it returns when the call may go.
+    """At most `rate` calls a second across every process that shares this Redis and
+    `name`, with bursts of `burst` (a tenth of a second's worth unless told): in any one
+    second, at most rate + burst calls. Call it before each API call: it returns when the
+    call may go.
 
     Without Redis the call goes unpaced: it needs no Redis itself, and a worker that has
     lost Redis makes few calls.
@@ -45,7 +47,7 @@ class Ceiling:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.key = f"{PREFIX}ceiling:{name}"
-        self.rate, self.burst = rate, max(1.0, burst if burst is not None else rate)
+        self.rate, self.burst = rate, max(1.0, burst if burst is not None else rate / 10)
         self._take = connection.register_script(_TAKE)
         self._sleep = sleep
         self.waited = 0.0  # seconds this process spent waiting for the ceiling

@@ -59,8 +59,8 @@ class Settings:
     # Retention (approver/store.py): what bounds Redis's size.
     log_max_entries: int = 1_000_000
     log_max_age: int | None = None
-    record_max_entries: int = 1_000_000
-    record_max_age: int | None = 400 * 86400
+    record_max_entries: int = 100_000
+    record_max_age: int | None = 90 * 86400
     # The ceiling on Dashboard/portal API calls per second, shared by every worker.
     dashboard_rate: float = 100.0
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from approver.config import Settings
 from approver.errors import ApproverError
 
 PREFIX = "approver:"
@@ -82,13 +83,13 @@ class Retention:
     """How much Redis keeps: the decision log and finished requests' records, each by
     count and by age (seconds; None keeps any age)."""
 
-    log_max_entries: int = 1_000_000
-    log_max_age: int | None = None
-    record_max_entries: int = 1_000_000
-    record_max_age: int | None = 400 * 86400
+    log_max_entries: int = Settings.log_max_entries
+    log_max_age: int | None = Settings.log_max_age
+    record_max_entries: int = Settings.record_max_entries
+    record_max_age: int | None = Settings.record_max_age
 
     @classmethod
-    def of(cls, settings) -> Retention:
+    def of(cls, settings: Settings) -> Retention:
         """The retention the settings ask for."""
         return cls(settings.log_max_entries, settings.log_max_age,
                    settings.record_max_entries, settings.record_max_age)

@@ -24,8 +24,8 @@ def test_retention_settings_are_read_and_checked():
     s = config.from_env({"APPROVER_LOG_MAX_ENTRIES": "5000", "APPROVER_LOG_MAX_AGE": "30d",
                          "APPROVER_RECORD_MAX_ENTRIES": "2000", "APPROVER_RECORD_MAX_AGE": "0"})
     assert st.Retention.of(s) == st.Retention(5000, 30 * 86400, 2000, None)
-    assert st.Retention.of(config.from_env({})) == st.Retention(1_000_000, None, 1_000_000,
-                                                                400 * 86400)
+    assert st.Retention.of(config.from_env({})) == st.Retention(1_000_000, None, 100_000,
+                                                                90 * 86400)
     with pytest.raises(ConfigError, match="APPROVER_LOG_MAX_ENTRIES must be at least 1000"):
         config.from_env({"APPROVER_LOG_MAX_ENTRIES": "10"})
 
