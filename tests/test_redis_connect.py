@@ -19,9 +19,19 @@ PASSWORD = "acl-password-not-to-be-seen-0123"
 USER = "approver"
 
 
+ADMIN = ("admin", "admin-password-0123456789")
+
+
 def acl_args() -> tuple[str, ...]:
-    # The service's own ACL user; the default user is off, as in deploy/redis.conf.
-    return ("--user", USER, "on", f">{PASSWORD}", "~*", "&*", "+@all", "--user", "default", "off")
+    """The users of deploy/redis-users.acl, the service's with the test's password, and an
+    admin for the test itself."""
+    args: list[str] = []
+    for line in (ROOT / "deploy" / "redis-users.acl").read_text().splitlines():
+        words = line.split()
+        if words[1] == USER:
+            words = [w if not w.startswith("#") else f">{PASSWORD}" for w in words]
+        args += ["--" + words[0], *words[1:]]
+    return (*args, "--user", ADMIN[0], "on", f">{ADMIN[1]}", "~*", "&*", "+@all")
 
 
 class TLSRedis:
@@ -140,7 +150,8 @@ def test_the_password_can_come_from_a_file_read_at_each_connection(acl_redis, tm
     assert client.ping()
     assert PASSWORD not in repr(client) + repr(client.connection_pool.connection_kwargs)
     # A rotated secret is read by the next connection, without a restart.
-    client.execute_command("ACL", "SETUSER", USER, f">{PASSWORD}-rotated")
+    with redis.Redis(port=acl_redis.port, username=ADMIN[0], password=ADMIN[1]) as admin:
+        admin.execute_command("ACL", "SETUSER", USER, f">{PASSWORD}-rotated")
     secret.write_text(PASSWORD + "-rotated")
     client.connection_pool.disconnect()
     assert client.ping()
@@ -176,3 +187,34 @@ def test_sentinel_settings_are_checked_together(tmp_path):
     s = config.from_env({"APPROVER_REDIS_SENTINELS": "a:1, b",
                          "APPROVER_REDIS_SENTINEL_MASTER": "m"})
     assert s.redis_sentinels == (("a", 1), ("b", 26379))
+
+
+def compose_env(*names: str, tmp_path) -> dict[str, str]:
+    """The web tier's settings from docker-compose.yml and the override files named, with
+    the files compose mounts (secrets, the CA) mapped to local ones."""
+    import yaml
+
+    from tests.test_deploy import DEPLOY, compose_default
+
+    env: dict[str, str] = {}
+    for name in ("docker-compose.yml", *names):
+        web = yaml.safe_load((DEPLOY / name).read_text())["services"]["web"]
+        env.update({k: compose_default(str(v)) for k, v in web["environment"].items()})
+    (tmp_path / "ca.crt").write_text("a CA")
+    mounted = {"/run/secrets/redis-password": str(DEPLOY / "redis-password"),
+               "/tls/ca.crt": str(tmp_path / "ca.crt")}
+    return {k: mounted.get(v, v) for k, v in env.items()}
+
+
+def test_the_compose_sentinel_and_tls_overrides_give_valid_settings(tmp_path):
+    from tests.test_deploy import DEPLOY
+
+    sentinel = config.from_env(compose_env("docker-compose.sentinel.yml", tmp_path=tmp_path))
+    assert [host for host, _ in sentinel.redis_sentinels] == [
+        "sentinel-1", "sentinel-2", "sentinel-3"]
+    monitor = next(line.split() for line in (DEPLOY / "sentinel.conf").read_text().splitlines()
+                   if line.startswith("sentinel monitor "))
+    assert monitor[2] == sentinel.redis_sentinel_master
+    assert sentinel.redis_sentinel_password_file == sentinel.redis_password_file
+    tls = config.from_env(compose_env("docker-compose.tls.yml", tmp_path=tmp_path))
+    assert tls.redis_url.startswith("rediss://approver@") and tls.redis_ca_file
