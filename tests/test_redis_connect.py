@@ -218,3 +218,17 @@ def test_the_compose_sentinel_and_tls_overrides_give_valid_settings(tmp_path):
     assert sentinel.redis_sentinel_password_file == sentinel.redis_password_file
     tls = config.from_env(compose_env("docker-compose.tls.yml", tmp_path=tmp_path))
     assert tls.redis_url.startswith("rediss://approver@") and tls.redis_ca_file
+
+
+@pytest.mark.parametrize("role", ["web", "worker"])
+def test_the_kubernetes_patch_mounts_the_redis_files_into_the_right_container(role):
+    import yaml
+
+    from tests.test_deploy import K8S
+
+    deployment = yaml.safe_load((K8S / f"{role}-deployment.yaml").read_text())
+    patch = yaml.safe_load((K8S / "redis" / f"patch-{role}.yaml").read_text())
+    assert patch["metadata"]["name"] == deployment["metadata"]["name"]
+    container = patch["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == deployment["spec"]["template"]["spec"]["containers"][0]["name"]
+    assert container["volumeMounts"][0]["mountPath"] == "/var/run/approver-redis"
