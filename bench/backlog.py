@@ -116,7 +116,8 @@ def backlog_run(procs: Procs, sandbox: Sandbox, env: dict, n: int, workers: int,
     memory_after = used_memory(conn)
     third = reconcile_pass(env, sandbox, conn)
     sample = ids[:: max(1, n // 60)]  # every outcome alike
-    record = sum(conn.memory_usage(f"{store.PREFIX}request:{i}") or 0 for i in sample) / len(
+    record = sum(conn.memory_usage(f"{store.PREFIX}request:{i}", samples=0) or 0
+                 for i in sample) / len(
         sample)
     log_len = conn.xlen(store.LOG_KEY)
     log_bytes = conn.memory_usage(store.LOG_KEY, samples=0) or 0
