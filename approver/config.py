@@ -243,29 +243,41 @@ def _redis(env: Mapping[str, str]) -> dict:
         "redis_sentinels": sentinels,
         "redis_sentinel_master": master,
         "redis_sentinel_password": env.get("APPROVER_REDIS_SENTINEL_PASSWORD") or None,
+        "redis_password_file": _file("APPROVER_REDIS_PASSWORD_FILE",
+                                     env.get("APPROVER_REDIS_PASSWORD_FILE")),
+        "redis_ca_file": _file("APPROVER_REDIS_CA_FILE", env.get("APPROVER_REDIS_CA_FILE")),
+        "redis_cert_file": _file("APPROVER_REDIS_CERT_FILE",
+                                 env.get("APPROVER_REDIS_CERT_FILE")),
+        "redis_key_file": _file("APPROVER_REDIS_KEY_FILE", env.get("APPROVER_REDIS_KEY_FILE")),
+        "redis_sentinel_password_file": _file("APPROVER_REDIS_SENTINEL_PASSWORD_FILE",
+                                              env.get("APPROVER_REDIS_SENTINEL_PASSWORD_FILE")),
     }
-    for name in ("PASSWORD_FILE", "CA_FILE", "CERT_FILE", "KEY_FILE",
-                 "SENTINEL_PASSWORD_FILE"):
-        found[f"redis_{name.lower()}"] = _file(f"APPROVER_REDIS_{name}",
-                                                env.get(f"APPROVER_REDIS_{name}"))
     if bool(found["redis_cert_file"]) != bool(found["redis_key_file"]):
         raise ConfigError("APPROVER_REDIS_CERT_FILE and APPROVER_REDIS_KEY_FILE go together "
                           "(the client certificate and its private key)")
     return found
 
 
+def _age(name: str, value: str | None, default: int | None) -> int | None:
+    """A retention age: a duration, `0` for any age, the default when unset."""
+    if value is None or value.strip() == "":
+        return default
+    return _duration(name, value) or None
+
+
 def _retention(env: Mapping[str, str]) -> dict:
     """How much of the decision log and of the per-request records Redis keeps."""
-    found = {}
-    for what, default_age in (("log", None), ("record", Settings.record_max_age)):
-        name = f"APPROVER_{what.upper()}_MAX_AGE"
-        age = env.get(name)
-        found[f"{what}_max_age"] = (
-            default_age if age is None or age.strip() == "" else _duration(name, age) or None)
-        found[f"{what}_max_entries"] = _int(
-            f"APPROVER_{what.upper()}_MAX_ENTRIES", env.get(f"APPROVER_{what.upper()}_MAX_ENTRIES"),
-            getattr(Settings, f"{what}_max_entries"), 1000)
-    return found
+    return {
+        "log_max_entries": _int("APPROVER_LOG_MAX_ENTRIES", env.get("APPROVER_LOG_MAX_ENTRIES"),
+                                Settings.log_max_entries, 1000),
+        "log_max_age": _age("APPROVER_LOG_MAX_AGE", env.get("APPROVER_LOG_MAX_AGE"),
+                            Settings.log_max_age),
+        "record_max_entries": _int(
+            "APPROVER_RECORD_MAX_ENTRIES", env.get("APPROVER_RECORD_MAX_ENTRIES"),
+            Settings.record_max_entries, 1000),
+        "record_max_age": _age("APPROVER_RECORD_MAX_AGE", env.get("APPROVER_RECORD_MAX_AGE"),
+                               Settings.record_max_age),
+    }
 
 
 def _secret_key(value: str | None, tokens: tuple[str, ...]) -> bytes:
