@@ -29,7 +29,7 @@ lint: $(STAMP)  ## ruff
 
 check: lint test  ## ruff, then the tests
 
-bench: $(STAMP)  ## benchmarks: ingest, decisions, latency, rules, RSS (< 5 min; docs/performance.md)
+bench: $(STAMP)  ## benchmarks: ingest, decisions, latency, rules, RSS, backlog (~12 min; docs/performance.md)
 	$(BIN)/python -m bench
 
 format: $(STAMP)  ## let ruff fix what it can

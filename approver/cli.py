@@ -153,29 +153,92 @@ def _failed(rt) -> list[dict]:
 
 
 def cmd_decisions_verify(args) -> int:
-    """Check the decision log's hash chain; name the first broken entry."""
-    from approver import runtime
+    """Check the decision log's hash chain (in Redis, or in an export); name the first
+    broken entry."""
+    from approver import runtime, store
 
-    checked, broken, why = runtime.current().store.verify_log()
-    if why:
-        where = f"entry {broken}" if broken else "the log"
-        print(f"BROKEN after {checked} good entries: {where}: {why}")
+    if args.file:
+        with open(args.file, encoding="utf-8") as lines:
+            found = store.check_chain(_export_entries(lines))
+        where = args.file
+    else:
+        found = runtime.current().store.verify_log()
+        where = "the log"
+    if found.why:
+        at = f"entry {found.broken}" if found.broken else where
+        print(f"BROKEN after {found.checked} good entries: {at}: {found.why}")
         return 1
-    print(f"ok: {checked} entries, chain intact")
+    print(f"ok: {found.checked} entries, chain intact")
+    if found.anchored:
+        print(f"anchored at the oldest entry kept, {found.first}: the entries before it were "
+              f"trimmed (retention) or exported apart; it links to hash {found.anchor[:16]}…, "
+              "the last hash of the export that holds them")
     return 0
 
 
-def cmd_decisions_export(args) -> int:
-    """Write the whole decision log, oldest first, as JSON lines."""
-    from approver import runtime
+def _export_line(entry_id: str, prev: str, digest: str, body: str) -> str:
+    # The entry's own fields, then its place in the chain: enough to check it again.
+    return json.dumps({**json.loads(body), "id": entry_id, "prev": prev, "hash": digest},
+                      sort_keys=True) + "\n"
 
-    lines = (json.dumps(e, sort_keys=True, default=str) + "\n"
-             for e in reversed(runtime.current().store.entries(10**9)))
+
+def _export_entries(lines):
+    """(id, prev, hash, body) of each line of an export, as the log held them."""
+    for n, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+            chain = [entry.pop(k) for k in ("id", "prev", "hash")]
+        except (ValueError, KeyError, AttributeError, TypeError):
+            raise ApproverError(f"line {n} is not an exported log entry") from None
+        yield chain[0], chain[1], chain[2], json.dumps(entry, sort_keys=True, default=str)
+
+
+def _log_id(name: str, value: str | None, default: str) -> str:
+    """A log position for --since/--until: an RFC 3339 time or date (UTC if no zone)."""
+    from datetime import UTC, datetime
+
+    if not value:
+        return default
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApproverError(f"{name} must be a date or time like 2026-11-01 or "
+                            f"2026-11-01T12:00:00Z, got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return str(int(moment.timestamp() * 1000))
+
+
+def _tee(lines, out):
+    for line in lines:
+        out.write(line)
+        yield line
+
+
+def cmd_decisions_export(args) -> int:
+    """Write the decision log, oldest first, as JSON lines, then check what was written."""
+    from approver import runtime, store
+
+    since = _log_id("--since", args.since, "-")
+    until = _log_id("--until", args.until, "+")
+    if until != "+":
+        until = f"({until}"  # --until is exclusive: consecutive exports do not overlap
+    lines = (_export_line(*e) for e in runtime.current().store.log_entries(since, until))
     if args.output == "-":
-        sys.stdout.writelines(lines)
+        found = store.check_chain(_export_entries(_tee(lines, sys.stdout)))
     else:
         with open(args.output, "w", encoding="utf-8") as out:
             out.writelines(lines)
+        with open(args.output, encoding="utf-8") as back:  # what is on disk, read back
+            found = store.check_chain(_export_entries(back))
+    if found.why:
+        print(f"approver: the export does not verify: entry {found.broken}: {found.why}",
+              file=sys.stderr)
+        return 1
+    links = f"links to {found.anchor[:16]}…" if found.anchored else "starts the chain"
+    print(f"exported {found.checked} entries, chain verified in what was written"
+          + (f"; the first ({found.first}) {links}" if found.checked else ""),
+          file=sys.stderr)
     return 0
 
 
@@ -304,7 +367,7 @@ def _print_running_rules(settings) -> None:
     from approver import runtime, store
 
     try:
-        health = store.Store(runtime.connect(settings.redis_url, timeout=0.3)).health()
+        health = store.Store(runtime.connect(settings, timeout=0.3)).health()
     except RedisError:
         return
     if health.get("rules_revision"):
@@ -443,10 +506,13 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--waiting", action="store_true", help="requests waiting (billing)")
     which.add_argument("--failed", action="store_true", help="jobs that failed for good")
     dlist.set_defaults(func=cmd_decisions_list)
-    dsub.add_parser("verify", help="check the log's hash chain").set_defaults(
-        func=cmd_decisions_verify)
-    dexport = dsub.add_parser("export", help="the whole log as JSON lines, oldest first")
+    dverify = dsub.add_parser("verify", help="check the log's hash chain")
+    dverify.add_argument("--file", help="check an export (JSON lines) instead of Redis")
+    dverify.set_defaults(func=cmd_decisions_verify)
+    dexport = dsub.add_parser("export", help="the log as JSON lines, oldest first, verified")
     dexport.add_argument("--output", default="-")
+    dexport.add_argument("--since", help="from this time on (RFC 3339, or a date; UTC)")
+    dexport.add_argument("--until", help="before this time (exclusive)")
     dexport.set_defaults(func=cmd_decisions_export)
 
     status = sub.add_parser("status", help="queues, failures, waits, rules, Dashboard")
@@ -503,6 +569,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ApproverError as exc:
         print(f"approver: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from redis.exceptions import RedisError
+
+        if not isinstance(exc, RedisError):
+            raise
+        from approver import runtime
+
+        print(f"approver: Redis ({runtime.redis_target(config.from_env())}): "
+              f"{runtime.describe_redis_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

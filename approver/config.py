@@ -47,6 +47,22 @@ class Settings:
     notify_secret: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
     notify_on: tuple[str, ...] = NOTIFY_KINDS
+    # Redis beyond its URL: a password file, TLS files, Sentinel (approver/runtime.connect).
+    redis_password_file: Path | None = None
+    redis_ca_file: Path | None = None
+    redis_cert_file: Path | None = None
+    redis_key_file: Path | None = None
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: str | None = field(default=None, repr=False)
+    redis_sentinel_password_file: Path | None = None
+    # Retention (approver/store.py): what bounds Redis's size.
+    log_max_entries: int = 1_000_000
+    log_max_age: int | None = None
+    record_max_entries: int = 100_000
+    record_max_age: int | None = 90 * 86400
+    # The ceiling on Dashboard/portal API calls per second, shared by every worker.
+    dashboard_rate: float = 100.0
 
     @property
     def shadow(self) -> bool:
@@ -105,8 +121,18 @@ def _url(name: str, value: str | None, schemes: tuple[str, ...]) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {value!r}")
+        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, "
+                          f"got {redact_url(value)!r}")
     return value.rstrip("/")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in it replaced by `***`, fit for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    return parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
 
 
 def _secrets(name: str, value: str | None, prefix: str = "") -> tuple[str, ...]:
@@ -145,6 +171,14 @@ def _float(name: str, value: str | None, default: float) -> float:
     return number
 
 
+def _rate(value: str | None) -> float:
+    if value is None or value.strip() == "":
+        return Settings.dashboard_rate
+    if value.strip() in ("0", "off"):
+        return 0.0
+    return _float("APPROVER_DASHBOARD_RATE", value, Settings.dashboard_rate)
+
+
 def _delays(name: str, value: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
     if not value:
         return default
@@ -171,6 +205,79 @@ def _duration(name: str, value: str | None) -> int | None:
     except ValueError:
         raise ConfigError(f"{name} must be a duration like 90s, 30m, 72h or 3d, "
                           f"got {value!r}") from None
+
+
+def _file(name: str, value: str | None) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"{name}: no readable file at {value}")
+    return path
+
+
+def _sentinels(value: str | None) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in (v.strip() for v in (value or "").split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
+        try:
+            number = int(port)
+        except ValueError:
+            number = 0
+        if not host or not 0 < number < 65536:
+            raise ConfigError(f"APPROVER_REDIS_SENTINELS: {item!r} is not host:port")
+        found.append((host.strip("[]"), number))
+    return tuple(found)
+
+
+def _redis(env: Mapping[str, str]) -> dict:
+    """The Redis connection settings beyond the URL, checked together."""
+    sentinels = _sentinels(env.get("APPROVER_REDIS_SENTINELS"))
+    master = (env.get("APPROVER_REDIS_SENTINEL_MASTER") or "").strip() or None
+    if sentinels and not master:
+        raise ConfigError("APPROVER_REDIS_SENTINEL_MASTER is required with "
+                          "APPROVER_REDIS_SENTINELS (the master's name in sentinel.conf)")
+    found = {
+        "redis_sentinels": sentinels,
+        "redis_sentinel_master": master,
+        "redis_sentinel_password": env.get("APPROVER_REDIS_SENTINEL_PASSWORD") or None,
+        "redis_password_file": _file("APPROVER_REDIS_PASSWORD_FILE",
+                                     env.get("APPROVER_REDIS_PASSWORD_FILE")),
+        "redis_ca_file": _file("APPROVER_REDIS_CA_FILE", env.get("APPROVER_REDIS_CA_FILE")),
+        "redis_cert_file": _file("APPROVER_REDIS_CERT_FILE",
+                                 env.get("APPROVER_REDIS_CERT_FILE")),
+        "redis_key_file": _file("APPROVER_REDIS_KEY_FILE", env.get("APPROVER_REDIS_KEY_FILE")),
+        "redis_sentinel_password_file": _file("APPROVER_REDIS_SENTINEL_PASSWORD_FILE",
+                                              env.get("APPROVER_REDIS_SENTINEL_PASSWORD_FILE")),
+    }
+    if bool(found["redis_cert_file"]) != bool(found["redis_key_file"]):
+        raise ConfigError("APPROVER_REDIS_CERT_FILE and APPROVER_REDIS_KEY_FILE go together "
+                          "(the client certificate and its private key)")
+    return found
+
+
+def _age(name: str, value: str | None, default: int | None) -> int | None:
+    """A retention age: a duration, `0` for any age, the default when unset."""
+    if value is None or value.strip() == "":
+        return default
+    return _duration(name, value) or None
+
+
+def _retention(env: Mapping[str, str]) -> dict:
+    """How much of the decision log and of the per-request records Redis keeps."""
+    return {
+        "log_max_entries": _int("APPROVER_LOG_MAX_ENTRIES", env.get("APPROVER_LOG_MAX_ENTRIES"),
+                                Settings.log_max_entries, 1000),
+        "log_max_age": _age("APPROVER_LOG_MAX_AGE", env.get("APPROVER_LOG_MAX_AGE"),
+                            Settings.log_max_age),
+        "record_max_entries": _int(
+            "APPROVER_RECORD_MAX_ENTRIES", env.get("APPROVER_RECORD_MAX_ENTRIES"),
+            Settings.record_max_entries, 1000),
+        "record_max_age": _age("APPROVER_RECORD_MAX_AGE", env.get("APPROVER_RECORD_MAX_AGE"),
+                               Settings.record_max_age),
+    }
 
 
 def _secret_key(value: str | None, tokens: tuple[str, ...]) -> bytes:
@@ -230,6 +337,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"))
     notify_urls = _url_list("APPROVER_NOTIFY_URLS", env.get("APPROVER_NOTIFY_URLS"))
     return Settings(
+        **_redis(env),
+        **_retention(env),
+        dashboard_rate=_rate(env.get("APPROVER_DASHBOARD_RATE")),
         notify_urls=notify_urls,
         notify_secret=_notify_secret(env.get("APPROVER_NOTIFY_SECRET"), notify_urls),
         slack_webhook_url=_url("APPROVER_SLACK_WEBHOOK_URL",

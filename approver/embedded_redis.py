@@ -43,11 +43,12 @@ class EmbeddedRedis:
     """A redis-server child process bound to 127.0.0.1; restartable on the same port and data."""
 
     def __init__(self, port: int | None = None, directory: str | Path | None = None,
-                 appendonly: bool = True):
+                 appendonly: bool = True, args: tuple[str, ...] = ()):
         self.port = port or free_port()
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="approver-redis-")
         self.directory = Path(directory or self._tmp.name)
         self.appendonly = appendonly
+        self.args = tuple(args)  # more redis-server options (replication, TLS, a password)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -61,6 +62,7 @@ class EmbeddedRedis:
             "--dir", str(self.directory), "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec", "--protected-mode", "yes", "--loglevel", "warning",
+            *self.args,
         ]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -80,7 +82,8 @@ class EmbeddedRedis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                # A server with a password answers NOAUTH: it is up all the same.
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

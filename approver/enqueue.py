@@ -107,6 +107,14 @@ def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
     return True
 
 
+def job_statuses(queue: Queue, request_ids: list[str]) -> list[bytes | None]:
+    """The status of each request's decision job (None if there is none), one round trip."""
+    pipe = queue.connection.pipeline(transaction=False)
+    for request_id in request_ids:
+        pipe.hget(Job.key_for(decide_job_id(request_id)), "status")
+    return pipe.execute()
+
+
 ABANDONED_AFTER = 10  # seconds a started job may go without its request's lock held
 
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from approver import enqueue, sources
 from approver import store as st
 from approver.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+BATCH = 100  # pending requests looked up in Redis per round trip
+# Job states that will run by themselves: nothing to queue. Any other job (failed,
+# finished, stopped, or started by a worker that may have died) is looked at closely.
+_WILL_RUN = frozenset({b"queued", b"scheduled", b"deferred"})
 
 
 @dataclass
@@ -23,52 +30,78 @@ class Pass:
     decided: int = 0
     waiting: int = 0
     overdue: list[str] = field(default_factory=list)
+    trimmed: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"pending": self.pending, "queued": self.queued,
                 "already_queued": self.already_queued, "decided": self.decided,
-                "waiting": self.waiting, "overdue": self.overdue}
+                "waiting": self.waiting, "overdue": self.overdue, "trimmed": self.trimmed}
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def run(rt: Runtime) -> Pass:
-    """List pending key requests and queue every one not decided (or not finished applying)."""
+    """List pending key requests and queue every one not decided (or not finished applying).
+
+    Tyk's pending list is read page by page and looked up in Redis a batch at a time
+    (two pipelined reads per request: its state and its job's status); only a request
+    with neither a final state nor a job that will run is queued. A pass's cost beyond
+    reading the list does not grow with the requests it has already queued or decided.
+    """
     result = Pass()
-    pending = [sources.ref(name, native_id) for name, source in rt.sources.items()
-               for native_id in source.pending_ids()]
-    result.pending = len(pending)
     overdue = {request_id for request_id, _ in rt.store.waiting(due_before=time.time())}
-    # Requests left mid-way (decided, applying, failed) are queued again: the pipeline
-    # resumes them from the recorded decision. Waiting ones are queued once their deadline
-    # passed, so that their on_timeout outcome applies.
-    for request_id, state in zip(pending, rt.store.states(pending), strict=True):
-        if state in st.FINAL_STATES:
-            result.decided += 1
-        elif state == st.WAITING and request_id not in overdue:
-            result.waiting += 1
-        elif not enqueue.ID_PATTERN.match(request_id):
-            log.warning("pending key request with an unusable id %r left alone", request_id)
-        elif enqueue.decision(rt.queue, request_id,
-                              "deadline" if request_id in overdue else "reconciler",
-                              rt.settings.retry_delays, reclaim=True):
-            result.queued.append(request_id)
-            if request_id in overdue:
-                result.overdue.append(request_id)
-        else:
-            result.already_queued += 1
+    unfinished = set(rt.store.unfinished())
+    listed = set()  # of the overdue and unfinished requests, those Tyk lists as pending
+    pending = (sources.ref(name, native_id) for name, source in rt.sources.items()
+               for native_id in source.pending_ids())
+    for batch in _batches(pending, BATCH):
+        result.pending += len(batch)
+        listed.update(r for r in batch if r in overdue or r in unfinished)
+        jobs = enqueue.job_statuses(rt.queue, batch)
+        for request_id, state, job in zip(batch, rt.store.states(batch), jobs, strict=True):
+            _reconcile_one(rt, result, request_id, state, job, request_id in overdue)
     # An overdue wait whose request left Tyk's pending list (approved or deleted by a
     # human) is queued too: the pipeline sees it is no longer pending and forgets the wait.
-    for request_id in sorted(overdue - set(pending)):
+    for request_id in sorted(overdue - listed):
         if enqueue.decision(rt.queue, request_id, "deadline", rt.settings.retry_delays,
                             reclaim=True):
             result.overdue.append(request_id)
     # A decision recorded but not applied (a worker died mid-call, or the job failed for
     # good) is resumed even if Tyk no longer lists the request as pending: the pipeline
     # then sees whether Tyk carried it out and records that.
-    for request_id in sorted(set(rt.store.unfinished()) - set(pending)):
+    for request_id in sorted(unfinished - listed):
         if enqueue.decision(rt.queue, request_id, "resume", rt.settings.retry_delays,
                             reclaim=True):
             result.queued.append(request_id)
+    result.trimmed = rt.store.trim()
     log.info("reconciler: %d pending, %d queued (%d overdue waits), %d already queued, "
-             "%d decided, %d waiting", result.pending, len(result.queued), len(result.overdue),
-             result.already_queued, result.decided, result.waiting)
+             "%d decided, %d waiting; retention dropped %s", result.pending,
+             len(result.queued), len(result.overdue), result.already_queued, result.decided,
+             result.waiting, result.trimmed)
     return result
+
+
+def _reconcile_one(rt: Runtime, result: Pass, request_id: str, state: str | None,
+                   job: bytes | None, overdue: bool) -> None:
+    # Requests left mid-way (decided, applying, failed) are queued again: the pipeline
+    # resumes them from the recorded decision. Waiting ones are queued once their deadline
+    # passed, so that their on_timeout outcome applies.
+    if state in st.FINAL_STATES:
+        result.decided += 1
+    elif state == st.WAITING and not overdue:
+        result.waiting += 1
+    elif not enqueue.ID_PATTERN.match(request_id):
+        log.warning("pending key request with an unusable id %r left alone", request_id)
+    elif job in _WILL_RUN:
+        result.already_queued += 1
+    elif enqueue.decision(rt.queue, request_id, "deadline" if overdue else "reconciler",
+                          rt.settings.retry_delays, reclaim=True):
+        result.queued.append(request_id)
+        if overdue:
+            result.overdue.append(request_id)
+    else:
+        result.already_queued += 1

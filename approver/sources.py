@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,7 +47,7 @@ class Source(Protocol):
     def gather(self, request: Request, billing: dict | None) -> FactContext: ...
     def approve(self, request: Request) -> Applied: ...
     def deny(self, request: Request, reason: str) -> Applied: ...
-    def pending_ids(self) -> list[str]: ...
+    def pending_ids(self) -> Iterable[str]: ...
     def revoke(self, developer_id: str, key_id: str) -> bool: ...
     def policy_tags(self, policy_id: str) -> set[str]: ...
     def developer_id_by_email(self, email: str) -> str | None: ...
@@ -122,8 +123,9 @@ class ClassicSource:
         # §3.1); ours is in the decision log.
         return Applied(already_processed=not self.dashboard.delete_key_request(request.id))
 
-    def pending_ids(self) -> list[str]:
-        return [r.id for r in self.dashboard.list_key_requests(approved=False)]
+    def pending_ids(self) -> Iterator[str]:
+        # Page by page (Tyk's p=1..Pages), read as the reconciler goes: one page in memory.
+        return (r.id for r in self.dashboard.iter_key_requests(approved=False))
 
     def revoke(self, developer_id: str, key_id: str) -> bool:
         return self.dashboard.revoke_developer_key(developer_id, key_id)

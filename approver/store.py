@@ -8,18 +8,21 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
 
+from approver.config import Settings
 from approver.errors import ApproverError
 
 PREFIX = "approver:"
 LOG_KEY = PREFIX + "log"
 LOG_HEAD_KEY = PREFIX + "log:head"
-LOG_MAXLEN = 1_000_000
+# Finished requests' records by the time they finished: what retention drops first.
+RECORDS_KEY = PREFIX + "records"
 
 # Request states. "applying" is written before any Dashboard call (an outbox), so a crash
 # between deciding and applying is resumed from the recorded decision, never re-decided.
@@ -54,9 +57,75 @@ return {1, id}
 """
 
 
+# Drop the records listed whose finishing time is still at most ARGV[1] (one a request
+# decided again meanwhile is left alone). KEYS: the records index; ARGV: limit, ids...
+_DROP = f"""
+local dropped = 0
+for i = 2, #ARGV do
+  local score = redis.call('zscore', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= tonumber(ARGV[1]) then
+    redis.call('del', '{PREFIX}request:' .. ARGV[i])
+    redis.call('zrem', KEYS[1], ARGV[i])
+    dropped = dropped + 1
+  end
+end
+return dropped
+"""
+
+
 def chain_hash(prev: str, body: str) -> str:
     """The hash that links one decision-log entry to the one before it."""
     return hashlib.sha256(f"{prev}\n{body}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much Redis keeps: the decision log and finished requests' records, each by
+    count and by age (seconds; None keeps any age)."""
+
+    log_max_entries: int = Settings.log_max_entries
+    log_max_age: int | None = Settings.log_max_age
+    record_max_entries: int = Settings.record_max_entries
+    record_max_age: int | None = Settings.record_max_age
+
+    @classmethod
+    def of(cls, settings: Settings) -> Retention:
+        """The retention the settings ask for."""
+        return cls(settings.log_max_entries, settings.log_max_age,
+                   settings.record_max_entries, settings.record_max_age)
+
+
+@dataclass(frozen=True)
+class LogCheck:
+    """What walking the decision log's hash chain found."""
+
+    checked: int
+    broken: str | None = None
+    why: str | None = None
+    first: str | None = None
+    anchor: str = ""  # the oldest kept entry's link to the one before ("" if none was)
+
+    @property
+    def anchored(self) -> bool:
+        """Whether older entries were trimmed, so the chain starts at a kept entry."""
+        return bool(self.anchor)
+
+
+def check_chain(entries: Iterable[tuple[str, str, str, str]],
+                expected_prev: str | None = None) -> LogCheck:
+    """Check (id, prev, hash, body) entries, oldest first, link by link."""
+    checked, first, anchor = 0, None, ""
+    for name, prev, digest, body in entries:
+        if first is None:
+            first, anchor = name, prev
+        if expected_prev is not None and prev != expected_prev:
+            return LogCheck(checked, name, "its link to the entry before does not match",
+                            first, anchor)
+        if digest != chain_hash(prev, body):
+            return LogCheck(checked, name, "its content does not match its hash", first, anchor)
+        expected_prev = digest
+        checked += 1
+    return LogCheck(checked, None, None, first, anchor)
 
 
 class Locked(ApproverError):
@@ -71,8 +140,9 @@ def now_iso() -> str:
 class Store:
     """The service's state in Redis."""
 
-    def __init__(self, connection: redis.Redis):
+    def __init__(self, connection: redis.Redis, retention: Retention | None = None):
         self.redis = connection
+        self.retention = retention or Retention()
         self._release = connection.register_script(_RELEASE)
         self._extend = connection.register_script(_EXTEND)
         # The log head this process last wrote or saw: the first guess when appending.
@@ -124,6 +194,12 @@ class Store:
             pipe.sadd(UNFINISHED_KEY, request_id)
         elif "state" in fields:
             pipe.srem(UNFINISHED_KEY, request_id)
+        # Finished records are indexed by when they finished, for retention to drop the
+        # oldest; any other state takes the record out of retention's reach.
+        if fields.get("state") in FINAL_STATES:
+            pipe.zadd(RECORDS_KEY, {request_id: time.time()})
+        elif "state" in fields:
+            pipe.zrem(RECORDS_KEY, request_id)
 
     def save_and_log(self, request_id: str, fields: dict, event: str, entry: dict,
                      also: Callable[[redis.client.Pipeline], None] | None = None) -> str:
@@ -166,7 +242,8 @@ class Store:
             digest = chain_hash(prev, body)
             # EVAL, not EVALSHA: no NOSCRIPT case after a Redis restart (Redis caches the
             # compiled script by its hash; the text is ~300 bytes).
-            pipe.eval(_APPEND, 2, LOG_HEAD_KEY, LOG_KEY, prev, body, digest, LOG_MAXLEN)
+            pipe.eval(_APPEND, 2, LOG_HEAD_KEY, LOG_KEY, prev, body, digest,
+                      self.retention.log_max_entries)
             done, value = pipe.execute()[-1]
             value = value.decode()
             if done:
@@ -174,28 +251,65 @@ class Store:
                 return value
             prev, pipe = value, None
 
-    def verify_log(self, batch: int = 1000) -> tuple[int, str | None, str | None]:
-        """Walk the log oldest first: (entries checked, first broken entry id, why)."""
-        checked, expected_prev, start = 0, None, "-"
+    def log_entries(self, since: str = "-", until: str = "+",
+                    batch: int = 1000) -> Iterator[tuple[str, str, str, str]]:
+        """(id, prev, hash, body) of each log entry between two ids, oldest first.
+
+        Entry ids start with their time in milliseconds, so "1730000000000" selects
+        from that moment on."""
+        start = since
         while True:
-            entries = self.redis.xrange(LOG_KEY, min=start, max="+", count=batch)
+            entries = self.redis.xrange(LOG_KEY, min=start, max=until, count=batch)
             for entry_id, data in entries:
-                name = entry_id.decode()
-                body = data.get(b"json", b"").decode()
-                prev = data.get(b"prev", b"").decode()
-                if expected_prev is not None and prev != expected_prev:
-                    return checked, name, "its link to the entry before does not match"
-                if data.get(b"hash", b"").decode() != chain_hash(prev, body):
-                    return checked, name, "its content does not match its hash"
-                expected_prev = data[b"hash"].decode()
-                checked += 1
+                yield (entry_id.decode(), data.get(b"prev", b"").decode(),
+                       data.get(b"hash", b"").decode(), data.get(b"json", b"").decode())
             if len(entries) < batch:
-                break
+                return
             start = "(" + entries[-1][0].decode()
+
+    def verify_log(self) -> LogCheck:
+        """Walk the log oldest first and check every link, up to the recorded head.
+
+        Retention trims the oldest entries: the chain is then checked from the oldest
+        entry kept (its own link is taken as given, and reported as the anchor)."""
+        found = check_chain(self.log_entries())
+        if found.why:
+            return found
+        last = self.redis.xrevrange(LOG_KEY, count=1)
+        newest = last[0][1].get(b"hash", b"").decode() if last else None
         head = (self.redis.get(LOG_HEAD_KEY) or b"").decode()
-        if checked and head != expected_prev:
-            return checked, None, "the newest entry is not the recorded head (entries removed)"
-        return checked, None, None
+        if found.checked and head != newest:
+            return LogCheck(found.checked, None,
+                            "the newest entry is not the recorded head (entries removed)",
+                            found.first, found.anchor)
+        return found
+
+    # -- retention ---------------------------------------------------------------------
+    def trim(self, now: float | None = None, batch: int = 1000) -> dict:
+        """Apply the retention settings once: what was dropped.
+
+        The log is capped by count as each entry is added; its age limit and both limits
+        on finished requests' records are applied here (at most `batch` records a call).
+        """
+        now = time.time() if now is None else now
+        r, done = self.retention, {"log_entries": 0, "records": 0}
+        if r.log_max_age:
+            done["log_entries"] = self.redis.xtrim(
+                LOG_KEY, minid=f"{int((now - r.log_max_age) * 1000)}-0", approximate=True)
+        limits = []
+        if r.record_max_age:
+            limits.append(now - r.record_max_age)
+        excess = self.redis.zcard(RECORDS_KEY) - r.record_max_entries
+        if excess > 0:
+            oldest = self.redis.zrange(RECORDS_KEY, min(excess, batch) - 1,
+                                       min(excess, batch) - 1, withscores=True)
+            limits.extend(score for _, score in oldest)
+        if limits:
+            limit = max(limits)
+            ids = self.redis.zrangebyscore(RECORDS_KEY, "-inf", limit, start=0, num=batch)
+            if ids:
+                done["records"] = self.redis.eval(_DROP, 1, RECORDS_KEY, repr(limit), *ids)
+        return done
 
     def entries(self, count: int = 50, request_id: str | None = None) -> list[dict]:
         """The latest log entries, newest first, optionally for one request."""

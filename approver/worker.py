@@ -60,7 +60,7 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
                 if worker is not None:
                     previous.append(worker.name)
                 log.warning("Redis unavailable (%s): the worker starts again in %.0fs",
-                            type(exc).__name__, backoff)
+                            runtime.describe_redis_error(exc), backoff)
             else:
                 # RQ records when SIGTERM/SIGINT asked it to stop. Without that, the loop
                 # ended because Redis went away under a job: start again rather than exit.

@@ -4,6 +4,7 @@
     python -m bench --quick    # a short smoke run of every phase (figures not meaningful)
     python -m bench --profile  # py-spy profiles of the web tier and a worker under load
     python -m bench --no-doc   # print the table only
+    python -m bench --only backlog   # the backlog rows alone (10,000 pending; ~8 minutes)
 
 Everything runs on 127.0.0.1 on free ports and is torn down on exit, Ctrl-C included.
 See docs/performance.md for the method and the latest figures.
@@ -25,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from approver import runtime
-from bench import decisions, ingest, latency, procs, rules
+from bench import backlog, decisions, ingest, latency, procs, rules
 from bench.data import write_seed
 from bench.rss import PeakTracker, cpu_seconds, peak_mb
 
 DOC = procs.ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 PBEGIN, PEND = "<!-- profile:begin -->", "<!-- profile:end -->"
+BBEGIN, BEND = "<!-- backlog:begin -->", "<!-- backlog:end -->"
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,15 @@ class Plan:
     light_rate: float = 25
     light_seconds: float = 4
     sandbox_server: str = "gunicorn"
+    backlog: int = 10_000
+    backlog_workers: tuple[int, ...] = (1, 2, 4)
+    ceiling_requests: int = 1_500  # drained by 4 workers under the default ceiling
+    ceiling_rate: float = 100.0  # APPROVER_DASHBOARD_RATE's default
 
 
 QUICK = Plan(runs=1, ingest_seconds=2, sandbox_seconds=1, decisions=60, noop_jobs=150,
-             latency_seconds=2, rules_seconds=0.2, light_seconds=2)
+             latency_seconds=2, rules_seconds=0.2, light_seconds=2, backlog=300,
+             backlog_workers=(1, 2), ceiling_requests=150, ceiling_rate=50.0)
 
 
 def median(values):
@@ -195,7 +202,43 @@ def run(plan: Plan) -> dict:
             [w.pid for w in workers] + [r["worker_pid"] for r in dec])
         results["rss_web"] = peaks.max(web.children())
         conn.close()
+        for proc in (*workers, web):
+            ps.stop(proc)
+        results["backlog"] = backlog_phase(plan, ps, sandbox, env)
     return results
+
+
+def run_backlog(plan: Plan) -> dict:
+    """The backlog phase alone (`--only backlog`)."""
+    results: dict = {"plan": plan, "machine": machine()}
+    with procs.Procs() as ps:
+        log(f"starting Redis and the sandbox Dashboard (workdir {ps.workdir})")
+        ps.start_redis()
+        sandbox = ps.start_sandbox(write_seed(ps.workdir / "seed.json"), plan.sandbox_server)
+        results["backlog"] = backlog_phase(plan, ps, sandbox,
+                                           ps.service_env(sandbox, secrets.token_urlsafe(24)))
+    return results
+
+
+def backlog_phase(plan: Plan, ps: procs.Procs, sandbox, env: dict) -> dict:
+    runs = []
+    for workers in plan.backlog_workers:
+        log(f"backlog: {plan.backlog:,} pending, {workers} worker(s), ceiling out of reach")
+        runs.append(backlog.backlog_run(ps, sandbox, env, plan.backlog, workers, 100000))
+    log(f"backlog: {plan.ceiling_requests:,} pending, 4 workers, ceiling "
+        f"{plan.ceiling_rate:.0f} calls/s")
+    ceiling = backlog.backlog_run(ps, sandbox, env, plan.ceiling_requests, 4,
+                                  plan.ceiling_rate)
+    return {"runs": runs, "ceiling": ceiling, "load": _load()}
+
+
+def _load() -> str:
+    """The machine's load while measuring (other sessions share it)."""
+    try:
+        one, five, _ = Path("/proc/loadavg").read_text().split()[:3]
+    except (OSError, ValueError):
+        return "unknown"
+    return f"load average {one} (1 min), {five} (5 min) on {os.cpu_count()} cores"
 
 
 def _cpu(pids: list[int]) -> list[float | None]:
@@ -369,6 +412,57 @@ def commands(r: dict) -> str:
     return "\n".join(lines)
 
 
+def backlog_table(r: dict) -> str:
+    b = r["backlog"]
+    rows = []
+    for x in b["runs"]:
+        rows.append((f"{x['n']:,} pending, {x['workers']} worker(s): drain s; decisions/s",
+                     f"{_n(x['drain_s'], 1)}; {_n(x['decisions_s'], 1)}",
+                     f"{_n(x['calls']):} calls ({_n(x['calls_per_decision'], 2)} each), "
+                     f"peak {x['peak_calls_s']}/s"))
+    x = b["runs"][0]
+    mb = 1024 * 1024
+    rows.append(("Redis used_memory, MB: empty; all queued; all decided",
+                 f"{_n(x['memory_before'] / mb, 1)}; {_n(x['memory_queued'] / mb, 1)}; "
+                 f"{_n(x['memory_after'] / mb, 1)}",
+                 f"{_n(x['bytes_per_decided'])} bytes per decided request (record "
+                 f"{_n(x['record_bytes'])}, log entry {_n(x['log_entry_bytes'])}, "
+                 f"{x['log_entries']:,} entries)"))
+    for name, what in (("first", "finds and queues all"), ("queued", "all already queued"),
+                       ("decided", "all decided")):
+        p = x["passes"][name]
+        rows.append((f"reconciler pass at {p['pending']:,} pending ({what})",
+                     f"{_n(p['seconds'], 1)} s",
+                     f"{_n(p['calls'])} Dashboard calls, {_n(p['commands'])} Redis commands, "
+                     f"{p['queued']:,} queued"))
+    c = b["ceiling"]
+    rows.append((f"ceiling {c['rate']:.0f} calls/s: {c['n']:,} pending, 4 workers",
+                 f"{_n(c['drain_s'], 1)} s; {_n(c['decisions_s'], 1)}/s",
+                 f"peak {c['peak_calls_s']} calls in 1 s; {_n(c['calls'] / c['drain_s'], 1)}/s "
+                 "on average"))
+    lines = ["| backlog | figure | details |", "|---|---:|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_backlog(r: dict) -> str:
+    m, plan = r["machine"], r["plan"]
+    return "\n".join([
+        BBEGIN,
+        f"Measured {m['date']} at commit {m['commit']} on {m['nproc']} cores ({m['cpu']}); "
+        f"redis-server {m['redis_server']}; {r['backlog']['load']} at the end of the phase.",
+        "Drain rows: the ceiling out of reach (`APPROVER_DASHBOARD_RATE=100000`); Tyk's page "
+        "size 10 (the sandbox's, Tyk's default). Re-run alone: `.venv/bin/python -m bench "
+        "--only backlog`.",
+        "",
+        backlog_table(r),
+        "",
+        f"Plan: {plan.backlog:,} pending with {', '.join(map(str, plan.backlog_workers))} "
+        f"worker(s); the ceiling row {plan.ceiling_requests:,} pending.",
+        BEND,
+    ])
+
+
 def render(r: dict) -> str:
     m = r["machine"]
     gen = ("wrk" if r["generator"] == "wrk" else "Python (`bench/loadgen.py`; wrk not installed)")
@@ -415,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-doc", action="store_true", help="do not write docs/performance.md")
     p.add_argument("--sandbox", choices=("gunicorn", "werkzeug"), default="gunicorn",
                    help="serve the sandbox Dashboard under gunicorn (default) or werkzeug")
+    p.add_argument("--only", choices=("backlog",),
+                   help="run one phase alone (backlog: 10,000 pending, 1/2/4 workers)")
     args = p.parse_args(argv)
     began = time.monotonic()
     try:
@@ -426,12 +522,18 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_doc and not args.quick:
                 write_block(PBEGIN, PEND, block)
         else:
-            plan = QUICK if args.quick else Plan()
-            results = run(dataclasses.replace(plan, sandbox_server=args.sandbox))
-            block = render(results)
-            print("\n" + table(results) + "\n\n" + details(results))
+            plan = dataclasses.replace(QUICK if args.quick else Plan(),
+                                       sandbox_server=args.sandbox)
+            if args.only == "backlog":
+                results = run_backlog(plan)
+            else:
+                results = run(plan)
+                print("\n" + table(results) + "\n\n" + details(results))
+            print("\n" + backlog_table(results))
             if not args.no_doc and not args.quick:
-                write_block(BEGIN, END, block)
+                if args.only != "backlog":
+                    write_block(BEGIN, END, render(results))
+                write_block(BBEGIN, BEND, render_backlog(results))
                 log(f"wrote {DOC.relative_to(procs.ROOT)}")
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")

@@ -51,7 +51,7 @@ def check_worker(hostname: str | None = None, timeout: float = 3.0) -> int:
     from approver import config, runtime
 
     hostname = hostname or socket.gethostname()
-    connection = runtime.connect(config.from_env().redis_url, timeout=timeout)
+    connection = runtime.connect(config.from_env(), timeout=timeout)
     try:
         workers = Worker.all(connection=connection)
     except RedisError as exc:

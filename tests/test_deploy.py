@@ -102,7 +102,8 @@ def test_compose_redis_runs_the_mounted_config_with_a_volume(compose):
     assert mounts[conf_path] == "./redis.conf"
     assert (DEPLOY / mounts[conf_path]).is_file()
     assert mounts["/data"] in compose["volumes"], "Redis data must live on a named volume"
-    assert "ping" in redis["healthcheck"]["test"] and "redis-cli" in redis["healthcheck"]["test"]
+    check = " ".join(redis["healthcheck"]["test"])
+    assert "ping" in check and "redis-cli" in check
     assert "ports" not in redis, "Redis must not be published outside the compose network"
 
 
@@ -148,8 +149,13 @@ def test_compose_demo_wiring(compose):
 
 def test_compose_default_settings_pass_the_service_validation(compose):
     env = {k: compose_default(str(v)) for k, v in compose["services"]["web"]["environment"].items()}
+    # The Redis password is a compose secret, mounted at /run/secrets/<name> in the service.
+    secrets = {f"/run/secrets/{name}": str(DEPLOY / s["file"])
+               for name, s in compose["secrets"].items()}
+    env = {k: secrets.get(v, v) for k, v in env.items()}
     settings = config.from_env(env).require_dashboard().require_webhook_tokens()
-    assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.redis_url == "redis://approver@redis:6379/0"
+    assert settings.redis_password_file == DEPLOY / "redis-password"
     assert str(settings.rules_path) == "/app/rules"
 
 

@@ -27,7 +27,7 @@ def _page() -> int:
 def list_requests() -> Response:
     """List key requests, paged, optionally by `approved=true|false`."""
     approved = {"true": True, "false": False}.get(request.args.get("approved", "").lower())
-    return jsonify(paginate(base.sandbox().key_requests(approved), _page()))
+    return jsonify(base.sandbox().key_requests_page(approved, _page()))
 
 
 @bp.get("/requests/<request_id>")

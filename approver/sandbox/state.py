@@ -246,6 +246,14 @@ class Sandbox(Harness):
                 if approved is None or r["approved"] is approved
             ]
 
+    def key_requests_page(self, approved: bool | None, page: int) -> dict:
+        """One page of `key_requests` in Tyk's list envelope; only that page's requests are
+        given their embedded objects (a backlog of thousands stays cheap to page through)."""
+        with self._lock:
+            found = paginate([r for r in self._requests.values()
+                              if approved is None or r["approved"] is approved], page)
+            return {**found, "Data": [self._request_view(r) for r in found["Data"]]}
+
     def read_key_request(self, request_id: str) -> dict:
         """One key request with embedded objects; SandboxError 400 malformed id, 404 unknown."""
         with self._lock:

@@ -116,6 +116,7 @@ class ApiClient:
         backoff: float = 0.1,
         session: requests.Session | None = None,
         observer: Callable[[str, str, str, float], None] | None = None,
+        before_call: Callable[[], None] | None = None,
     ) -> None:
         parts = urlsplit(str(base_url))
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -143,6 +144,9 @@ class ApiClient:
         # Called after every attempt with (method, path, status or error kind, seconds):
         # how metrics see the API without this module knowing about them.
         self.observer = observer
+        # Called before every attempt, and may wait: how the caller keeps all its
+        # processes under a ceiling of calls per second without this module knowing how.
+        self.before_call = before_call
 
     def _observe(self, method: str, path: str, outcome: str, started: float) -> None:
         if self.observer is not None:
@@ -204,6 +208,8 @@ class ApiClient:
         for attempt in range(1, attempts + 1):
             error: DashboardError
             retry = False
+            if self.before_call is not None:
+                self.before_call()
             started = time.monotonic()
             try:
                 response = self._session.request(

@@ -28,5 +28,5 @@ def create_app(settings: config.Settings | None = None) -> Flask:
 def web_runtime(settings: config.Settings) -> runtime.Runtime:
     """The web tier's runtime: Redis with sub-second timeouts so an outage answers 503 fast."""
     rt = runtime.Runtime(settings)
-    rt.redis = runtime.connect(settings.redis_url, timeout=0.5)
+    rt.redis = runtime.connect(settings, timeout=0.5)
     return rt
