@@ -71,7 +71,8 @@ class Runtime:
     @cached_property
     def sources(self) -> dict:
         """The portals this service decides for, by name."""
-        from approver.sources import ClassicSource, PortalSource
+        from approver.sources.classic import ClassicSource
+        from approver.sources.portal import PortalSource
 
         found = {}
         if self.settings.dashboard_url:
