@@ -154,9 +154,9 @@ def test_get_returns_the_full_request_with_embedded_developer_and_catalogue(sand
     assert body["version"] == "v2"
     assert body["approved"] is False
     assert body["fields"] == {"company": "Acme Inc", "use_case": "payments"}
-    for name in ("key", "for_api", "jwt_secret", "certificate"):
+    for name in ("for_api", "jwt_secret", "certificate"):
         assert body[name] == ""
-    assert body["remove_policies"] == []
+    assert "key" not in body and "remove_policies" not in body  # in no recorded answer
     assert body["oauth_info"] == {"redirect_uri": ""}
     assert body["date_created"].endswith("Z")
     assert body["portal_developer"]["email"] == "alice@acme.partner.example"
@@ -331,7 +331,8 @@ def test_developers_list_get_and_by_email(sandbox):
     by_email = get(sandbox, "/api/portal/developers/email/dave%40example.com")
     assert by_email.status_code == 200
     assert by_email.json()["id"] == DAVE
-    assert by_email.json()["keys"] == {DAVE_KEY: [FREE]}
+    # The one recorded by-email answer (2017) names the keys map `api_keys`: API -> key id.
+    assert by_email.json()["api_keys"] == {"5d1b0a7ccb4b4e8f9c1f0a11": DAVE_KEY}
     missing = get(sandbox, "/api/portal/developers/email/nobody%40example.com")
     assert missing.status_code == 404
     assert get(sandbox, f"/api/portal/developers/{UNKNOWN_ID}").status_code == 404
