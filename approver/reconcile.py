@@ -41,6 +41,10 @@ def run(rt: Runtime) -> Pass:
     # resumes them from the recorded decision. Waiting ones are queued once their deadline
     # passed, so that their on_timeout outcome applies.
     for request_id, state in zip(pending, rt.store.states(pending), strict=True):
+        if state == st.SKIPPED and rt.store.forget_skip(request_id):
+            # Skipped when Tyk did not know it (or it was not pending): pending now, so
+            # decided like any other.
+            state = None
         if state in st.FINAL_STATES:
             result.decided += 1
         elif state == st.WAITING and request_id not in overdue:

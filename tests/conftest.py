@@ -74,7 +74,6 @@ def portal(portal_server):
     """The sandbox Developer Portal, reseeded, no faults, an empty call log, no webhook."""
     state = portal_server.app.sandbox
     state.reset()
-    state.ids_in_records = True
     state.set_webhook_url(None, {})
     return portal_server
 
@@ -159,6 +158,25 @@ def worker_process(env, tmp_path):
     proc.terminate()
     proc.wait(15)
     log.close()
+
+
+def drain(rt, work, timeout=30.0):
+    """Work until no job is queued or scheduled (retries included, run once they are due)."""
+    from rq.registry import ScheduledJobRegistry
+    from rq.utils import current_timestamp
+
+    scheduled = ScheduledJobRegistry(queue=rt.queue)
+
+    def settled():
+        work()
+        for job_id in scheduled.get_jobs_to_schedule(current_timestamp()):
+            job = rt.queue.fetch_job(job_id)
+            scheduled.remove(job_id)
+            if job is not None:
+                rt.queue.enqueue_job(job)
+        return not rt.queue.count and not scheduled.count
+
+    wait_for(settled, timeout)
 
 
 def wait_for(predicate, timeout=30.0):

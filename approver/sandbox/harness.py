@@ -41,6 +41,8 @@ class Harness:
             raise ValueError("record_delay must be a number of seconds >= 0")
         with self._lock:
             self.record_delay = float(value)
+            if not value:
+                self._readable_at.clear()  # no delay: every record readable now
 
     def modes(self) -> dict:
         """The modes in force."""

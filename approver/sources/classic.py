@@ -6,13 +6,14 @@ import contextlib
 import time
 
 from approver.rules import FactContext
-from approver.sources import Applied
+from approver.sources import PENDING_KEY, Applied, MalformedId, RevocationFailed, fingerprint
 
 
 class ClassicSource:
     """The classic portal, through the Tyk Dashboard API."""
 
     name = "classic"
+    takes_hints = False  # the Dashboard's records carry every id; a webhook adds nothing
     # Policies change rarely: a decision uses one read at most this old (per process).
     POLICY_TTL = 30.0
 
@@ -43,13 +44,19 @@ class ClassicSource:
             self._policies[policy_id] = (now, raw)
         return raw
 
-    def fetch(self, native_id: str):
-        from approver.tyk import NotFound
+    def fetch(self, native_id: str, hint: dict | None = None):
+        from approver.tyk import BadRequest, NotFound
 
         try:
             request = self.dashboard.get_key_request(native_id)
         except NotFound:
             return None
+        except BadRequest as exc:
+            # Tyk CONTRACT §3.3: a 400 on a read by id is Tyk's "Invalid … ID.": no
+            # request can have it (retrying would not help).
+            if exc.status == 400:
+                raise MalformedId(str(exc)) from None
+            raise
         return ClassicRequest(request)
 
     def gather(self, request, billing: dict | None) -> FactContext:
@@ -71,7 +78,13 @@ class ClassicSource:
 
     def approve(self, request) -> Applied:
         approval = self.dashboard.approve_key_request(request.tyk)
-        return Applied(approval.already_processed, tuple(approval.key_ids))
+        # Only one-way fingerprints of key ids are kept: without key hashing, a key's id
+        # is the key itself (docs/tyk-compatibility.md).
+        keys = tuple(map(fingerprint, approval.key_ids))
+        return Applied(approval.already_processed, keys,
+                       held_before=tuple(map(fingerprint, approval.held_before)),
+                       key_pending=not keys and not approval.already_processed
+                       and request.tyk.developer_id != "")
 
     def deny(self, request, reason: str) -> Applied:
         # The classic portal keeps no reason: declining deletes the request (Tyk CONTRACT
@@ -81,8 +94,43 @@ class ClassicSource:
     def pending_ids(self) -> list[str]:
         return [r.id for r in self.dashboard.list_key_requests(approved=False)]
 
-    def revoke(self, developer_id: str, key_id: str) -> bool:
-        return self.dashboard.revoke_developer_key(developer_id, key_id)
+    def revoke(self, developer_id: str, key_id: str, about: dict | None = None) -> bool:
+        """Revoke what an approval produced, found in the developer's record now.
+
+        `key_id` is a key's or OAuth client's fingerprint (or, kept before fingerprints,
+        its id), or `pending:` when the key did not exist yet at approval (secure key
+        approval): then the keys for the approval's policies that the developer did not
+        hold before are its keys. Keys go through the developer-keys endpoint, OAuth
+        clients through their own; a 404 from either for an id the record lists is an
+        error, never "revoked".
+        """
+        from approver.tyk import NotFound
+
+        try:
+            developer = self.dashboard.get_developer(developer_id)
+        except NotFound:
+            return False
+        clients = {c for ids in developer.oauth_clients.values() for c in ids}
+        held = {fingerprint(i): i for i in [*developer.keys, *clients]}
+        if key_id.startswith(PENDING_KEY):
+            before = set((about or {}).get("held_before") or [])
+            policies = tuple((about or {}).get("policies") or ())
+            found = [i for i in developer.keys_for(policies) if fingerprint(i) not in before]
+            found += [c for p in policies for c in developer.oauth_clients.get(p, ())
+                      if fingerprint(c) not in before]
+        else:
+            found = [held.get(key_id) or (key_id if key_id in developer.keys or key_id in clients
+                                          else None)]
+        targets = [i for i in found if i]
+        for target in targets:
+            oauth = target in clients
+            done = (self.dashboard.delete_oauth_client(target) if oauth
+                    else self.dashboard.revoke_developer_key(developer_id, target))
+            if not done:
+                raise RevocationFailed(
+                    f"developer {developer_id} holds {'OAuth client' if oauth else 'key'} "
+                    f"{fingerprint(target)}, but Tyk's endpoint answered that it does not exist")
+        return bool(targets)
 
     def policy_tags(self, policy_id: str) -> set[str]:
         from approver.tyk import NotFound
@@ -101,7 +149,11 @@ class ClassicSource:
             return None
 
     def ping(self) -> None:
+        """The Dashboard answers, and lets its user read what decisions read."""
         self.dashboard.ping()
+        # Tyk CONTRACT §3.0: a user with only portal rights may be refused policy reads,
+        # which every decision makes (docs/tyk-compatibility.md, permissions).
+        self.dashboard.list_policies(page=1)
 
 
 class ClassicRequest:
