@@ -532,6 +532,14 @@ def error(status: int, message: str) -> Response:
     return response
 
 
+def _no_store(response: Response) -> Response:
+    """The headers every recorded portal answer carries."""
+    if request.path.startswith(api.url_prefix):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
 def create_portal_app(secret: str, seed: str | Path | dict | None = None,
                       webhook_url: str | None = None,
                       webhook_headers: dict | None = None) -> Flask:
@@ -540,6 +548,7 @@ def create_portal_app(secret: str, seed: str | Path | dict | None = None,
         raise ValueError("the sandbox portal needs a non-empty admin token")
     app = Flask(__name__)
     instrument(app, PortalSandbox(seed, webhook_url, webhook_headers), secret, error)
+    app.after_request(_no_store)
     app.register_blueprint(api)
     app.register_blueprint(control.bp)
     app.register_blueprint(control_portal)
