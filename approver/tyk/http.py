@@ -27,6 +27,9 @@ from approver.tyk.errors import (
 )
 
 log = logging.getLogger(__name__)
+# urllib3 logs every request line, full path included, at DEBUG; without key hashing a
+# path may hold a key (a developer key's id is the key, docs/tyk-compatibility.md).
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 T = TypeVar("T")
 
