@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 
 import pytest
 import requests
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from approver.sandbox import Sandbox, create_app, serve
 from approver.sandbox.state import load_seed, new_object_id
@@ -53,25 +50,6 @@ def error(message):
 def pending(server, developer=ALICE, policies=(PRO,), fields=None):
     """Create a key request through the Python API and return its id."""
     return server.app.sandbox.create_key_request(developer, list(policies), fields)["id"]
-
-
-@pytest.fixture
-def receiver():
-    """A local HTTP server that queues every request it receives as (method, headers, body)."""
-    got: queue.Queue = queue.Queue()
-
-    @Request.application
-    def app(request):
-        got.put((request.method, dict(request.headers), request.get_data()))
-        return Response("ok")
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/tyk/token123", got
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 # ----- auth and errors ------------------------------------------------------------------

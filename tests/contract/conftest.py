@@ -1,32 +1,11 @@
 """Fixtures of the contract tests (the shared ones are in tests/conftest.py)."""
 
 import json
-import queue
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-
-@pytest.fixture
-def receiver():
-    """A local HTTP server that queues every request it receives as (method, headers, body)."""
-    got: queue.Queue = queue.Queue()
-
-    @Request.application
-    def app(request):
-        got.put((request.method, dict(request.headers), request.get_data()))
-        return Response("ok")
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/tyk/token123", got
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+from tests.conftest import serving
 
 
 class Replay:
@@ -66,11 +45,5 @@ class Replay:
 def replay():
     """A Replay server on a free port: (its base URL, the Replay)."""
     routes = Replay()
-    server = make_server("127.0.0.1", 0, routes, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", routes
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(routes) as url:
+        yield url, routes
