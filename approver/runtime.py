@@ -137,12 +137,12 @@ def publish_health(rt: Runtime) -> dict:
 
 def _right(call: str) -> str:
     """What a refused call (`"<portal>: <METHOD> <path>"`) needs, said for an operator."""
-    from approver.tyk.permissions import right_for
+    from approver.tyk.permissions import grant
 
     portal, _, rest = call.partition(": ")
     method, _, path = rest.partition(" ")
-    needed = right_for(method, path) if portal == "classic" else None
-    return (f"the Dashboard API user lacks the right '{needed[0]}: {needed[1]}'" if needed
+    needed = grant(method, path) if portal == "classic" else None
+    return (f"the Dashboard API user lacks the right {needed}" if needed
             else "the API token lacks a right this call needs")
 
 

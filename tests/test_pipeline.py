@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from approver import decide, reconcile
 from approver import store as st
 from approver.sources import fingerprint
@@ -30,7 +32,14 @@ def calls(sandbox, method, path):
     return [c for c in sandbox.app.sandbox.calls(method=method, path=path)]
 
 
-def test_partner_request_is_approved_in_the_dashboard(client, work, rt, sandbox):
+@pytest.mark.parametrize("detail, approve", [
+    ("portal-keys-page", "with-password"),   # the developer embedded in the request
+    ("manage-key-requests", "raw-key-only"),  # not embedded: read before approving
+])
+def test_partner_request_is_approved_in_the_dashboard(client, work, rt, sandbox, detail,
+                                                      approve):
+    sandbox.app.sandbox.shapes.choose("GET /api/portal/requests/{id}", detail)
+    sandbox.app.sandbox.shapes.choose("PUT /api/portal/requests/approve/{id}", approve)
     request = submit(sandbox, ALICE)
     deliver(client, request)
     work()

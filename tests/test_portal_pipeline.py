@@ -5,7 +5,7 @@ import pytest
 from approver import decide, reconcile
 from approver import store as st
 from approver.rules import Facts
-from tests.conftest import PORTAL_HOOK_TOKEN, with_portal
+from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
 
 ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
 FREE_POLICY = "64b0000000000000000000b1"
@@ -153,6 +153,17 @@ def test_reconciler_decides_pending_access_requests_whose_webhook_was_lost(rt, w
     assert rt.store.state(ref(carol))["outcome"] == "review"
     again = reconcile.run(rt)
     assert (again.pending, again.queued, again.decided) == (1, [], 1)  # carol, in review
+
+
+def test_an_access_request_announced_before_it_is_readable_is_still_decided(
+        client, work, rt, portal):
+    portal.app.sandbox.set_mode("record_delay", 1.5)
+    ar = ask(portal, ALICE)
+    deliver(client, ar)
+    work()
+    assert rt.store.state(ref(ar)) is None  # 404 at first: tried again after a backoff
+    drain(rt, work)
+    assert rt.store.state(ref(ar))["outcome"] == "approve"
 
 
 def test_id_zero_event_is_found_by_the_reconciler(client, work, rt, portal):

@@ -156,3 +156,21 @@ def test_a_write_refused_for_lack_of_rights_shows_in_health(client, work, rt, sa
     dashboard = app.test_client().get("/readyz").json["dashboard"]
     assert "classic: PUT /api/portal/requests/approve/{id} refused (HTTP 403)" in dashboard
     assert "lacks the right 'portal: write'" in dashboard
+
+
+def test_the_documented_least_rights_cover_every_call_the_service_makes(client, work, rt,
+                                                                       sandbox):
+    from approver import reconcile
+    from approver.tyk.permissions import right_for
+
+    tyk = sandbox.app.sandbox
+    tyk.withheld_rights = {"keys", "apis", "analytics", "hooks", "system", "users"}
+    for email, policy in ((ALICE, FREE), (ALICE, OAUTH), ("bob@mailinator.com", FREE)):
+        decide(client, work, sandbox, email, policy)
+    reconcile.run(rt)
+    runtime.publish_health(rt)
+    react.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
+    calls = tyk.calls()
+    assert calls and all(c["status"] < 400 for c in calls)
+    assert {right_for(c["method"], c["path"]) for c in calls} == {
+        ("portal", "read"), ("portal", "write"), ("policy", "read")}

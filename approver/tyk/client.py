@@ -54,8 +54,7 @@ class Dashboard(ApiClient):
         return self
 
     def needed_right(self, method: str, path: str) -> str | None:
-        right = permissions.right_for(method, path)
-        return f"'{right[0]}: {right[1]}'" if right else None
+        return permissions.grant(method, path)
 
     def _get_list(self, path: str, params: dict | None = None) -> tuple[list[dict], int | None]:
         """GET a Tyk list envelope {"Data": [...], "Pages": n}: the items and the page count."""

@@ -23,3 +23,9 @@ def right_for(method: str, path: str) -> tuple[str, str] | None:
         if pattern.search(path):
             return area, "read" if method.upper() in ("GET", "HEAD") else "write"
     return None
+
+
+def grant(method: str, path: str) -> str | None:
+    """The right a Dashboard call needs, as an operator grants it: `'policy: read'`."""
+    needed = right_for(method, path)
+    return f"'{needed[0]}: {needed[1]}'" if needed else None
