@@ -114,6 +114,10 @@ def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
     else:
         why = None if request.pending else "the key request is no longer pending in Tyk"
     if why is None:
+        if state and state.get("not_found"):
+            # Skipped while Tyk did not know it, pending now: the expiring skip goes, so
+            # that what is recorded next is kept.
+            rt.store.forget_skip(request_id)
         return request
     if request is None and state is None and record:
         # Never decided, and unknown to Tyk.

@@ -122,10 +122,6 @@ class Store:
             for k, v in fields.items()
         }
         pipe.hset(self._state_key(request_id), mapping=encoded)
-        if "state" in fields:
-            # A request known only as "not found" had an expiring state; once it is
-            # decided, its state is kept.
-            pipe.persist(self._state_key(request_id))
         # Requests between deciding and done are kept in a set, so the reconciler resumes
         # them even when they have left Tyk's pending list.
         if fields.get("state") in UNFINISHED_STATES:

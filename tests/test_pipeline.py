@@ -250,3 +250,14 @@ def dump_redis(conn) -> list[str]:
             value = kind
         out.append(f"{key!r} {value!r}")
     return out
+
+
+def test_an_explicit_decision_on_a_request_once_skipped_as_unknown_is_kept(rt, sandbox):
+    sandbox.app.sandbox.set_mode("record_delay", 60)
+    request = submit(sandbox, ALICE)
+    decide.run(rt, request["id"], "handoff")
+    assert rt.redis.ttl(f"approver:request:{request['id']}") > 0
+    sandbox.app.sandbox.set_mode("record_delay", 0)
+    result = decide.decide_explicitly(rt, request["id"], "deny", "unpaid", source="billing:x")
+    assert result.state == st.APPLIED
+    assert rt.redis.ttl(f"approver:request:{request['id']}") == -1  # kept, no expiry
