@@ -204,6 +204,24 @@ def test_plan_and_products_are_found_by_the_names_the_record_gives(rt, portal,
     assert request.developer_id == "2"  # from "User#2"
 
 
+def test_names_are_found_past_the_first_page_of_plans_and_products(rt, portal, monkeypatch):
+    monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 1)
+    ar = ask(portal, ALICE, products=("Pro",), plan="Pro plan")
+    source, native_id = rt.source(ref(ar))
+    assert source.fetch(native_id).policies == ("product-2", "plan-2")
+    assert {c["query"]["page"] for c in calls(portal, "GET", "/portal-api/plans")} == {
+        "1", "2", "3"}
+
+
+def test_a_plan_made_after_the_lists_were_read_is_found(rt, portal):
+    state = portal.app.sandbox
+    source, _ = rt.source("portal-1")
+    source.fetch(str(ask(portal, ALICE)["ID"]))  # the lists are read, and kept a while
+    state._plans[3] = {**state._plans[1], "ID": 3, "Name": "gold_plan", "DisplayName": "Gold"}
+    ar = ask(portal, ALICE, plan="Gold")
+    assert source.fetch(str(ar["ID"])).policies[-1] == "plan-3"
+
+
 def _twin_plan(portal):
     """A second plan with the free plan's name: the name alone no longer says which."""
     state = portal.app.sandbox

@@ -100,14 +100,26 @@ class PortalSource:
         return plan, tuple(products or [UNRESOLVED])
 
     def _named(self, kind: str, name: str) -> list[str]:
-        """Ids of the plans or products with this name (or display name), every page."""
+        """Ids of the plans or products with this name (or display name), every page.
+
+        The lists are kept `list_ttl` seconds; a name they lack is looked for in a fresh
+        read (a plan or product made since).
+        """
+        records, fresh = self._list(kind)
+        found = _matching(records, name)
+        if not found and not fresh:
+            found = _matching(self._list(kind, refresh=True)[0], name)
+        return found
+
+    def _list(self, kind: str, refresh: bool = False) -> tuple[list[dict], bool]:
+        """Every plan or product, and whether they were read just now."""
         now = time.monotonic()
         cached = self._lists.get(kind)
-        if cached is None or now - cached[0] >= self.list_ttl:
-            records = self.portal.list_plans() if kind == "plan" else self.portal.list_products()
-            cached = self._lists[kind] = (now, records)
-        return [str(r.get("ID")) for r in cached[1]
-                if int_id(r.get("ID")) and name in (r.get("Name"), r.get("DisplayName"))]
+        if not refresh and cached is not None and now - cached[0] < self.list_ttl:
+            return cached[1], False
+        records = self.portal.list_plans() if kind == "plan" else self.portal.list_products()
+        self._lists[kind] = (now, records)
+        return records, True
 
     def _hint_agrees(self, ar, native_id: str, hint: dict) -> bool:
         """Whether the webhook's app holds this request, for this user and plan."""
@@ -211,6 +223,12 @@ class PortalSource:
 
     def ping(self) -> None:
         self.portal.ping()
+
+
+def _matching(records: list[dict], name: str) -> list[str]:
+    """Ids of the records named `name` (`Name` or `DisplayName`)."""
+    return [str(r["ID"]) for r in records
+            if int_id(r.get("ID")) and name in (r.get("Name"), r.get("DisplayName"))]
 
 
 def _real_time(value: str) -> bool:
