@@ -7,16 +7,27 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from rq import get_current_job
+
 from approver import logs, metrics, notify
 from approver import store as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
 from approver.runtime import Runtime
+from approver.sources import PENDING_KEY, MalformedId
 
 log = logging.getLogger(__name__)
 
 # States from which a recorded approve/deny is carried on rather than decided again.
 _RESUMABLE = (st.APPLYING, st.DECIDED, st.FAILED)
+# How long a request Tyk does not know is remembered as skipped (answers the hand-off page).
+UNKNOWN_TTL = 3600
+
+
+class NotYetReadable(ApproverError):
+    """Tyk does not know the request yet; the job is tried again later."""
+
+    retryable = True
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,12 @@ def gather(rt: Runtime, request) -> FactContext:
 
 
 def fetch(rt: Runtime, ref: str):
-    """The request as its portal has it now, or None if it does not exist."""
+    """The request as its portal has it now, or None if it does not exist (yet).
+
+    Raises MalformedId when no request can have this id.
+    """
     source, native_id = rt.source(ref)
-    return source.fetch(native_id)
+    return source.fetch(native_id, rt.store.hint(ref) if source.takes_hints else None)
 
 
 def run(rt: Runtime, ref: str, trigger: str) -> Result:
@@ -82,14 +96,38 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
 
 def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
              record: bool = True):
-    """The request as Tyk has it now, or None (recorded as skipped) if it is not pending."""
-    request = fetch(rt, request_id)
+    """The request as Tyk has it now, or None (recorded as skipped) if it is not pending.
+
+    A request never decided that Tyk does not know may not be readable yet (Tyk can
+    announce a record before it can be read, docs/tyk-compatibility.md): while the job
+    has retries left, that is an error to retry (NotYetReadable, after the queue's
+    backoff); after them, or at once for an id no request can have, it is skipped with a
+    state that expires, and nothing else is kept.
+    """
+    malformed = None
+    try:
+        request = fetch(rt, request_id)
+    except MalformedId as exc:
+        request, malformed = None, exc
     if request is None:
         why = "the key request no longer exists in Tyk"
     else:
         why = None if request.pending else "the key request is no longer pending in Tyk"
     if why is None:
+        if state and state.get("not_found"):
+            # Skipped while Tyk did not know it, pending now: the expiring skip goes, so
+            # that what is recorded next is kept.
+            rt.store.forget_skip(request_id)
         return request
+    if request is None and state is None and record:
+        # Never decided, and unknown to Tyk.
+        job = get_current_job()
+        if malformed is None and job is not None and job.retries_left:
+            raise NotYetReadable(f"key request {request_id} is not readable in Tyk (yet); "
+                                 f"{job.retries_left} more tries")
+        rt.store.skip_unknown(request_id, why, UNKNOWN_TTL)
+        log.info("key request %s skipped: %s", request_id, malformed or why)
+        return None
     if state and state["state"] in _RESUMABLE:
         # A crash after Tyk applied our decision but before we recorded it: done.
         rt.store.save_state(request_id, state=st.APPLIED, applied_at=st.now_iso(),
@@ -199,9 +237,13 @@ def _apply(rt: Runtime, request, record: dict, trigger: str,
             about = dict(request_id=ref, policies=list(request.policies),
                          decision_id=record.get("decision_id"), portal=source.name)
 
+            # A key that does not exist yet (secure key approval) is remembered as
+            # pending, to be told apart from older ones when it appears.
+            keys = list(done.key_ids) or ([PENDING_KEY + ref] if done.key_pending else [])
+
             def remember(pipe) -> None:
-                rt.store.remember_keys(request.developer_id, list(done.key_ids),
-                                       pipe=pipe, **about)
+                rt.store.remember_keys(request.developer_id, keys, pipe=pipe,
+                                       held_before=list(done.held_before), **about)
         else:
             done = source.deny(request, record.get("reason") or "")
     except Exception as exc:
@@ -212,6 +254,8 @@ def _apply(rt: Runtime, request, record: dict, trigger: str,
     fields = {"already_processed": done.already_processed}
     if outcome == "approve":
         fields["key_ids"] = list(done.key_ids)
+        if done.key_pending:
+            fields["key_pending"] = True
     # The key ids approved, the state and the log entry: one MULTI/EXEC round trip.
     rt.store.save_and_log(
         ref, {"state": st.APPLIED, "applied_at": st.now_iso(), **fields}, "applied",

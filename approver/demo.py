@@ -56,8 +56,9 @@ def _policy_ids(sandbox, names: list[str]) -> list[str]:
     return [by_name[n] for n in names]
 
 
-# The same three developers in the new portal, asking for the Free product on the Free plan.
-PORTAL_SAMPLES = tuple((email, ["Free"], "Free plan", fields) for email, _, fields in SAMPLES)
+# The same three developers in the new portal, asking for the Free product on the Free plan
+# (the portal's access requests carry no form answers).
+PORTAL_SAMPLES = tuple((email, ["Free"], "Free plan") for email, _, _ in SAMPLES)
 PORTAL_LABELS = {"classic": "classic portal", "portal": "new portal"}
 
 
@@ -133,9 +134,8 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
                 print(f"key request {kr['id']} from {email} for {', '.join(policies)}"
                       + (" (classic portal)" if portal == "both" else ""))
         if portal_server:
-            for email, products, plan, fields in PORTAL_SAMPLES:
-                ar = portal_server.app.sandbox.create_access_request(email, products, plan,
-                                                                     fields)
+            for email, products, plan in PORTAL_SAMPLES:
+                ar = portal_server.app.sandbox.create_access_request(email, products, plan)
                 pending[f"portal-{ar['ID']}"] = _label(email, "portal", portal)
                 print(f"access request portal-{ar['ID']} from {email} for "
                       f"{', '.join(products)} on {plan} (new portal)")
@@ -152,7 +152,7 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
             print(f"  curl -X POST {portal_server.url}/_sandbox/access-requests "
                   f"-H 'authorization: {portal_token}' "
                   "-d '{\"user\": \"dave@example.com\", \"products\": [\"Free\"], "
-                  "\"plan\": \"Free plan\", \"attributes\": {\"use_case\": \"demo\"}}'")
+                  "\"plan\": \"Free plan\"}'")
         seen = set(pending)
         while True:
             time.sleep(1)

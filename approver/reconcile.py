@@ -90,6 +90,10 @@ def _reconcile_one(rt: Runtime, result: Pass, request_id: str, state: str | None
     # Requests left mid-way (decided, applying, failed) are queued again: the pipeline
     # resumes them from the recorded decision. Waiting ones are queued once their deadline
     # passed, so that their on_timeout outcome applies.
+    if state == st.SKIPPED and rt.store.forget_skip(request_id):
+        # Skipped when Tyk did not know it (or it was not pending): pending now, so
+        # decided like any other.
+        state = None
     if state in st.FINAL_STATES:
         result.decided += 1
     elif state == st.WAITING and not overdue:

@@ -142,21 +142,20 @@ class Runtime:
 
     @cached_property
     def dashboard(self):
-        from approver.metrics import observe_dashboard_call
         from approver.tyk import Dashboard
 
         s = self.settings.require_dashboard()
         return Dashboard(s.dashboard_url, s.dashboard_secret, read_timeout=s.dashboard_timeout,
-                         observer=observe_dashboard_call, before_call=self.ceiling("dashboard"))
+                         observer=self._observer("classic"),
+                         before_call=self.ceiling("dashboard"))
 
     @cached_property
     def portal(self):
-        from approver.metrics import observe_dashboard_call
         from approver.portal import Portal
 
         s = self.settings.require_portal()
         return Portal(s.portal_url, s.portal_token, read_timeout=s.dashboard_timeout,
-                      observer=observe_dashboard_call, before_call=self.ceiling("portal"))
+                      observer=self._observer("portal"), before_call=self.ceiling("portal"))
 
     def ceiling(self, name: str):
         """The shared ceiling on `name`'s API calls per second (None when it is off)."""
@@ -165,10 +164,23 @@ class Runtime:
         rate = self.settings.dashboard_rate
         return Ceiling(self.redis, name, rate) if rate > 0 else None
 
+    def _observer(self, portal: str):
+        """An API client's observer: metrics, and calls refused for lack of rights noted
+        for every process's health report."""
+        from approver.metrics import observe_dashboard_call, route
+
+        def observe(method: str, path: str, outcome: str, seconds: float) -> None:
+            observe_dashboard_call(method, path, outcome, seconds)
+            if outcome == "403":
+                self.store.note_refusal(f"{portal}: {method} {route(path)}")
+
+        return observe
+
     @cached_property
     def sources(self) -> dict:
         """The portals this service decides for, by name."""
-        from approver.sources import ClassicSource, PortalSource
+        from approver.sources.classic import ClassicSource
+        from approver.sources.portal import PortalSource
 
         found = {}
         if self.settings.dashboard_url:
@@ -203,6 +215,9 @@ def publish_health(rt: Runtime) -> dict:
             source.ping()
         except ApproverError as exc:
             problems.append(f"{name}: {exc}")
+    # Calls refused for lack of rights lately (writes cannot be tried out by a ping).
+    problems += [f"{call} refused (HTTP 403) at {at}: {_right(call)}"
+                 for call, at in rt.store.refusals().items()]
     dashboard = "; ".join(problems)[:300] or ("ok" if rt.sources else "no portal configured")
     rules = rt.rules
     try:
@@ -216,6 +231,17 @@ def publish_health(rt: Runtime) -> dict:
               "rules_reload_failures": rules.reload_failures, "rules_error": error}
     rt.store.publish_health(**fields)
     return fields
+
+
+def _right(call: str) -> str:
+    """What a refused call (`"<portal>: <METHOD> <path>"`) needs, said for an operator."""
+    from approver.tyk.permissions import grant
+
+    portal, _, rest = call.partition(": ")
+    method, _, path = rest.partition(" ")
+    needed = grant(method, path) if portal == "classic" else None
+    return (f"the Dashboard API user lacks the right {needed}" if needed
+            else "the API token lacks a right this call needs")
 
 
 _current: Runtime | None = None

@@ -44,6 +44,10 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+_FORGET_SKIP = """
+if redis.call('hget', KEYS[1], 'state') == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 # Append one entry to the log if the head is still the one the entry was chained to
 # (compare-and-set, atomic in Redis); else answer the head, to chain to it and try again.
 # KEYS: head, log; ARGV: prev, body, hash, maxlen.
@@ -212,6 +216,34 @@ class Store:
         if also is not None:
             also(pipe)
         return self._append(body, pipe)
+
+    def skip_unknown(self, request_id: str, reason: str, ttl: int) -> None:
+        """Record that Tyk does not know a request: a "skipped" state that expires.
+
+        Ids Tyk does not know leave nothing permanent (no log entry either): anyone can
+        name one, and one that shows up later is decided as any other.
+        """
+        key = self._state_key(request_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping={"state": SKIPPED, "reason": reason, "not_found": "1",
+                                "updated_at": now_iso()})
+        pipe.expire(key, ttl)
+        pipe.srem(UNFINISHED_KEY, request_id)
+        pipe.execute()
+
+    def forget_skip(self, request_id: str) -> bool:
+        """Drop a "skipped" state (the request is pending again); True if there was one."""
+        # Checked and deleted in one step: a decision recorded meanwhile stays.
+        return bool(self.redis.eval(_FORGET_SKIP, 1, self._state_key(request_id), SKIPPED))
+
+    def save_hint(self, request_id: str, hint: dict, ttl: int = 86400) -> None:
+        """Keep what a webhook said of a request (checked before any use), for a day."""
+        self.redis.set(f"{PREFIX}hint:{request_id}", json.dumps(hint, sort_keys=True), ex=ttl)
+
+    def hint(self, request_id: str) -> dict | None:
+        """What a webhook said of a request, if it said anything lately."""
+        raw = self.redis.get(f"{PREFIX}hint:{request_id}")
+        return json.loads(raw) if raw else None
 
     def unfinished(self) -> list[str]:
         """Requests decided but not yet applied (or failed while applying)."""
@@ -430,6 +462,18 @@ class Store:
         """Record what a worker saw of the Dashboard and the rules, with the time."""
         self.redis.hset(f"{PREFIX}health", mapping={
             **{k: "" if v is None else str(v) for k, v in fields.items()}, "at": now_iso()})
+
+    def note_refusal(self, call: str, ttl: int = 3600) -> None:
+        """Note an API call refused for lack of rights (shown by health for `ttl` seconds)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(f"{PREFIX}health:refused", call, now_iso())
+        pipe.expire(f"{PREFIX}health:refused", ttl)
+        pipe.execute()
+
+    def refusals(self) -> dict[str, str]:
+        """Calls refused for lack of rights lately, with when: {"classic: PUT /…": at}."""
+        raw = self.redis.hgetall(f"{PREFIX}health:refused")
+        return {k.decode(): v.decode() for k, v in sorted(raw.items())}
 
     def health(self) -> dict:
         """The last published health fields."""

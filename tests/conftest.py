@@ -1,13 +1,18 @@
 """Shared fixtures: a real Redis server, the sandbox Dashboard over real HTTP, the service."""
 
+import queue
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from approver import runtime
 from approver.config import Settings
@@ -74,7 +79,6 @@ def portal(portal_server):
     """The sandbox Developer Portal, reseeded, no faults, an empty call log, no webhook."""
     state = portal_server.app.sandbox
     state.reset()
-    state.ids_in_records = True
     state.set_webhook_url(None, {})
     return portal_server
 
@@ -161,6 +165,25 @@ def worker_process(env, tmp_path):
     log.close()
 
 
+def drain(rt, work, timeout=30.0):
+    """Work until no job is queued or scheduled (retries included, run once they are due)."""
+    from rq.registry import ScheduledJobRegistry
+    from rq.utils import current_timestamp
+
+    scheduled = ScheduledJobRegistry(queue=rt.queue)
+
+    def settled():
+        work()
+        for job_id in scheduled.get_jobs_to_schedule(current_timestamp()):
+            job = rt.queue.fetch_job(job_id)
+            scheduled.remove(job_id)
+            if job is not None:
+                rt.queue.enqueue_job(job)
+        return not rt.queue.count and not scheduled.count
+
+    wait_for(settled, timeout)
+
+
 def wait_for(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -169,3 +192,32 @@ def wait_for(predicate, timeout=30.0):
             return value
         time.sleep(0.05)
     raise AssertionError(f"not true within {timeout}s")
+
+
+@contextmanager
+def serving(app):
+    """A WSGI app on a free loopback port for the block; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP server that queues every request it receives as (method, headers, body)."""
+    got: queue.Queue = queue.Queue()
+
+    @Request.application
+    def app(request):
+        got.put((request.method, dict(request.headers), request.get_data()))
+        return Response("ok")
+
+    with serving(app) as url:
+        yield f"{url}/hooks/tyk/token123", got

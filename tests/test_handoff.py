@@ -7,6 +7,7 @@ import pytest
 from approver import signing
 from approver import store as st
 from approver.web import create_app
+from tests.conftest import wait_for
 
 ALICE, BOB, DAVE = "alice@acme.partner.example", "bob@mailinator.com", "dave@example.com"
 FREE, PRO = "64b0000000000000000000b1", "64b0000000000000000000b2"
@@ -45,8 +46,14 @@ def test_handoff_accepts_a_form_post(client, sandbox, worker_process):
     assert b"mailinator.com is a disposable email domain" in response.data
 
 
-def test_unknown_request_gets_a_404_page_and_nothing_happens(client, sandbox, worker_process):
-    response = client.get("/handoff?key_request_id=64b0000000000000000009ff")
+def test_unknown_request_gets_a_404_page_once_tyk_still_lacks_it_and_nothing_happens(
+        client, sandbox, rt, worker_process):
+    unknown = "64b0000000000000000009ff"
+    # Tyk may not have the record readable yet: it is looked for again for a while.
+    response = client.get(f"/handoff?key_request_id={unknown}")
+    assert response.status_code == 202 and b"Being processed" in response.data
+    wait_for(lambda: (rt.store.state(unknown) or {}).get("state") == st.SKIPPED)
+    response = client.get(f"/handoff?key_request_id={unknown}")
     assert response.status_code == 404
     assert_strict_page(response)
     assert sandbox.app.sandbox.calls(method="PUT") == []

@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
+from approver import decide, reconcile
 from approver import store as st
-from tests.conftest import WEBHOOK_TOKEN, wait_for
+from approver.sources import fingerprint
+from tests.conftest import WEBHOOK_TOKEN, drain, wait_for
 
 ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
 FREE = "64b0000000000000000000b1"
@@ -28,7 +32,14 @@ def calls(sandbox, method, path):
     return [c for c in sandbox.app.sandbox.calls(method=method, path=path)]
 
 
-def test_partner_request_is_approved_in_the_dashboard(client, work, rt, sandbox):
+@pytest.mark.parametrize("detail, approve", [
+    ("portal-keys-page", "with-password"),   # the developer embedded in the request
+    ("manage-key-requests", "raw-key-only"),  # not embedded: read before approving
+])
+def test_partner_request_is_approved_in_the_dashboard(client, work, rt, sandbox, detail,
+                                                      approve):
+    sandbox.app.sandbox.shapes.choose("GET /api/portal/requests/{id}", detail)
+    sandbox.app.sandbox.shapes.choose("PUT /api/portal/requests/approve/{id}", approve)
     request = submit(sandbox, ALICE)
     deliver(client, request)
     work()
@@ -40,9 +51,10 @@ def test_partner_request_is_approved_in_the_dashboard(client, work, rt, sandbox)
     assert state["rule"] == "partners"
     assert state["reason"] == "acme.partner.example is a partner domain."
     assert state["revision"]
-    # The key's id (its hash) is read back from the developer record and kept.
+    # The new key's id is read back from the developer record; only its fingerprint is
+    # kept (without key hashing the id is the key).
     developer = tyk.developer(request["by_user"])
-    assert state["key_ids"] and set(state["key_ids"]) <= set(developer["keys"])
+    assert state["key_ids"] == [fingerprint(k) for k in developer["keys"]]
     assert set(rt.store.approved_keys(request["by_user"])) == set(state["key_ids"])
 
 
@@ -80,11 +92,54 @@ def test_forged_payload_is_decided_on_the_dashboards_truth(client, work, rt, san
     assert calls(sandbox, "PUT", APPROVE_PATH) == []
 
 
-def test_webhook_for_an_unknown_request_changes_nothing(client, work, rt, sandbox):
-    deliver(client, {"id": "64b0000000000000000009ff"})
+def test_webhook_for_an_unknown_request_is_retried_then_skipped_leaving_nothing(
+        client, work, rt, sandbox):
+    unknown = "64b0000000000000000009ff"
+    deliver(client, {"id": unknown})
     work()
-    assert rt.store.state("64b0000000000000000009ff")["state"] == st.SKIPPED
+    # Not readable (yet): tried again after the queue's backoff, nothing recorded.
+    assert rt.store.state(unknown) is None
+    assert rt.queue.fetch_job(f"kr-{unknown}").retries_left == len(rt.settings.retry_delays) - 1
+    drain(rt, work)
+    assert len(calls(sandbox, "GET", f"/api/portal/requests/{unknown}")) == 1 + len(
+        rt.settings.retry_delays)
+    # Then skipped, in a state that expires; no decision-log entry, no failed job.
+    assert rt.store.state(unknown)["state"] == st.SKIPPED
+    assert 0 < rt.redis.ttl(f"approver:request:{unknown}") <= decide.UNKNOWN_TTL
+    assert [e for e in rt.store.entries(50) if e["request_id"] == unknown] == []
     assert calls(sandbox, "PUT", APPROVE_PATH) == []
+
+
+def test_an_id_tyk_calls_invalid_is_skipped_at_once(client, work, rt, sandbox):
+    # Tyk answers 400 "Invalid key request ID." for an id no request can have.
+    deliver(client, {"id": "not-a-tyk-id"})
+    work()
+    assert rt.store.state("not-a-tyk-id")["state"] == st.SKIPPED
+    assert len(calls(sandbox, "GET", "/api/portal/requests/not-a-tyk-id")) == 1
+
+
+def test_a_webhook_that_comes_before_its_record_is_readable_is_still_decided(
+        client, work, rt, sandbox):
+    sandbox.app.sandbox.set_mode("record_delay", 1.5)
+    request = submit(sandbox, ALICE)
+    deliver(client, request)
+    work()
+    assert rt.store.state(request["id"]) is None  # 404 at first: tried again later
+    drain(rt, work)
+    state = rt.store.state(request["id"])
+    assert (state["state"], state["outcome"]) == (st.APPLIED, "approve")
+
+
+def test_a_skipped_request_that_shows_up_pending_is_decided_by_the_reconciler(
+        client, work, rt, sandbox):
+    sandbox.app.sandbox.set_mode("record_delay", 60)
+    request = submit(sandbox, ALICE)
+    decide.run(rt, request["id"], "handoff")  # outside a job: no retries, skipped now
+    assert rt.store.state(request["id"])["state"] == st.SKIPPED
+    sandbox.app.sandbox.set_mode("record_delay", 0)  # ...and now Tyk lists it
+    assert reconcile.run(rt).queued == [request["id"]]
+    work()
+    assert rt.store.state(request["id"])["outcome"] == "approve"
 
 
 def test_duplicate_deliveries_approve_once(client, work, rt, sandbox):
@@ -195,3 +250,14 @@ def dump_redis(conn) -> list[str]:
             value = kind
         out.append(f"{key!r} {value!r}")
     return out
+
+
+def test_an_explicit_decision_on_a_request_once_skipped_as_unknown_is_kept(rt, sandbox):
+    sandbox.app.sandbox.set_mode("record_delay", 60)
+    request = submit(sandbox, ALICE)
+    decide.run(rt, request["id"], "handoff")
+    assert rt.redis.ttl(f"approver:request:{request['id']}") > 0
+    sandbox.app.sandbox.set_mode("record_delay", 0)
+    result = decide.decide_explicitly(rt, request["id"], "deny", "unpaid", source="billing:x")
+    assert result.state == st.APPLIED
+    assert rt.redis.ttl(f"approver:request:{request['id']}") == -1  # kept, no expiry

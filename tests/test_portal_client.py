@@ -29,7 +29,7 @@ def client(portal):
 
 
 def ask(state, email=ALICE, products=("Free",), plan="Free plan"):
-    return str(state.create_access_request(email, list(products), plan, {"use_case": "x"})["ID"])
+    return str(state.create_access_request(email, list(products), plan)["ID"])
 
 
 def test_lists_pending_access_requests_across_pages(client, state):
@@ -47,16 +47,33 @@ def test_lists_pending_access_requests_across_pages(client, state):
 
 def test_reads_an_access_request_and_its_parts(client, state):
     request = client.get_access_request(ask(state, products=("Pro",), plan="Pro plan"))
-    assert (request.user_id, request.plan_id, request.product_ids) == ("2", "2", ("2",))
-    assert request.product_names == ("Pro",) and request.plan_name == "Pro plan"
+    # Names, not ids (Tyk's recorded shapes): the user, plan, products and app.
+    assert (request.user_id, request.plan_name, request.product_names) == (
+        "2", "pro_plan", ("pro_api",))
+    assert request.app_name.startswith("Alice") and request.pending
+    assert "Credentials" not in request.raw
     assert client.get_user("2")["Email"] == ALICE
     assert client.get_user_custom_attributes("2") == {"company": "Acme Inc"}
     assert client.get_user_custom_attributes("3") == {}
-    assert client.get_app(request.app_id)["CustomAttributes"] == {"use_case": "x"}
     assert client.get_product("2")["Tags"] == ["paid"]
     assert client.get_plan("2")["DisplayName"] == "Pro plan"
     assert {p["ID"] for p in client.list_plans()} == {1, 2}
     assert {p["ID"] for p in client.list_products()} == {1, 2}
+    held = client.list_app_access_requests("1")
+    assert [(r.id, r.user_id, r.plan_name) for r in held] == [(request.id, "2", "pro_plan")]
+
+
+def test_custom_attributes_are_read_past_the_first_page(client, state, monkeypatch):
+    state._attributes[2] = {f"attr-{n}": str(n) for n in range(5)}
+    monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 2)
+    assert client.get_user_custom_attributes("2") == {f"attr-{n}": str(n) for n in range(5)}
+    assert len(state.calls("GET", "/portal-api/users/2/custom-attributes")) == 3
+
+
+def test_plans_are_read_wrapped_or_as_an_array(client, state):
+    for shape in ("wrapped", "array"):
+        state.set_mode("plans_list", shape)
+        assert {p["Name"] for p in client.list_plans()} == {"free_plan", "pro_plan"}
 
 
 def test_approve_twice_is_done_once(client, state):
@@ -125,8 +142,11 @@ def test_the_token_is_sent_bare_and_never_in_errors(client, state):
     assert "token-secret" not in str(caught.value)
 
 
-def test_records_without_ids_still_name_their_user():
+def test_records_name_their_user_and_give_products_as_a_string_or_a_list():
     record = AccessRequest.from_json({"ID": 4, "Status": "pending", "User": "User#9",
-                                      "Plan": "Free plan", "Products": "A, B"})
-    assert (record.user_id, record.plan_id, record.product_names) == ("9", "", ("A", "B"))
-    assert AccessRequest.from_json({"ID": 0, "ByUser": True}).id == ""
+                                      "Plan": "free_plan", "Products": "public_product"})
+    assert (record.user_id, record.plan_name, record.product_names) == (
+        "9", "free_plan", ("public_product",))
+    listed = AccessRequest.from_json({"ID": 4, "Products": ["A", "B"], "User": "Admin"})
+    assert (listed.product_names, listed.user_id) == (("A", "B"), "")
+    assert AccessRequest.from_json({"ID": 0, "User": True}).id == ""

@@ -5,7 +5,7 @@ import pytest
 from approver import decide, reconcile
 from approver import store as st
 from approver.rules import Facts
-from tests.conftest import PORTAL_HOOK_TOKEN, with_portal
+from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
 
 ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
 FREE_POLICY = "64b0000000000000000000b1"
@@ -13,15 +13,21 @@ API = "/portal-api/access_requests/"
 FIELDS = {"company": "Somewhere", "use_case": "reporting"}
 
 
+@pytest.fixture(params=["string", "list"])
+def products_shape(request, portal):
+    """Both shapes Tyk's portal answers `Products` in (a string, a list)."""
+    portal.app.sandbox.set_mode("products", request.param)
+    return request.param
+
+
 @pytest.fixture
 def settings(settings, portal):
     return with_portal(settings, portal)
 
 
-def ask(portal, email, products=("Free",), plan="Free plan", attributes=None):
+def ask(portal, email, products=("Free",), plan="Free plan"):
     """A developer asks for access in the new portal; returns the stored access request."""
-    return portal.app.sandbox.create_access_request(
-        email, list(products), plan, FIELDS if attributes is None else attributes)
+    return portal.app.sandbox.create_access_request(email, list(products), plan)
 
 
 def deliver(client, access_request, **message):
@@ -41,7 +47,8 @@ def ref(access_request):
     return f"portal-{access_request['ID']}"
 
 
-def test_partner_access_request_is_approved_in_the_portal(client, work, rt, portal):
+def test_partner_access_request_is_approved_in_the_portal(client, work, rt, portal,
+                                                         products_shape):
     ar = ask(portal, ALICE)
     deliver(client, ar)
     work()
@@ -78,7 +85,8 @@ def test_free_mail_access_request_is_left_pending(client, work, rt, portal):
     assert calls(portal, "PUT", API) == []
 
 
-def test_forged_payload_is_decided_on_the_portals_truth(client, work, rt, portal):
+def test_forged_payload_is_decided_on_the_portals_truth(client, work, rt, portal,
+                                                       products_shape):
     ar = ask(portal, BOB)
     # The event claims Alice's user and a different plan; the portal says it is Bob's.
     deliver(client, ar, ByUser=2, PlanID=2, ProductIDs=[2], AppID=99)
@@ -147,6 +155,17 @@ def test_reconciler_decides_pending_access_requests_whose_webhook_was_lost(rt, w
     assert (again.pending, again.queued, again.decided) == (1, [], 1)  # carol, in review
 
 
+def test_an_access_request_announced_before_it_is_readable_is_still_decided(
+        client, work, rt, portal):
+    portal.app.sandbox.set_mode("record_delay", 1.5)
+    ar = ask(portal, ALICE)
+    deliver(client, ar)
+    work()
+    assert rt.store.state(ref(ar)) is None  # 404 at first: tried again after a backoff
+    drain(rt, work)
+    assert rt.store.state(ref(ar))["outcome"] == "approve"
+
+
 def test_id_zero_event_is_found_by_the_reconciler(client, work, rt, portal):
     ar = ask(portal, ALICE)
     response = client.post(f"/hooks/portal/{PORTAL_HOOK_TOKEN}", json={
@@ -175,13 +194,70 @@ def test_sandbox_webhook_with_custom_header_reaches_a_decision(rt, work, portal,
         web.shutdown()
 
 
-def test_plan_and_products_found_by_name_when_the_record_has_no_ids(rt, work, portal):
-    portal.app.sandbox.ids_in_records = False
-    ar = ask(portal, ALICE, products=("Pro",), plan="Pro plan")
+def test_plan_and_products_are_found_by_the_names_the_record_gives(rt, portal,
+                                                                   products_shape):
+    ar = ask(portal, ALICE, products=("Pro", "Free"), plan="Pro plan")
+    assert ar["Plan"] == "pro_plan" and "AppID" not in ar and "PlanID" not in ar
     source, native_id = rt.source(ref(ar))
     request = source.fetch(native_id)
-    assert request.policies == ("product-2", "plan-2")
+    assert request.policies == ("product-2", "product-1", "plan-2")
     assert request.developer_id == "2"  # from "User#2"
+
+
+def test_names_are_found_past_the_first_page_of_plans_and_products(rt, portal, monkeypatch):
+    monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 1)
+    ar = ask(portal, ALICE, products=("Pro",), plan="Pro plan")
+    source, native_id = rt.source(ref(ar))
+    assert source.fetch(native_id).policies == ("product-2", "plan-2")
+    assert {c["query"]["page"] for c in calls(portal, "GET", "/portal-api/plans")} == {
+        "1", "2", "3"}
+
+
+def test_a_plan_made_after_the_lists_were_read_is_found(rt, portal):
+    state = portal.app.sandbox
+    source, _ = rt.source("portal-1")
+    source.fetch(str(ask(portal, ALICE)["ID"]))  # the lists are read, and kept a while
+    state._plans[3] = {**state._plans[1], "ID": 3, "Name": "gold_plan", "DisplayName": "Gold"}
+    ar = ask(portal, ALICE, plan="Gold")
+    assert source.fetch(str(ar["ID"])).policies[-1] == "plan-3"
+
+
+def _twin_plan(portal):
+    """A second plan with the free plan's name: the name alone no longer says which."""
+    state = portal.app.sandbox
+    state._plans[3] = {**state._plans[1], "ID": 3, "DisplayName": "Free plan (copy)",
+                       "MetaData": {"tags": "paid"}}
+
+
+def test_an_ambiguous_name_is_settled_by_the_webhooks_id_once_the_records_agree(
+        client, work, rt, portal):
+    _twin_plan(portal)
+    ar = ask(portal, ALICE)
+    deliver(client, ar, AppID=1, ByUser=2, PlanID=1, ProductIDs=[1])
+    work()
+    state = rt.store.state(ref(ar))
+    assert state["policies"] == ["product-1", "plan-1"]
+    assert (state["outcome"], state["rule"]) == ("approve", "partners")
+    assert len(calls(portal, "GET", "/portal-api/apps/1/access-requests")) == 1
+
+
+def test_an_ambiguous_name_with_a_disagreeing_webhook_is_left_unknown(client, work, rt,
+                                                                      portal, caplog):
+    _twin_plan(portal)
+    carol = ask(portal, CAROL)  # app 1
+    ar = ask(portal, ALICE)     # app 2
+    # The event names carol's app (which does not hold this request) and the twin plan.
+    deliver(client, ar, AppID=1, ByUser=2, PlanID=3, ProductIDs=[1])
+    work()
+    state = rt.store.state(ref(ar))
+    assert state["policies"] == ["product-1", "plan-?free_plan"]
+    assert state["facts"]["policy.tags"] is None  # unknown: nothing approves on it
+    assert "disagree with the portal's records" in caplog.text
+    assert carol["ID"] != ar["ID"]
+    # No webhook at all: the name alone cannot say which plan either.
+    again = ask(portal, ALICE)
+    source, native_id = rt.source(ref(again))
+    assert source.fetch(native_id).policies[-1] == "plan-?free_plan"
 
 
 def test_paid_product_waits_for_billing_like_a_paid_policy(client, work, rt, portal):
@@ -206,14 +282,17 @@ def test_revoking_deletes_the_access_request_and_its_credentials(rt, portal):
     assert [c["active"] for c in portal.app.sandbox.credentials()] == [False]
 
 
-def test_portal_facts_are_known_for_access_requests_and_unknown_for_classic(rt, portal, sandbox):
-    ar = ask(portal, ALICE, attributes={"use_case": "billing", "company": "ACME Corp"})
+def test_portal_facts_come_from_the_records_and_are_unknown_for_classic(rt, portal, sandbox):
+    ar = ask(portal, ALICE)
     source, native_id = rt.source(ref(ar))
     facts = Facts(source.gather(source.fetch(native_id), None))
+    from approver.rules.values import UNKNOWN
+
     assert facts.get("portal.plan") == "Free plan"
     assert facts.get("portal.products") == ["Free"]
     assert facts.get("portal.app").startswith("Alice")
-    assert facts.get("request.fields.company") == "ACME Corp"
+    # The portal has no key-request form: no source for request.fields.
+    assert facts.get("request.fields.company") is UNKNOWN
     assert facts.get("request.catalogue") == ["Public Catalogue"]
     assert facts.get("developer.email") == ALICE
     assert facts.get("developer.fields.company") == "Acme Inc"
@@ -223,13 +302,12 @@ def test_portal_facts_are_known_for_access_requests_and_unknown_for_classic(rt, 
     kr = sandbox.app.sandbox.create_key_request(ALICE, [FREE_POLICY], FIELDS)
     classic, _ = rt.source(kr["id"])
     classic_facts = Facts(classic.gather(classic.fetch(kr["id"]), None))
-    from approver.rules.values import UNKNOWN
-
     for name in ("portal.plan", "portal.products", "portal.app"):
         assert classic_facts.get(name) is UNKNOWN
 
 
-def test_the_same_rules_decide_both_portals_alike(client, work, rt, portal, sandbox):
+def test_the_same_rules_decide_both_portals_alike(client, work, rt, portal, sandbox,
+                                                  products_shape):
     outcomes = {}
     for email in (ALICE, BOB, CAROL):
         kr = sandbox.app.sandbox.create_key_request(email, [FREE_POLICY], FIELDS)

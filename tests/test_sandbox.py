@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 
 import pytest
 import requests
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from approver.sandbox import Sandbox, create_app, serve
 from approver.sandbox.state import load_seed, new_object_id
@@ -53,25 +50,6 @@ def error(message):
 def pending(server, developer=ALICE, policies=(PRO,), fields=None):
     """Create a key request through the Python API and return its id."""
     return server.app.sandbox.create_key_request(developer, list(policies), fields)["id"]
-
-
-@pytest.fixture
-def receiver():
-    """A local HTTP server that queues every request it receives as (method, headers, body)."""
-    got: queue.Queue = queue.Queue()
-
-    @Request.application
-    def app(request):
-        got.put((request.method, dict(request.headers), request.get_data()))
-        return Response("ok")
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/tyk/token123", got
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 # ----- auth and errors ------------------------------------------------------------------
@@ -154,9 +132,9 @@ def test_get_returns_the_full_request_with_embedded_developer_and_catalogue(sand
     assert body["version"] == "v2"
     assert body["approved"] is False
     assert body["fields"] == {"company": "Acme Inc", "use_case": "payments"}
-    for name in ("key", "for_api", "jwt_secret", "certificate"):
+    for name in ("for_api", "jwt_secret", "certificate"):
         assert body[name] == ""
-    assert body["remove_policies"] == []
+    assert "key" not in body and "remove_policies" not in body  # in no recorded answer
     assert body["oauth_info"] == {"redirect_uri": ""}
     assert body["date_created"].endswith("Z")
     assert body["portal_developer"]["email"] == "alice@acme.partner.example"
@@ -331,7 +309,8 @@ def test_developers_list_get_and_by_email(sandbox):
     by_email = get(sandbox, "/api/portal/developers/email/dave%40example.com")
     assert by_email.status_code == 200
     assert by_email.json()["id"] == DAVE
-    assert by_email.json()["keys"] == {DAVE_KEY: [FREE]}
+    # The one recorded by-email answer (2017) names the keys map `api_keys`: API -> key id.
+    assert by_email.json()["api_keys"] == {"5d1b0a7ccb4b4e8f9c1f0a11": DAVE_KEY}
     missing = get(sandbox, "/api/portal/developers/email/nobody%40example.com")
     assert missing.status_code == 404
     assert get(sandbox, f"/api/portal/developers/{UNKNOWN_ID}").status_code == 404

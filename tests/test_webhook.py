@@ -127,8 +127,17 @@ def test_body_over_limit_is_413(client, rt):
     "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/html",
     "application/xml",
 ])
-def test_non_json_content_type_is_415(client, rt, content_type):
+def test_a_json_event_is_accepted_whatever_its_content_type(client, rt, content_type):
+    # Tyk's sender is undocumented (Tyk CONTRACT §1.4): the body decides, not its label.
     response = post(client, content_type=content_type)
+    assert response.status_code == 202
+    assert queued_ids(rt) == [enqueue.decide_job_id(REQUEST_ID)]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/html",
+                                          "application/xml"])
+def test_a_body_that_is_not_json_under_another_type_is_415(client, rt, content_type):
+    response = post(client, body="a=1&b=<x/>", content_type=content_type)
     assert response.status_code == 415
     assert queued_ids(rt) == []
 

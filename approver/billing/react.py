@@ -10,6 +10,7 @@ from rq.exceptions import DuplicateJobError
 
 from approver import decide
 from approver.runtime import Runtime
+from approver.sources import PENDING_KEY
 from approver.store import Locked
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,14 @@ def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
             tags |= source.policy_tags(policy_id)
         if not tags & paid:
             continue
-        # Classic: DELETE /api/portal/developers/{dev}/keys/{key} with the key id (hash)
-        # kept at approval; the raw key was never stored (Tyk CONTRACT §3.7). 404 = gone.
-        existed = source.revoke(developer_id, key_id)
+        # Classic: the key (or OAuth client) is found in the developer's record by the
+        # fingerprint kept at approval and deleted through its endpoint; the key itself
+        # was never stored (docs/tyk-compatibility.md). New portal: the access request.
+        existed = source.revoke(developer_id, key_id, about)
+        if key_id.startswith(PENDING_KEY) and not existed:
+            log.info("key approved by %s for developer %s not generated yet: nothing to "
+                     "revoke", about.get("request_id"), developer_id)
+            continue
         rt.store.mark_revoked(developer_id, key_id, reason)
         rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
                      key_id=key_id, reason=reason, already_gone=not existed)

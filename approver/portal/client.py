@@ -71,8 +71,9 @@ class Portal(ApiClient):
             raise DashboardError("expected a JSON list", status=200, method="GET", path=path)
         return [d for d in body if isinstance(d, dict)]
 
-    def _walk(self, path: str, page_size: int = PAGE_SIZE) -> Iterator[dict]:
+    def _walk(self, path: str, page_size: int | None = None) -> Iterator[dict]:
         """Every item of a paged list (`page`, `per_page`), each id once."""
+        page_size = page_size or PAGE_SIZE
         seen: set = set()
         for page in range(1, MAX_PAGES + 1):
             items = self._get_items(path, {"page": page, "per_page": page_size})
@@ -134,16 +135,16 @@ class Portal(ApiClient):
         return self._get_object(f"/users/{_q(id)}")
 
     def get_user_custom_attributes(self, id: str) -> dict[str, str]:
-        """The user's custom attributes by identifier (`{}` if the portal has none)."""
+        """The user's custom attributes by identifier, every page (`{}` if it has none)."""
         try:
-            items = self._get_items(f"/users/{_q(id)}/custom-attributes")
+            return custom_attributes(list(self._walk(f"/users/{_q(id)}/custom-attributes")))
         except NotFound:
             return {}
-        return custom_attributes(items)
 
-    def get_app(self, id: str) -> dict:
-        """One developer application."""
-        return self._get_object(f"/apps/{_q(id)}")
+    def list_app_access_requests(self, app_id: str) -> list[AccessRequest]:
+        """The access requests of one app, every page."""
+        return [AccessRequest.from_json(d)
+                for d in self._walk(f"/apps/{_q(app_id)}/access-requests")]
 
     def get_product(self, id: str) -> dict:
         """One API product."""

@@ -9,7 +9,7 @@ PENDING = "pending"
 _USER_DESCRIPTOR = re.compile(r"^User#(\d+)$")
 
 
-def _int_id(value: object) -> str:
+def int_id(value: object) -> str:
     """An integer id as a string ("" if absent, zero or not an integer)."""
     if isinstance(value, bool):
         return ""
@@ -21,29 +21,33 @@ def _int_id(value: object) -> str:
 
 
 def _names(value: object) -> tuple[str, ...]:
-    """Product names: a list, or the documented comma-separated string."""
+    """Product names: a list, or one string (Tyk CONTRACT corrections: both are answered)."""
     if isinstance(value, list):
         return tuple(str(v).strip() for v in value if str(v).strip())
-    if isinstance(value, str):
-        return tuple(n.strip() for n in value.split(",") if n.strip())
+    if isinstance(value, str) and value.strip():
+        return (value.strip(),)
     return ()
+
+
+def user_id(descriptor: object) -> str:
+    """The user id a `User#<id>` descriptor names ("" if it names none)."""
+    match = _USER_DESCRIPTOR.match(descriptor.strip()) if isinstance(descriptor, str) else None
+    return int_id(match.group(1)) if match else ""
 
 
 @dataclass(frozen=True)
 class AccessRequest:
-    """One API access request: an app asking for products under a plan.
+    """One API access request as the admin API answers it (`AccessRequest-index-elem`).
 
-    The documented GET answer (`AccessRequest-basic`) names the user, plan and products;
-    the webhook's `Message` (the same record) carries their ids (`ByUser`, `PlanID`,
-    `ProductIDs`, `AppID`). Ids are read first, names kept for the fallback lookups.
+    Recorded answers name things, they carry no ids (Tyk CONTRACT corrections): the user
+    as `User#<id>`, the plan and products by name, the app (`Client`) by name. A single
+    access request read under its app has no `ID`/`Status`. `Credentials` (a credential
+    holds the key itself) never reach `raw`.
     """
 
     id: str
     status: str
     user_id: str
-    app_id: str
-    plan_id: str
-    product_ids: tuple[str, ...]
     plan_name: str = ""
     product_names: tuple[str, ...] = ()
     app_name: str = ""
@@ -57,26 +61,16 @@ class AccessRequest:
 
     @classmethod
     def from_json(cls, data: dict) -> AccessRequest:
-        user = _int_id(data.get("UserID")) or _int_id(data.get("ByUser"))
-        if not user and isinstance(data.get("User"), str):
-            match = _USER_DESCRIPTOR.match(data["User"].strip())
-            user = match.group(1) if match else ""
-        products = data.get("ProductIDs")
-        product_ids = tuple(i for i in map(_int_id, products) if i) if isinstance(
-            products, list) else ()
         return cls(
-            id=_int_id(data.get("ID")),
+            id=int_id(data.get("ID")),
             status=str(data.get("Status") or "").lower(),
-            user_id=user,
-            app_id=_int_id(data.get("AppID")) or _int_id(data.get("ClientID")),
-            plan_id=_int_id(data.get("PlanID")),
-            product_ids=product_ids,
-            plan_name=str(data.get("Plan") or ""),
+            user_id=user_id(data.get("User")),
+            plan_name=str(data.get("Plan") or "").strip(),
             product_names=_names(data.get("Products")),
             app_name=str(data.get("Client") or ""),
             catalogue=str(data.get("Catalogue") or ""),
             created_at=str(data.get("CreatedAt") or ""),
-            raw=data,
+            raw={k: v for k, v in data.items() if k != "Credentials"},
         )
 
 

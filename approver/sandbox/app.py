@@ -79,6 +79,9 @@ def _authenticate_and_inject() -> Response | None:
         return _error(401, _HTTP_MESSAGES[401])
     if _is_control():
         return None
+    denied = sandbox().refused(request.method, request.path)
+    if denied:
+        return _error(403, denied)
     fault = sandbox().take_fault(request.method, request.path)
     if fault is None:
         return None

@@ -102,6 +102,43 @@ def set_webhook() -> Response:
     return jsonify({"url": base.sandbox().webhook_url})
 
 
+@bp.put("/modes")
+def set_modes() -> Response:
+    """Switch Tyk-faithful modes: `{"record_delay": 5, "withheld_rights": ["policy"], …}`."""
+    state = base.sandbox()
+    try:
+        for name, value in _body().items():
+            state.set_mode(name, value)
+    except ValueError as exc:
+        raise SandboxError(400, str(exc)) from None
+    return jsonify({"modes": state.modes()})
+
+
+@bp.get("/shapes")
+def list_shapes() -> Response:
+    """Each route with a recorded shape: its variants and the one answered."""
+    shapes = base.sandbox().shapes
+    return jsonify({"shapes": {route: {"variants": variants, "answered": shapes.variant(route)}
+                               for route, variants in shapes.routes().items()}})
+
+
+@bp.put("/shapes")
+def choose_shape() -> Response:
+    """Answer a route in another recorded variant: `{"route", "variant"}` (null: default)."""
+    body = _body()
+    try:
+        base.sandbox().shapes.choose(str(body.get("route")), body.get("variant"))
+    except ValueError as exc:
+        raise SandboxError(400, str(exc)) from None
+    return list_shapes()
+
+
+@classic.post("/key-requests/<request_id>/generate-key")
+def generate_key(request_id: str) -> tuple[Response, int]:
+    """The developer's "Generate Key" after a secure approval: `{"key_id"}` of the new key."""
+    return jsonify({"key_id": base.sandbox().generate_key(request_id)}), 201
+
+
 @bp.post("/reset")
 def reset() -> Response:
     """Reseed the data; clear faults and the call log."""

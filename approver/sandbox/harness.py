@@ -28,6 +28,45 @@ class Harness:
         self._faults: list[Fault] = []
         self._calls: deque[dict] = deque(maxlen=CALL_LOG_LIMIT)
         self._seq = itertools.count(1)
+        # Seconds a new record stays unreadable (404, unlisted) after its webhook fired:
+        # Tyk may announce a record before it can be read (Tyk CONTRACT §4).
+        self.record_delay = 0.0
+        self._readable_at: dict = {}
+
+    def set_mode(self, name: str, value) -> None:
+        """Switch a Tyk-faithful mode by name (the control API's `PUT /_sandbox/modes`)."""
+        if name != "record_delay":
+            raise ValueError(f"unknown mode {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError("record_delay must be a number of seconds >= 0")
+        with self._lock:
+            self.record_delay = float(value)
+            if not value:
+                self._readable_at.clear()  # no delay: every record readable now
+
+    def modes(self) -> dict:
+        """The modes in force."""
+        with self._lock:
+            return {"record_delay": self.record_delay}
+
+    def refused(self, method: str, path: str) -> str | None:
+        """The message of a 403 for a call the API's user may not make, else None."""
+        return None
+
+    def created(self, record_id) -> None:
+        """Note a new record: unreadable for `record_delay` seconds."""
+        with self._lock:
+            if self.record_delay > 0:
+                self._readable_at[record_id] = time.monotonic() + self.record_delay
+
+    def readable(self, record_id) -> bool:
+        """Whether a record can be read yet."""
+        with self._lock:
+            due = self._readable_at.get(record_id)
+            if due is None or time.monotonic() >= due:
+                self._readable_at.pop(record_id, None)
+                return True
+            return False
 
     # ----- webhook, faults, call log ------------------------------------------------------
 

@@ -9,6 +9,7 @@ fires the `AccessRequestCreated` webhook with the configured custom headers.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -26,6 +27,7 @@ from approver.sandbox import control, webhook
 from approver.sandbox import responses as base
 from approver.sandbox.app import instrument
 from approver.sandbox.harness import Harness
+from approver.sandbox.shapes import Shapes
 from approver.sandbox.state import SandboxError, now_rfc3339
 
 PER_PAGE = 20
@@ -45,24 +47,29 @@ def load_seed(seed: str | Path | dict | None) -> dict:
     return json.loads(Path(seed).read_text("utf-8"))
 
 
-def _portal_time() -> str:
-    """Now as the portal's records print it (`2023-06-25 13:37`)."""
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+def _portal_time(seconds: bool = False) -> str:
+    """Now as the portal's records print it: `2023-06-25 13:37` (apps: with seconds)."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 class PortalSandbox(Harness):
     """The simulated portal's data and the rules it applies; every public method is thread-safe.
 
-    `ids_in_records`: whether access requests as read carry the ids the webhook carries
-    (`AppID`, `ByUser`, `PlanID`, `ProductIDs`) besides the documented names; turn it off
-    to see the approver find the plan and products by name.
+    Its answers take the recorded shapes (`shapes`): records name the user (`User#<id>`),
+    plan, products and app (`Client`), and carry none of the webhook's ids; apps have no
+    custom attributes, users do (`/users/{id}/custom-attributes`). Modes (`set_mode`):
+    `products` answers `Products` as one "string" (default) or a "list"; `plans_list`
+    answers `GET /plans` "wrapped" in `{"data": […]}` (default, the spec) or as an
+    "array"; `record_delay` hides a new access request after its webhook.
     """
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None,
                  webhook_headers: dict | None = None):
         super().__init__(webhook_url, webhook_headers)
         self._seed = load_seed(seed)
-        self.ids_in_records = True
+        self.shapes = Shapes("portal")
+        self.products_shape = "string"
+        self.plans_list = "wrapped"
         self._load()
 
     def _load(self) -> None:
@@ -71,18 +78,40 @@ class PortalSandbox(Harness):
         self._users = {u["ID"]: u for u in data["users"]}
         self._products = {p["ID"]: p for p in data["products"]}
         self._plans = {p["ID"]: p for p in data["plans"]}
+        self._organisations = {o["ID"]: o for o in data.get("organisations", [])}
+        self._providers = data.get("providers", [])
         self._catalogue = data.get("catalogue", "")
         self._apps: dict[int, dict] = {}
         self._requests: dict[int, dict] = {}
         self._credentials: dict[int, dict] = {}
+        self._issued: list[str] = []
         self._next = {"app": 1, "request": 1, "credential": 1}
 
     def reset(self) -> None:
-        """Reseed the data and clear faults and the call log (the webhook target is kept)."""
+        """Reseed the data; clear faults, the call log and modes (the webhook target is kept)."""
         with self._lock:
             self._load()
             self._faults.clear()
             self._calls.clear()
+            self.shapes.chosen.clear()
+            self.products_shape, self.plans_list, self.record_delay = "string", "wrapped", 0.0
+
+    def set_mode(self, name: str, value) -> None:
+        """Also `products` ("string" or "list") and `plans_list` ("wrapped" or "array")."""
+        choices = {"products": ("products_shape", ("string", "list")),
+                   "plans_list": ("plans_list", ("wrapped", "array"))}
+        if name not in choices:
+            return super().set_mode(name, value)
+        attribute, allowed = choices[name]
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        with self._lock:
+            setattr(self, attribute, value)
+
+    def modes(self) -> dict:
+        with self._lock:
+            return {**super().modes(), "products": self.products_shape,
+                    "plans_list": self.plans_list}
 
     def _new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -93,28 +122,63 @@ class PortalSandbox(Harness):
 
     def users(self) -> list[dict]:
         with self._lock:
-            return copy.deepcopy(list(self._users.values()))
+            return [self._user_view(u) for u in self._users.values()]
 
     def user(self, id_or_email: int | str) -> dict:
-        """One user by id or email; SandboxError 404 if none."""
+        """One user by id or email, as the admin API answers it; SandboxError 404 if none."""
         with self._lock:
-            return copy.deepcopy(self._user(id_or_email))
+            return self._user_view(self._user(id_or_email))
+
+    def _user_view(self, user: dict) -> dict:
+        org = self._organisations.get(user.get("OrganisationID"), {})
+        return {"APITokenCreatedAt": "", "JWTToken": "", "ResetPassword": False,
+                "Teams": None, "UpdatedAt": user.get("CreatedAt", ""),
+                "Organisation": org.get("Name", ""), **copy.deepcopy(user)}
 
     def user_custom_attributes(self, user_id: int) -> list[dict]:
-        """The user's custom attributes as the portal lists them."""
+        """The user's custom attributes as the portal lists them (`Custom-attribute-user-index`)."""
         with self._lock:
             self._user(user_id)
-            return [{"ID": n, "Value": value, "CustomAttribute": {"Identifier": name,
-                                                                 "Name": name.title()}}
+            return [{"ID": n, "Value": value, "CustomAttribute": {
+                        "Name": name.replace("-", " ").title(), "Identifier": name,
+                        "Type": "String", "Behaviour": "Edit and view"}}
                     for n, (name, value) in enumerate(self._attributes[user_id].items(), 1)]
 
-    def app(self, app_id: int) -> dict:
+    def organisation(self, organisation_id: int) -> dict:
         with self._lock:
-            app = self._get(self._apps, app_id, "application")
-            view = copy.deepcopy(app)
-            view["AccessRequests"] = [self._view(r) for r in self._requests.values()
-                                      if r["AppID"] == app_id]
-            return view
+            org = copy.deepcopy(self._get(self._organisations, organisation_id, "organisation"))
+            members = [u for u in self._users.values()
+                       if u.get("OrganisationID") == organisation_id]
+            team = {"Default": True, "ID": 1, "Name": f"{org['Name']} All users",
+                    "Organisation": org["Name"],
+                    "Users": [f"User#{u['ID']}" for u in members]}
+            org.update(Teams=[team], Users=[
+                {**self._user_view(u), "UID": u["Email"], "Teams": [team["Name"]]}
+                for u in members])
+            return org
+
+    def providers(self) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._providers)
+
+    def apps(self) -> list[dict]:
+        """Every app, newest first (as the recorded list)."""
+        with self._lock:
+            return copy.deepcopy(sorted(self._apps.values(), key=lambda a: -a["ID"]))
+
+    def app_access_requests(self, app_id: int) -> list[dict]:
+        """The access requests of one app, as its list answers them."""
+        with self._lock:
+            self._get(self._apps, app_id, "application")
+            return [self._view(r) for r in self._requests.values()
+                    if r["AppID"] == app_id and self.readable(r["ID"])]
+
+    def app_access_request(self, app_id: int, request_id: int) -> dict:
+        with self._lock:
+            req = self._get(self._requests, request_id, "access request")
+            if req["AppID"] != app_id or not self.readable(request_id):
+                raise SandboxError(404, "access request not found")
+            return self._view(req)
 
     def products(self) -> list[dict]:
         with self._lock:
@@ -133,15 +197,18 @@ class PortalSandbox(Harness):
             return copy.deepcopy(self._get(self._plans, plan_id, "plan"))
 
     def access_requests(self, status: str | None = None) -> list[dict]:
-        """Every access request as the list answers it, optionally of one status."""
+        """Every readable access request as the list answers it, optionally of one status."""
         with self._lock:
             return [self._view(r) for r in self._requests.values()
-                    if status is None or r["Status"] == status]
+                    if (status is None or r["Status"] == status) and self.readable(r["ID"])]
 
     def access_request(self, request_id: int) -> dict:
-        """One access request as GET answers it; SandboxError 404 if none."""
+        """One access request as GET answers it; SandboxError 404 if none (or not yet)."""
         with self._lock:
-            return self._view(self._get(self._requests, request_id, "access request"))
+            req = self._get(self._requests, request_id, "access request")
+            if not self.readable(request_id):
+                raise SandboxError(404, "access request not found")
+            return self._view(req)
 
     def get_access_request(self, request_id: int | str) -> dict | None:
         """One access request, or None."""
@@ -155,6 +222,11 @@ class PortalSandbox(Harness):
         with self._lock:
             return copy.deepcopy(list(self._credentials.values()))
 
+    def issued_secrets(self) -> list[str]:
+        """The credentials this sandbox has issued (for leak tests)."""
+        with self._lock:
+            return list(self._issued)
+
     # ----- writes --------------------------------------------------------------------------
 
     def create_access_request(
@@ -162,7 +234,6 @@ class PortalSandbox(Harness):
         user: int | str,
         products: list,
         plan: int | str,
-        attributes: dict | None = None,
         app: int | None = None,
         announce_id: bool = True,
     ) -> dict:
@@ -173,8 +244,6 @@ class PortalSandbox(Harness):
         """
         if not isinstance(products, list) or not products:
             raise SandboxError(400, "products must be a non-empty list of product ids or names")
-        if attributes is not None and not isinstance(attributes, dict):
-            raise SandboxError(400, "attributes must be an object")
         with self._lock:
             owner = self._user(user)
             product_ids = [self._named(self._products, p, "product")["ID"] for p in products]
@@ -184,8 +253,7 @@ class PortalSandbox(Harness):
                 self._apps[app_id] = {
                     "ID": app_id, "Name": f"{owner['First'] or 'Dev'}'s app {app_id}",
                     "Description": "", "RedirectURLs": "", "UserID": owner["ID"],
-                    "Visibility": "personal", "CreatedAt": _portal_time(),
-                    "CustomAttributes": {str(k): str(v) for k, v in (attributes or {}).items()},
+                    "CreatedAt": _portal_time(seconds=True),
                 }
             else:
                 app_id = self._get(self._apps, app, "application")["ID"]
@@ -195,14 +263,16 @@ class PortalSandbox(Harness):
                 "PlanID": plan_id, "ProductIDs": product_ids, "CreatedAt": _portal_time(),
                 "UpdatedAt": _portal_time(), "Credentials": [],
             }
+            self.created(request_id)
             view = self._view(self._requests[request_id])
             url, headers = self._webhook_url, dict(self._webhook_headers)
         if url:
             message = {"ID": request_id if announce_id else 0, "AppID": app_id,
                        "ByUser": owner["ID"], "Status": "pending", "ProductIDs": product_ids,
                        "PlanID": plan_id, "CreatedAt": now_rfc3339() if announce_id else ZERO_TIME}
-            webhook.send(url, {"Event": CREATED, "Message": message, "Timestamp": now_rfc3339()},
-                         {"User-Agent": USER_AGENT, **headers})
+            document = self.shapes.render("webhook AccessRequestCreated", {
+                "Event": CREATED, "Message": message, "Timestamp": now_rfc3339()})
+            webhook.send(url, document, {"User-Agent": USER_AGENT, **headers})
         return view
 
     def approve_access_request(self, request_id: int) -> dict:
@@ -210,11 +280,15 @@ class PortalSandbox(Harness):
         with self._lock:
             req = self._pending_or_422(request_id, "approve")
             credential_id = self._new_id("credential")
-            secret = secrets.token_urlsafe(24)
+            # A Tyk key as the recorded credential shows it: base64 of {"org","id","h"}.
+            key = base64.b64encode(json.dumps({
+                "org": "6170" + secrets.token_hex(10), "id": secrets.token_hex(16),
+                "h": "murmur64"}, separators=(",", ":")).encode()).decode()
+            self._issued.append(key)
             self._credentials[credential_id] = {
-                "ID": credential_id, "AccessRequestID": request_id,
-                "CredentialHash": hashlib.sha256(secret.encode()).hexdigest()[:16],
-                "active": True,
+                "ID": credential_id, "AccessRequestID": request_id, "Credential": key,
+                "CredentialHash": hashlib.sha256(key.encode()).hexdigest()[:16],
+                "Expires": "", "active": True,
             }
             req["Credentials"].append(credential_id)
             req["Status"], req["UpdatedAt"] = "approved", _portal_time()
@@ -269,26 +343,31 @@ class PortalSandbox(Harness):
         return req
 
     def _view(self, req: dict) -> dict:
-        """An access request as the admin API answers it (`AccessRequest-index-elem`)."""
+        """An access request as the admin API answers it: names, not ids."""
         products = [self._products.get(p, {}) for p in req["ProductIDs"]]
+        names = [p.get("Name", "") for p in products]
         plan = self._plans.get(req["PlanID"], {})
-        view = {
-            "ID": req["ID"], "Status": req["Status"], "AuthType": "authToken",
-            "DCREnabled": False, "ProvisionImmediately": bool(
-                plan.get("AutoApproveAccessRequests")),
+        return {
+            "AuthType": products[0].get("AuthType", "") if products else "",
             "Catalogue": self._catalogue,
             "Client": self._apps.get(req["AppID"], {}).get("Name", ""),
-            "Plan": plan.get("DisplayName", ""),
-            "Products": ", ".join(p.get("DisplayName", "") for p in products),
+            "CreatedAt": req["CreatedAt"],
+            "Credentials": [self._credential_view(c, req["ID"]) for c in req["Credentials"]],
+            "DCREnabled": False, "DeletedAt": "", "ID": req["ID"],
+            "Plan": plan.get("Name", ""),
+            # One string (several names joined by ", ": the recordings show one) or a list.
+            "Products": names if self.products_shape == "list" else ", ".join(names),
+            "PolicyService": [],
+            "ProvisionImmediately": bool(plan.get("AutoApproveAccessRequests")),
+            "Status": req["Status"], "UpdatedAt": req["UpdatedAt"],
             "User": f"User#{req['ByUser']}",
-            "CreatedAt": req["CreatedAt"], "UpdatedAt": req["UpdatedAt"],
-            "Credentials": [{"ID": c, "CredentialHash": self._credentials[c]["CredentialHash"]}
-                            for c in req["Credentials"]],
         }
-        if self.ids_in_records:
-            view.update({k: copy.deepcopy(req[k])
-                         for k in ("AppID", "ByUser", "PlanID", "ProductIDs")})
-        return view
+
+    def _credential_view(self, credential_id: int, request_id: int) -> dict:
+        credential = self._credentials[credential_id]
+        return {"AccessRequest": f"AccessRequest#{request_id}", "ID": credential_id,
+                "Credential": credential["Credential"],
+                "CredentialHash": credential["CredentialHash"], "Expires": credential["Expires"]}
 
 
 # ----- the admin API -----------------------------------------------------------------------
@@ -311,14 +390,24 @@ def _paged(items: list) -> list:
     return rows[: max(limit, 0)]
 
 
+def _render(route: str, record) -> Response:
+    return jsonify(base.sandbox().shapes.render(route, record))
+
+
+# GET /access_requests{,/id} answer `AccessRequest-index-elem` (the spec), the element of
+# the app's recorded access-request list.
+_AR_LIST = "GET /portal-api/apps/{id}/access-requests"
+
+
 @api.get("/access_requests")
 def list_access_requests() -> Response:
-    return jsonify(_paged(base.sandbox().access_requests()))
+    return _render(_AR_LIST, _paged(base.sandbox().access_requests()))
 
 
 @api.get("/access_requests/<int:request_id>")
 def get_access_request(request_id: int) -> Response:
-    return jsonify(base.sandbox().access_request(request_id))
+    shapes = base.sandbox().shapes
+    return jsonify(shapes.render(_AR_LIST, [base.sandbox().access_request(request_id)])[0])
 
 
 @api.delete("/access_requests/<int:request_id>")
@@ -337,6 +426,22 @@ def reject_access_request(request_id: int) -> Response:
     return jsonify(base.sandbox().reject_access_request(request_id))
 
 
+@api.get("/apps")
+def list_apps() -> Response:
+    return _render("GET /portal-api/apps", _paged(base.sandbox().apps()))
+
+
+@api.get("/apps/<int:app_id>/access-requests")
+def list_app_access_requests(app_id: int) -> Response:
+    return _render(_AR_LIST, _paged(base.sandbox().app_access_requests(app_id)))
+
+
+@api.get("/apps/<int:app_id>/access-requests/<int:request_id>")
+def get_app_access_request(app_id: int, request_id: int) -> Response:
+    return _render("GET /portal-api/apps/{id}/access-requests/{id}",
+                   base.sandbox().app_access_request(app_id, request_id))
+
+
 @api.get("/users")
 def list_users() -> Response:
     return jsonify(_paged(base.sandbox().users()))
@@ -344,7 +449,7 @@ def list_users() -> Response:
 
 @api.get("/users/<int:user_id>")
 def get_user(user_id: int) -> Response:
-    return jsonify(base.sandbox().user(user_id))
+    return _render("GET /portal-api/users/{id}", base.sandbox().user(user_id))
 
 
 @api.get("/users/<int:user_id>/custom-attributes")
@@ -352,9 +457,15 @@ def get_user_custom_attributes(user_id: int) -> Response:
     return jsonify(_paged(base.sandbox().user_custom_attributes(user_id)))
 
 
-@api.get("/apps/<int:app_id>")
-def get_app(app_id: int) -> Response:
-    return jsonify(base.sandbox().app(app_id))
+@api.get("/organisations/<int:organisation_id>")
+def get_organisation(organisation_id: int) -> Response:
+    return _render("GET /portal-api/organisations/{id}",
+                   base.sandbox().organisation(organisation_id))
+
+
+@api.get("/providers")
+def list_providers() -> Response:
+    return _render("GET /portal-api/providers", _paged(base.sandbox().providers()))
 
 
 @api.get("/products")
@@ -364,13 +475,14 @@ def list_products() -> Response:
 
 @api.get("/products/<int:product_id>")
 def get_product(product_id: int) -> Response:
-    return jsonify(base.sandbox().product(product_id))
+    return _render("GET /portal-api/products/{id}", base.sandbox().product(product_id))
 
 
 @api.get("/plans")
 def list_plans() -> Response:
-    # The plans list is wrapped: `{"data": [...]}` (Plan-index).
-    return jsonify({"data": _paged(base.sandbox().plans())})
+    # The spec's Plan-index wraps the list (`{"data": [...]}`); tyk-demo reads a bare array.
+    plans = _paged(base.sandbox().plans())
+    return jsonify({"data": plans} if base.sandbox().plans_list == "wrapped" else plans)
 
 
 @api.get("/plans/<int:plan_id>")
@@ -385,7 +497,7 @@ control_portal = Blueprint("control_portal", __name__, url_prefix="/_sandbox")
 
 @control_portal.post("/access-requests")
 def create_access_request() -> tuple[Response, int]:
-    """Ask for access as a developer: `{"user","products","plan","attributes","announce_id"}`."""
+    """Ask for access as a developer: `{"user","products","plan","app","announce_id"}`."""
     body = control._body()
     user = body.get("user")
     if isinstance(user, bool) or not isinstance(user, int | str) or user == "":
@@ -393,19 +505,38 @@ def create_access_request() -> tuple[Response, int]:
     plan = body.get("plan")
     if isinstance(plan, bool) or not isinstance(plan, int | str) or plan == "":
         raise SandboxError(400, "plan must be a plan id or name")
+    app = body.get("app")
+    if app is not None and (isinstance(app, bool) or not isinstance(app, int)):
+        raise SandboxError(400, "app must be an app id")
     created = base.sandbox().create_access_request(
-        user, body.get("products"), plan, attributes=body.get("attributes"),
+        user, body.get("products"), plan, app=app,
         announce_id=body.get("announce_id", True) is not False,
     )
     return jsonify(created), 201
 
 
 def error(status: int, message: str) -> Response:
-    """The portal's error bodies: `{"status","message"}` for 422, else `{"errors": [...]}`."""
+    """The portal's error bodies: `{"status","message"}` for 422, else `{"errors": [...]}`.
+
+    A path no route answers gets Go's plain-text 404 (recorded `ERR-404-page-not-found`).
+    """
+    if status == 404 and request.url_rule is None:
+        response = Response("404 page not found\n", status=404,
+                            content_type="text/plain; charset=utf-8")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
     body = ({"status": "error", "message": message} if status == 422
             else {"errors": [message]})
     response = jsonify(body)
     response.status_code = status
+    return response
+
+
+def _no_store(response: Response) -> Response:
+    """The headers every recorded portal answer carries."""
+    if request.path.startswith(api.url_prefix):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
     return response
 
 
@@ -417,6 +548,7 @@ def create_portal_app(secret: str, seed: str | Path | dict | None = None,
         raise ValueError("the sandbox portal needs a non-empty admin token")
     app = Flask(__name__)
     instrument(app, PortalSandbox(seed, webhook_url, webhook_headers), secret, error)
+    app.after_request(_no_store)
     app.register_blueprint(api)
     app.register_blueprint(control.bp)
     app.register_blueprint(control_portal)

@@ -19,6 +19,8 @@ from typing import Any
 from approver.errors import ApproverError
 from approver.sandbox import webhook
 from approver.sandbox.harness import Harness
+from approver.sandbox.shapes import Shapes
+from approver.tyk.permissions import right_for
 
 PAGE_SIZE = 10
 
@@ -27,6 +29,10 @@ NOT_FOUND = "Could not retrieve portal object."
 ALREADY_PROCESSED = "Key request has already been processed."
 MALFORMED = "Request body malformed."
 KEY_NOT_FOUND = "Could not retrieve key detail."
+# The recorded 403 (Tyk CONTRACT §3.0), two spaces and all.
+ACCESS_DENIED = "access denied: You do not have permission to access  {path}"
+# What the 2015 developer list shows for a password: a bcrypt hash (never a real one here).
+BCRYPT_PLACEHOLDER = "$2a$10$" + "." * 53
 
 # Go's zero time.Time: what Tyk stores when a client leaves date_created out
 # (Tyk CONTRACT §3.1: "tyk api doesn't set this by itself").
@@ -94,11 +100,21 @@ def policies_of(request: dict) -> list[str]:
 
 
 class Sandbox(Harness):
-    """The simulated Dashboard's state; every public method is thread-safe."""
+    """The simulated Dashboard's state; every public method is thread-safe.
+
+    Its answers take the shapes Tyk's recorded answers have (`shapes`, one variant per
+    route, switchable). Tyk-faithful modes: `HashKeys` and `secure_key_approval` in the
+    configuration (keys not hashed; keys generated only when the developer asks,
+    `generate_key`), `withheld_rights` (calls needing those Dashboard user rights get
+    Tyk's 403), and `record_delay` (from the Harness: the webhook fires before the
+    record can be read).
+    """
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None):
         super().__init__(webhook_url)
         self._seed = load_seed(seed)
+        self.shapes = Shapes("classic")
+        self.withheld_rights: set[str] = set()
         # Every RawKey, Password and OAuth secret handed out, kept only so that tests can
         # search logs and Redis for them; a real Dashboard shows them once.
         self._issued: list[str] = []
@@ -121,8 +137,14 @@ class Sandbox(Harness):
         }
         self._policies: dict[str, dict] = {}
         for policy in data.get("policies", []):
-            # Tyk CONTRACT §3.3: policies carry both `_id` and `id`.
-            self._policies[policy["id"]] = {"_id": policy["id"], "org_id": org, **policy}
+            # Tyk CONTRACT §3.3: policies carry both `_id` and `id`; the portal-policies
+            # page names an access right's API `apiid`/`apiname`, the swagger `api_id`.
+            rights = {api: {**right, "apiid": right.get("api_id", api),
+                            "apiname": right.get("api_name", "")}
+                      for api, right in (policy.get("access_rights") or {}).items()}
+            self._policies[policy["id"]] = {
+                "_id": policy["id"], "org_id": org, "date_created": ZERO_TIME,
+                "last_updated": ZERO_TIME, **policy, "access_rights": rights}
         self._developers: dict[str, dict] = {}
         for dev in data.get("developers", []):
             self._developers[dev["id"]] = self._new_developer(dev)
@@ -185,6 +207,9 @@ class Sandbox(Harness):
             self._load()
             self._faults.clear()
             self._calls.clear()
+            self.withheld_rights.clear()
+            self.shapes.chosen.clear()
+            self.record_delay = 0.0
 
     # ----- reads ---------------------------------------------------------------------------
 
@@ -214,9 +239,19 @@ class Sandbox(Harness):
             return copy.deepcopy(self._policies[policy_id])
 
     def developers(self) -> list[dict]:
-        """All developers."""
+        """All developers, as the list answers them: with `_id`, and the 2015 list's fields."""
         with self._lock:
-            return copy.deepcopy(list(self._developers.values()))
+            return [self._legacy_view(d) for d in self._developers.values()]
+
+    def _legacy_view(self, dev: dict) -> dict:
+        """A developer with the fields older lists carry: `_id`, `api_keys`, `password`."""
+        # Tyk CONTRACT §3.2: the 2015 list maps API id -> key id in `api_keys`, and shows
+        # the password hash.
+        api_keys = {api: key_id for key_id, policies in dev["keys"].items()
+                    for policy_id in policies
+                    for api in (self._policies.get(policy_id) or {}).get("access_rights", {})}
+        return {"_id": dev["id"], **copy.deepcopy(dev), "api_keys": api_keys,
+                "password": BCRYPT_PLACEHOLDER}
 
     def developer(self, id_or_email: str) -> dict | None:
         """One developer by id or email, or None."""
@@ -235,15 +270,15 @@ class Sandbox(Harness):
             dev = self._by_email(email)
             if dev is None:
                 raise SandboxError(404, NOT_FOUND)
-            return copy.deepcopy(dev)
+            return self._legacy_view(dev)
 
     def key_requests(self, approved: bool | None = None) -> list[dict]:
-        """All key requests in creation order, with embedded objects, optionally by approval."""
+        """All readable key requests in creation order, with embedded objects, by approval."""
         with self._lock:
             return [
                 self._request_view(r)
                 for r in self._requests.values()
-                if approved is None or r["approved"] is approved
+                if (approved is None or r["approved"] is approved) and self.readable(r["id"])
             ]
 
     def key_requests_page(self, approved: bool | None, page: int) -> dict:
@@ -251,7 +286,8 @@ class Sandbox(Harness):
         given their embedded objects (a backlog of thousands stays cheap to page through)."""
         with self._lock:
             found = paginate([r for r in self._requests.values()
-                              if approved is None or r["approved"] is approved], page)
+                              if (approved is None or r["approved"] is approved)
+                              and self.readable(r["id"])], page)
             return {**found, "Data": [self._request_view(r) for r in found["Data"]]}
 
     def read_key_request(self, request_id: str) -> dict:
@@ -276,6 +312,40 @@ class Sandbox(Harness):
         """Every key the sandbox has issued or was seeded with, revoked ones included."""
         with self._lock:
             return copy.deepcopy(list(self._keys.values()))
+
+    # ----- developers and policies --------------------------------------------------------
+
+    def create_developer(self, body: Any) -> str:
+        """Add a developer from a `POST /api/portal/developers` body; return its new id."""
+        if not isinstance(body, dict) or not isinstance(body.get("email"), str):
+            raise SandboxError(403, MALFORMED)
+        with self._lock:
+            developer_id = new_object_id()
+            self._developers[developer_id] = self._new_developer(
+                {**_known(body, self._new_developer({})), "id": developer_id,
+                 "date_created": body.get("date_created") or now_rfc3339()})
+            return developer_id
+
+    def update_developer(self, developer_id: str, body: Any) -> None:
+        """Replace a developer with a full record (Tyk CONTRACT §3.2: no PATCH semantics)."""
+        if not isinstance(body, dict):
+            raise SandboxError(403, MALFORMED)
+        with self._lock:
+            self._developer_or_raise(developer_id)
+            self._developers[developer_id] = self._new_developer(
+                {**_known(body, self._new_developer({})), "id": developer_id})
+
+    def create_policy(self, body: Any) -> str:
+        """Add a policy from a `POST /api/portal/policies` body; return its new id."""
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            raise SandboxError(403, MALFORMED)
+        with self._lock:
+            policy_id = new_object_id()
+            self._policies[policy_id] = {
+                "_id": policy_id, "id": policy_id, "org_id": self.org_id, "active": True,
+                "tags": [], "access_rights": {}, "date_created": now_rfc3339(),
+                **{k: v for k, v in body.items() if k not in ("_id", "id", "org_id")}}
+            return policy_id
 
     # ----- key requests --------------------------------------------------------------------
 
@@ -324,13 +394,15 @@ class Sandbox(Harness):
         # approved=true on create marks the request processed, with no key issued.
         request_id = new_object_id()
         self._requests[request_id] = self._new_request(body, request_id)
+        self.created(request_id)
         return request_id, self._request_view(self._requests[request_id]), self._webhook_url
 
     def _notify(self, url: str | None, view: dict) -> None:
         """Fire the key_request_event webhook for a new request, if a URL is set."""
         if url:
-            data = {k: v for k, v in view.items() if k != "catalogues"}
-            webhook.fire(url, data)
+            document = self.shapes.render("webhook key_request_event",
+                                          {"event": webhook.EVENT, "data": view})
+            webhook.send(url, document)
 
     def approve_key_request(self, request_id: str) -> dict:
         """Approve a pending request and issue credentials per the catalogue entry's auth_type."""
@@ -355,6 +427,12 @@ class Sandbox(Harness):
                 )
             entry = self._entry_for(policies[0]) or {}
             auth_type = entry.get("auth_type") or "authToken"
+            if self._config.get("secure_key_approval") and auth_type != "oauth":
+                # Tyk CONTRACT §3.1: the developer gets a "Generate Key" link instead of
+                # the key, which exists only once they use it (`generate_key`). What the
+                # approve call answers then is unconfirmed: no key, here.
+                req["approved"], req["key_pending"] = True, auth_type
+                return {"RawKey": "", "Password": ""}
             if auth_type == "oauth":
                 result = self._issue_oauth_client(dev, req, policies[0])
             elif auth_type == "basic":
@@ -372,6 +450,18 @@ class Sandbox(Harness):
                 v for k, v in result.items() if k in ("RawKey", "Password", "secret") and v
             )
             return result
+
+    def generate_key(self, request_id: str) -> str:
+        """The developer's "Generate Key" after a secure approval: issue the key; its id."""
+        with self._lock:
+            req = self._request_or_raise(request_id)
+            auth_type = req.pop("key_pending", None)
+            if not req["approved"] or auth_type is None:
+                raise SandboxError(400, "No key is waiting to be generated for this request.")
+            raw = f"{self.org_id}{uuid.uuid4().hex}"
+            self._issued.append(raw)
+            return self._issue_key(self._developers[req["by_user"]], policies_of(req), raw,
+                                   auth_type)
 
     def issued_secrets(self) -> list[str]:
         """The raw keys, passwords and OAuth secrets this sandbox has issued (for leak tests)."""
@@ -403,6 +493,8 @@ class Sandbox(Harness):
             "date_created": now_rfc3339(),
         }
         dev["oauth_clients"].setdefault(policy_id, []).append(client)
+        self._keys[client["client_id"]] = self._key_record(
+            client["client_id"], dev["id"], [policy_id], "oauth")
         return {
             "client_id": client["client_id"],
             "secret": client["secret"],
@@ -429,13 +521,63 @@ class Sandbox(Harness):
             if key_id in self._keys:
                 self._keys[key_id]["active"] = False
 
+    def delete_oauth_client(self, client_id: str) -> None:
+        """Delete an OAuth client (`DELETE /api/portal/developers/oauth/{appId}`)."""
+        # Tyk CONTRACT §3.2: OAuth apps have an endpoint of their own; the keys endpoint
+        # does not know their client ids.
+        with self._lock:
+            for dev in self._developers.values():
+                for policy_id, clients in list(dev["oauth_clients"].items()):
+                    kept = [c for c in clients if c.get("client_id") != client_id]
+                    if len(kept) == len(clients):
+                        continue
+                    if kept:
+                        dev["oauth_clients"][policy_id] = kept
+                    else:
+                        del dev["oauth_clients"][policy_id]
+                    if client_id in self._keys:
+                        self._keys[client_id]["active"] = False
+                    return
+            raise SandboxError(404, NOT_FOUND)
+
+    def set_mode(self, name: str, value) -> None:
+        """Also `withheld_rights` (a list of Dashboard areas), `hash_keys` and
+        `secure_key_approval` (booleans, the portal configuration's)."""
+        config = {"hash_keys": "HashKeys", "secure_key_approval": "secure_key_approval"}
+        if name == "withheld_rights":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("withheld_rights must be a list of areas, e.g. [\"policy\"]")
+            with self._lock:
+                self.withheld_rights = set(value)
+        elif name in config:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false")
+            with self._lock:
+                self._config[config[name]] = value
+        else:
+            super().set_mode(name, value)
+
+    def modes(self) -> dict:
+        with self._lock:
+            return {**super().modes(), "withheld_rights": sorted(self.withheld_rights),
+                    "hash_keys": bool(self._config.get("HashKeys")),
+                    "secure_key_approval": bool(self._config.get("secure_key_approval"))}
+
+    def refused(self, method: str, path: str) -> str | None:
+        """Tyk's 403 message if the call needs a withheld right, else None."""
+        needed = right_for(method, path)
+        with self._lock:
+            if needed is None or needed[0] not in self.withheld_rights:
+                return None
+        return ACCESS_DENIED.format(path=path)
+
     # ----- helpers (call with the lock held) ----------------------------------------------
 
     def _request_or_raise(self, request_id: str) -> dict:
         if not is_object_id(request_id):
             raise SandboxError(400, "Invalid key request ID.")
         req = self._requests.get(request_id)
-        if req is None:
+        if req is None or not self.readable(request_id):
             raise SandboxError(404, NOT_FOUND)
         return req
 
@@ -469,6 +611,12 @@ class Sandbox(Harness):
         view["catalogue_entry"] = copy.deepcopy(first) if first else {}
         view["catalogues"] = copy.deepcopy(entries)
         return view
+
+
+def _known(body: dict, template: dict) -> dict:
+    """The fields of `body` that `template` has, with the template's types."""
+    return {k: v for k, v in body.items()
+            if k in template and isinstance(v, type(template[k])) and k != "id"}
 
 
 def _check_request_body(body: Any) -> None:

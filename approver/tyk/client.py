@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from approver.tyk import permissions
 from approver.tyk.errors import (
     AlreadyProcessed,
     DashboardError,
@@ -51,6 +52,9 @@ class Dashboard(ApiClient):
 
     def __enter__(self) -> Dashboard:
         return self
+
+    def needed_right(self, method: str, path: str) -> str | None:
+        return permissions.grant(method, path)
 
     def _get_list(self, path: str, params: dict | None = None) -> tuple[list[dict], int | None]:
         """GET a Tyk list envelope {"Data": [...], "Pages": n}: the items and the page count."""
@@ -118,10 +122,16 @@ class Dashboard(ApiClient):
         """Approve a key request and report the ids of the keys it produced.
 
         Tyk's answer holds the raw credential; it is dropped unread but for its field
-        names. The key ids are read back from the developer afterwards, so if that read
-        fails the call raises and a repeat is answered "already processed", which this
-        method returns as done.
+        names. The key ids are those the developer holds afterwards for the request's
+        policies and did not hold before (the developer embedded in the request, else
+        read first): with secure key approval (Tyk CONTRACT §3.1) there may be none yet,
+        and then none is reported, never an older key. If the read after fails the call
+        raises, and a repeat is answered "already processed", which this method returns
+        as done.
         """
+        before = request.developer
+        if before is None and request.developer_id:
+            before = self.get_developer(request.developer_id)
         path = f"/api/portal/requests/approve/{_q(request.id)}"
         try:
             # Not idempotent: retried by the client only if the request never left.
@@ -129,13 +139,15 @@ class Dashboard(ApiClient):
             already = False
         except AlreadyProcessed:
             kind, already = "unknown", True
-        if not request.developer_id:
+        if before is None:
             return Approval(already_processed=already, key_ids=(), kind=kind)
-        developer = self.get_developer(request.developer_id)
+        after = self.get_developer(request.developer_id)
+        held = _credential_ids(before, request.policies)
         return Approval(
             already_processed=already,
-            key_ids=_new_key_ids(request, developer, kind),
+            key_ids=tuple(i for i in _credential_ids(after, request.policies) if i not in held),
             kind=kind,
+            held_before=held,
         )
 
     def _approve_answer(self, response: requests.Response) -> CredentialKind:
@@ -168,8 +180,17 @@ class Dashboard(ApiClient):
 
     def revoke_developer_key(self, developer_id: str, key_id: str) -> bool:
         """Revoke a developer's key by its id: True if revoked now, False if already gone."""
-        # Tyk CONTRACT §3.7: key_id is the id from developer.keys (the hash when hashed).
-        return self._delete(f"/api/portal/developers/{_q(developer_id)}/keys/{_q(key_id)}")
+        # Tyk CONTRACT §3.7: key_id is the id from developer.keys: the hash when hashed,
+        # the key itself when not, so the path is never shown with it.
+        return self._delete(f"/api/portal/developers/{_q(developer_id)}/keys/{_q(key_id)}",
+                            label=f"/api/portal/developers/{_q(developer_id)}/keys/{{key}}")
+
+    def delete_oauth_client(self, client_id: str) -> bool:
+        """Delete an OAuth client (app) by its client id: False if already gone."""
+        # Tyk CONTRACT corrections: OAuth clients have an endpoint of their own; the keys
+        # endpoint does not know their ids.
+        return self._delete(f"/api/portal/developers/oauth/{_q(client_id)}",
+                            label="/api/portal/developers/oauth/{client}")
 
     # -- policies, catalogue, configuration (Tyk CONTRACT §3.3-3.5) ---------------------
 
@@ -177,9 +198,9 @@ class Dashboard(ApiClient):
         """One policy."""
         return Policy.from_json(self._get_object(f"/api/portal/policies/{_q(id)}"))
 
-    def list_policies(self) -> list[Policy]:
-        """All policies (p=-1)."""
-        items, _ = self._get_list("/api/portal/policies", {"p": -1})
+    def list_policies(self, page: int = -1) -> list[Policy]:
+        """All policies (p=-1), or one page of them."""
+        items, _ = self._get_list("/api/portal/policies", {"p": page})
         return [Policy.from_json(d) for d in items]
 
     def get_catalogue(self) -> dict:
@@ -198,29 +219,7 @@ class Dashboard(ApiClient):
         )
 
 
-def _new_key_ids(
-    request: KeyRequest, developer: Developer, kind: CredentialKind
-) -> tuple[str, ...]:
-    """The ids of the keys (or OAuth clients) the approval produced, read from the developer.
-
-    First choice: ids for the request's policies that the developer embedded in the request
-    did not have yet. Else `subscriptions[policy]`, which Tyk points at the newest key
-    (Tyk CONTRACT §3.1; liip's approve() reads it). OAuth approvals create clients, not
-    keys, and their client_id is not a secret.
-    """
-    before = request.developer
-    policies = request.policies
+def _credential_ids(developer: Developer, policies: tuple[str, ...]) -> tuple[str, ...]:
+    """Ids of the developer's keys and OAuth clients holding any of the policies."""
     clients = [c for p in policies for c in developer.oauth_clients.get(p, ())]
-    keys = list(developer.keys_for(policies))
-    subscribed = [developer.subscriptions[p] for p in policies if developer.subscriptions.get(p)]
-    if before is not None:
-        known_clients = {c for ids in before.oauth_clients.values() for c in ids}
-        new_clients = [c for c in clients if c not in known_clients]
-        new_keys = [k for k in keys if k not in before.keys]
-    else:
-        new_clients = new_keys = []
-    if kind == "oauth":
-        choices = (new_clients, clients, subscribed)
-    else:
-        choices = (new_keys, subscribed, new_clients, clients)
-    return tuple(dict.fromkeys(next((ids for ids in choices if ids), [])))
+    return tuple(dict.fromkeys([*developer.keys_for(policies), *clients]))

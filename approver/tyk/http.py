@@ -27,6 +27,9 @@ from approver.tyk.errors import (
 )
 
 log = logging.getLogger(__name__)
+# urllib3 logs every request line, full path included, at DEBUG; without key hashing a
+# path may hold a key (a developer key's id is the key, docs/tyk-compatibility.md).
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 T = TypeVar("T")
 
@@ -201,10 +204,16 @@ class ApiClient:
         idempotent: bool = True,
         retries: int | None = None,
         timeout: tuple[float, float] | None = None,
+        label: str | None = None,
     ) -> T:
-        """Send one API call with retries; `parse` reads the 2xx response, which is then dropped."""
+        """Send one API call with retries; `parse` reads the 2xx response, which is then dropped.
+
+        `label`: how the path is shown in errors, log lines and to the observer, when the
+        path itself holds something that must not be (a key id that is the key).
+        """
         attempts = 1 + (self.retries if retries is None else retries)
         url = self.base_url + path
+        path = label or path
         for attempt in range(1, attempts + 1):
             error: DashboardError
             retry = False
@@ -263,6 +272,8 @@ class ApiClient:
                     error = error_for(
                         status, self._error_message(response), method=method, path=path
                     )
+                    if status == 403:
+                        error = self._refused(error)
                     retry = idempotent and status in RETRY_STATUSES
                 finally:
                     response.close()
@@ -281,6 +292,19 @@ class ApiClient:
                 delay,
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def needed_right(self, method: str, path: str) -> str | None:
+        """The API user's right a call needs, as the operator grants it, if known."""
+        return None
+
+    def _refused(self, error: DashboardError) -> DashboardError:
+        """A 403, said plainly: which call, and which right it needs (logged, and raised)."""
+        right = self.needed_right(error.method or "", error.path or "")
+        message = (f"the {self.service} API user lacks the right {right} "
+                   f"(Tyk: {error.message})" if right else error.message)
+        log.error("%s refused %s %s for lack of rights (HTTP 403)%s", self.service,
+                  error.method, error.path, f": grant the API user {right}" if right else "")
+        return type(error)(message, status=error.status, method=error.method, path=error.path)
 
     def _parse(
         self,
@@ -313,10 +337,10 @@ class ApiClient:
             raise DashboardError("expected a JSON object", status=200, method="GET", path=path)
         return body
 
-    def _delete(self, path: str) -> bool:
+    def _delete(self, path: str, label: str | None = None) -> bool:
         """DELETE a path: True if it went now, False if it was already gone (404)."""
         try:
-            self._call("DELETE", path, lambda response: None)
+            self._call("DELETE", path, lambda response: None, label=label)
         except NotFound:
             return False
         return True

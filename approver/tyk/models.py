@@ -188,3 +188,5 @@ class Approval:
     already_processed: bool
     key_ids: tuple[str, ...] = ()
     kind: CredentialKind = "unknown"
+    # Ids of the keys and OAuth clients the developer held for these policies before.
+    held_before: tuple[str, ...] = ()

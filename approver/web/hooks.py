@@ -15,8 +15,8 @@ from approver.web.schemas import first_error
 log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
 
-# Tyk's Content-Type on org events is unconfirmed (Tyk CONTRACT §1.4): accept JSON types,
-# text/plain and none at all; refuse types that are clearly not a JSON body.
+# Content types under which a body that is not JSON is "malformed JSON" (400) rather than
+# "not JSON at all" (415).
 _JSON_TYPES = ("", "application/json", "text/plain")
 KEY_REQUEST_EVENT = "key_request_event"
 
@@ -42,9 +42,6 @@ def _header_token() -> str | None:
 
 
 def _json_body(schema: str = "tyk-webhook", what: str = "a Tyk key request event") -> dict:
-    mimetype = request.mimetype
-    if mimetype not in _JSON_TYPES and not mimetype.endswith("+json"):
-        raise ApiError(415, "unsupported_media_type", "Send the event as application/json.")
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"The body is over the {limit}-byte limit.")
@@ -52,6 +49,12 @@ def _json_body(schema: str = "tyk-webhook", what: str = "a Tyk key request event
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
+        # Tyk's Content-Type is undocumented (Tyk CONTRACT §1.4): a JSON body counts
+        # whatever its type says; only a body that is not JSON is judged by its type.
+        mimetype = request.mimetype
+        if mimetype not in _JSON_TYPES and not mimetype.endswith("+json"):
+            raise ApiError(415, "unsupported_media_type",
+                           "Send the event as application/json.") from None
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
     problem = first_error(schema, body)
     if problem:

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from rq.exceptions import DuplicateJobError
 
 from approver import enqueue, sources
+from approver.sources.portal import hint
 from approver.web.errors import ApiError
 from approver.web.hooks import _header_token, _json_body, _token_ok
 
@@ -30,8 +31,13 @@ def reconcile_now(queue) -> bool:
     return True
 
 
-@bp.route("/hooks/portal/<path:token>", methods=["POST", "PUT", "HEAD"])
-@bp.route("/hooks/portal", methods=["POST", "PUT", "HEAD"], defaults={"token": None})
+# The portal lets an admin choose the webhook's method (Tyk CONTRACT §4): each that
+# carries a body is accepted, and HEAD for "Test Connection".
+METHODS = ["POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+@bp.route("/hooks/portal/<path:token>", methods=METHODS)
+@bp.route("/hooks/portal", methods=METHODS, defaults={"token": None})
 def portal(token: str | None):
     """Receive a new Developer Portal webhook event."""
     if request.method == "HEAD":
@@ -53,5 +59,8 @@ def portal(token: str | None):
         queued = reconcile_now(rt.queue)
         return jsonify(status="queued" if queued else "duplicate", reconcile=True), 202
     ref = sources.ref("portal", str(native_id))
+    # The ids the event names, kept only to break ties between records of one name, and
+    # only once the records agree with them (approver.sources.portal).
+    rt.store.save_hint(ref, hint(body["Message"]))
     queued = enqueue.decision(rt.queue, ref, "webhook", rt.settings.retry_delays)
     return jsonify(status="queued" if queued else "duplicate", key_request_id=ref), 202
