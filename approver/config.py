@@ -6,8 +6,9 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +16,9 @@ from approver.errors import ConfigError
 
 MODES = ("enforce", "shadow")
 MIN_TOKEN_LENGTH = 16
+# Webhook tokens ride in URL paths: only the URL-safe base64 alphabet, so that no spelling of
+# the path (an encoded or doubled "/", a "+") can change what is logged or routed.
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 NOTIFY_KINDS = ("review", "wait", "approve", "deny")
 
 
@@ -95,6 +99,16 @@ class Settings:
             )
         return self
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret set (the fields kept out of repr), for redaction from logs."""
+        found = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.repr and value:
+                items = value if isinstance(value, tuple) else (value,)
+                found += [v.decode("latin-1") if isinstance(v, bytes) else v for v in items]
+        return tuple(found)
+
     def with_(self, **changes) -> Settings:
         """A copy with some settings changed (the demo and the tests use it)."""
         return replace(self, **changes)
@@ -109,7 +123,8 @@ def _url(name: str, value: str | None, schemes: tuple[str, ...]) -> str | None:
     return value.rstrip("/")
 
 
-def _secrets(name: str, value: str | None, prefix: str = "") -> tuple[str, ...]:
+def _secrets(name: str, value: str | None, prefix: str = "",
+             url_safe: bool = False) -> tuple[str, ...]:
     items = tuple(s.strip() for s in (value or "").split(",") if s.strip())
     for i, item in enumerate(items, 1):
         if len(item) < MIN_TOKEN_LENGTH:
@@ -118,6 +133,11 @@ def _secrets(name: str, value: str | None, prefix: str = "") -> tuple[str, ...]:
             )
         if prefix and not item.startswith(prefix):
             raise ConfigError(f"{name}: entry {i} must start with {prefix!r}")
+        if url_safe and not _URL_SAFE.fullmatch(item):
+            raise ConfigError(
+                f"{name}: entry {i} may hold only letters, digits, '-' and '_' (make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
     return items
 
 
@@ -227,7 +247,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     redis_name = "APPROVER_REDIS_URL" if env.get("APPROVER_REDIS_URL") else "REDIS_URL"
     _url(redis_name, redis_url, ("redis", "rediss", "unix"))
     secret = env.get("APPROVER_DASHBOARD_SECRET") or None
-    tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"))
+    tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"),
+                      url_safe=True)
     notify_urls = _url_list("APPROVER_NOTIFY_URLS", env.get("APPROVER_NOTIFY_URLS"))
     return Settings(
         notify_urls=notify_urls,
@@ -242,7 +263,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         portal_url=_url("APPROVER_PORTAL_URL", env.get("APPROVER_PORTAL_URL"), ("http", "https")),
         portal_token=(env.get("APPROVER_PORTAL_TOKEN") or "").strip() or None,
         portal_webhook_tokens=_secrets(
-            "APPROVER_PORTAL_WEBHOOK_TOKENS", env.get("APPROVER_PORTAL_WEBHOOK_TOKENS")
+            "APPROVER_PORTAL_WEBHOOK_TOKENS", env.get("APPROVER_PORTAL_WEBHOOK_TOKENS"),
+            url_safe=True,
         ),
         redis_url=redis_url,
         webhook_tokens=tokens,

@@ -1,12 +1,13 @@
 """gunicorn settings for `approver web` (deploy/gunicorn.conf.py builds on these)."""
 
+import json
 import multiprocessing
 import os
 import re
 import sys
 import traceback
 
-from gunicorn.glogging import Logger
+from gunicorn.glogging import Logger, SafeAtoms
 
 from approver.logs import ContextFilter, JsonFormatter, redact
 
@@ -25,6 +26,18 @@ def _referenced(access_log_format: str) -> tuple[tuple[str, ...], tuple[str, ...
     return keys, tuple(k for k in keys if k not in _SERVER_ATOMS)
 
 
+def _json_text(value: str) -> str:
+    """`value` escaped for the inside of a JSON string, in ASCII (no raw line breaks)."""
+    return json.dumps(value)[1:-1]
+
+
+class _EscapedAtoms(SafeAtoms):
+    """gunicorn's atom lookup without its own quoting: the values come escaped for JSON."""
+
+    def __init__(self, atoms):
+        dict.__init__(self, atoms)
+
+
 class RedactingLogger(Logger):
     """gunicorn's logger with webhook tokens redacted from access and error lines."""
 
@@ -39,9 +52,10 @@ class RedactingLogger(Logger):
         """gunicorn's `access`, formatting only the atoms the format names.
 
         Those that a client can fill (request line, path, query, referer, headers, the
-        environ) are redacted; the rest of the ~40 atoms (every header and environ entry)
-        are never looked at, so they are neither escaped nor redacted. The line is
-        redacted once more as a whole by the handlers' ContextFilter.
+        environ) are redacted and escaped for a JSON string, so that a `"`, a `\\` or an
+        encoded line break in the path cannot break the line; the rest of the ~40 atoms
+        (every header and environ entry) are never looked at. The line is redacted once
+        more as a whole by the handlers' ContextFilter.
         """
         if not self.access_log_enabled:
             return
@@ -55,9 +69,9 @@ class RedactingLogger(Logger):
         for k in client:
             value = used.get(k)
             if isinstance(value, str):
-                used[k] = redact(value)
+                used[k] = _json_text(redact(value))
         try:
-            self.access_log.info(fmt, self.atoms_wrapper_class(used))
+            self.access_log.info(fmt, _EscapedAtoms(used))
         except Exception:
             self.error(traceback.format_exc())
 
