@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +18,10 @@ MIN_TOKEN_LENGTH = 16
 # Webhook tokens ride in URL paths: only the URL-safe base64 alphabet, so that no spelling of
 # the path (an encoded or doubled "/", a "+") can change what is logged or routed.
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+# The placeholders shipped in deploy/ (compose defaults, the Kubernetes Secret, env.example)
+# and their kind: a service started with one runs with a secret anyone can read.
+_PLACEHOLDER = re.compile(r"(?i)change[-_. ]?me|replace[-_. ]?me")
+MIN_SECRET_KEY_LENGTH = 32
 NOTIFY_KINDS = ("review", "wait", "approve", "deny")
 
 
@@ -87,6 +90,16 @@ class Settings:
                 "configure a portal: APPROVER_DASHBOARD_URL and APPROVER_DASHBOARD_SECRET "
                 "(classic portal), APPROVER_PORTAL_URL and APPROVER_PORTAL_TOKEN (Tyk "
                 "Developer Portal), or both"
+            )
+        return self
+
+    def require_secret_key(self) -> Settings:
+        """Return self, or fail: hand-off state and status links need a key of their own."""
+        if not self.secret_key:
+            raise ConfigError(
+                f"APPROVER_SECRET_KEY is required for the web tier ({MIN_SECRET_KEY_LENGTH}+ "
+                "characters; make one with python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
             )
         return self
 
@@ -193,16 +206,23 @@ def _duration(name: str, value: str | None) -> int | None:
                           f"got {value!r}") from None
 
 
-def _secret_key(value: str | None, tokens: tuple[str, ...]) -> bytes:
-    # Hand-off state and status links are signed with this key. Without one set, it is
-    # derived from the first webhook token, so rotating that token expires old links.
-    if value:
-        if len(value) < 32:
-            raise ConfigError("APPROVER_SECRET_KEY must be at least 32 characters")
-        return value.encode()
-    if tokens:
-        return hashlib.sha256(b"tyk-approver signing key\0" + tokens[0].encode()).digest()
-    return b""
+def _secret_key(value: str | None) -> bytes:
+    # Hand-off state and status links are signed with this key, a secret of its own: one
+    # derived from a webhook token made a leaked token forge links too.
+    if not value:
+        return b""
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"APPROVER_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+    return value.encode()
+
+
+def _refuse_placeholders(env: Mapping[str, str]) -> None:
+    for name in sorted(env):
+        if (name.startswith("APPROVER_") or name == "REDIS_URL") and _PLACEHOLDER.search(
+                env[name] or ""):
+            raise ConfigError(f"{name} holds a placeholder from the examples: set a value "
+                              "of your own")
 
 
 def _url_list(name: str, value: str | None) -> tuple[str, ...]:
@@ -240,6 +260,7 @@ def _notify_on(value: str | None) -> tuple[str, ...]:
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
+    _refuse_placeholders(env)
     mode = env.get("APPROVER_MODE", "enforce").strip().lower() or "enforce"
     if mode not in MODES:
         raise ConfigError(f"APPROVER_MODE must be one of {', '.join(MODES)}, got {mode!r}")
@@ -268,7 +289,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         redis_url=redis_url,
         webhook_tokens=tokens,
-        secret_key=_secret_key(env.get("APPROVER_SECRET_KEY"), tokens),
+        secret_key=_secret_key(env.get("APPROVER_SECRET_KEY")),
         paid_policy_tags=tuple(
             t.strip() for t in env.get("APPROVER_PAID_POLICY_TAGS", "paid").split(",") if t.strip()
         ),

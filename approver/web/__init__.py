@@ -10,7 +10,7 @@ from approver.web import billing, errors, handoff, health, hooks, observe, opena
 
 def create_app(settings: config.Settings | None = None) -> Flask:
     """Build the web app; settings default to the environment."""
-    settings = (settings or config.from_env()).require_webhook_tokens()
+    settings = (settings or config.from_env()).require_webhook_tokens().require_secret_key()
     logs.redact_values(settings.secret_values())
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.body_limit, JSON_SORT_KEYS=False)
