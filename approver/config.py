@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -54,6 +55,8 @@ class Settings:
     notify_secret: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
     notify_on: tuple[str, ...] = NOTIFY_KINDS
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    handoff_limit: int = 30
 
     @property
     def shadow(self) -> bool:
@@ -225,6 +228,15 @@ def _refuse_placeholders(env: Mapping[str, str]) -> None:
                               "of your own")
 
 
+def _networks(name: str, value: str | None) -> tuple:
+    try:
+        return tuple(ipaddress.ip_network(v.strip(), strict=False)
+                     for v in (value or "").split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated addresses or networks: {exc}") \
+            from None
+
+
 def _url_list(name: str, value: str | None) -> tuple[str, ...]:
     return tuple(_url(name, u.strip(), ("http", "https"))
                  for u in (value or "").split(",") if u.strip())
@@ -317,4 +329,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         dashboard_timeout=_float(
             "APPROVER_DASHBOARD_TIMEOUT", env.get("APPROVER_DASHBOARD_TIMEOUT"), 10.0
         ),
+        trusted_proxies=_networks("APPROVER_TRUSTED_PROXIES", env.get("APPROVER_TRUSTED_PROXIES")),
+        handoff_limit=_int("APPROVER_HANDOFF_LIMIT", env.get("APPROVER_HANDOFF_LIMIT"), 30, 1),
     )

@@ -152,6 +152,16 @@ def approved(store):
     store.save_state(KR, state=st.APPLIED, outcome="approve", reason="rule free")
 
 
+def known_checkout_state(store):
+    store.redis.set(handoff.CHECKOUT_PREFIX + "state-1",
+                    json.dumps({"key_request_id": KR, "developer_id": "dev1"}))
+
+
+def limit_reached(store):
+    for _ in range(30):
+        store.redis.incr(f"approver:limit:handoff:127.0.0.1:{int(time.time() // 60)}")
+
+
 def status_url(app):
     key = app.extensions["approver"].settings.secret_key
     return "/status/" + signing.sign(key, {"kr": KR}, 60, "status")
@@ -213,6 +223,16 @@ CASES = [
                         "created": 1, "data": {"object": {"status": "active"}}})), 400),
     ("stripe-bad-signature", "stripe", "post", "/billing/events", "/billing/events",
      {**stripe_signed(STRIPE_EVENT), "headers": {"Stripe-Signature": "t=1,v1=00"}}, 401),
+    ("checkout-state", "billing", "post", "/billing/checkout-state", "/billing/checkout-state",
+     standard_signed(raw({"state": "state-1"})), 200, known_checkout_state),
+    ("checkout-state-unknown", "billing", "post", "/billing/checkout-state",
+     "/billing/checkout-state", standard_signed(raw({"state": "state-2"})), 404),
+    ("checkout-state-bad-body", "billing", "post", "/billing/checkout-state",
+     "/billing/checkout-state", standard_signed(raw(["state-1"])), 400),
+    ("checkout-state-unsigned", "billing", "post", "/billing/checkout-state",
+     "/billing/checkout-state", {"json": {"state": "state-1"}}, 401),
+    ("checkout-state-off", "app", "post", "/billing/checkout-state", "/billing/checkout-state",
+     standard_signed(raw({"state": "state-1"})), 404),
     # Hand-off and status pages
     ("handoff-no-id", "app", "get", "/handoff", "/handoff", {}, 400),
     ("handoff-empty-form", "app", "post", "/handoff", "/handoff", {"data": {"other": "1"}}, 400),
@@ -228,9 +248,12 @@ CASES = [
     ("handoff-form-too-large", "app", "post", "/handoff", "/handoff",
      {"data": {"id": "a" * (65 * 1024)}}, 413),
     ("handoff-redis-down", "down", "get", "/handoff", f"/handoff?id={KR}", {}, 503),
+    ("handoff-too-many", "app", "get", "/handoff", f"/handoff?id={KR}", {}, 429, limit_reached),
     ("status-bad-token", "app", "get", "/status/{token}", "/status/not-a-token", {}, 404),
     ("status-processing", "app", "get", "/status/{token}", status_url, {}, 202),
-    ("status-waiting", "checkout", "get", "/status/{token}", status_url, {}, 200,
+    ("status-waiting", "app", "get", "/status/{token}", status_url, {}, 200,
+     waiting_for_billing),
+    ("status-to-checkout", "checkout", "get", "/status/{token}", status_url, {}, 303,
      waiting_for_billing),
     # Operations
     ("healthz", "app", "get", "/healthz", "/healthz", {}, 200),
@@ -246,9 +269,8 @@ CASES = [
     ("kind", "method", "template", "url", "kwargs", "expected", "setup"),
     [pytest.param(*case[1:7], case[7] if len(case) > 7 else None, id=case[0]) for case in CASES],
 )
-def test_real_answers_are_documented(make_client, monkeypatch, kind, method, template, url,
+def test_real_answers_are_documented(make_client, kind, method, template, url,
                                      kwargs, expected, setup):
-    monkeypatch.setattr(handoff, "WAIT_SECONDS", 0.1)
     client = make_client(kind)
     app = client.application
     if setup:
