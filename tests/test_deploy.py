@@ -528,7 +528,8 @@ def gunicorn_conf():
 def test_gunicorn_conf_settings(gunicorn_conf):
     assert re.fullmatch(r"[\w.\-\[\]:]+:\d+", gunicorn_conf["bind"])
     assert isinstance(gunicorn_conf["workers"], int) and 1 <= gunicorn_conf["workers"] <= 8
-    assert gunicorn_conf["worker_class"] == "sync"
+    assert gunicorn_conf["worker_class"] == "approver.web.gunicorn_worker.DeadlineWorker"
+    assert gunicorn_conf["worker_connections"] == gunicorn_conf["threads"] >= 11
     assert gunicorn_conf["logger_class"].__name__ == "RedactingLogger"
 
 

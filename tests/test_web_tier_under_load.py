@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.conftest import ROOT
 from tests.test_hostile_input import BILLING_SECRET
 from tests.web_support import Web
 
@@ -70,3 +71,38 @@ def test_ten_slow_clients_do_not_starve_healthz(web, request_start):
         for conn in conns:
             conn.close()
     assert max(probes) < PROMPT, probes
+
+
+@pytest.fixture
+def quick_web(settings, tmp_path):
+    """The shipped configuration with a 2-second connection deadline."""
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(f"exec(open({str(ROOT / 'deploy' / 'gunicorn.conf.py')!r}).read())\n"
+                    "from approver.web import gunicorn_worker\n"
+                    "gunicorn_worker.DEADLINE = 2.0\n")
+    server = Web(settings, tmp_path, APPROVER_BILLING_SECRETS=BILLING_SECRET)
+    server.start("--config", str(conf))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("request_start", [
+    b"GET /healthz HTTP/1.1\r\nHost: approver\r\nX-Slow: a",
+    b"POST /billing/events HTTP/1.1\r\nHost: approver\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"type\":",
+])
+def test_a_client_that_never_finishes_its_request_is_dropped(quick_web, request_start):
+    (conn,) = slow_clients(quick_web, 1, request_start)
+    conn.settimeout(20)
+    with conn:
+        for _ in range(3):  # a byte now and then does not keep the connection
+            conn.sendall(b"x")
+            threading.Event().wait(0.5)
+        try:
+            answer = conn.recv(65536)
+            while chunk := conn.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert "Traceback" not in quick_web.output()

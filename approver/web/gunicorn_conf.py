@@ -94,15 +94,24 @@ def child_exit(server, worker):
 
 
 bind = os.environ.get("APPROVER_BIND", "127.0.0.1:8000")
-# Sync workers: each connection is closed after its answer, so load spreads evenly over the
-# processes (gthread piled keep-alive clients onto one process in our measurements).
-worker_class = "sync"
+# Threads, so that a few slow clients (a header a byte at a time, a body that never ends)
+# hold a thread each, not a whole process; DeadlineWorker takes a thread back from a
+# connection not served within 10 s. A sync worker read with no limit: two such clients
+# kept a two-process tier from answering /healthz for 10 s. Put a buffering proxy in front
+# for more than a handful (deploy/README.md).
+worker_class = "approver.web.gunicorn_worker.DeadlineWorker"
 workers = int(os.environ.get("APPROVER_WEB_WORKERS", 0)) or min(
     2 * multiprocessing.cpu_count() + 1, 8
 )
+threads = 16
+# A process takes no more connections than it has threads: when all of them are busy the
+# others accept, so slow clients (or keep-alive ones, which piled onto one process in our
+# measurements) cannot queue requests behind them. No keep-alive: each connection is closed
+# after its answer, as sync workers did, and a connection silent for 5 s is dropped.
+worker_connections = threads
+keepalive = 0
 timeout = 30
 graceful_timeout = 20
-keepalive = 2
 logger_class = RedactingLogger
 accesslog = "-"
 errorlog = "-"
