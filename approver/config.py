@@ -57,6 +57,12 @@ class Settings:
     notify_on: tuple[str, ...] = NOTIFY_KINDS
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     handoff_limit: int = 30
+    internal_bind: str | None = None
+
+    @property
+    def internal_port(self) -> int | None:
+        """The port of the internal listener (/metrics, detailed /readyz), if there is one."""
+        return int(self.internal_bind.rpartition(":")[2]) if self.internal_bind else None
 
     @property
     def shadow(self) -> bool:
@@ -237,6 +243,15 @@ def _networks(name: str, value: str | None) -> tuple:
             from None
 
 
+def _bind(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    host, _, port = value.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be host:port (e.g. 0.0.0.0:9000), got {value!r}")
+    return value.strip()
+
+
 def _url_list(name: str, value: str | None) -> tuple[str, ...]:
     return tuple(_url(name, u.strip(), ("http", "https"))
                  for u in (value or "").split(",") if u.strip())
@@ -331,4 +346,5 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         trusted_proxies=_networks("APPROVER_TRUSTED_PROXIES", env.get("APPROVER_TRUSTED_PROXIES")),
         handoff_limit=_int("APPROVER_HANDOFF_LIMIT", env.get("APPROVER_HANDOFF_LIMIT"), 30, 1),
+        internal_bind=_bind("APPROVER_INTERNAL_BIND", env.get("APPROVER_INTERNAL_BIND")),
     )

@@ -141,6 +141,7 @@ STRIPE_EVENT = raw({"id": "evt_1", "type": "customer.subscription.updated",
 HOOK = {"content_type": "application/json", "data": raw(tyk_event())}
 BEARER = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 T = f"/hooks/tyk/{WEBHOOK_TOKEN}"
+INTERNAL = "http://localhost:9100"
 
 
 def waiting_for_billing(store):
@@ -258,9 +259,13 @@ CASES = [
     # Operations
     ("healthz", "app", "get", "/healthz", "/healthz", {}, 200),
     ("readyz", "app", "get", "/readyz", "/readyz", {}, 200),
+    ("readyz-internal", "internal", "get", "/readyz", f"{INTERNAL}/readyz", {}, 200),
     ("readyz-redis-down", "down", "get", "/readyz", "/readyz", {}, 503),
-    ("metrics", "app", "get", "/metrics", "/metrics", {}, 200),
-    ("metrics-redis-down", "down", "get", "/metrics", "/metrics", {}, 200),
+    ("readyz-internal-redis-down", "internal-down", "get", "/readyz", f"{INTERNAL}/readyz", {},
+     503),
+    ("metrics-public", "internal", "get", "/metrics", "/metrics", {}, 404),
+    ("metrics", "internal", "get", "/metrics", f"{INTERNAL}/metrics", {}, 200),
+    ("metrics-redis-down", "internal-down", "get", "/metrics", f"{INTERNAL}/metrics", {}, 200),
     ("openapi", "down", "get", "/openapi.json", "/openapi.json", {}, 200),
 ]
 
@@ -302,6 +307,9 @@ def make_client(settings):
             "stripe": {"stripe_secrets": (STRIPE_SECRET,)},
             "checkout": {"checkout_url": CHECKOUT},
             "down": {"redis_url": "redis://127.0.0.1:1/0"},
+            "internal": {"internal_bind": "127.0.0.1:9100"},
+            "internal-down": {"internal_bind": "127.0.0.1:9100",
+                              "redis_url": "redis://127.0.0.1:1/0"},
             "billing-down": {"redis_url": "redis://127.0.0.1:1/0", "billing_secrets": (SECRET,)},
         }[kind]
         app = create_app(settings.with_(**changes))
