@@ -55,6 +55,7 @@ def cmd_worker(args) -> int:
 
     rt = runtime.current()
     rt.settings.require_a_portal()
+    logs.redact_values(rt.settings.secret_values())
     rt.rules.current()  # refuse to start on rules that do not load
     if args.metrics_port:
         from prometheus_client import start_http_server

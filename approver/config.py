@@ -103,7 +103,7 @@ class Settings:
         return self
 
     def require_secret_key(self) -> Settings:
-        """Return self, or fail: hand-off state and status links need a key of their own."""
+        """Return self, or fail: the hand-off's status links need a key of their own."""
         if not self.secret_key:
             raise ConfigError(
                 f"APPROVER_SECRET_KEY is required for the web tier ({MIN_SECRET_KEY_LENGTH}+ "
@@ -216,7 +216,7 @@ def _duration(name: str, value: str | None) -> int | None:
 
 
 def _secret_key(value: str | None) -> bytes:
-    # Hand-off state and status links are signed with this key, a secret of its own: one
+    # The hand-off's status links are signed with this key, a secret of its own: one
     # derived from a webhook token made a leaked token forge links too.
     if not value:
         return b""
