@@ -44,7 +44,9 @@ weird_text = s.sampled_from([
     "\x00", "a\x00b", "\u202e\u200fevil", "\ud800", "\udfff", "\U0001f600" * 3, "\ufeff",
     "key_request_event.submitted\x00", "key_request_event.\u202e", "..", "%00", "\r\n",
     "a" * 300, "\u0000" * 10, "\U0001d55c\U0001d556\U0001d56a", "\u0085", "\u2028",
-]) | s.text(max_size=50)
+    "\n", "abc\n", "\u2029", "\x1b[2J", "\x7f", "\x9b", "\t", "\x0b\x0c",
+]) | s.text(max_size=50) | s.text(
+    alphabet=s.characters(categories=["Cc", "Zl", "Zp", "Cf"]), max_size=8)
 content_types = s.sampled_from([
     None, "application/json", "text/plain", "application/json; charset=utf-16",
     "application/vnd.tyk+json", "application/x-www-form-urlencoded", "multipart/form-data",
@@ -529,3 +531,27 @@ def test_tyk_webhook_ids_with_hostile_characters(client, redis_conn, caplog, fie
     assert (response.status_code == 202) == (request_id == REQUEST)
     assert queued_jobs(redis_conn) == ([b"rq:job:kr-" + REQUEST.encode()]
                                        if request_id == REQUEST else [])
+
+
+@SETTINGS
+@given(name=s.sampled_from(["key_request_id", "id", "request_id", "key_request"]),
+       request_id=hostile(REQUEST), method=s.sampled_from(["GET", "POST"]),
+       request_header=hostile("abc-123"))
+def test_handoff_parameters_and_request_ids_with_hostile_characters(client, redis_conn, caplog,
+                                                                    name, request_id, method,
+                                                                    request_header):
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    redis_conn.flushdb()
+    raw = request_id.encode("utf-8", "surrogatepass")
+    try:
+        response = client.open("/handoff", method=method,
+                               query_string={name: raw} if method == "GET" else None,
+                               data={name: raw} if method == "POST" else None,
+                               environ_overrides={"HTTP_X_REQUEST_ID": request_header})
+    except ValueError:
+        assume(False)  # the test client refused a value it cannot send
+    check_answer(response, caplog, json_errors=False)
+    assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", response.headers["X-Request-Id"])
+    queued = queued_jobs(redis_conn)
+    assert queued == ([b"rq:job:kr-" + REQUEST.encode()] if request_id == REQUEST else [])
