@@ -34,8 +34,11 @@ def cmd_web(args) -> int:
 
         def load_config(self):
             self.load_config_from_module_name_or_filename(args.config)
-            if args.bind:
-                self.cfg.set("bind", args.bind)
+            binds = [args.bind] if args.bind else list(self.cfg.bind)
+            if app.extensions["approver"].settings.internal_bind:
+                # /metrics and detailed /readyz answer only there (approver.web.health).
+                binds.append(app.extensions["approver"].settings.internal_bind)
+            self.cfg.set("bind", binds)
             if args.workers:
                 self.cfg.set("workers", args.workers)
 
@@ -52,6 +55,7 @@ def cmd_worker(args) -> int:
 
     rt = runtime.current()
     rt.settings.require_a_portal()
+    logs.redact_values(rt.settings.secret_values())
     rt.rules.current()  # refuse to start on rules that do not load
     if args.metrics_port:
         from prometheus_client import start_http_server

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +16,13 @@ from approver.errors import ConfigError
 
 MODES = ("enforce", "shadow")
 MIN_TOKEN_LENGTH = 16
+# Webhook tokens ride in URL paths: only the URL-safe base64 alphabet, so that no spelling of
+# the path (an encoded or doubled "/", a "+") can change what is logged or routed.
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+# The placeholders shipped in deploy/ (compose defaults, the Kubernetes Secret, env.example)
+# and their kind: a service started with one runs with a secret anyone can read.
+_PLACEHOLDER = re.compile(r"(?i)change[-_. ]?me|replace[-_. ]?me")
+MIN_SECRET_KEY_LENGTH = 32
 NOTIFY_KINDS = ("review", "wait", "approve", "deny")
 
 
@@ -63,6 +71,14 @@ class Settings:
     record_max_age: int | None = 90 * 86400
     # The ceiling on Dashboard/portal API calls per second, shared by every worker.
     dashboard_rate: float = 100.0
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    handoff_limit: int = 30
+    internal_bind: str | None = None
+
+    @property
+    def internal_port(self) -> int | None:
+        """The port of the internal listener (/metrics, detailed /readyz), if there is one."""
+        return int(self.internal_bind.rpartition(":")[2]) if self.internal_bind else None
 
     @property
     def shadow(self) -> bool:
@@ -102,6 +118,16 @@ class Settings:
             )
         return self
 
+    def require_secret_key(self) -> Settings:
+        """Return self, or fail: the hand-off's status links need a key of their own."""
+        if not self.secret_key:
+            raise ConfigError(
+                f"APPROVER_SECRET_KEY is required for the web tier ({MIN_SECRET_KEY_LENGTH}+ "
+                "characters; make one with python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return self
+
     def require_webhook_tokens(self) -> Settings:
         """Return self, or fail: the web tier accepts no webhook without a token."""
         if not self.webhook_tokens and not self.portal_webhook_tokens:
@@ -110,6 +136,16 @@ class Settings:
                 f"(comma-separated, each at least {MIN_TOKEN_LENGTH} characters)"
             )
         return self
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret set (the fields kept out of repr), for redaction from logs."""
+        found = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.repr and value:
+                items = value if isinstance(value, tuple) else (value,)
+                found += [v.decode("latin-1") if isinstance(v, bytes) else v for v in items]
+        return tuple(found)
 
     def with_(self, **changes) -> Settings:
         """A copy with some settings changed (the demo and the tests use it)."""
@@ -135,7 +171,8 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
 
 
-def _secrets(name: str, value: str | None, prefix: str = "") -> tuple[str, ...]:
+def _secrets(name: str, value: str | None, prefix: str = "",
+             url_safe: bool = False) -> tuple[str, ...]:
     items = tuple(s.strip() for s in (value or "").split(",") if s.strip())
     for i, item in enumerate(items, 1):
         if len(item) < MIN_TOKEN_LENGTH:
@@ -144,6 +181,11 @@ def _secrets(name: str, value: str | None, prefix: str = "") -> tuple[str, ...]:
             )
         if prefix and not item.startswith(prefix):
             raise ConfigError(f"{name}: entry {i} must start with {prefix!r}")
+        if url_safe and not _URL_SAFE.fullmatch(item):
+            raise ConfigError(
+                f"{name}: entry {i} may hold only letters, digits, '-' and '_' (make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
     return items
 
 
@@ -280,16 +322,41 @@ def _retention(env: Mapping[str, str]) -> dict:
     }
 
 
-def _secret_key(value: str | None, tokens: tuple[str, ...]) -> bytes:
-    # Hand-off state and status links are signed with this key. Without one set, it is
-    # derived from the first webhook token, so rotating that token expires old links.
-    if value:
-        if len(value) < 32:
-            raise ConfigError("APPROVER_SECRET_KEY must be at least 32 characters")
-        return value.encode()
-    if tokens:
-        return hashlib.sha256(b"tyk-approver signing key\0" + tokens[0].encode()).digest()
-    return b""
+def _secret_key(value: str | None) -> bytes:
+    # The hand-off's status links are signed with this key, a secret of its own: one
+    # derived from a webhook token made a leaked token forge links too.
+    if not value:
+        return b""
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"APPROVER_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+    return value.encode()
+
+
+def _refuse_placeholders(env: Mapping[str, str]) -> None:
+    for name in sorted(env):
+        if (name.startswith("APPROVER_") or name == "REDIS_URL") and _PLACEHOLDER.search(
+                env[name] or ""):
+            raise ConfigError(f"{name} holds a placeholder from the examples: set a value "
+                              "of your own")
+
+
+def _networks(name: str, value: str | None) -> tuple:
+    try:
+        return tuple(ipaddress.ip_network(v.strip(), strict=False)
+                     for v in (value or "").split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated addresses or networks: {exc}") \
+            from None
+
+
+def _bind(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    host, _, port = value.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be host:port (e.g. 0.0.0.0:9000), got {value!r}")
+    return value.strip()
 
 
 def _url_list(name: str, value: str | None) -> tuple[str, ...]:
@@ -327,6 +394,7 @@ def _notify_on(value: str | None) -> tuple[str, ...]:
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
+    _refuse_placeholders(env)
     mode = env.get("APPROVER_MODE", "enforce").strip().lower() or "enforce"
     if mode not in MODES:
         raise ConfigError(f"APPROVER_MODE must be one of {', '.join(MODES)}, got {mode!r}")
@@ -334,7 +402,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     redis_name = "APPROVER_REDIS_URL" if env.get("APPROVER_REDIS_URL") else "REDIS_URL"
     _url(redis_name, redis_url, ("redis", "rediss", "unix"))
     secret = env.get("APPROVER_DASHBOARD_SECRET") or None
-    tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"))
+    tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"),
+                      url_safe=True)
     notify_urls = _url_list("APPROVER_NOTIFY_URLS", env.get("APPROVER_NOTIFY_URLS"))
     return Settings(
         **_redis(env),
@@ -352,11 +421,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         portal_url=_url("APPROVER_PORTAL_URL", env.get("APPROVER_PORTAL_URL"), ("http", "https")),
         portal_token=(env.get("APPROVER_PORTAL_TOKEN") or "").strip() or None,
         portal_webhook_tokens=_secrets(
-            "APPROVER_PORTAL_WEBHOOK_TOKENS", env.get("APPROVER_PORTAL_WEBHOOK_TOKENS")
+            "APPROVER_PORTAL_WEBHOOK_TOKENS", env.get("APPROVER_PORTAL_WEBHOOK_TOKENS"),
+            url_safe=True,
         ),
         redis_url=redis_url,
         webhook_tokens=tokens,
-        secret_key=_secret_key(env.get("APPROVER_SECRET_KEY"), tokens),
+        secret_key=_secret_key(env.get("APPROVER_SECRET_KEY")),
         paid_policy_tags=tuple(
             t.strip() for t in env.get("APPROVER_PAID_POLICY_TAGS", "paid").split(",") if t.strip()
         ),
@@ -384,4 +454,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         dashboard_timeout=_float(
             "APPROVER_DASHBOARD_TIMEOUT", env.get("APPROVER_DASHBOARD_TIMEOUT"), 10.0
         ),
+        trusted_proxies=_networks("APPROVER_TRUSTED_PROXIES", env.get("APPROVER_TRUSTED_PROXIES")),
+        handoff_limit=_int("APPROVER_HANDOFF_LIMIT", env.get("APPROVER_HANDOFF_LIMIT"), 30, 1),
+        internal_bind=_bind("APPROVER_INTERNAL_BIND", env.get("APPROVER_INTERNAL_BIND")),
     )

@@ -94,6 +94,7 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
         **os.environ,
         "APPROVER_REDIS_URL": redis_server.url,
         "APPROVER_WEBHOOK_TOKENS": token,
+        "APPROVER_SECRET_KEY": secrets.token_urlsafe(32),
         "APPROVER_RULES": str(rules.resolve()),
         "APPROVER_RECONCILE_INTERVAL": "15",
         "APPROVER_RETRY_DELAYS": "1,2,5",

@@ -18,7 +18,8 @@ DECIDE = "approver.jobs.decide_request"
 RECONCILE = "approver.jobs.reconcile_pass"
 JOB_TIMEOUT = 90
 # RQ job ids allow letters, digits, "_" and "-" only; Tyk's ids are 24-hex ObjectIds.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# \Z, not $: `$` also matches before a trailing "\n", which RQ then refuses.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 def decide_job_id(request_id: str) -> str:

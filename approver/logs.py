@@ -11,15 +11,23 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 # A Tyk webhook token rides in the path (the classic Dashboard cannot send headers), and
-# other tokens in headers: none of them may reach a log line.
+# other tokens in headers: none of them may reach a log line. Paths are redacted by route:
+# everything after /hooks/ (and /status/) goes, however the path is spelled (any case,
+# doubled, encoded or dotted slashes), keeping only which hook it was, up to a space, a
+# quote or a backslash (so that a line already escaped for JSON stays valid JSON).
 _PATTERNS = (
-    (re.compile(r"(/hooks/(?:tyk|portal)/)[^\s/?\"']+"), r"\1[redacted]"),
-    (re.compile(r"(/status/)[^\s/?\"']+"), r"\1[redacted]"),
+    (re.compile(r"(?i)(/hooks(?:/|%2f)+(?:(?:tyk|portal)(?:/|%2f)+)?)"
+                r"(?!(?:tyk|portal)(?:[\s?\"'#\\]|$))[^\s?\"'#\\]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)(/status(?:/|%2f)+)[^\s?\"'#\\]+"), r"\1[redacted]"),
     (re.compile(r"(?i)\b(bearer|authorization:?|x-approver-token:?)(\s+)[^\s\"',]+"),
      r"\1\2[redacted]"),
     (re.compile(r"(?i)(\"?(?:rawkey|password|secret)\"?\s*[:=]\s*\"?)[^\s\"',}]+"),
      r"\1[redacted]"),
 )
+# And by value: the configured secrets themselves, wherever they appear (redact_values).
+SHORTEST_SECRET = 8
+_values: set[str] = set()
+_known: re.Pattern | None = None
 
 # Ids that every line logged while handling one thing carries.
 CONTEXT = ("request_id", "key_request_id", "decision_id")
@@ -28,14 +36,25 @@ _context: dict[str, contextvars.ContextVar] = {
 }
 
 
-# Every pattern above needs one of these literals (in its case sensitivity): text without
-# any of them is returned as it is after one search instead of four substitutions.
-_TRIGGER = re.compile(r"/hooks/|/status/|(?i:bearer|authorization|x-approver-token|rawkey"
-                      r"|password|secret)")
+# Every pattern above needs one of these words: text without any of them is returned as it
+# is after one search instead of four substitutions.
+_TRIGGER = re.compile(r"(?i)/hooks|/status|bearer|authorization|x-approver-token|rawkey"
+                      r"|password|secret")
+
+
+def redact_values(values) -> None:
+    """Redact these secret values (of at least SHORTEST_SECRET characters) from every line."""
+    global _known
+    _values.update(v for v in values if v and len(v) >= SHORTEST_SECRET)
+    if _values:
+        # Longest first, so that a secret containing another is replaced whole.
+        _known = re.compile("|".join(map(re.escape, sorted(_values, key=len, reverse=True))))
 
 
 def redact(text: str) -> str:
-    """The text with webhook tokens, bearer tokens and key material replaced."""
+    """The text with webhook tokens, bearer tokens, configured secrets and key material replaced."""
+    if _known is not None:
+        text = _known.sub("[redacted]", text)
     if _TRIGGER.search(text) is None:
         return text
     for pattern, replacement in _PATTERNS:

@@ -44,12 +44,24 @@ DASHBOARD_SECONDS = Histogram(
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 LATENCY_KEY = st.PREFIX + "stats:latency"
 DECISIONS_KEY = st.PREFIX + "stats:decisions"
-_ID_SEGMENT = re.compile(r"/(?:[0-9a-fA-F]{16,}|\d+|[^/]*@[^/]*|[A-Za-z0-9_-]{20,})(?=/|$)")
+# A path segment holding a digit, an "@" or an escape, or a long token, is an id: the words
+# of Tyk's API paths have none of these.
+_ID_SEGMENT = re.compile(r"/(?:[^/]*[0-9@%][^/]*|[A-Za-z0-9_-]{20,})(?=/|$)")
 
 
 def route(path: str) -> str:
     """A Dashboard path with its ids replaced, so that labels stay few."""
     return _ID_SEGMENT.sub("/{id}", path.split("?", 1)[0])
+
+
+def rule_label(rule: str | None) -> str:
+    """A decision's rule as a label: a rule's id, or `explicit:<source>` without the event id.
+
+    Explicit decisions are recorded as `explicit:billing:<event id>`: one series per billing
+    event would grow without bound.
+    """
+    rule = rule or "default"
+    return ":".join(rule.split(":", 2)[:2]) if rule.startswith("explicit:") else rule
 
 
 def observe_dashboard_call(method: str, path: str, outcome: str, seconds: float) -> None:
@@ -61,7 +73,7 @@ def observe_dashboard_call(method: str, path: str, outcome: str, seconds: float)
 
 def count_decision(redis, outcome: str, rule: str | None) -> None:
     """Count a decision, cluster-wide."""
-    redis.hincrby(DECISIONS_KEY, f"{outcome}|{rule or 'default'}", 1)
+    redis.hincrby(DECISIONS_KEY, f"{outcome}|{rule_label(rule)}", 1)
 
 
 def observe_applied(redis, seconds: float) -> None:
@@ -109,9 +121,14 @@ class ClusterCollector:
                                 value=redis.zcard(st.WAITS_KEY))
         decisions = CounterMetricFamily("approver_decisions", "Decisions by outcome and rule",
                                         labels=["outcome", "rule"])
-        for field, count in sorted(redis.hgetall(DECISIONS_KEY).items()):
+        counts: dict[tuple[str, str], int] = {}
+        for field, count in redis.hgetall(DECISIONS_KEY).items():
+            # Fields counted per event id before labels were bounded fold into one series.
             outcome, _, rule = field.decode().partition("|")
-            decisions.add_metric([outcome, rule], int(count))
+            key = (outcome, rule_label(rule))
+            counts[key] = counts.get(key, 0) + int(count)
+        for labels, count in sorted(counts.items()):
+            decisions.add_metric(list(labels), count)
         yield decisions
         yield self._latency(redis.hgetall(LATENCY_KEY))
         yield from self._health(st.Store(redis).health())

@@ -1,4 +1,4 @@
-"""Signed, expiring tokens (hand-off state, status links): HMAC-SHA256 over a JSON payload."""
+"""Signed, expiring tokens (the hand-off's status links): HMAC-SHA256 over a JSON payload."""
 
 from __future__ import annotations
 

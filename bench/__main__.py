@@ -282,7 +282,7 @@ def table(r: dict) -> str:
     light = {k: median([x[k] for x in r["light"]]) for k in ("p50_ms", "p95_ms", "p99_ms")}
     rl = r["rules"]["sizes"]
     rows = [
-        ("ingest: webhook req/s (2 sync workers)", _n(web["rps"]),
+        ("ingest: webhook req/s (2 web processes)", _n(web["rps"]),
          f"{_n(bare['rps'])} (bare Flask 202)", _ratio(ingest_ratio), "≥ 0.50x",
          _ok(ingest_ratio >= 0.5 if ingest_ratio else None)),
         ("ingest: p50 / p99 latency, ms", f"{_n(web['p50_ms'], 1)} / {_n(web['p99_ms'], 1)}",

@@ -37,7 +37,9 @@ end
 
 function request()
   n = n + 1
-  return wrk.format(nil, nil, nil, prefix .. run .. tid .. "-" .. n .. suffix)
+  -- A Tyk ObjectId (24 hex digits), as the web tier accepts: run, thread, count.
+  return wrk.format(nil, nil, nil,
+                    prefix .. run .. string.format("%02x%012x", tid, n) .. suffix)
 end
 
 function done(summary, latency, requests)
@@ -66,7 +68,7 @@ def _lua_script(workdir: Path) -> Path:
     body = data.webhook_body(marker).decode()
     prefix, suffix = body.split(marker)
     script = (_LUA.replace("PREFIX", prefix).replace("SUFFIX", suffix)
-              .replace('"RUN"', json.dumps("b" + secrets.token_hex(6) + "-")))
+              .replace('"RUN"', json.dumps(secrets.token_hex(5))))
     path = workdir / "webhook.lua"
     path.write_text(script)
     return path
@@ -96,9 +98,9 @@ def _run_wrk(url: str, seconds: float, workdir: Path) -> dict:
 
 def _run_python(url: str, seconds: float) -> dict:
     template = data.webhook_template()
-    run = "p" + secrets.token_hex(6)
+    run = secrets.token_hex(5)
     result = loadgen.closed_loop(
-        url, lambda n: data.webhook_body(f"{run}-{n}", template), CONNECTIONS, seconds
+        url, lambda n: data.webhook_body(f"{run}{n:014x}", template), CONNECTIONS, seconds
     ).to_dict()
     result["command"] = (f"bench.loadgen.closed_loop: {CONNECTIONS} threads, "
                          f"{seconds:.0f} s, new connection per request")

@@ -174,6 +174,7 @@ class Procs:
             "APPROVER_DASHBOARD_SECRET": sandbox.secret,
             "APPROVER_REDIS_URL": self.redis.url,
             "APPROVER_WEBHOOK_TOKENS": token,
+            "APPROVER_SECRET_KEY": secrets.token_urlsafe(32),
             "APPROVER_RULES": str(ROOT / "rules"),
             # Keep the periodic reconciler out of the measurements (next pass: next midnight).
             "APPROVER_RECONCILE_INTERVAL": "86400",

@@ -25,6 +25,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from approver import config
+from approver.errors import ConfigError
 from approver.logs import redact
 from approver.sandbox import serve
 from approver.web import create_app
@@ -48,12 +49,24 @@ def load_one(path: Path):
     return docs[0]
 
 
-_DEFAULT = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
+# What an operator puts in deploy/.env before `docker compose up` (the file's header).
+GIVEN = {"APPROVER_WEBHOOK_TOKENS": "compose-webhook-token-0123456789",
+         "APPROVER_SECRET_KEY": "compose-signing-key-0123456789abcdefgh"}
 
 
-def compose_default(value: str) -> str:
-    """A compose value with every `${VAR:-default}` replaced by its default."""
-    return _DEFAULT.sub(lambda m: m.group(2) or "", value)
+def compose_default(value: str, given: dict | None = None) -> str:
+    """A compose value as compose fills it in from `given` (the shell or deploy/.env)."""
+
+    def fill(m: re.Match) -> str:
+        name, operator, argument = m.groups()
+        if (given or {}).get(name):
+            return given[name]
+        if operator == "?":
+            raise AssertionError(f"compose stops: {argument}")
+        return argument or ""
+
+    return _VARIABLE.sub(fill, value)
 
 
 # ---- every YAML file --------------------------------------------------------------------
@@ -135,11 +148,11 @@ def test_compose_demo_wiring(compose):
     services = compose["services"]
     sandbox, web = services["sandbox"], services["web"]
     assert sandbox["image"] == web["image"]
-    cmd = [compose_default(str(c)) for c in sandbox["command"]]
+    cmd = [compose_default(str(c), GIVEN) for c in sandbox["command"]]
     assert cmd[0] == "sandbox"
     args = dict(zip(cmd[1::2], cmd[2::2], strict=True))
     assert args["--bind"] == "0.0.0.0:3000"
-    env = {k: compose_default(str(v)) for k, v in web["environment"].items()}
+    env = {k: compose_default(str(v), GIVEN) for k, v in web["environment"].items()}
     # The sandbox and the service agree on the Dashboard secret and the webhook token.
     assert args["--secret"] == env["APPROVER_DASHBOARD_SECRET"]
     assert args["--webhook-url"] == f"http://web:8000/hooks/tyk/{env['APPROVER_WEBHOOK_TOKENS']}"
@@ -147,13 +160,18 @@ def test_compose_demo_wiring(compose):
     assert services["worker"]["environment"] == web["environment"]
 
 
-def test_compose_default_settings_pass_the_service_validation(compose):
-    env = {k: compose_default(str(v)) for k, v in compose["services"]["web"]["environment"].items()}
+def test_compose_needs_the_services_own_secrets_and_has_no_placeholder(compose):
+    environment = compose["services"]["web"]["environment"]
+    for name in GIVEN:
+        with pytest.raises(AssertionError, match=f"compose stops: set {name}"):
+            compose_default(str(environment[name]), {k: v for k, v in GIVEN.items() if k != name})
+    env = {k: compose_default(str(v), GIVEN) for k, v in environment.items()}
     # The Redis password is a compose secret, mounted at /run/secrets/<name> in the service.
     secrets = {f"/run/secrets/{name}": str(DEPLOY / s["file"])
                for name, s in compose["secrets"].items()}
     env = {k: secrets.get(v, v) for k, v in env.items()}
-    settings = config.from_env(env).require_dashboard().require_webhook_tokens()
+    settings = (config.from_env(env).require_dashboard().require_webhook_tokens()
+                .require_secret_key())
     assert settings.redis_url == "redis://approver@redis:6379/0"
     assert settings.redis_password_file == DEPLOY / "redis-password"
     assert str(settings.rules_path) == "/app/rules"
@@ -335,18 +353,27 @@ def test_k8s_service_hpa_pdb_target_the_web_pods(manifests):
     assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
 
 
+def real_values(env: dict) -> dict:
+    """`env` with its change-me placeholders replaced, as the operator is told to."""
+    return {k: "real-" + k.lower().replace("_", "-") + "-0123456789abcdefghij"
+            if "change-me" in v else v for k, v in env.items()}
+
+
 def test_k8s_secret_and_settings_pass_the_service_validation(manifests):
     secret = by_kind(manifests, "Secret")
     assert "data" not in secret
     keys = set(secret["stringData"])
-    assert {"APPROVER_DASHBOARD_SECRET", "APPROVER_WEBHOOK_TOKENS",
+    assert {"APPROVER_DASHBOARD_SECRET", "APPROVER_WEBHOOK_TOKENS", "APPROVER_SECRET_KEY",
             "APPROVER_BILLING_SECRETS"} <= keys
     settings = by_kind(manifests, "ConfigMap", "approver-settings")["data"]
     assert not keys & {"APPROVER_DASHBOARD_URL", "APPROVER_MODE"}
     assert all(isinstance(v, str) for v in settings.values()), "ConfigMap values are strings"
     assert not {"APPROVER_DASHBOARD_SECRET", "APPROVER_WEBHOOK_TOKENS"} & settings.keys()
     env = {**settings, **secret["stringData"]}  # envFrom: the later source wins
-    config.from_env(env).require_dashboard().require_webhook_tokens()
+    with pytest.raises(ConfigError, match="placeholder"):
+        config.from_env(env)
+    config.from_env(real_values(env)).require_dashboard().require_webhook_tokens() \
+        .require_secret_key()
 
 
 def test_k8s_rules_configmap_matches_the_rules_folder(manifests):
@@ -411,8 +438,11 @@ def test_systemd_env_example_passes_the_service_validation():
             assert sep and re.fullmatch(r"[A-Z_][A-Z0-9_]*", key), line
             env[key] = value
     assert {"APPROVER_DASHBOARD_URL", "APPROVER_DASHBOARD_SECRET", "APPROVER_REDIS_URL",
-            "APPROVER_WEBHOOK_TOKENS", "APPROVER_RULES"} <= env.keys()
-    config.from_env(env).require_dashboard().require_webhook_tokens()
+            "APPROVER_WEBHOOK_TOKENS", "APPROVER_SECRET_KEY", "APPROVER_RULES"} <= env.keys()
+    with pytest.raises(ConfigError, match="placeholder"):
+        config.from_env(env)
+    config.from_env(real_values(env)).require_dashboard().require_webhook_tokens() \
+        .require_secret_key()
 
 
 # ---- Dockerfile ---------------------------------------------------------------------------
@@ -504,7 +534,8 @@ def gunicorn_conf():
 def test_gunicorn_conf_settings(gunicorn_conf):
     assert re.fullmatch(r"[\w.\-\[\]:]+:\d+", gunicorn_conf["bind"])
     assert isinstance(gunicorn_conf["workers"], int) and 1 <= gunicorn_conf["workers"] <= 8
-    assert gunicorn_conf["worker_class"] == "sync"
+    assert gunicorn_conf["worker_class"] == "approver.web.gunicorn_worker.DeadlineWorker"
+    assert gunicorn_conf["worker_connections"] == gunicorn_conf["threads"] >= 11
     assert gunicorn_conf["logger_class"].__name__ == "RedactingLogger"
 
 

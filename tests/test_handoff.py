@@ -1,17 +1,22 @@
-"""The redirect-on-key-request hand-off and the developer's status page."""
+"""The redirect-on-key-request hand-off and the page that follows its decision."""
 
+import json
+import re
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from approver import signing
 from approver import store as st
-from approver.web import create_app
-from tests.conftest import wait_for
+from approver.web import create_app, handoff
+from tests.test_billing_intake import standard_headers
+from tests.test_hostile_input import BILLING_SECRET
 
 ALICE, BOB, DAVE = "alice@acme.partner.example", "bob@mailinator.com", "dave@example.com"
 FREE, PRO = "64b0000000000000000000b1", "64b0000000000000000000b2"
 CHECKOUT = "https://pay.example.com/checkout"
+UNKNOWN = "64b0000000000000000009ff"
 
 
 def submit(sandbox, email, policies=(FREE,), fields=None):
@@ -27,33 +32,109 @@ def assert_strict_page(response):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def refresh_target(response) -> str | None:
+    """Where the page's meta refresh sends the browser, if it has one."""
+    found = re.search(rb'<meta http-equiv="refresh" content="\d+; url=([^"]+)">', response.data)
+    return found.group(1).decode().replace("&amp;", "&") if found else None
+
+
+def follow(client, response, timeout=30.0):
+    """Follow a page's refreshes, as a browser does, until one does not refresh."""
+    deadline = time.monotonic() + timeout
+    while (target := refresh_target(response)) is not None:
+        assert time.monotonic() < deadline, "the page kept refreshing"
+        time.sleep(0.1)
+        response = client.get(urlsplit(target).path)
+    return response
+
+
 @pytest.mark.parametrize("name", ["key_request_id", "id", "request_id", "key_request"])
-def test_handoff_decides_and_shows_the_outcome(client, sandbox, rt, worker_process, name):
+def test_handoff_decides_and_the_page_follows_to_the_outcome(client, sandbox, rt, worker_process,
+                                                             name):
     request = submit(sandbox, ALICE)
     response = client.get(f"/handoff?{name}={request['id']}")
-    assert response.status_code == 200
     assert_strict_page(response)
-    assert b"Approved" in response.data
+    final = follow(client, response)
+    assert final.status_code == 200
+    assert_strict_page(final)
+    assert b"Approved" in final.data
     assert sandbox.app.sandbox.get_key_request(request["id"])["approved"] is True
     assert rt.store.state(request["id"])["trigger"] == "handoff"
 
 
+def test_handoff_answers_at_once_with_a_page_that_reloads_itself(client, sandbox, rt):
+    request = submit(sandbox, ALICE)
+    response = client.get(f"/handoff?id={request['id']}")  # no worker: nothing decides
+    assert response.status_code == 202
+    assert_strict_page(response)
+    assert b"Deciding" in response.data
+    target = urlsplit(refresh_target(response))
+    assert target.path.startswith("/status/")
+    assert rt.queue.count == 1
+    again = client.get(target.path)
+    assert again.status_code == 202 and refresh_target(again)
+    assert rt.queue.count == 1  # the page that reloads queues nothing more
+
+
+def test_handoff_never_waits_for_a_decision(client, sandbox, monkeypatch):
+    request = submit(sandbox, ALICE)
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    client.get(f"/handoff?id={request['id']}")
+    assert slept == []
+
+
+def test_the_page_stops_asking_after_a_while(client, sandbox, rt):
+    request = submit(sandbox, ALICE)
+    old = signing.sign(rt.settings.secret_key, {"kr": request["id"]},
+                       handoff.STATUS_TTL - handoff.POLL_FOR - 1, "status")
+    response = client.get(f"/status/{old}")
+    assert response.status_code == 202
+    assert refresh_target(response) is None
+    assert b"still being processed" in response.data
+
+
 def test_handoff_accepts_a_form_post(client, sandbox, worker_process):
     request = submit(sandbox, BOB)
-    response = client.post("/handoff", data={"key_request_id": request["id"]})
+    final = follow(client, client.post("/handoff", data={"key_request_id": request["id"]}))
+    assert final.status_code == 200
+    assert b"Not approved" in final.data
+
+
+def test_a_denied_request_shows_no_reason_to_the_visitor(client, sandbox, worker_process):
+    request = submit(sandbox, BOB)
+    final = follow(client, client.get(f"/handoff?id={request['id']}"))
+    assert b"Not approved" in final.data
+    assert b"disposable" not in final.data and b"mailinator" not in final.data
+    assert b"Reason" not in final.data
+
+
+@pytest.mark.parametrize("state,outcome", [(st.APPLIED, "deny"), (st.APPLIED, "review"),
+                                           (st.WAITING, "wait"), (st.SHADOWED, "approve")])
+def test_no_page_shows_the_rules_reason(client, sandbox, rt, state, outcome):
+    request = submit(sandbox, ALICE)
+    rt.store.save_state(request["id"], state=state, outcome=outcome, rule="r",
+                        reason="secret-ish reason about dave@example.com",
+                        developer_id="64b00000000000000000dead")
+    response = client.get(f"/handoff?id={request['id']}")
     assert response.status_code == 200
-    assert b"Not approved" in response.data
-    assert b"mailinator.com is a disposable email domain" in response.data
+    assert b"secret-ish" not in response.data and b"dave@" not in response.data
+    assert b"dead" not in response.data
 
 
-def test_unknown_request_gets_a_404_page_once_tyk_still_lacks_it_and_nothing_happens(
-        client, sandbox, rt, worker_process):
-    unknown = "64b0000000000000000009ff"
-    # Tyk may not have the record readable yet: it is looked for again for a while.
-    response = client.get(f"/handoff?key_request_id={unknown}")
-    assert response.status_code == 202 and b"Being processed" in response.data
-    wait_for(lambda: (rt.store.state(unknown) or {}).get("state") == st.SKIPPED)
-    response = client.get(f"/handoff?key_request_id={unknown}")
+def test_no_page_carries_a_long_lived_link(client, sandbox, rt):
+    request = submit(sandbox, ALICE)
+    response = client.get(f"/handoff?id={request['id']}")
+    token = urlsplit(refresh_target(response)).path.removeprefix("/status/")
+    payload = signing.verify(rt.settings.secret_key, token, "status")
+    assert payload["exp"] - time.time() <= handoff.STATUS_TTL <= 3600
+    rt.store.save_state(request["id"], state=st.APPLIED, outcome="approve")
+    final = client.get(f"/handoff?id={request['id']}")
+    assert b"/status/" not in final.data
+
+
+def test_unknown_request_gets_a_404_page_and_nothing_happens(client, sandbox, worker_process):
+    response = follow(client, client.get(f"/handoff?key_request_id={UNKNOWN}"))
     assert response.status_code == 404
     assert_strict_page(response)
     assert sandbox.app.sandbox.calls(method="PUT") == []
@@ -70,14 +151,6 @@ def test_already_decided_request_says_so_without_queueing(client, sandbox, rt, w
     assert rt.queue.count == 0
 
 
-def test_handoff_without_a_worker_answers_being_processed(client, sandbox, rt):
-    request = submit(sandbox, ALICE)
-    response = client.get(f"/handoff?id={request['id']}")
-    assert response.status_code == 202
-    assert b"Being processed" in response.data
-    assert rt.queue.count == 1
-
-
 @pytest.mark.parametrize("query", [
     "", "?id=", "?other=1", "?key_request_id=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
     "?id=../../admin", "?id=" + "a" * 300,
@@ -90,50 +163,64 @@ def test_bad_ids_get_a_clear_page_and_are_not_reflected(client, rt, query):
     assert rt.queue.count == 0
 
 
-def test_reasons_quoting_developer_input_are_escaped(client, sandbox, rt, work):
-    request = submit(sandbox, ALICE, fields={"company": "x", "use_case": "y"})
-    rt.store.save_state(request["id"], state=st.APPLIED, outcome="deny", rule="r",
-                        reason='<script>alert("x")</script>')
-    response = client.get(f"/handoff?id={request['id']}")
-    assert b'<script>alert' not in response.data
-    assert b"&lt;script&gt;" in response.data
+@pytest.mark.parametrize("request_id", [
+    "not-hex-at-all", "64b0000000000000000000zz", "64B0000000000000000000FF",
+    UNKNOWN[:-1], UNKNOWN + "0", f"{UNKNOWN}%0A", f"%20{UNKNOWN}", "portal-12",
+])
+def test_ids_that_are_not_tyk_object_ids_queue_nothing_and_keep_nothing(client, rt, redis_conn,
+                                                                      request_id):
+    response = client.get(f"/handoff?id={request_id}")
+    assert response.status_code == 404
+    assert rt.queue.count == 0
+    assert [k for k in redis_conn.scan_iter() if b":limit:" not in k] == []
 
 
 @pytest.fixture
 def paid_client(settings):
-    return create_app(settings.with_(checkout_url=CHECKOUT)).test_client()
+    return create_app(settings.with_(checkout_url=CHECKOUT,
+                                     billing_secrets=(BILLING_SECRET,))).test_client()
 
 
-def test_paid_request_is_sent_to_the_checkout_with_signed_state(
+def test_paid_request_goes_to_the_checkout_with_an_opaque_state_only(
         paid_client, sandbox, rt, worker_process):
     request = submit(sandbox, DAVE, policies=[PRO])
-    response = paid_client.get(
-        f"/handoff?id={request['id']}&next=https://evil.example&redirect_to=//evil.example")
+    response = follow(paid_client, paid_client.get(
+        f"/handoff?id={request['id']}&next=https://evil.example&redirect_to=//evil.example"))
     assert response.status_code == 303
-    target = urlsplit(response.headers["Location"])
+    location = response.headers["Location"]
+    target = urlsplit(location)
     assert f"{target.scheme}://{target.netloc}{target.path}" == CHECKOUT
     query = parse_qs(target.query)
-    assert query["key_request_id"] == [request["id"]]
-    assert query["developer_id"] == [request["by_user"]]
-    state = signing.verify(rt.settings.secret_key, query["state"][0], "checkout")
-    assert state["kr"] == request["id"]
+    assert set(query) == {"state"}
+    assert request["id"] not in location and request["by_user"] not in location
     assert rt.store.state(request["id"])["state"] == st.WAITING
+    # The checkout service resolves the state, signed like a billing event.
+    body = json.dumps({"state": query["state"][0]}).encode()
+    resolved = paid_client.post("/billing/checkout-state", data=body,
+                                content_type="application/json",
+                                headers=standard_headers(body, secret=BILLING_SECRET))
+    assert resolved.status_code == 200
+    assert resolved.json == {"key_request_id": request["id"], "developer_id": request["by_user"]}
+
+
+def test_checkout_state_is_told_only_to_a_signed_caller(paid_client, rt):
+    rt.redis.set(handoff.CHECKOUT_PREFIX + "known-state", '{"key_request_id": "k"}')
+    body = json.dumps({"state": "known-state"}).encode()
+    unsigned = paid_client.post("/billing/checkout-state", data=body,
+                                content_type="application/json")
+    assert unsigned.status_code == 401
+    unknown = json.dumps({"state": "no-such-state"}).encode()
+    answer = paid_client.post("/billing/checkout-state", data=unknown,
+                              content_type="application/json",
+                              headers=standard_headers(unknown, secret=BILLING_SECRET))
+    assert answer.status_code == 404
 
 
 def test_waiting_request_without_checkout_shows_why(client, sandbox, worker_process):
     request = submit(sandbox, DAVE, policies=[PRO])
-    response = client.get(f"/handoff?id={request['id']}")
+    response = follow(client, client.get(f"/handoff?id={request['id']}"))
     assert response.status_code == 200
     assert b"Waiting for payment" in response.data
-
-
-def test_status_link_shows_the_state(client, sandbox, worker_process):
-    request = submit(sandbox, BOB)
-    response = client.get(f"/handoff?id={request['id']}")
-    link = response.data.split(b'href="')[1].split(b'"')[0].decode()
-    status = client.get(urlsplit(link).path)
-    assert status.status_code == 200
-    assert b"Not approved" in status.data
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b", "", "x" * 500])
@@ -150,3 +237,45 @@ def test_expired_status_token_gets_404(client, rt):
 def test_checkout_state_is_not_a_status_token(client, rt):
     token = signing.sign(rt.settings.secret_key, {"kr": "abc"}, 60, "checkout")
     assert client.get(f"/status/{token}").status_code == 404
+
+
+# -- a rate limit per client address ---------------------------------------------------------
+
+def limited_client(settings, **changes):
+    return create_app(settings.with_(handoff_limit=3, **changes)).test_client()
+
+
+def handoff_from(client, peer, forwarded=None):
+    environ = {"REMOTE_ADDR": peer}
+    if forwarded:
+        environ["HTTP_X_FORWARDED_FOR"] = forwarded
+    return client.get("/handoff?id=not-an-object-id", environ_overrides=environ)
+
+
+def test_handoffs_are_limited_per_client_address(settings, rt):
+    client = limited_client(settings)
+    assert [handoff_from(client, "203.0.113.7").status_code for _ in range(4)] == [
+        404, 404, 404, 429]
+    refused = handoff_from(client, "203.0.113.7")
+    assert refused.headers["Retry-After"] == "60"
+    assert_strict_page(refused)
+    assert handoff_from(client, "203.0.113.8").status_code == 404  # another address
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_changes_nothing(settings, rt):
+    client = limited_client(settings)
+    answers = [handoff_from(client, "203.0.113.7", f"198.51.100.{n}").status_code
+               for n in range(4)]
+    assert answers == [404, 404, 404, 429]
+
+
+def test_clients_behind_a_trusted_proxy_are_told_apart(settings, rt):
+    import ipaddress
+
+    client = limited_client(settings, trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),))
+    for _ in range(3):
+        assert handoff_from(client, "10.1.2.3", "203.0.113.7").status_code == 404
+    assert handoff_from(client, "10.1.2.3", "203.0.113.7").status_code == 429
+    # A client cannot choose its address: it can only write what comes before the proxy's.
+    assert handoff_from(client, "10.1.2.3", "198.51.100.1, 203.0.113.7").status_code == 429
+    assert handoff_from(client, "10.1.2.3", "203.0.113.8, 10.9.9.9").status_code == 404

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,11 +16,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as s
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from approver import cli
 from approver.web import create_app
 from approver.web.schemas import first_error
 from tests.conftest import WEBHOOK_TOKEN
+from tests.test_billing_intake import STRIPE_SECRET, standard_headers, stripe_headers
 
 BILLING_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SETTINGS = settings(
@@ -39,7 +44,9 @@ weird_text = s.sampled_from([
     "\x00", "a\x00b", "\u202e\u200fevil", "\ud800", "\udfff", "\U0001f600" * 3, "\ufeff",
     "key_request_event.submitted\x00", "key_request_event.\u202e", "..", "%00", "\r\n",
     "a" * 300, "\u0000" * 10, "\U0001d55c\U0001d556\U0001d56a", "\u0085", "\u2028",
-]) | s.text(max_size=50)
+    "\n", "abc\n", "\u2029", "\x1b[2J", "\x7f", "\x9b", "\t", "\x0b\x0c",
+]) | s.text(max_size=50) | s.text(
+    alphabet=s.characters(categories=["Cc", "Zl", "Zp", "Cf"]), max_size=8)
 content_types = s.sampled_from([
     None, "application/json", "text/plain", "application/json; charset=utf-16",
     "application/vnd.tyk+json", "application/x-www-form-urlencoded", "multipart/form-data",
@@ -78,6 +85,12 @@ bodies = s.one_of(
 
 def queued_jobs(conn) -> list[bytes]:
     return sorted(conn.scan_iter(match=b"rq:job:*", count=1000))
+
+
+def queued_args(conn) -> list[list]:
+    """The arguments of every queued job."""
+    return [Job.fetch(key.decode().removeprefix("rq:job:"), connection=conn,
+                      serializer=JSONSerializer).args for key in queued_jobs(conn)]
 
 
 @pytest.fixture
@@ -311,3 +324,234 @@ def test_rules_check_on_random_bytes(capsys, raw):
 ])
 def test_rules_check_on_deep_nesting(capsys, text):
     assert _rules_check(text, None, capsys) == 1
+
+
+# -- every string the outside world sends is checked whole; times stay in a sane window -------
+
+REQUEST = "64b0000000000000000000ff"
+DEVELOPER = "5e430ef68131890001b83d2e"
+# What `$` let through (a trailing newline) and its cousins: other line breaks, NUL, escapes.
+TAILS = ["\n", "\r\n", "\r", "\x00", "\x0b", "\x1b[2J", "\x85", "\u2028"]
+EXTREME_TIMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                 "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "2999-01-01T00:00:00Z"]
+BILLING_STATUS = {"developer_id": DEVELOPER, "status": "active", "plan": "pro",
+                  "occurred_at": "2026-11-23T10:00:00Z"}
+DECISION = {"key_request_id": REQUEST, "decision": "approve", "reason": "paid invoice 1"}
+
+
+@pytest.fixture
+def signed_client(settings):
+    """The web app taking billing events signed with our secret or Stripe's scheme."""
+    return create_app(settings.with_(billing_secrets=(BILLING_SECRET,),
+                                     stripe_secrets=(STRIPE_SECRET,))).test_client()
+
+
+def post_signed(client, document, stripe: bool = False):
+    raw = json.dumps(document).encode()
+    headers = stripe_headers(raw) if stripe else standard_headers(raw, secret=BILLING_SECRET)
+    return client.post("/billing/events", data=raw, headers=headers,
+                       content_type="application/json")
+
+
+def stripe_event(created=1_795_000_000, event_id="evt_1", metadata=None, nickname="Pro"):
+    return {"id": event_id, "type": "customer.subscription.updated", "created": created,
+            "data": {"object": {"status": "active",
+                                "metadata": metadata or {"tyk_developer_id": DEVELOPER},
+                                "items": {"data": [{"price": {"id": "price_1",
+                                                              "nickname": nickname}}]}}}}
+
+
+@pytest.mark.parametrize("tail", TAILS)
+@pytest.mark.parametrize("field", ["id", "_id"])
+def test_webhook_id_with_a_trailing_line_break_or_control_is_400(client, redis_conn, caplog,
+                                                                field, tail):
+    response = client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}", json={
+        "event": "key_request_event.submitted", "data": {field: REQUEST + tail}})
+    check_answer(response, caplog)
+    assert response.status_code == 400
+    assert queued_jobs(redis_conn) == []
+
+
+@pytest.mark.parametrize("request_id", ["abc", "x" * 24, REQUEST.upper(), REQUEST + "0",
+                                        "portal-12", "../" + REQUEST[3:]])
+def test_webhook_id_that_is_not_a_tyk_object_id_is_400(client, redis_conn, request_id):
+    response = client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}", json={
+        "event": "key_request_event.submitted", "data": {"id": request_id}})
+    assert response.status_code == 400
+    assert queued_jobs(redis_conn) == []
+
+
+@pytest.mark.parametrize("tail", TAILS)
+@pytest.mark.parametrize("kind,data,field", [
+    ("billing.status", BILLING_STATUS, "developer_id"),
+    ("billing.status", {**BILLING_STATUS, "developer_email": "d@example.com"},
+     "developer_email"),
+    ("billing.status", BILLING_STATUS, "plan"),
+    ("key_request.decision", DECISION, "key_request_id"),
+    ("key_request.decision", DECISION, "reason"),
+])
+def test_billing_field_with_a_line_break_or_control_is_400(signed_client, redis_conn, caplog,
+                                                          kind, data, field, tail):
+    response = post_signed(signed_client, {"type": kind, "data": {**data,
+                                                                  field: data[field] + tail}})
+    check_answer(response, caplog)
+    assert response.status_code == 400, response.json
+    assert field in response.json["error"]["message"]
+    assert queued_jobs(redis_conn) == []
+
+
+@pytest.mark.parametrize("moment", EXTREME_TIMES)
+def test_billing_event_outside_a_sane_time_window_is_400(signed_client, redis_conn, caplog,
+                                                        moment):
+    response = post_signed(signed_client, {"type": "billing.status",
+                                           "data": {**BILLING_STATUS, "occurred_at": moment}})
+    check_answer(response, caplog)
+    assert response.status_code == 400
+    assert "occurred_at" in response.json["error"]["message"]
+    assert queued_jobs(redis_conn) == []
+
+
+@pytest.mark.parametrize("created", [0, 1, 253402300799, 10**12, 2**63])
+def test_stripe_event_outside_a_sane_time_window_is_400(signed_client, redis_conn, created):
+    response = post_signed(signed_client, stripe_event(created=created), stripe=True)
+    assert response.status_code == 400
+    assert "created" in response.json["error"]["message"]
+    assert queued_jobs(redis_conn) == []
+
+
+@pytest.mark.parametrize("tail", TAILS)
+@pytest.mark.parametrize("change", [
+    {"event_id": "evt_1{tail}"},
+    {"metadata": {"tyk_developer_id": DEVELOPER + "{tail}"}},
+    {"metadata": {"tyk_developer_email": "d@example.com{tail}"}},
+])
+def test_stripe_ids_with_a_line_break_or_control_are_400(signed_client, redis_conn, change,
+                                                        tail):
+    filled = json.loads(json.dumps(change).replace("{tail}", json.dumps(tail)[1:-1]))
+    response = post_signed(signed_client, stripe_event(**filled), stripe=True)
+    assert response.status_code == 400
+    assert queued_jobs(redis_conn) == []
+
+
+def test_stripe_plan_name_with_control_characters_falls_back_to_the_price_id(signed_client,
+                                                                            redis_conn):
+    assert post_signed(signed_client, stripe_event(nickname="Pro\n\x1b[2J"),
+                       stripe=True).status_code == 202
+    ((event,),) = queued_args(redis_conn)
+    assert event["data"]["plan"] == "price_1"
+
+
+@pytest.mark.parametrize("given_id", [f"abc{tail}" for tail in TAILS] + ["a" * 65, "a b"])
+def test_odd_x_request_id_is_replaced(client, given_id):
+    response = client.get("/healthz", environ_overrides={"HTTP_X_REQUEST_ID": given_id})
+    assert response.status_code == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-Id"])
+
+
+# Line breaks, controls and escapes alone, after and inside a valid value; times at the ends
+# of the calendar and with the widest offsets.
+hostile_tails = s.sampled_from(TAILS) | s.text(
+    alphabet=s.characters(categories=["Cc", "Zl", "Zp", "Cf"]), min_size=1, max_size=3)
+extreme_times = s.builds(
+    lambda moment, minutes: moment.isoformat() + ("Z" if minutes is None else
+                                                   f"{'+-'[minutes < 0]}{abs(minutes) // 60:02}"
+                                                   f":{abs(minutes) % 60:02}"),
+    s.datetimes(), s.none() | s.integers(-14 * 60, 14 * 60))
+
+
+def hostile(value) -> s.SearchStrategy:
+    """`value` as sent, or spoiled: a line break or control after it, inside it, or alone."""
+    text = str(value)
+    return (s.just(value) | s.builds(lambda t: text + t, hostile_tails)
+            | s.builds(lambda i, t: text[:i] + t + text[i:], s.integers(0, len(text)),
+                       hostile_tails)
+            | hostile_tails | weird_text)
+
+
+status_documents = s.fixed_dictionaries({
+    "type": s.just("billing.status"),
+    "data": s.fixed_dictionaries({
+        "developer_id": hostile(DEVELOPER), "status": hostile("active"),
+        "plan": s.none() | hostile("pro"),
+        "occurred_at": hostile("2026-11-23T10:00:00Z") | extreme_times,
+    }, optional={"developer_email": hostile("d@example.com")}),
+})
+decision_documents = s.fixed_dictionaries({
+    "type": s.just("key_request.decision"),
+    "data": s.fixed_dictionaries({
+        "key_request_id": hostile(REQUEST), "decision": hostile("approve"),
+    }, optional={"reason": s.none() | hostile("paid invoice 1")}),
+})
+stripe_documents = s.builds(
+    lambda event_id, created, developer, email, nickname: stripe_event(
+        created=created, event_id=event_id, nickname=nickname,
+        metadata={"tyk_developer_id": developer, "tyk_developer_email": email}),
+    hostile("evt_1"), s.integers(-2**40, 2**70) | s.just(1_795_000_000),
+    hostile(DEVELOPER), hostile("d@example.com"), hostile("Pro"))
+CLEAN = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*")
+
+
+def strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+@SETTINGS
+@given(document=status_documents | decision_documents | stripe_documents)
+def test_signed_billing_events_with_hostile_fields_and_times(signed_client, redis_conn, caplog,
+                                                             document):
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    redis_conn.flushdb()
+    response = post_signed(signed_client, document, stripe="created" in document)
+    check_answer(response, caplog)
+    for (event,) in queued_args(redis_conn):
+        # Queued: every string in the job is clean and every time in the window.
+        assert all(CLEAN.fullmatch(text) for text in strings(event)), event
+        occurred = event["data"].get("occurred_at")
+        if occurred:
+            assert "2000-01-01" <= occurred <= datetime.now(UTC).isoformat()[:10] + "T23"
+
+
+@SETTINGS
+@given(field=s.sampled_from(["id", "_id"]), request_id=hostile(REQUEST))
+def test_tyk_webhook_ids_with_hostile_characters(client, redis_conn, caplog, field, request_id):
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    redis_conn.flushdb()
+    response = client.post(f"/hooks/tyk/{WEBHOOK_TOKEN}", json={
+        "event": "key_request_event.submitted", "data": {field: request_id}})
+    check_answer(response, caplog)
+    assert (response.status_code == 202) == (request_id == REQUEST)
+    assert queued_jobs(redis_conn) == ([b"rq:job:kr-" + REQUEST.encode()]
+                                       if request_id == REQUEST else [])
+
+
+@SETTINGS
+@given(name=s.sampled_from(["key_request_id", "id", "request_id", "key_request"]),
+       request_id=hostile(REQUEST), method=s.sampled_from(["GET", "POST"]),
+       request_header=hostile("abc-123"))
+def test_handoff_parameters_and_request_ids_with_hostile_characters(client, redis_conn, caplog,
+                                                                    name, request_id, method,
+                                                                    request_header):
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    redis_conn.flushdb()
+    raw = request_id.encode("utf-8", "surrogatepass")
+    try:
+        response = client.open("/handoff", method=method,
+                               query_string={name: raw} if method == "GET" else None,
+                               data={name: raw} if method == "POST" else None,
+                               environ_overrides={"HTTP_X_REQUEST_ID": request_header})
+    except ValueError:
+        assume(False)  # the test client refused a value it cannot send
+    check_answer(response, caplog, json_errors=False)
+    assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", response.headers["X-Request-Id"])
+    queued = queued_jobs(redis_conn)
+    assert queued == ([b"rq:job:kr-" + REQUEST.encode()] if request_id == REQUEST else [])

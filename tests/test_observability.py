@@ -4,16 +4,27 @@ import json
 import logging
 
 import pytest
+import requests
 
 from approver import logs, metrics, runtime
+from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
+from tests.web_support import Web, free_port
 
 ALICE, BOB = "alice@acme.partner.example", "bob@mailinator.com"
 FREE = "64b0000000000000000000b1"
+# The internal listener: /metrics and the details of /readyz are served there only.
+INTERNAL = "http://localhost:9100"
+
+
+@pytest.fixture
+def app(settings):
+    """The web app with an internal listener on port 9100."""
+    return create_app(settings.with_(internal_bind="127.0.0.1:9100"))
 
 
 def scrape(client) -> str:
-    response = client.get("/metrics")
+    response = client.get("/metrics", base_url=INTERNAL)
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     return response.get_data(as_text=True)
@@ -68,18 +79,21 @@ def test_dashboard_calls_are_counted_by_route_and_status(rt, sandbox):
     ("/api/portal/developers/64b0000000000000000000a4/keys/5d0c6b1e7a9f3c24",
      "/api/portal/developers/{id}/keys/{id}"),
     ("/api/portal/requests", "/api/portal/requests"),
+    ("/api/portal/policies/pol1", "/api/portal/policies/{id}"),
+    ("/api/portal/developers/email/a%40b.c", "/api/portal/developers/email/{id}"),
+    ("/portal-api/apps/12/access-requests/7", "/portal-api/apps/{id}/access-requests/{id}"),
 ])
 def test_dashboard_routes_are_templated(path, template):
     assert metrics.route(path.replace("%40", "@")) == template
 
 
 def test_readyz_reports_what_workers_saw(client, rt, sandbox):
-    response = client.get("/readyz")
+    response = client.get("/readyz", base_url=INTERNAL)
     assert response.status_code == 200
     assert response.json["status"] == "degraded"  # no worker has reported yet
     assert response.json["workers"] == "no worker has reported recently"
     runtime.publish_health(rt)
-    body = client.get("/readyz").json
+    body = client.get("/readyz", base_url=INTERNAL).json
     assert body == {**body, "status": "ok", "redis": "ok", "dashboard": "ok", "rules": "ok"}
     assert body["rules_revision"] == rt.rules.current().revision
 
@@ -89,7 +103,7 @@ def test_readyz_says_when_the_dashboard_is_down(client, rt, settings):
                                           dashboard_timeout=0.2))
     down.store  # noqa: B018 (same Redis)
     runtime.publish_health(down)
-    body = client.get("/readyz").json
+    body = client.get("/readyz", base_url=INTERNAL).json
     assert body["status"] == "degraded"
     assert "GET /api/portal/configuration" in body["dashboard"]
 
@@ -131,3 +145,53 @@ def test_grafana_dashboard_queries_only_metrics_we_export(client, rt):
             for panel in dashboard["panels"] for target in panel["targets"]
             for name in re.findall(r"approver_[a-z_]+", target["expr"])}
     assert used and used <= exported, used - exported
+
+
+# -- metrics and details for operators only; labels that stay few ----------------------------
+
+def test_metrics_are_not_served_on_the_public_listener(client):
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert b"approver_" not in response.data
+
+
+def test_public_readyz_says_only_whether_it_is_ready(client, rt):
+    rt.store.publish_health(rules_error="/etc/tyk-approver/rules/10-block.yaml:3: bad",
+                         dashboard="GET /api/portal/configuration: 401 secret-ish")
+    public = client.get("/readyz")
+    assert public.status_code == 200 and public.json == {"status": "degraded"}
+    internal = client.get("/readyz", base_url=INTERNAL).json
+    assert "10-block.yaml" in internal["rules"] and "401" in internal["dashboard"]
+
+
+def test_without_an_internal_listener_nothing_is_detailed(settings, rt):
+    client = create_app(settings).test_client()
+    assert client.get("/metrics", base_url=INTERNAL).status_code == 404
+    assert set(client.get("/readyz", base_url=INTERNAL).json) == {"status"}
+
+
+def test_explicit_decisions_count_in_one_series_whatever_the_event(client, rt):
+    for event in ("msg_1", "msg_2", "evt_3"):
+        metrics.count_decision(rt.redis, "approve", f"explicit:billing:{event}")
+    # A count written per event id before labels were bounded folds in too.
+    rt.redis.hincrby(metrics.DECISIONS_KEY, "approve|explicit:billing:msg_old", 2)
+    text = scrape(client)
+    assert value(text, 'approver_decisions_total{outcome="approve",rule="explicit:billing"}') == 5
+    assert "msg_" not in text and "evt_" not in text
+
+
+def test_gunicorn_serves_metrics_on_the_internal_listener_only(settings, tmp_path):
+    port = free_port()
+    web = Web(settings, tmp_path, APPROVER_INTERNAL_BIND=f"127.0.0.1:{port}").start()
+    try:
+        assert requests.get(f"{web.url}/metrics", timeout=5).status_code == 404
+        # The Host header does not make the public listener the internal one.
+        spoofed = requests.get(f"{web.url}/metrics", timeout=5,
+                               headers={"Host": f"127.0.0.1:{port}"})
+        assert spoofed.status_code == 404
+        assert set(requests.get(f"{web.url}/readyz", timeout=5).json()) == {"status"}
+        internal = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert internal.status_code == 200 and "approver_redis_up 1.0" in internal.text
+        assert "redis" in requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
+    finally:
+        web.stop()

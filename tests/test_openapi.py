@@ -141,6 +141,7 @@ STRIPE_EVENT = raw({"id": "evt_1", "type": "customer.subscription.updated",
 HOOK = {"content_type": "application/json", "data": raw(tyk_event())}
 BEARER = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 T = f"/hooks/tyk/{WEBHOOK_TOKEN}"
+INTERNAL = "http://localhost:9100"
 
 
 def waiting_for_billing(store):
@@ -150,6 +151,16 @@ def waiting_for_billing(store):
 
 def approved(store):
     store.save_state(KR, state=st.APPLIED, outcome="approve", reason="rule free")
+
+
+def known_checkout_state(store):
+    store.redis.set(handoff.CHECKOUT_PREFIX + "state-1",
+                    json.dumps({"key_request_id": KR, "developer_id": "dev1"}))
+
+
+def limit_reached(store):
+    for _ in range(30):
+        store.redis.incr(f"approver:limit:handoff:127.0.0.1:{int(time.time() // 60)}")
 
 
 def status_url(app):
@@ -168,7 +179,8 @@ CASES = [
     ("hook-x-token", "app", "put", "/hooks/tyk", "/hooks/tyk",
      {**HOOK, "headers": {"X-Approver-Token": WEBHOOK_TOKEN}}, 202),
     ("hook-text-plain", "app", "post", "/hooks/tyk/{token}", T,
-     {"content_type": "text/plain", "data": raw(tyk_event(request_id="other_1"))}, 202),
+     {"content_type": "text/plain",
+      "data": raw(tyk_event(request_id="64b0000000000000000000c2"))}, 202),
     ("hook-other-event", "app", "post", "/hooks/tyk/{token}", T,
      {"content_type": "application/json", "data": raw(tyk_event("api_key_request.x"))}, 200),
     ("hook-wrong-token", "app", "post", "/hooks/tyk/{token}", "/hooks/tyk/wrong/token", HOOK, 401),
@@ -184,34 +196,45 @@ CASES = [
     ("hook-redis-down", "down", "post", "/hooks/tyk/{token}", T, HOOK, 503),
     # Billing events
     ("billing-standard", "billing", "post", "/billing/events", "/billing/events",
-     standard_signed(STATUS_EVENT), 202),
+     lambda: standard_signed(STATUS_EVENT), 202),
     ("billing-ignored", "billing", "post", "/billing/events", "/billing/events",
-     standard_signed(raw({"type": "invoice.paid", "data": {}})), 200),
+     lambda: standard_signed(raw({"type": "invoice.paid", "data": {}})), 200),
     ("billing-bad-signature", "billing", "post", "/billing/events", "/billing/events",
-     standard_signed(STATUS_EVENT, secret="whsec_" + base64.b64encode(b"x" * 32).decode()), 401),
+     lambda: standard_signed(STATUS_EVENT,
+                             secret="whsec_" + base64.b64encode(b"x" * 32).decode()), 401),
     ("billing-unsigned", "billing", "post", "/billing/events", "/billing/events",
      {"content_type": "application/json", "data": STATUS_EVENT}, 401),
     ("billing-not-json-type", "billing", "post", "/billing/events", "/billing/events",
-     {**standard_signed(STATUS_EVENT), "content_type": "text/plain"}, 415),
+     lambda: {**standard_signed(STATUS_EVENT), "content_type": "text/plain"}, 415),
     ("billing-malformed", "billing", "post", "/billing/events", "/billing/events",
-     standard_signed(b"{nope"), 400),
+     lambda: standard_signed(b"{nope"), 400),
     ("billing-bad-shape", "billing", "post", "/billing/events", "/billing/events",
-     standard_signed(raw({"type": "billing.status", "data": {"status": "active"}})), 400),
+     lambda: standard_signed(raw({"type": "billing.status", "data": {"status": "active"}})), 400),
     ("billing-too-large", "billing", "post", "/billing/events", "/billing/events",
-     standard_signed(b" " * (65 * 1024)), 413),
+     lambda: standard_signed(b" " * (65 * 1024)), 413),
     ("billing-off", "app", "post", "/billing/events", "/billing/events",
-     standard_signed(STATUS_EVENT), 404),
+     lambda: standard_signed(STATUS_EVENT), 404),
     ("billing-redis-down", "billing-down", "post", "/billing/events", "/billing/events",
-     standard_signed(STATUS_EVENT), 503),
+     lambda: standard_signed(STATUS_EVENT), 503),
     ("stripe-event", "stripe", "post", "/billing/events", "/billing/events",
-     stripe_signed(STRIPE_EVENT), 202),
+     lambda: stripe_signed(STRIPE_EVENT), 202),
     ("stripe-ignored", "stripe", "post", "/billing/events", "/billing/events",
-     stripe_signed(raw({"id": "evt_2", "type": "charge.succeeded", "data": {}})), 200),
+     lambda: stripe_signed(raw({"id": "evt_2", "type": "charge.succeeded", "data": {}})), 200),
     ("stripe-no-metadata", "stripe", "post", "/billing/events", "/billing/events",
-     stripe_signed(raw({"id": "evt_3", "type": "customer.subscription.created",
+     lambda: stripe_signed(raw({"id": "evt_3", "type": "customer.subscription.created",
                         "created": 1, "data": {"object": {"status": "active"}}})), 400),
     ("stripe-bad-signature", "stripe", "post", "/billing/events", "/billing/events",
-     {**stripe_signed(STRIPE_EVENT), "headers": {"Stripe-Signature": "t=1,v1=00"}}, 401),
+     lambda: {**stripe_signed(STRIPE_EVENT), "headers": {"Stripe-Signature": "t=1,v1=00"}}, 401),
+    ("checkout-state", "billing", "post", "/billing/checkout-state", "/billing/checkout-state",
+     lambda: standard_signed(raw({"state": "state-1"})), 200, known_checkout_state),
+    ("checkout-state-unknown", "billing", "post", "/billing/checkout-state",
+     "/billing/checkout-state", lambda: standard_signed(raw({"state": "state-2"})), 404),
+    ("checkout-state-bad-body", "billing", "post", "/billing/checkout-state",
+     "/billing/checkout-state", lambda: standard_signed(raw(["state-1"])), 400),
+    ("checkout-state-unsigned", "billing", "post", "/billing/checkout-state",
+     "/billing/checkout-state", {"json": {"state": "state-1"}}, 401),
+    ("checkout-state-off", "app", "post", "/billing/checkout-state", "/billing/checkout-state",
+     lambda: standard_signed(raw({"state": "state-1"})), 404),
     # Hand-off and status pages
     ("handoff-no-id", "app", "get", "/handoff", "/handoff", {}, 400),
     ("handoff-empty-form", "app", "post", "/handoff", "/handoff", {"data": {"other": "1"}}, 400),
@@ -227,16 +250,23 @@ CASES = [
     ("handoff-form-too-large", "app", "post", "/handoff", "/handoff",
      {"data": {"id": "a" * (65 * 1024)}}, 413),
     ("handoff-redis-down", "down", "get", "/handoff", f"/handoff?id={KR}", {}, 503),
+    ("handoff-too-many", "app", "get", "/handoff", f"/handoff?id={KR}", {}, 429, limit_reached),
     ("status-bad-token", "app", "get", "/status/{token}", "/status/not-a-token", {}, 404),
     ("status-processing", "app", "get", "/status/{token}", status_url, {}, 202),
-    ("status-waiting", "checkout", "get", "/status/{token}", status_url, {}, 200,
+    ("status-waiting", "app", "get", "/status/{token}", status_url, {}, 200,
+     waiting_for_billing),
+    ("status-to-checkout", "checkout", "get", "/status/{token}", status_url, {}, 303,
      waiting_for_billing),
     # Operations
     ("healthz", "app", "get", "/healthz", "/healthz", {}, 200),
     ("readyz", "app", "get", "/readyz", "/readyz", {}, 200),
+    ("readyz-internal", "internal", "get", "/readyz", f"{INTERNAL}/readyz", {}, 200),
     ("readyz-redis-down", "down", "get", "/readyz", "/readyz", {}, 503),
-    ("metrics", "app", "get", "/metrics", "/metrics", {}, 200),
-    ("metrics-redis-down", "down", "get", "/metrics", "/metrics", {}, 200),
+    ("readyz-internal-redis-down", "internal-down", "get", "/readyz", f"{INTERNAL}/readyz", {},
+     503),
+    ("metrics-public", "internal", "get", "/metrics", "/metrics", {}, 404),
+    ("metrics", "internal", "get", "/metrics", f"{INTERNAL}/metrics", {}, 200),
+    ("metrics-redis-down", "internal-down", "get", "/metrics", f"{INTERNAL}/metrics", {}, 200),
     ("openapi", "down", "get", "/openapi.json", "/openapi.json", {}, 200),
 ]
 
@@ -245,15 +275,17 @@ CASES = [
     ("kind", "method", "template", "url", "kwargs", "expected", "setup"),
     [pytest.param(*case[1:7], case[7] if len(case) > 7 else None, id=case[0]) for case in CASES],
 )
-def test_real_answers_are_documented(make_client, monkeypatch, kind, method, template, url,
+def test_real_answers_are_documented(make_client, kind, method, template, url,
                                      kwargs, expected, setup):
-    monkeypatch.setattr(handoff, "WAIT_SECONDS", 0.1)
     client = make_client(kind)
     app = client.application
     if setup:
         setup(app.extensions["approver"].store)
     target = url(app) if callable(url) else url
-    response = client.open(target, method=method.upper(), **kwargs)
+    # Signed bodies are signed now, not when the cases were collected: the signature's
+    # timestamp must be within the 5-minute tolerance when the request is made.
+    response = client.open(target, method=method.upper(),
+                           **(kwargs() if callable(kwargs) else kwargs))
     assert response.status_code == expected, response.data[:300]
     check_answer(template, method, response)
 
@@ -279,6 +311,9 @@ def make_client(settings):
             "stripe": {"stripe_secrets": (STRIPE_SECRET,)},
             "checkout": {"checkout_url": CHECKOUT},
             "down": {"redis_url": "redis://127.0.0.1:1/0"},
+            "internal": {"internal_bind": "127.0.0.1:9100"},
+            "internal-down": {"internal_bind": "127.0.0.1:9100",
+                              "redis_url": "redis://127.0.0.1:1/0"},
             "billing-down": {"redis_url": "redis://127.0.0.1:1/0", "billing_secrets": (SECRET,)},
         }[kind]
         app = create_app(settings.with_(**changes))

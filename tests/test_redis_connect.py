@@ -194,12 +194,12 @@ def compose_env(*names: str, tmp_path) -> dict[str, str]:
     the files compose mounts (secrets, the CA) mapped to local ones."""
     import yaml
 
-    from tests.test_deploy import DEPLOY, compose_default
+    from tests.test_deploy import DEPLOY, GIVEN, compose_default
 
     env: dict[str, str] = {}
     for name in ("docker-compose.yml", *names):
         web = yaml.safe_load((DEPLOY / name).read_text())["services"]["web"]
-        env.update({k: compose_default(str(v)) for k, v in web["environment"].items()})
+        env.update({k: compose_default(str(v), GIVEN) for k, v in web["environment"].items()})
     (tmp_path / "ca.crt").write_text("a CA")
     mounted = {"/run/secrets/redis-password": str(DEPLOY / "redis-password"),
                "/tls/ca.crt": str(tmp_path / "ca.crt")}

@@ -12,6 +12,7 @@ from approver import cli, runtime
 from approver import store as st
 from approver.billing import react
 from approver.sources import PENDING_KEY, RevocationFailed, fingerprint
+from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
 
 ALICE, DAVE = "alice@acme.partner.example", "dave@example.com"
@@ -129,6 +130,12 @@ def test_a_new_key_is_told_apart_from_older_ones_without_secure_approval(client,
     assert tyk.key(DAVE_OLD_KEY)["active"] is True
 
 
+def internal_readyz(app) -> dict:
+    """/readyz as the internal listener answers it (the details are served only there)."""
+    inside = create_app(app.extensions["approver"].settings.with_(internal_bind="127.0.0.1:9100"))
+    return inside.test_client().get("/readyz", base_url="http://localhost:9100").json
+
+
 def test_a_withheld_policy_right_is_named_in_health_status_and_the_worker_log(
         client, work, rt, sandbox, app, capsys, caplog):
     tyk = sandbox.app.sandbox
@@ -140,7 +147,7 @@ def test_a_withheld_policy_right_is_named_in_health_status_and_the_worker_log(
     # The decision could not be made: nothing decided, the job is retried.
     assert rt.store.state(tyk.key_requests()[0]["id"]) is None
     runtime.publish_health(rt)
-    ready = app.test_client().get("/readyz").json
+    ready = internal_readyz(app)
     assert ready["status"] == "degraded"
     assert "lacks the right 'policy: read'" in ready["dashboard"]
     assert cli.main(["status", "--json"]) == 0
@@ -153,7 +160,7 @@ def test_a_write_refused_for_lack_of_rights_shows_in_health(client, work, rt, sa
                   message="access denied: You do not have permission to access  /api/portal")
     decide(client, work, sandbox, ALICE, FREE)
     runtime.publish_health(rt)
-    dashboard = app.test_client().get("/readyz").json["dashboard"]
+    dashboard = internal_readyz(app)["dashboard"]
     assert "classic: PUT /api/portal/requests/approve/{id} refused (HTTP 403)" in dashboard
     assert "lacks the right 'portal: write'" in dashboard
 

@@ -159,9 +159,9 @@ def test_other_events_are_ignored_with_200(client, rt):
 
 
 def test_older_underscore_id_is_accepted(client, rt):
-    response = post(client, {"event": "key_request_event.submitted", "data": {"_id": "abc123"}})
+    response = post(client, {"event": "key_request_event.submitted", "data": {"_id": REQUEST_ID}})
     assert response.status_code == 202
-    assert queued_ids(rt) == [enqueue.decide_job_id("abc123")]
+    assert queued_ids(rt) == [enqueue.decide_job_id(REQUEST_ID)]
 
 
 def test_put_is_accepted_like_post(client, rt):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -11,6 +12,7 @@ from importlib.resources import files
 
 from jsonschema import Draft202012Validator
 
+from approver import validation
 from approver.errors import ApproverError
 
 BILLING_STATUS = "billing.status"
@@ -36,10 +38,17 @@ STRIPE_STATUSES = {
     "canceled": "canceled",
     "incomplete_expired": "canceled",
 }
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_STRIPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# Checked with fullmatch: a `$` also matches before a trailing newline.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+")
+_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*")
 PLAN_MAX = 200
+# When a change may have happened: from 2000 until a little after now (the senders' clocks
+# are within the signature's 5-minute tolerance of ours). One dated 9999 would otherwise
+# make every later event for the developer look stale.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+CLOCK_SKEW = 300
 
 
 class BadEvent(ApproverError):
@@ -84,7 +93,7 @@ def schema() -> dict:
 
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(schema())
+    return validation.validator(schema())
 
 
 def rfc3339(moment: datetime) -> str:
@@ -100,6 +109,13 @@ def parse_time(value: str) -> datetime:
     return moment
 
 
+def occurred(epoch: float) -> datetime:
+    """The UTC time of a change at `epoch`; BadEvent outside 2000 .. a few minutes from now."""
+    if not EARLIEST <= epoch <= time.time() + CLOCK_SKEW:
+        raise BadEvent("not between 2000 and now")
+    return datetime.fromtimestamp(epoch, UTC)
+
+
 def parse_standard(event_id: str, document) -> Event | Ignored:
     """Our own event body (see the billing-event JSON Schema), identified by its webhook-id."""
     error = next(iter(_validator().iter_errors(document)), None)
@@ -112,14 +128,16 @@ def parse_standard(event_id: str, document) -> Event | Ignored:
     data = document["data"]
     if kind == BILLING_STATUS:
         try:
-            occurred = parse_time(data["occurred_at"])
+            moment = occurred(parse_time(data["occurred_at"]).timestamp())
         except ValueError:
             raise BadEvent("data/occurred_at: not a valid RFC 3339 date-time") from None
+        except BadEvent as exc:
+            raise BadEvent(f"data/occurred_at: {exc}") from None
         normalized = {
             k: data[k] for k in ("developer_id", "developer_email") if data.get(k) is not None
         }
         normalized.update(
-            status=data["status"], plan=data.get("plan") or None, occurred_at=rfc3339(occurred)
+            status=data["status"], plan=data.get("plan") or None, occurred_at=rfc3339(moment)
         )
     else:
         normalized = {
@@ -135,6 +153,12 @@ def _string(value) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _text(value) -> str | None:
+    # Shown to people (reasons, pages, the terminal): no control characters or line breaks.
+    value = _string(value)
+    return value if value is not None and _TEXT.fullmatch(value) else None
+
+
 def _stripe_plan(subscription: dict) -> str | None:
     items = subscription.get("items")
     rows = items.get("data") if isinstance(items, dict) else None
@@ -143,7 +167,7 @@ def _stripe_plan(subscription: dict) -> str | None:
     if not isinstance(price, dict):
         return None
     for name in ("lookup_key", "nickname", "id"):
-        value = _string(price.get(name))
+        value = _text(price.get(name))
         if value:
             return value[:PLAN_MAX]
     return None
@@ -159,15 +183,15 @@ def parse_stripe(document) -> Event | Ignored:
     if kind not in STRIPE_EVENTS:
         return Ignored(kind[:200], STRIPE)
     event_id = document.get("id")
-    if not isinstance(event_id, str) or not _STRIPE_ID.match(event_id):
+    if not isinstance(event_id, str) or not _STRIPE_ID.fullmatch(event_id):
         raise BadEvent("id: missing or not a Stripe event id")
     created = document.get("created")
-    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+    if not isinstance(created, int) or isinstance(created, bool):
         raise BadEvent("created: missing or not epoch seconds")
     try:
-        occurred = datetime.fromtimestamp(created, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise BadEvent("created: out of range") from None
+        moment = occurred(created)
+    except BadEvent as exc:
+        raise BadEvent(f"created: {exc}") from None
     data = document.get("data")
     subscription = data.get("object") if isinstance(data, dict) else None
     if not isinstance(subscription, dict):
@@ -179,12 +203,12 @@ def parse_stripe(document) -> Event | Ignored:
     developer = {}
     developer_id = _string(metadata.get("tyk_developer_id"))
     if developer_id is not None:
-        if not _ID.match(developer_id):
+        if not _ID.fullmatch(developer_id):
             raise BadEvent("data.object.metadata.tyk_developer_id: not a developer id")
         developer["developer_id"] = developer_id
     email = _string(metadata.get("tyk_developer_email"))
     if email is not None:
-        if len(email) > 254 or not _EMAIL.match(email):
+        if len(email) > 254 or not _EMAIL.fullmatch(email):
             raise BadEvent("data.object.metadata.tyk_developer_email: not an email address")
         developer["developer_email"] = email
     if not developer:
@@ -205,6 +229,6 @@ def parse_stripe(document) -> Event | Ignored:
         id=event_id,
         type=BILLING_STATUS,
         data={**developer, "status": status, "plan": _stripe_plan(subscription),
-              "occurred_at": rfc3339(occurred)},
+              "occurred_at": rfc3339(moment)},
         source=STRIPE,
     )

@@ -18,11 +18,11 @@ log = logging.getLogger(__name__)
 TOLERANCE = 300
 STANDARD_PREFIX = "whsec_"
 # Timestamps are whole seconds since the epoch in both schemes; a bound on the length keeps
-# int() cheap on hostile input.
-_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+# int() cheap on hostile input. Each pattern ends in \Z: `$` also matches before a "\n".
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}\Z")
 # The spec sets no format for webhook-id; it becomes our event id, so refuse oddities.
-_WEBHOOK_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_WEBHOOK_ID = re.compile(r"^[\x21-\x7e]{1,256}\Z")
+_HEX = re.compile(r"^[0-9a-fA-F]+\Z")
 
 
 class SignatureError(ApproverError):

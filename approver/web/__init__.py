@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from flask import Flask
 
-from approver import config, runtime
+from approver import config, logs, runtime
 from approver.web import billing, errors, handoff, health, hooks, observe, openapi, portal_hooks
 
 
 def create_app(settings: config.Settings | None = None) -> Flask:
     """Build the web app; settings default to the environment."""
-    settings = (settings or config.from_env()).require_webhook_tokens()
+    settings = (settings or config.from_env()).require_webhook_tokens().require_secret_key()
+    logs.redact_values(settings.secret_values())
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.body_limit, JSON_SORT_KEYS=False)
+    # Werkzeug answers "/hooks/tyk//T" with a 308 to "/hooks/tyk/T": a sender that follows
+    # redirects would send its token twice on every call. A doubled slash is a 401 or a 404.
+    app.url_map.merge_slashes = False
     app.extensions["approver"] = web_runtime(settings)
     errors.init_app(app)
     observe.init_app(app)

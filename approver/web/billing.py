@@ -12,6 +12,7 @@ from rq.exceptions import DuplicateJobError
 
 from approver.billing import events
 from approver.billing.signatures import SignatureError, verify_standard, verify_stripe
+from approver.web import handoff
 from approver.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -110,3 +111,27 @@ def receive():
     # job id to catch the sender's retry.
     state.mark_seen(event.id)
     return jsonify(status="queued", event_id=event.id), 202
+
+
+@bp.route("/billing/checkout-state", methods=["POST"])
+def checkout_state():
+    """The key request and developer behind a hand-off's checkout state, for the checkout.
+
+    Signed like a billing event: the browser only ever carries the opaque state.
+    """
+    settings = current_app.extensions["approver"].settings
+    if not (settings.billing_secrets or settings.stripe_secrets):
+        raise ApiError(404, "billing_off", "Billing events are not enabled on this service.")
+    raw = _body(settings.body_limit)
+    _verify(settings, raw)
+    try:
+        document = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+    state = document.get("state") if isinstance(document, dict) else None
+    if not isinstance(state, str):
+        raise ApiError(400, "bad_shape", 'Send {"state": "<the state the checkout got>"}.')
+    ids = handoff.checkout_state(state)
+    if ids is None:
+        raise ApiError(404, "unknown_state", "No such checkout state (it lasts one hour).")
+    return jsonify(ids), 200

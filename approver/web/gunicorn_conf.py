@@ -1,12 +1,13 @@
 """gunicorn settings for `approver web` (deploy/gunicorn.conf.py builds on these)."""
 
+import json
 import multiprocessing
 import os
 import re
 import sys
 import traceback
 
-from gunicorn.glogging import Logger
+from gunicorn.glogging import Logger, SafeAtoms
 
 from approver.logs import ContextFilter, JsonFormatter, redact
 
@@ -25,6 +26,18 @@ def _referenced(access_log_format: str) -> tuple[tuple[str, ...], tuple[str, ...
     return keys, tuple(k for k in keys if k not in _SERVER_ATOMS)
 
 
+def _json_text(value: str) -> str:
+    """`value` escaped for the inside of a JSON string, in ASCII (no raw line breaks)."""
+    return json.dumps(value)[1:-1]
+
+
+class _EscapedAtoms(SafeAtoms):
+    """gunicorn's atom lookup without its own quoting: the values come escaped for JSON."""
+
+    def __init__(self, atoms):
+        dict.__init__(self, atoms)
+
+
 class RedactingLogger(Logger):
     """gunicorn's logger with webhook tokens redacted from access and error lines."""
 
@@ -39,9 +52,10 @@ class RedactingLogger(Logger):
         """gunicorn's `access`, formatting only the atoms the format names.
 
         Those that a client can fill (request line, path, query, referer, headers, the
-        environ) are redacted; the rest of the ~40 atoms (every header and environ entry)
-        are never looked at, so they are neither escaped nor redacted. The line is
-        redacted once more as a whole by the handlers' ContextFilter.
+        environ) are redacted and escaped for a JSON string, so that a `"`, a `\\` or an
+        encoded line break in the path cannot break the line; the rest of the ~40 atoms
+        (every header and environ entry) are never looked at. The line is redacted once
+        more as a whole by the handlers' ContextFilter.
         """
         if not self.access_log_enabled:
             return
@@ -55,9 +69,9 @@ class RedactingLogger(Logger):
         for k in client:
             value = used.get(k)
             if isinstance(value, str):
-                used[k] = redact(value)
+                used[k] = _json_text(redact(value))
         try:
-            self.access_log.info(fmt, self.atoms_wrapper_class(used))
+            self.access_log.info(fmt, _EscapedAtoms(used))
         except Exception:
             self.error(traceback.format_exc())
 
@@ -80,15 +94,24 @@ def child_exit(server, worker):
 
 
 bind = os.environ.get("APPROVER_BIND", "127.0.0.1:8000")
-# Sync workers: each connection is closed after its answer, so load spreads evenly over the
-# processes (gthread piled keep-alive clients onto one process in our measurements).
-worker_class = "sync"
+# Threads, so that a few slow clients (a header a byte at a time, a body that never ends)
+# hold a thread each, not a whole process; DeadlineWorker takes a thread back from a
+# connection not served within 10 s. A sync worker read with no limit: two such clients
+# kept a two-process tier from answering /healthz for 10 s. Put a buffering proxy in front
+# for more than a handful (deploy/README.md).
+worker_class = "approver.web.gunicorn_worker.DeadlineWorker"
 workers = int(os.environ.get("APPROVER_WEB_WORKERS", 0)) or min(
     2 * multiprocessing.cpu_count() + 1, 8
 )
+threads = 16
+# A process takes no more connections than it has threads: when all of them are busy the
+# others accept, so slow clients (or keep-alive ones, which piled onto one process in our
+# measurements) cannot queue requests behind them. No keep-alive: each connection is closed
+# after its answer, as sync workers did, and a connection silent for 5 s is dropped.
+worker_connections = threads
+keepalive = 0
 timeout = 30
 graceful_timeout = 20
-keepalive = 2
 logger_class = RedactingLogger
 accesslog = "-"
 errorlog = "-"

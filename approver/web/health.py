@@ -1,10 +1,10 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics: the details only on the internal listener."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from redis.exceptions import RedisError
 
 from approver import metrics
@@ -16,6 +16,20 @@ bp = Blueprint("health", __name__)
 STALE_INTERVALS = 3
 
 
+def internal() -> bool:
+    """Whether this request came in on the internal listener (APPROVER_INTERNAL_BIND).
+
+    Under gunicorn the connection's own socket says which listener took it; SERVER_PORT is
+    taken from the Host header when the public listener is a unix socket.
+    """
+    port = current_app.extensions["approver"].settings.internal_port
+    if port is None:
+        return False
+    sock = request.environ.get("gunicorn.socket")
+    local = sock.getsockname() if sock is not None else ("", request.environ.get("SERVER_PORT"))
+    return isinstance(local, tuple) and str(local[1]) == str(port)
+
+
 @bp.get("/healthz")
 def healthz():
     """The process is alive."""
@@ -24,7 +38,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when Redis answers; what workers last saw of the Dashboard and rules, too.
+    """Ready when Redis answers; on the internal listener, what workers last saw, too.
 
     Only Redis makes this tier unready: it queues webhooks while the Dashboard is away,
     and taking it out of rotation then would lose them. A Dashboard that is down or rules
@@ -35,7 +49,8 @@ def readyz():
         rt.redis.ping()
         health = rt.store.health()
     except RedisError as exc:
-        return jsonify(status="unavailable", redis=type(exc).__name__), 503, {"Retry-After": "5"}
+        details = {"redis": type(exc).__name__} if internal() else {}
+        return jsonify(status="unavailable", **details), 503, {"Retry-After": "5"}
     checks = {"redis": "ok", "dashboard": health.get("dashboard") or "unknown",
               "rules": "ok" if health.get("rules_revision") else "unknown",
               "rules_revision": health.get("rules_revision") or None,
@@ -48,7 +63,8 @@ def readyz():
     if stale:
         checks["workers"] = "no worker has reported recently"
     degraded = stale or checks["dashboard"] != "ok" or checks["rules"] != "ok"
-    return jsonify(status="degraded" if degraded else "ok", **checks), 200
+    # Rule file paths, parse errors and Dashboard errors are for operators only.
+    return jsonify(status="degraded" if degraded else "ok", **(checks if internal() else {})), 200
 
 
 def _age(at: str | None) -> float:
@@ -61,5 +77,7 @@ def _age(at: str | None) -> float:
 @bp.get("/metrics")
 def prometheus():
     """Prometheus metrics: this tier's processes and the cluster's state in Redis."""
+    if not internal():
+        abort(404)  # like any unknown path: the public listener has no metrics
     body, content_type = metrics.render(current_app.extensions["approver"])
     return Response(body, content_type=content_type)

@@ -9,7 +9,7 @@ from flask import Flask, g, request
 
 from approver import logs, metrics
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Endpoint name -> the source label of approver_webhooks_received_total.
 SOURCES = {"hooks.tyk": "tyk", "billing.receive": "billing", "handoff.handoff": "handoff"}
 
@@ -20,7 +20,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def request_id():
         given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
         logs.bind(request_id=g.request_id)
 
     @app.after_request

@@ -133,6 +133,7 @@ class Stack:
             "APPROVER_DASHBOARD_SECRET": SECRET,
             "APPROVER_REDIS_URL": self.redis_server.url,
             "APPROVER_WEBHOOK_TOKENS": TOKEN,
+            "APPROVER_SECRET_KEY": "faults-signing-key-0123456789abcdef",
             "APPROVER_RULES": str(ROOT / "rules"),
             "APPROVER_RETRY_DELAYS": "1,1,2,2,5",
             "APPROVER_RECONCILE_INTERVAL": "2",

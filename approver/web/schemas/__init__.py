@@ -8,6 +8,8 @@ from importlib.resources import files
 
 from jsonschema import Draft202012Validator
 
+from approver import validation
+
 
 @cache
 def schema(name: str) -> dict:
@@ -18,7 +20,7 @@ def schema(name: str) -> dict:
 @cache
 def validator(name: str) -> Draft202012Validator:
     """A compiled validator for schema `name`."""
-    return Draft202012Validator(schema(name))
+    return validation.validator(schema(name))
 
 
 def first_error(name: str, document) -> str | None:
