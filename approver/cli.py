@@ -140,15 +140,14 @@ def _failed(rt) -> list[dict]:
     rows = []
     for job_id in registry.get_job_ids():
         job = rt.queue.fetch_job(job_id)
-        cause = ""
-        if job is not None:
-            result = job.latest_result()
-            cause = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-            cause = cause[0] if cause else ""
+        result = job.latest_result() if job is not None else None
+        # The exception's last line: "module.Class: message".
+        cause = ((result.exc_string or "").strip().splitlines() or [""])[-1] if result else ""
         request_id = job.args[0] if job is not None and job.args else job_id
+        brief = _brief(rt.store, request_id) if isinstance(request_id, str) else {}
         rows.append({"job_id": job_id, "request_id": request_id, "event": "failed",
                      "at": job.ended_at.isoformat() if job and job.ended_at else "",
-                     "error": cause[:300], **_brief(rt.store, request_id)})
+                     **brief, "error": (brief.get("error") or cause)[:300]})
     return rows
 
 
@@ -183,7 +182,8 @@ def cmd_replay(args) -> int:
     """Run a failed decision job again (by key request id or job id)."""
     from rq.registry import FailedJobRegistry
 
-    from approver import enqueue, runtime
+    from approver import decide, enqueue, runtime
+    from approver.tyk import DashboardError
 
     rt = runtime.current()
     registry = FailedJobRegistry(queue=rt.queue)
@@ -194,6 +194,16 @@ def cmd_replay(args) -> int:
         return 0
     if not enqueue.ID_PATTERN.match(args.id):
         raise ApproverError(f"{args.id!r} is not a key request id or a failed job id")
+    if rt.store.state(args.id) is None:
+        try:
+            known = decide.fetch(rt, args.id) is not None
+        except DashboardError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            known = False  # Tyk refused the id (400 "Invalid key request ID.")
+        if not known:
+            raise ApproverError(f"{args.id!r} is neither a failed job, nor a key request "
+                                "with a recorded decision, nor one Tyk knows")
     queued = enqueue.decision(rt.queue, args.id, "replay", rt.settings.retry_delays,
                               reclaim=True)
     print(f"queued {enqueue.decide_job_id(args.id)}" if queued else "already queued")

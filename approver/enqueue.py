@@ -119,9 +119,12 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
     now = datetime.now(UTC)
     if status == JobStatus.FAILED:
         # Left in the failed registry for a while, visible to `decisions list --failed`,
-        # then tried again by the reconciler: nothing is given up for good.
+        # then tried again by the reconciler, unless no retry can help (Tyk refused the
+        # request as sent): that one waits for a human (`approver replay`).
         pause = max(retry_delays or (0,), default=0)
-        stale = job.ended_at is None or (now - _utc(job.ended_at)).total_seconds() >= pause
+        hopeless = queue.connection.hget(f"{PREFIX}request:{request_id}", "error_permanent")
+        stale = hopeless != b"True" and (
+            job.ended_at is None or (now - _utc(job.ended_at)).total_seconds() >= pause)
     elif status == JobStatus.STARTED:
         # A running decision always holds its request's lock (renewed while it runs): a
         # started job without it, for a while, belongs to a worker that died.

@@ -23,8 +23,9 @@ LOG_MAXLEN = 1_000_000
 
 # Request states. "applying" is written before any Dashboard call (an outbox), so a crash
 # between deciding and applying is resumed from the recorded decision, never re-decided.
-DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING = (
-    "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting"
+# "error": the pipeline stopped before deciding (the `error` field says why).
+DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING, ERROR = (
+    "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting", "error"
 )
 FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
 UNFINISHED_STATES = frozenset({DECIDED, APPLYING, FAILED})
@@ -117,7 +118,10 @@ class Store:
             else ("" if v is None else str(v))
             for k, v in fields.items()
         }
-        pipe.hset(self._state_key(request_id), mapping=encoded)
+        key = self._state_key(request_id)
+        if fields.get("state") not in (None, FAILED, ERROR) and "error" not in fields:
+            pipe.hdel(key, "error", "error_permanent")  # what failed before is in the log
+        pipe.hset(key, mapping=encoded)
         # Requests between deciding and done are kept in a set, so the reconciler resumes
         # them even when they have left Tyk's pending list.
         if fields.get("state") in UNFINISHED_STATES:
