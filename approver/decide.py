@@ -67,9 +67,34 @@ def fetch(rt: Runtime, ref: str):
 
 
 def run(rt: Runtime, ref: str, trigger: str) -> Result:
-    """Decide and apply one key request, exactly once; safe to call any number of times."""
+    """Decide and apply one key request, exactly once; safe to call any number of times.
+
+    A wait is decided again if its developer's billing changed meanwhile: whoever stored
+    that change may have found the request locked by this run and left it to us. Checked
+    once the lock is released, so a change stored after the check finds the lock free.
+    """
     with logs.bound(key_request_id=ref, decision_id=None):
-        return _run_locked(rt, ref, trigger)
+        for _ in range(_RECHECKS):
+            result = _run_locked(rt, ref, trigger)
+            if result.state != st.WAITING or not stale_wait(rt, ref):
+                return result
+            trigger = "billing"
+        log.warning("key request %s: billing kept changing while it was decided; the next "
+                    "billing event decides it again", ref)
+        return result
+
+
+_RECHECKS = 10
+
+
+def stale_wait(rt: Runtime, ref: str) -> bool:
+    """Whether the request waits on a billing state older than its developer's current one."""
+    state = rt.store.state(ref) or {}
+    if state.get("state") != st.WAITING or not state.get("developer_id"):
+        return False
+    current = (rt.billing.get(state["developer_id"]) or {}).get("updated_ts")
+    seen = state.get("billing_ts")
+    return current != (float(seen) if seen else None)
 
 
 def _run_locked(rt: Runtime, ref: str, trigger: str) -> Result:
@@ -174,6 +199,8 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         rt, request, trigger, outcome=outcome, rule=rule or "", reason=reason,
         revision=decision.revision, trace=decision.trace, facts=decision.facts, wait=wait,
         waited_since=(previous or {}).get("waited_since") or (st.now_iso() if wait else ""),
+        # The billing state this was decided on (see stale_wait).
+        billing_ts=(context.billing or {}).get("updated_ts") if wait else "",
     )
     if previous and previous.get("state") == st.WAITING and not wait:
         rt.store.unpark(request.ref, request.developer_id)

@@ -103,7 +103,8 @@ class Proc:
         self._log.close()
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # closed once the process was stopped
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
 
