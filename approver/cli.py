@@ -11,8 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from approver import config, logs
 from approver.errors import ApproverError
+from approver.terminal import printable, printable_lines
 
 log = logging.getLogger("approver.cli")
 
@@ -243,13 +246,13 @@ def cmd_status(args) -> int:
           f"{q['scheduled']} scheduled (retries, timers), {q['failed']} failed")
     print(f"waiting requests: {report['waiting_requests']}")
     rules = report["rules"]
-    print(f"rules: {rules['path']} revision {rules['revision'] or '-'}"
-          + (f"  PROBLEM: {rules['error']}" if rules["error"] else ""))
-    print(f"dashboard: {report['dashboard']}")
+    print(printable(f"rules: {rules['path']} revision {rules['revision'] or '-'}"
+                    + (f"  PROBLEM: {rules['error']}" if rules["error"] else "")))
+    print(printable(f"dashboard: {report['dashboard']}"))
     print(f"last decisions ({len(report['last_decisions'])}):")
     for e in report["last_decisions"]:
-        print(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
-              f"{e['rule'] or 'default':<26} {e['reason']}")
+        print(printable(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
+                        f"{e['rule'] or 'default':<26} {e['reason']}"))
     return 0
 
 
@@ -287,9 +290,9 @@ def _entry_line(entry: dict) -> str:
     rule = entry.get("rule")
     tail = entry.get("reason") or entry.get("error") or ""
     when = entry.get("at") or entry.get("deadline") or ""
-    return (f"{when}  {entry.get('event') or entry.get('state') or '':<12} "
-            f"{entry.get('request_id') or entry.get('developer_id') or '':<26} {what:<8}"
-            f" {('rule=' + rule) if rule else '':<28} {tail}").rstrip()
+    return printable(f"{when}  {entry.get('event') or entry.get('state') or '':<12} "
+                     f"{entry.get('request_id') or entry.get('developer_id') or '':<26} "
+                     f"{what:<8} {('rule=' + rule) if rule else '':<28} {tail}").rstrip()
 
 
 def cmd_rules_check(args) -> int:
@@ -300,7 +303,7 @@ def cmd_rules_check(args) -> int:
     path = args.path or settings.rules_path
     problems = check(path)
     for problem in problems:
-        print(problem)
+        print(printable(problem))
     if not problems:
         print(f"{path}: ok, revision {load_rules(path).revision}")
     _print_running_rules(settings)
@@ -318,12 +321,12 @@ def _print_running_rules(settings) -> None:
     except RedisError:
         return
     if health.get("rules_revision"):
-        print(f"workers run revision {health['rules_revision']} "
-              f"(reported {health.get('at')}; "
-              f"{health.get('rules_reload_failures') or 0} edits failed to load)")
+        print(printable(f"workers run revision {health['rules_revision']} "
+                        f"(reported {health.get('at')}; "
+                        f"{health.get('rules_reload_failures') or 0} edits failed to load)"))
     if health.get("rules_error"):
-        print(f"the last edit did not load, the previous rules stay in force: "
-              f"{health['rules_error']}")
+        print(printable(f"the last edit did not load, the previous rules stay in force: "
+                        f"{health['rules_error']}"))
 
 
 def cmd_rules_test(args) -> int:
@@ -331,7 +334,7 @@ def cmd_rules_test(args) -> int:
     from approver.rules import run_rule_tests
 
     report = run_rule_tests(args.path or config.from_env().rules_path)
-    print(report)
+    print(printable_lines(str(report)))
     return 0 if report.ok else 1
 
 
@@ -372,7 +375,7 @@ def cmd_rules_explain(args) -> int:
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2, sort_keys=True, default=str))
     else:
-        print(render(decision))
+        print(printable_lines(render(decision)))  # the request's fields are anyone's text
     return 0
 
 
@@ -382,7 +385,7 @@ def cmd_rules_backtest(args) -> int:
     from approver.rules import load_rules
 
     result = backtest.run(runtime.current().store, load_rules(args.path), limit=args.limit)
-    print(result.render(args.show))
+    print(printable_lines(result.render(args.show)))  # recorded reasons and ids are data
     return 0
 
 
@@ -393,9 +396,13 @@ def cmd_rules_docs(args) -> int:
     text = RULES_DOC_HEADER + vocabulary_markdown(builtin_registry())
     if args.output == "-":
         print(text)
-    else:
+        return 0
+    try:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
+    except OSError as exc:
+        raise ApproverError(f"cannot write {args.output} ({exc.strerror}): give "
+                            "--output FILE, or --output - for the screen") from None
     return 0
 
 
@@ -517,9 +524,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logs.setup(args.log_level.upper())
     try:
-        return args.func(args)
-    except ApproverError as exc:
-        print(f"approver: {exc}", file=sys.stderr)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`approver status | head`): stop quietly, as cat does.
+        _stdout_to_devnull()
+        return 141  # what a shell reports for a command ended by SIGPIPE
+    except (ApproverError, OSError) as exc:  # OSError: a file named on the command line
+        print(f"approver: {printable(exc)}", file=sys.stderr)
+        return 2
+    except RedisError as exc:
+        print(f"approver: Redis ({type(exc).__name__}): {printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the flush at exit finds no closed pipe either."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's capture): nothing is flushed to a pipe at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -18,6 +18,7 @@ from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError
 from approver.sandbox import create_app, serve
 from approver.sandbox.portal import create_portal_app
+from approver.terminal import printable
 
 # (developer email, policy names, fields): one request the shipped rules approve, one they
 # deny and one they leave for a human.
@@ -188,8 +189,8 @@ def _label(email: str, source: str, portal: str) -> str:
 def _describe(entry: dict) -> str:
     rule = entry.get("rule") or "default"
     where = PORTAL_LABELS.get(entry.get("portal") or "classic", entry.get("portal"))
-    return (f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} by {rule:<24} "
-            f"{entry['reason']}")
+    return printable(f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} "
+                     f"by {rule:<24} {entry['reason']}")
 
 
 def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> None:
@@ -202,8 +203,8 @@ def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> 
             if state and state["state"] in store.FINAL_STATES:
                 applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else ""
                 label = pending.pop(request_id)
-                print(f"{label:<{width}} {state['outcome'].upper():<7}"
-                      f" rule {state.get('rule') or 'default'}: {state['reason']}{applied}")
+                print(printable(f"{label:<{width}} {state['outcome'].upper():<7} rule "
+                                f"{state.get('rule') or 'default'}: {state['reason']}{applied}"))
         time.sleep(0.1)
     if pending:
         raise ApproverError(f"not decided within {timeout:.0f}s: {', '.join(pending)}")
