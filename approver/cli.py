@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -25,6 +27,10 @@ def cmd_web(args) -> int:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Before prometheus_client is imported: the gunicorn workers' metrics add up here.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="approver-metrics-")
+        master = os.getpid()
+        # Removed when the master exits (gunicorn's workers leave through here too).
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(
+            os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True))
     from gunicorn.app.base import Application
 
     from approver.web import create_app
