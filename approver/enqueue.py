@@ -171,16 +171,18 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+RECONCILE_DUE = PREFIX + "reconcile:due"
+
+
 def reconcile(queue: Queue, interval: int) -> bool:
-    """Schedule the next periodic reconciler pass: one per time slot, however many ask."""
-    slot = int(time.time() // interval) + 1
-    try:
-        queue.enqueue_at(
-            datetime.fromtimestamp(slot * interval, UTC), RECONCILE,
-            job_id=f"reconcile-{interval}-{slot}", unique=True,
-            job_timeout=max(JOB_TIMEOUT, interval), result_ttl=interval * 2,
-            description="periodic reconciler pass",
-        )
-    except DuplicateJobError:
+    """Queue a reconciler pass unless one was queued in the last `interval` seconds.
+
+    Every worker asks every second; a key that lives `interval` seconds lets one through.
+    Nothing else is kept in Redis: when Redis comes back empty, the next ask queues a pass.
+    """
+    if not queue.connection.set(RECONCILE_DUE, "1", nx=True, ex=interval):
         return False
+    queue.enqueue(RECONCILE, job_id=f"reconcile-{time.time_ns()}",
+                  job_timeout=max(JOB_TIMEOUT, interval), result_ttl=0,
+                  failure_ttl=86400, description="periodic reconciler pass")
     return True

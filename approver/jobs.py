@@ -9,8 +9,9 @@ import time
 
 from rq import get_current_job
 
-from approver import decide, enqueue, metrics, reconcile, runtime
+from approver import decide, metrics, reconcile, runtime
 from approver.billing import react
+from approver.errors import ApproverError
 from approver.store import LOCK_TTL, Locked
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,13 @@ def past_due_check(developer_id: str, occurred_at: str) -> dict:
 
 @_job
 def reconcile_pass() -> dict:
-    """RQ job: one reconciler pass, then the next one scheduled."""
+    """RQ job: one reconciler pass (workers queue one every APPROVER_RECONCILE_INTERVAL)."""
     rt = runtime.current()
+    runtime.publish_health(rt)
     try:
-        runtime.publish_health(rt)
         return reconcile.run(rt).to_dict()
-    finally:
-        enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)
+    except ApproverError as exc:
+        # The Dashboard is away: the next pass tries again; /readyz and `approver status`
+        # show what publish_health saw.
+        log.warning("reconciler pass failed: %s", exc)
+        return {"error": str(exc)}

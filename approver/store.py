@@ -33,7 +33,7 @@ UNFINISHED_KEY = PREFIX + "unfinished"
 WAITS_KEY = PREFIX + "waiting"
 
 _JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies")
-LOCK_TTL = 20.0
+LOCK_TTL = 10.0  # renewed every 2.5 s while held; a dead holder blocks for 10 s at most
 _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0

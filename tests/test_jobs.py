@@ -125,3 +125,13 @@ def test_ids_bound_by_one_job_are_not_on_the_lines_of_the_next(client, sandbox, 
     later = [r for r in handler.records if r.name == "approver.reconcile"]
     assert later, [r.getMessage() for r in handler.records]
     assert [(r.decision_id, r.key_request_id) for r in later] == [(None, None)] * len(later)
+
+
+def test_one_reconciler_pass_is_queued_per_interval_and_again_once_redis_lost_it(rt):
+    from approver import enqueue
+
+    assert enqueue.reconcile(rt.queue, 60) is True  # none in the last minute: one now
+    assert enqueue.reconcile(rt.queue, 60) is False  # every worker asks every second
+    assert [j.func_name for j in rt.queue.jobs] == [enqueue.RECONCILE]
+    rt.redis.flushall()  # Redis restarted without its data
+    assert enqueue.reconcile(rt.queue, 60) is True
