@@ -107,7 +107,9 @@ def decision(queue: Queue, request_id: str, trigger: str, retry_delays=(1,),
     return True
 
 
-ABANDONED_AFTER = 10  # seconds a started job may go without its request's lock held
+# Seconds a started job may go without its request's lock held, or a queued one out of
+# its queue, before it counts as abandoned.
+ABANDONED_AFTER = 10
 
 
 def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
@@ -131,6 +133,12 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
         locked = queue.connection.exists(f"{PREFIX}lock:{request_id}")
         started = job.started_at and (now - _utc(job.started_at)).total_seconds()
         stale = not locked and (started is None or started >= ABANDONED_AFTER)
+    elif status == JobStatus.QUEUED:
+        # A worker pops a job's id off the queue, then reads the job: when the pop's answer
+        # is lost (Redis stopping), the job stays "queued" in no queue, and nobody runs it.
+        queued = job.enqueued_at and (now - _utc(job.enqueued_at)).total_seconds()
+        stale = (queued is None or queued >= ABANDONED_AFTER) and (
+            queue.connection.lpos(queue.key, job_id) is None)
     else:
         stale = status in (JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED)
     if stale:
