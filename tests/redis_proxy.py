@@ -7,6 +7,7 @@ connection gets through at all (`down`).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -87,8 +88,6 @@ class RedisProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()
