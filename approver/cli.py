@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from approver import config, logs
 from approver.errors import ApproverError
+from approver.terminal import printable, printable_lines
 
 log = logging.getLogger("approver.cli")
 
@@ -22,6 +27,10 @@ def cmd_web(args) -> int:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Before prometheus_client is imported: the gunicorn workers' metrics add up here.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="approver-metrics-")
+        master = os.getpid()
+        # Removed when the master exits (gunicorn's workers leave through here too).
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(
+            os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True))
     from gunicorn.app.base import Application
 
     from approver.web import create_app
@@ -144,15 +153,14 @@ def _failed(rt) -> list[dict]:
     rows = []
     for job_id in registry.get_job_ids():
         job = rt.queue.fetch_job(job_id)
-        cause = ""
-        if job is not None:
-            result = job.latest_result()
-            cause = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-            cause = cause[0] if cause else ""
+        result = job.latest_result() if job is not None else None
+        # The exception's last line: "module.Class: message".
+        cause = ((result.exc_string or "").strip().splitlines() or [""])[-1] if result else ""
         request_id = job.args[0] if job is not None and job.args else job_id
+        brief = _brief(rt.store, request_id) if isinstance(request_id, str) else {}
         rows.append({"job_id": job_id, "request_id": request_id, "event": "failed",
                      "at": job.ended_at.isoformat() if job and job.ended_at else "",
-                     "error": cause[:300], **_brief(rt.store, request_id)})
+                     **brief, "error": (brief.get("error") or cause)[:300]})
     return rows
 
 
@@ -250,7 +258,9 @@ def cmd_replay(args) -> int:
     """Run a failed decision job again (by key request id or job id)."""
     from rq.registry import FailedJobRegistry
 
-    from approver import enqueue, runtime
+    from approver import decide, enqueue, runtime
+    from approver.sources import MalformedId
+    from approver.tyk import DashboardError
 
     rt = runtime.current()
     registry = FailedJobRegistry(queue=rt.queue)
@@ -261,6 +271,18 @@ def cmd_replay(args) -> int:
         return 0
     if not enqueue.ID_PATTERN.match(args.id):
         raise ApproverError(f"{args.id!r} is not a key request id or a failed job id")
+    if rt.store.state(args.id) is None:
+        try:
+            known = decide.fetch(rt, args.id) is not None
+        except MalformedId:
+            known = False  # Tyk refused the id (400 "Invalid key request ID.")
+        except DashboardError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            known = False  # Tyk refused the id (400 "Invalid key request ID.")
+        if not known:
+            raise ApproverError(f"{args.id!r} is neither a failed job, nor a key request "
+                                "with a recorded decision, nor one Tyk knows")
     queued = enqueue.decision(rt.queue, args.id, "replay", rt.settings.retry_delays,
                               reclaim=True)
     print(f"queued {enqueue.decide_job_id(args.id)}" if queued else "already queued")
@@ -300,13 +322,13 @@ def cmd_status(args) -> int:
           f"{q['scheduled']} scheduled (retries, timers), {q['failed']} failed")
     print(f"waiting requests: {report['waiting_requests']}")
     rules = report["rules"]
-    print(f"rules: {rules['path']} revision {rules['revision'] or '-'}"
-          + (f"  PROBLEM: {rules['error']}" if rules["error"] else ""))
-    print(f"dashboard: {report['dashboard']}")
+    print(printable(f"rules: {rules['path']} revision {rules['revision'] or '-'}"
+                    + (f"  PROBLEM: {rules['error']}" if rules["error"] else "")))
+    print(printable(f"dashboard: {report['dashboard']}"))
     print(f"last decisions ({len(report['last_decisions'])}):")
     for e in report["last_decisions"]:
-        print(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
-              f"{e['rule'] or 'default':<26} {e['reason']}")
+        print(printable(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
+                        f"{e['rule'] or 'default':<26} {e['reason']}"))
     return 0
 
 
@@ -344,9 +366,9 @@ def _entry_line(entry: dict) -> str:
     rule = entry.get("rule")
     tail = entry.get("reason") or entry.get("error") or ""
     when = entry.get("at") or entry.get("deadline") or ""
-    return (f"{when}  {entry.get('event') or entry.get('state') or '':<12} "
-            f"{entry.get('request_id') or entry.get('developer_id') or '':<26} {what:<8}"
-            f" {('rule=' + rule) if rule else '':<28} {tail}").rstrip()
+    return printable(f"{when}  {entry.get('event') or entry.get('state') or '':<12} "
+                     f"{entry.get('request_id') or entry.get('developer_id') or '':<26} "
+                     f"{what:<8} {('rule=' + rule) if rule else '':<28} {tail}").rstrip()
 
 
 def cmd_rules_check(args) -> int:
@@ -357,7 +379,7 @@ def cmd_rules_check(args) -> int:
     path = args.path or settings.rules_path
     problems = check(path)
     for problem in problems:
-        print(problem)
+        print(printable(problem))
     if not problems:
         print(f"{path}: ok, revision {load_rules(path).revision}")
     _print_running_rules(settings)
@@ -375,12 +397,12 @@ def _print_running_rules(settings) -> None:
     except RedisError:
         return
     if health.get("rules_revision"):
-        print(f"workers run revision {health['rules_revision']} "
-              f"(reported {health.get('at')}; "
-              f"{health.get('rules_reload_failures') or 0} edits failed to load)")
+        print(printable(f"workers run revision {health['rules_revision']} "
+                        f"(reported {health.get('at')}; "
+                        f"{health.get('rules_reload_failures') or 0} edits failed to load)"))
     if health.get("rules_error"):
-        print(f"the last edit did not load, the previous rules stay in force: "
-              f"{health['rules_error']}")
+        print(printable(f"the last edit did not load, the previous rules stay in force: "
+                        f"{health['rules_error']}"))
 
 
 def cmd_rules_test(args) -> int:
@@ -388,7 +410,7 @@ def cmd_rules_test(args) -> int:
     from approver.rules import run_rule_tests
 
     report = run_rule_tests(args.path or config.from_env().rules_path)
-    print(report)
+    print(printable_lines(str(report)))
     return 0 if report.ok else 1
 
 
@@ -429,7 +451,7 @@ def cmd_rules_explain(args) -> int:
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2, sort_keys=True, default=str))
     else:
-        print(render(decision))
+        print(printable_lines(render(decision)))  # the request's fields are anyone's text
     return 0
 
 
@@ -439,7 +461,7 @@ def cmd_rules_backtest(args) -> int:
     from approver.rules import load_rules
 
     result = backtest.run(runtime.current().store, load_rules(args.path), limit=args.limit)
-    print(result.render(args.show))
+    print(printable_lines(result.render(args.show)))  # recorded reasons and ids are data
     return 0
 
 
@@ -453,8 +475,12 @@ def cmd_rules_docs(args) -> int:
         print(text)
         return 0
     path = Path(args.output)
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    path.write_text(with_vocabulary(current, text), encoding="utf-8")
+    try:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(with_vocabulary(current, text), encoding="utf-8")
+    except OSError as exc:
+        raise ApproverError(f"cannot write {args.output} ({exc.strerror}): give "
+                            "--output FILE, or --output - for the screen") from None
     return 0
 
 
@@ -570,19 +596,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logs.setup(args.log_level.upper())
     try:
-        return args.func(args)
-    except ApproverError as exc:
-        print(f"approver: {exc}", file=sys.stderr)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`approver status | head`): stop quietly, as cat does.
+        _stdout_to_devnull()
+        return 141  # what a shell reports for a command ended by SIGPIPE
+    except (ApproverError, OSError) as exc:  # OSError: a file named on the command line
+        print(f"approver: {printable(exc)}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        from redis.exceptions import RedisError
-
-        if not isinstance(exc, RedisError):
-            raise
+    except RedisError as exc:
         from approver import runtime
 
         print(f"approver: Redis ({runtime.redis_target(config.from_env())}): "
-              f"{runtime.describe_redis_error(exc)}", file=sys.stderr)
+              f"{printable(runtime.describe_redis_error(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the flush at exit finds no closed pipe either."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's capture): nothing is flushed to a pipe at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

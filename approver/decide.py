@@ -14,7 +14,8 @@ from approver import store as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
 from approver.runtime import Runtime
-from approver.sources import PENDING_KEY, MalformedId
+from approver.sources import PENDING_KEY, MalformedId, UnknownSource
+from approver.tyk.errors import DashboardError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,24 @@ class NotYetReadable(ApproverError):
     """Tyk does not know the request yet; the job is tried again later."""
 
     retryable = True
+
+
+# 4xx answers a later try may not get: 404 (the request is gone: _pending skips it), 408,
+# 409 and 429 (busy or conflicting now), 401 and 403 (the service's own secret or
+# permissions, which an operator fixes; every request then goes through again).
+_TRANSIENT_4XX = frozenset({401, 403, 404, 408, 409, 429})
+
+
+def permanent(exc: BaseException) -> bool:
+    """Whether trying again cannot help: Tyk refused this request as sent (a 4xx about it,
+    e.g. 400 "Invalid policy ID."), answered in a shape we cannot read, or the request names
+    a portal this service is not configured for."""
+    if isinstance(exc, UnknownSource):
+        return True
+    if not isinstance(exc, DashboardError) or exc.retryable or exc.status is None:
+        return False
+    return 200 <= exc.status < 300 or (
+        400 <= exc.status < 500 and exc.status not in _TRANSIENT_4XX)
 
 
 @dataclass(frozen=True)
@@ -62,11 +81,47 @@ def fetch(rt: Runtime, ref: str):
 
 
 def run(rt: Runtime, ref: str, trigger: str) -> Result:
-    """Decide and apply one key request, exactly once; safe to call any number of times."""
+    """Decide and apply one key request, exactly once; safe to call any number of times.
+
+    A wait is decided again if its developer's billing changed meanwhile: whoever stored
+    that change may have found the request locked by this run and left it to us. Checked
+    once the lock is released, so a change stored after the check finds the lock free.
+    """
+    with logs.bound(key_request_id=ref, decision_id=None):
+        for _ in range(_RECHECKS):
+            result = _run_locked(rt, ref, trigger)
+            if result.state != st.WAITING or not stale_wait(rt, ref):
+                return result
+            trigger = "billing"
+        log.warning("key request %s: billing kept changing while it was decided; the next "
+                    "billing event decides it again", ref)
+        return result
+
+
+_RECHECKS = 10
+
+
+def stale_wait(rt: Runtime, ref: str) -> bool:
+    """Whether the request waits on a billing state older than its developer's current one."""
+    state = rt.store.state(ref) or {}
+    if state.get("state") != st.WAITING or not state.get("developer_id"):
+        return False
+    current = (rt.billing.get(state["developer_id"]) or {}).get("updated_ts")
+    seen = state.get("billing_ts")
+    return current != (float(seen) if seen else None)
+
+
+def _run_locked(rt: Runtime, ref: str, trigger: str) -> Result:
     with rt.store.lock_and_state(ref) as state:
         if state and state["state"] in st.FINAL_STATES:
             return Result(ref, state["state"], state.get("outcome"), state.get("rule"))
-        request = _pending(rt, ref, trigger, state)
+        try:
+            request = _pending(rt, ref, trigger, state)
+        except NotYetReadable:
+            raise  # nothing is kept for an id Tyk does not know (yet)
+        except Exception as exc:
+            _undecided(rt, ref, trigger, state, exc)
+            raise
         if request is None:
             return Result(ref, st.SKIPPED)
         if state and state["state"] in _RESUMABLE:
@@ -78,7 +133,8 @@ def run(rt: Runtime, ref: str, trigger: str) -> Result:
 def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
                       source: str) -> Result:
     """Apply a decision made elsewhere (a billing system), if the request is still pending."""
-    with rt.store.lock_and_state(ref) as state:
+    with logs.bound(key_request_id=ref, decision_id=None), \
+            rt.store.lock_and_state(ref) as state:
         state = state or {}
         request = _pending(rt, ref, source, state, record=False)
         if request is not None and state.get("state") in _RESUMABLE:
@@ -119,8 +175,8 @@ def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
             # that what is recorded next is kept.
             rt.store.forget_skip(request_id)
         return request
-    if request is None and state is None and record:
-        # Never decided, and unknown to Tyk.
+    if request is None and record and (state is None or state.get("state") == st.ERROR):
+        # Never decided (at most an earlier try failed), and unknown to Tyk.
         job = get_current_job()
         if malformed is None and job is not None and job.retries_left:
             raise NotYetReadable(f"key request {request_id} is not readable in Tyk (yet); "
@@ -145,9 +201,29 @@ def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
     return None
 
 
+def _undecided(rt: Runtime, ref: str, trigger: str, state: dict | None,
+               exc: Exception) -> None:
+    """Record why the pipeline stopped before deciding: in the request's state, and in the
+    log when no retry can help (the job then fails at once: `decisions list --failed`)."""
+    error, final = _describe(exc), permanent(exc)
+    fields = {"error": error, "error_permanent": final, "updated_at": st.now_iso()}
+    if not state or state.get("state") == st.ERROR:
+        fields["state"] = st.ERROR  # else the recorded decision or wait stays as it is
+    if final:
+        rt.store.save_and_log(ref, fields, "failed", {"error": error, "trigger": trigger})
+        log.warning("key request %s cannot be decided: %s", ref, error)
+    else:
+        rt.store.save_state(ref, **fields)
+
+
 def _decide_and_apply(rt: Runtime, request, trigger: str,
                       previous: dict | None) -> Result:
-    decision = evaluate(rt.rules.current(), Facts(gather(rt, request)))
+    try:
+        context = gather(rt, request)
+        decision = evaluate(rt.rules.current(), Facts(context))
+    except Exception as exc:
+        _undecided(rt, request.ref, trigger, previous, exc)
+        raise
     outcome, rule, reason = decision.outcome, decision.rule_id, decision.reason
     wait = None
     if outcome == "wait":
@@ -163,6 +239,8 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         rt, request, trigger, outcome=outcome, rule=rule or "", reason=reason,
         revision=decision.revision, trace=decision.trace, facts=decision.facts, wait=wait,
         waited_since=(previous or {}).get("waited_since") or (st.now_iso() if wait else ""),
+        # The billing state this was decided on (see stale_wait).
+        billing_ts=(context.billing or {}).get("updated_ts") if wait else "",
     )
     if previous and previous.get("state") == st.WAITING and not wait:
         rt.store.unpark(request.ref, request.developer_id)
@@ -248,7 +326,8 @@ def _apply(rt: Runtime, request, record: dict, trigger: str,
             done = source.deny(request, record.get("reason") or "")
     except Exception as exc:
         rt.store.save_and_log(
-            ref, {"state": st.FAILED, "error": _describe(exc), "updated_at": st.now_iso()},
+            ref, {"state": st.FAILED, "error": _describe(exc), "updated_at": st.now_iso(),
+                  "error_permanent": permanent(exc)},
             "apply_failed", {"outcome": outcome, "error": _describe(exc), "trigger": trigger})
         raise
     fields = {"already_processed": done.already_processed}

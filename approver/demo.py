@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError
 from approver.sandbox import create_app, serve
 from approver.sandbox.portal import create_portal_app
+from approver.terminal import printable
 
 # (developer email, policy names, fields): one request the shipped rules approve, one they
 # deny and one they leave for a human.
@@ -75,12 +78,25 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
                             "or set APPROVER_RULES")
     if not port or not _port_free(port):
         port = free_port()  # 8000 taken (or 0 asked for): any free port will do
+    # Everything started is stopped, and the temporary folder removed, however the demo
+    # ends (--once, Ctrl-C, an error).
+    with contextlib.ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="approver-demo-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        try:
+            return _serve(cleanup, workdir, rules, once, port, portal, classic, new)
+        except KeyboardInterrupt:
+            return 0
+
+
+def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool, port: int,
+           portal: str, classic: bool, new: bool) -> int:
     token = secrets.token_urlsafe(24)
     dashboard_secret = secrets.token_hex(16)
-    workdir = Path(tempfile.mkdtemp(prefix="approver-demo-"))
     redis_server = EmbeddedRedis(directory=workdir / "redis")
     (workdir / "redis").mkdir()
     redis_server.start()
+    cleanup.callback(redis_server.stop)
     sandbox_server = serve(create_app(
         secret=dashboard_secret, webhook_url=f"http://127.0.0.1:{port}/hooks/tyk/{token}"
     )) if classic else None
@@ -90,6 +106,9 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
         secret=portal_token, webhook_url=f"http://127.0.0.1:{port}/hooks/portal",
         webhook_headers={"X-Approver-Token": portal_hook_token},
     )) if new else None
+    for server in (sandbox_server, portal_server):
+        if server:
+            cleanup.callback(server.shutdown)
     env = {
         **os.environ,
         "APPROVER_REDIS_URL": redis_server.url,
@@ -98,7 +117,9 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
         "APPROVER_RULES": str(rules.resolve()),
         "APPROVER_RECONCILE_INTERVAL": "15",
         "APPROVER_RETRY_DELAYS": "1,2,5",
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
     }
+    (workdir / "metrics").mkdir()
     for name in ("APPROVER_DASHBOARD_URL", "APPROVER_DASHBOARD_SECRET", "APPROVER_PORTAL_URL",
                  "APPROVER_PORTAL_TOKEN", "APPROVER_PORTAL_WEBHOOK_TOKENS"):
         env.pop(name, None)
@@ -109,8 +130,10 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
         env.update(APPROVER_PORTAL_URL=portal_server.url, APPROVER_PORTAL_TOKEN=portal_token,
                    APPROVER_PORTAL_WEBHOOK_TOKENS=portal_hook_token)
     log_path = workdir / "service.log"
-    log_file = log_path.open("w")
-    procs = [
+    log_file = cleanup.enter_context(log_path.open("w"))
+    procs: list[subprocess.Popen] = []
+    cleanup.callback(_stop, procs)
+    procs += [
         subprocess.Popen([sys.executable, "-m", "approver", "web", "--bind",
                           f"127.0.0.1:{port}", "--workers", "2"],
                          env=env, stdout=log_file, stderr=log_file),
@@ -125,7 +148,7 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
         if portal_server:
             where.append(f"sandbox Developer Portal {portal_server.url}/portal-api")
         print(f"tyk-approver demo: {', '.join(where)}, Redis {redis_server.url}")
-        print(f"service logs: {log_path}\n")
+        print(f"service logs: {log_path} (removed when the demo stops)\n")
         st = store.Store(runtime.connect(redis_server.url))
         pending = {}
         if sandbox:
@@ -146,39 +169,40 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
             return 0
         print("\nServing; Ctrl-C to stop. Make another request with:")
         if sandbox_server:
+            free = _policy_ids(sandbox, ["Free"])[0]
             print(f"  curl -X POST {sandbox_server.url}/_sandbox/key-requests "
                   f"-H 'authorization: {dashboard_secret}' "
-                  "-d '{\"developer\": \"dave@example.com\", \"policies\": [\"<policy id>\"]}'")
+                  f"-d '{{\"developer\": \"dave@example.com\", \"policies\": [\"{free}\"]}}'")
         if portal_server:
             print(f"  curl -X POST {portal_server.url}/_sandbox/access-requests "
                   f"-H 'authorization: {portal_token}' "
                   "-d '{\"user\": \"dave@example.com\", \"products\": [\"Free\"], "
                   "\"plan\": \"Free plan\"}'")
-        seen = set(pending)
+        sys.stdout.flush()
+        # What the log holds now was reported above: from here on, each new decision (or
+        # failure to decide) is printed once.
+        seen = {entry["id"] for entry in st.entries(1000)}
         while True:
             time.sleep(1)
             for entry in reversed(st.entries(20)):
-                if entry["event"] == "decided" and entry["id"] not in seen:
+                if entry["id"] not in seen and entry["event"] in ("decided", "failed"):
                     seen.add(entry["id"])
-                    print(_describe(entry))
-    except KeyboardInterrupt:
-        return 0
+                    print(_describe(entry), flush=True)
     except ApproverError:
+        log_file.flush()
         print(f"service log ({log_path}):\n" + log_path.read_text()[-3000:], file=sys.stderr)
         raise
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log_file.close()
-        for server in (sandbox_server, portal_server):
-            if server:
-                server.shutdown()
-        redis_server.stop()
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _label(email: str, source: str, portal: str) -> str:
@@ -187,10 +211,12 @@ def _label(email: str, source: str, portal: str) -> str:
 
 
 def _describe(entry: dict) -> str:
+    if entry["event"] == "failed":
+        return printable(f"{entry['request_id']}: NOT DECIDED: {entry.get('error')}")
     rule = entry.get("rule") or "default"
     where = PORTAL_LABELS.get(entry.get("portal") or "classic", entry.get("portal"))
-    return (f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} by {rule:<24} "
-            f"{entry['reason']}")
+    return printable(f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} "
+                     f"by {rule:<24} {entry['reason']}")
 
 
 def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> None:
@@ -203,8 +229,8 @@ def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> 
             if state and state["state"] in store.FINAL_STATES:
                 applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else ""
                 label = pending.pop(request_id)
-                print(f"{label:<{width}} {state['outcome'].upper():<7}"
-                      f" rule {state.get('rule') or 'default'}: {state['reason']}{applied}")
+                print(printable(f"{label:<{width}} {state['outcome'].upper():<7} rule "
+                                f"{state.get('rule') or 'default'}: {state['reason']}{applied}"))
         time.sleep(0.1)
     if pending:
         raise ApproverError(f"not decided within {timeout:.0f}s: {', '.join(pending)}")

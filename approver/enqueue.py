@@ -116,7 +116,9 @@ def job_statuses(queue: Queue, request_ids: list[str]) -> list[bytes | None]:
     return pipe.execute()
 
 
-ABANDONED_AFTER = 10  # seconds a started job may go without its request's lock held
+# Seconds a started job may go without its request's lock held, or a queued one out of
+# its queue, before it counts as abandoned.
+ABANDONED_AFTER = 10
 
 
 def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
@@ -128,15 +130,24 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
     now = datetime.now(UTC)
     if status == JobStatus.FAILED:
         # Left in the failed registry for a while, visible to `decisions list --failed`,
-        # then tried again by the reconciler: nothing is given up for good.
+        # then tried again by the reconciler, unless no retry can help (Tyk refused the
+        # request as sent): that one waits for a human (`approver replay`).
         pause = max(retry_delays or (0,), default=0)
-        stale = job.ended_at is None or (now - _utc(job.ended_at)).total_seconds() >= pause
+        hopeless = queue.connection.hget(f"{PREFIX}request:{request_id}", "error_permanent")
+        stale = hopeless != b"True" and (
+            job.ended_at is None or (now - _utc(job.ended_at)).total_seconds() >= pause)
     elif status == JobStatus.STARTED:
         # A running decision always holds its request's lock (renewed while it runs): a
         # started job without it, for a while, belongs to a worker that died.
         locked = queue.connection.exists(f"{PREFIX}lock:{request_id}")
         started = job.started_at and (now - _utc(job.started_at)).total_seconds()
         stale = not locked and (started is None or started >= ABANDONED_AFTER)
+    elif status == JobStatus.QUEUED:
+        # A worker pops a job's id off the queue, then reads the job: when the pop's answer
+        # is lost (Redis stopping), the job stays "queued" in no queue, and nobody runs it.
+        queued = job.enqueued_at and (now - _utc(job.enqueued_at)).total_seconds()
+        stale = (queued is None or queued >= ABANDONED_AFTER) and (
+            queue.connection.lpos(queue.key, job_id) is None)
     else:
         stale = status in (JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED)
     if stale:
@@ -177,16 +188,18 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+RECONCILE_DUE = PREFIX + "reconcile:due"
+
+
 def reconcile(queue: Queue, interval: int) -> bool:
-    """Schedule the next periodic reconciler pass: one per time slot, however many ask."""
-    slot = int(time.time() // interval) + 1
-    try:
-        queue.enqueue_at(
-            datetime.fromtimestamp(slot * interval, UTC), RECONCILE,
-            job_id=f"reconcile-{interval}-{slot}", unique=True,
-            job_timeout=max(JOB_TIMEOUT, interval), result_ttl=interval * 2,
-            description="periodic reconciler pass",
-        )
-    except DuplicateJobError:
+    """Queue a reconciler pass unless one was queued in the last `interval` seconds.
+
+    Every worker asks every second; a key that lives `interval` seconds lets one through.
+    Nothing else is kept in Redis: when Redis comes back empty, the next ask queues a pass.
+    """
+    if not queue.connection.set(RECONCILE_DUE, "1", nx=True, ex=interval):
         return False
+    queue.enqueue(RECONCILE, job_id=f"reconcile-{time.time_ns()}",
+                  job_timeout=max(JOB_TIMEOUT, interval), result_ttl=0,
+                  failure_ttl=86400, description="periodic reconciler pass")
     return True

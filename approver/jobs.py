@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import time
 
 from rq import get_current_job
 
-from approver import decide, enqueue, logs, metrics, reconcile, runtime
+from approver import decide, metrics, reconcile, runtime
 from approver.billing import react
+from approver.errors import ApproverError
 from approver.store import LOCK_TTL, Locked
 
 log = logging.getLogger(__name__)
 
 
+def _job(function):
+    """An RQ entry point: run in a context of its own, so the ids it binds to log lines
+    (logs.bind) end with it; an error no retry can fix fails the job at once."""
+
+    @functools.wraps(function)
+    def job(*args, **kwargs):
+        try:
+            return contextvars.copy_context().run(function, *args, **kwargs)
+        except Exception as exc:
+            current = get_current_job()
+            if current is not None and decide.permanent(exc):
+                current.retries_left = 0  # RQ reads it when the job fails: no retry
+            raise
+
+    return job
+
+
+@_job
 def decide_request(request_id: str, trigger: str = "webhook") -> dict:
     """RQ job: decide and apply one key request."""
     rt = runtime.current()
     try:
-        with logs.bound(key_request_id=request_id, decision_id=None):
-            result = _run_when_free(rt, request_id, trigger)
+        result = _run_when_free(rt, request_id, trigger)
     except Locked:
         # Still held after a lock's lifetime: its holder is alive and busy (it renews it)
         # and will finish the request; the reconciler is there if it does not.
@@ -48,21 +68,27 @@ def _run_when_free(rt, request_id: str, trigger: str):
             time.sleep(0.2)
 
 
+@_job
 def billing_event(event: dict) -> dict:
     """RQ job: act on a verified billing event (plain JSON, as the web tier queued it)."""
     return react.handle(runtime.current(), event)
 
 
+@_job
 def past_due_check(developer_id: str, occurred_at: str) -> dict:
     """RQ job: revoke paid keys if the developer is still past due after the grace period."""
     return react.past_due_check(runtime.current(), developer_id, occurred_at)
 
 
+@_job
 def reconcile_pass() -> dict:
-    """RQ job: one reconciler pass, then the next one scheduled."""
+    """RQ job: one reconciler pass (workers queue one every APPROVER_RECONCILE_INTERVAL)."""
     rt = runtime.current()
+    runtime.publish_health(rt)
     try:
-        runtime.publish_health(rt)
         return reconcile.run(rt).to_dict()
-    finally:
-        enqueue.reconcile(rt.queue, rt.settings.reconcile_interval)
+    except ApproverError as exc:
+        # The Dashboard is away: the next pass tries again; /readyz and `approver status`
+        # show what publish_health saw.
+        log.warning("reconciler pass failed: %s", exc)
+        return {"error": str(exc)}

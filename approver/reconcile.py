@@ -53,6 +53,9 @@ def run(rt: Runtime) -> Pass:
     reading the list does not grow with the requests it has already queued or decided.
     """
     result = Pass()
+    # A job can be "queued" in no queue (its pop's answer lost as Redis stopped): with the
+    # queue empty, every "queued" job is looked at closely; else a later pass does it.
+    idle = rt.queue.count == 0
     overdue = {request_id for request_id, _ in rt.store.waiting(due_before=time.time())}
     unfinished = set(rt.store.unfinished())
     listed = set()  # of the overdue and unfinished requests, those Tyk lists as pending
@@ -63,6 +66,8 @@ def run(rt: Runtime) -> Pass:
         listed.update(r for r in batch if r in overdue or r in unfinished)
         jobs = enqueue.job_statuses(rt.queue, batch)
         for request_id, state, job in zip(batch, rt.store.states(batch), jobs, strict=True):
+            if idle and job == b"queued":
+                job = None  # not to be trusted: enqueue.decision's reclaim checks it
             _reconcile_one(rt, result, request_id, state, job, request_id in overdue)
     # An overdue wait whose request left Tyk's pending list (approved or deleted by a
     # human) is queued too: the pipeline sees it is no longer pending and forgets the wait.

@@ -219,8 +219,9 @@ def publish_health(rt: Runtime) -> dict:
     problems += [f"{call} refused (HTTP 403) at {at}: {_right(call)}"
                  for call, at in rt.store.refusals().items()]
     dashboard = "; ".join(problems)[:300] or ("ok" if rt.sources else "no portal configured")
-    rules = rt.rules
+    rules = None
     try:
+        rules = rt.rules  # loads the rules the first time: a broken file raises here
         revision = rules.current().revision
     except ApproverError as exc:
         revision = ""
@@ -228,7 +229,8 @@ def publish_health(rt: Runtime) -> dict:
     else:
         error = "; ".join(str(p) for p in (rules.last_error or []))[:300]
     fields = {"dashboard": dashboard, "rules_revision": revision,
-              "rules_reload_failures": rules.reload_failures, "rules_error": error}
+              "rules_reload_failures": rules.reload_failures if rules else 0,
+              "rules_error": error}
     rt.store.publish_health(**fields)
     return fields
 

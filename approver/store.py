@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,8 +27,9 @@ RECORDS_KEY = PREFIX + "records"
 
 # Request states. "applying" is written before any Dashboard call (an outbox), so a crash
 # between deciding and applying is resumed from the recorded decision, never re-decided.
-DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING = (
-    "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting"
+# "error": the pipeline stopped before deciding (the `error` field says why).
+DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING, ERROR = (
+    "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting", "error"
 )
 FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
 UNFINISHED_STATES = frozenset({DECIDED, APPLYING, FAILED})
@@ -35,7 +37,20 @@ UNFINISHED_KEY = PREFIX + "unfinished"
 WAITS_KEY = PREFIX + "waiting"
 
 _JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies")
-LOCK_TTL = 20.0
+LOCK_TTL = 10.0  # renewed every 2.5 s while held; a dead holder blocks for 10 s at most
+# Who holds a lock, for whoever looks at one: this host and process, then a random part.
+_HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+# Take a request's lock (and read its state) in one step. A try whose answer was lost
+# (Redis stopped right after running it) is sent again by redis-py once it reconnects:
+# finding its own token, it has the lock, instead of taking itself for another worker
+# and leaving a lock nobody releases. KEYS: lock, state; ARGV: token, ttl ms, read state.
+_ACQUIRE = """
+local held = redis.call('get', KEYS[1])
+if held and held ~= ARGV[1] then return {0} end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] == '1' then return {1, redis.call('hgetall', KEYS[2])} end
+return {1, {}}
+"""
 _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
@@ -53,6 +68,10 @@ return 0
 # KEYS: head, log; ARGV: prev, body, hash, maxlen.
 _APPEND = """
 local head = redis.call('get', KEYS[1]) or ''
+if head == ARGV[3] then
+    -- This very entry, appended by a try whose answer was lost: done already.
+    return {1, redis.call('xrevrange', KEYS[2], '+', '-', 'COUNT', 1)[1][1]}
+end
 if head ~= ARGV[1] then return {0, head} end
 local id = redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
                       'json', ARGV[2], 'prev', ARGV[1], 'hash', ARGV[3])
@@ -147,6 +166,7 @@ class Store:
     def __init__(self, connection: redis.Redis, retention: Retention | None = None):
         self.redis = connection
         self.retention = retention or Retention()
+        self._acquire = connection.register_script(_ACQUIRE)
         self._release = connection.register_script(_RELEASE)
         self._extend = connection.register_script(_EXTEND)
         # The log head this process last wrote or saw: the first guess when appending.
@@ -191,7 +211,10 @@ class Store:
             else ("" if v is None else str(v))
             for k, v in fields.items()
         }
-        pipe.hset(self._state_key(request_id), mapping=encoded)
+        key = self._state_key(request_id)
+        if fields.get("state") not in (None, FAILED, ERROR) and "error" not in fields:
+            pipe.hdel(key, "error", "error_permanent")  # what failed before is in the log
+        pipe.hset(key, mapping=encoded)
         # Requests between deciding and done are kept in a set, so the reconciler resumes
         # them even when they have left Tyk's pending list.
         if fields.get("state") in UNFINISHED_STATES:
@@ -381,21 +404,28 @@ class Store:
         when the lock is not had, what was read is thrown away.
         """
         key = f"{PREFIX}lock:{request_id}"
-        token = secrets.token_hex(8)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(key, token, nx=True, px=int(ttl * 1000))
-        if read_state:
-            pipe.hgetall(self._state_key(request_id))
-        got = pipe.execute()
-        if not got[0]:
+        token = f"{_HOLDER}:{secrets.token_hex(8)}"
+        try:
+            got, raw = self._acquire(keys=[key, self._state_key(request_id)],
+                                     args=[token, int(ttl * 1000), int(read_state)])
+        except redis.RedisError:
+            self._renewer.release_later(key, token, ttl)  # it may have been taken
+            raise
+        if not got:
             raise Locked(f"key request {request_id} is being handled by another worker")
         # One thread per Store renews every held lock every ttl/4 (not a thread per lock).
         self._renewer.add(key, token, ttl)
         try:
-            yield self._decode_state(got[1]) if read_state else None
+            yield self._decode_state(dict(zip(raw[::2], raw[1::2], strict=True))) \
+                if read_state else None
         finally:
             self._renewer.remove(key)
-            self._release(keys=[key], args=[token])
+            try:
+                self._release(keys=[key], args=[token])
+            except redis.RedisError:
+                # Redis away for a moment: released as soon as it answers again, rather
+                # than left to block the request until its TTL runs out.
+                self._renewer.release_later(key, token, ttl)
 
     def locked(self, request_id: str) -> bool:
         """Whether someone holds the request's lock now."""
@@ -481,15 +511,19 @@ class Store:
 
 
 class _Renewer:
-    """One daemon thread per Store that renews each held lock every ttl/4 while it is held.
+    """One daemon thread per Store that renews each held lock every ttl/4 while it is held,
+    and releases the locks whose release Redis could not take at the time.
 
     As the per-lock thread it replaces: a lock that was lost (expired and taken by another)
     is dropped, and a Redis error is retried at the next interval while the TTL runs.
     """
 
+    RELEASE_RETRY = 0.5  # seconds between tries of a release that failed
+
     def __init__(self, store: Store):
         self._store = store
         self._held: dict[str, list] = {}  # key -> [token, ttl, next renewal (monotonic)]
+        self._releases: dict[str, tuple[str, float]] = {}  # key -> (token, give up at)
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -497,24 +531,52 @@ class _Renewer:
     def add(self, key: str, token: str, ttl: float) -> None:
         with self._cond:
             self._held[key] = [token, ttl, time.monotonic() + ttl / 4]
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="lock-renewer")
-                self._thread.start()
-            self._cond.notify()
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="lock-renewer")
+            self._thread.start()
+        self._cond.notify()
 
     def remove(self, key: str) -> None:
         with self._cond:
             self._held.pop(key, None)
 
+    def release_later(self, key: str, token: str, ttl: float) -> None:
+        """Release `key` if it still holds `token`, trying until Redis answers (or the
+        lock would have expired anyway)."""
+        with self._cond:
+            self._releases[key] = (token, time.monotonic() + ttl)
+            self._start()
+
+    def _release_pending(self) -> None:
+        with self._cond:
+            pending = list(self._releases.items())
+        for key, (token, give_up) in pending:
+            try:
+                self._store._release(keys=[key], args=[token])
+            except redis.RedisError:
+                if time.monotonic() < give_up:
+                    continue
+            with self._cond:
+                if self._releases.get(key, (None,))[0] == token:
+                    del self._releases[key]
+
     def _run(self) -> None:
         while True:
+            if self._releases:
+                self._release_pending()
             with self._cond:
                 now = time.monotonic()
                 due = [(k, h[0], h[1]) for k, h in self._held.items() if h[2] <= now]
                 if not due:
                     soonest = min((h[2] for h in self._held.values()), default=None)
+                    if self._releases:
+                        soonest = min(soonest or now + self.RELEASE_RETRY,
+                                      now + self.RELEASE_RETRY)
                     self._cond.wait(None if soonest is None else soonest - now)
                     continue
                 for key, _, ttl in due:

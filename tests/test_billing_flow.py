@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from approver import decide
 from approver import store as st
+from approver.billing import react
 from approver.sources import fingerprint
+from approver.tyk import DashboardError
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
 
@@ -76,6 +79,37 @@ def test_paid_request_waits_then_is_approved_when_billing_turns_active(
     assert rt.store.waiting() == []
     events = [e["event"] for e in reversed(rt.store.entries(50))]
     assert events == ["decided", "billing", "decided", "applied"]
+
+
+def test_a_billing_event_retried_after_its_reevaluation_failed_still_releases_the_wait(
+        client, sandbox, rt, work):
+    request = paid_request(client, sandbox, work)
+    event = {"id": "evt_retried", "type": "billing.status", "source": "standard",
+             "data": {"developer_id": DAVE_ID, "status": "active", "plan": "pro",
+                      "occurred_at": at()}}
+    sandbox.app.sandbox.add_fault("GET", "/api/portal/requests/", status=500, times=10)
+    with pytest.raises(DashboardError):  # stored, then the re-evaluation failed: RQ retries
+        react.handle(rt, event)
+    sandbox.app.sandbox.clear_faults()
+    assert react.handle(rt, event)["status"] == "applied"  # the retry
+    state = rt.store.state(request["id"])
+    assert (state["state"], state["outcome"]) == (st.APPLIED, "approve")
+
+
+def test_billing_stored_while_a_wait_is_being_decided_is_decided_on(
+        client, sandbox, rt, work, monkeypatch):
+    request = paid_request(client, sandbox, work)
+    gather, changes = decide.gather, ["active"]
+
+    def gather_then_billing_changes(*args):
+        context = gather(*args)
+        if changes:  # another worker stores this now, finds the request locked, moves on
+            rt.billing.apply(DAVE_ID, changes.pop(), "pro", at())
+        return context
+
+    monkeypatch.setattr(decide, "gather", gather_then_billing_changes)
+    result = decide.run(rt, request["id"], "billing")
+    assert (result.state, result.outcome) == (st.APPLIED, "approve")
 
 
 def test_developer_is_found_by_email(client, sandbox, rt, work):

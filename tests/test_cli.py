@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -249,3 +251,63 @@ def test_rules_check_shows_what_the_workers_run(capsys, rt, tmp_path, monkeypatc
     assert "30-trust.yaml:" in out
     assert "workers run revision" in out and "1 edits failed to load" in out
     assert "the previous rules stay in force" in out
+
+
+HOSTILE = "\x1b[2J\x1b[1;1Hall clear\n2024-01-01T00:00:00Z  applied  forged\u202e"
+
+
+def test_data_reaches_the_terminal_escaped_on_one_line(capsys, rt, sandbox):
+    rt.store.log("decided", "64b00000000000000000ffff", outcome="review", rule="r",
+                 reason=HOSTILE)
+    for argv in (["decisions", "list"], ["status"]):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        line = next(line for line in out.splitlines() if "all clear" in line)
+        assert "\\x1b[2J\\x1b[1;1Hall clear\\n2024-01-01T00:00:00Z  applied  forged\\u202e" in line
+        assert not any(c in out for c in "\x1b\u202e"), argv
+        assert "forged" not in out.replace(line, "")
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(env, rt):
+    pipe = rt.redis.pipeline()
+    for n in range(3000):  # more than a pipe holds
+        pipe.xadd("approver:log", {"json": json.dumps({"event": "decided", "n": n})})
+    pipe.execute()
+    proc = subprocess.Popen([sys.executable, "-m", "approver", "decisions", "list",
+                             "--limit", "5000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    with proc.stderr:
+        assert proc.wait(30) == 141
+        assert proc.stderr.read() == b""
+
+
+def test_rules_docs_outside_a_clone_says_where_to_write(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no docs/ folder here
+    code, out, err = run(capsys, "rules", "docs")
+    assert code == 2 and out == ""
+    assert "cannot write docs/rules.md" in err and "--output" in err
+
+
+def test_status_with_broken_rules_shows_everything_else_too(capsys, rt, tmp_path):
+    (tmp_path / "broken.yaml").write_text("version: 1\nrules:\n  - id: [broken\n")
+    rt.settings = rt.settings.with_(rules_path=tmp_path)
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "queue approver: 0 queued" in out and "dashboard: ok" in out
+    assert "PROBLEM: " in out and "broken.yaml:" in out
+
+
+def test_redis_unreachable_is_one_clear_line(capsys, monkeypatch):
+    from approver import runtime
+    from approver.embedded_redis import free_port
+
+    monkeypatch.setenv("APPROVER_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    runtime.install(None)
+    try:
+        code, _, err = run(capsys, "decisions", "list")
+    finally:
+        runtime.install(None)
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("approver: Redis (redis://") and err.count("\n") == 1
+    assert "ConnectionError" in err

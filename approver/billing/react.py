@@ -38,9 +38,12 @@ def handle(rt: Runtime, event: dict) -> dict:
     rt.store.log("billing", "", developer_id=developer_id, status=data["status"],
                  plan=data.get("plan") or "", occurred_at=data["occurred_at"],
                  event_id=event.get("id"), applied=changed)
-    if not changed:
+    if not changed and not _held(rt, developer_id, data):
         return {"status": "stale", "developer_id": developer_id}
-    released = [_reevaluate(rt, request_id) for request_id in rt.store.waiting_for(developer_id)]
+    # Stored before (`not changed`): a retry of this event, whose first try failed after
+    # storing it. What it set off is done again, for the waits not yet decided on it.
+    released = [_reevaluate(rt, request_id) for request_id in rt.store.waiting_for(developer_id)
+                if changed or decide.stale_wait(rt, request_id)]
     revoked: list[str] = []
     if data["status"] == "canceled":
         revoked = revoke_paid_keys(rt, developer_id, reason="billing canceled")
@@ -100,11 +103,18 @@ def _developer_id(rt: Runtime, data: dict) -> str | None:
     return None
 
 
+def _held(rt: Runtime, developer_id: str, data: dict) -> bool:
+    """Whether the developer's billing state is the one this event set."""
+    held = rt.billing.get(developer_id) or {}
+    return held.get("status") == data["status"] and held.get("updated_ts") == round(
+        _parse(data["occurred_at"]).timestamp(), 6)
+
+
 def _reevaluate(rt: Runtime, request_id: str) -> dict:
     try:
         return decide.run(rt, request_id, "billing").to_dict()
     except Locked:
-        # Whoever holds it re-reads the billing state we just stored.
+        # The holder decides the wait again once it lets go (decide.run: stale_wait).
         return {"request_id": request_id, "state": "locked"}
 
 

@@ -1,7 +1,7 @@
 """Send a signed billing event to tyk-approver, the way a billing provider does.
 
     pip install requests standardwebhooks
-    APPROVER_BILLING_SECRET=whsec_... python send_billing_event.py \
+    APPROVER_BILLING_SECRETS=whsec_... python send_billing_event.py \
         https://approver.example.com billing.status 64b0000000000000000000a4 active pro
     python send_billing_event.py URL key_request.decision <key request id> approve "invoice 123"
 """
@@ -38,7 +38,8 @@ def main(base_url: str, kind: str, subject: str, value: str, extra: str = "") ->
 def _secret() -> str:
     import os
 
-    return os.environ["APPROVER_BILLING_SECRET"]
+    # The service's own setting: comma-separated while rotating; the first one signs.
+    return os.environ["APPROVER_BILLING_SECRETS"].split(",")[0].strip()
 
 
 if __name__ == "__main__":

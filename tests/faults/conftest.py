@@ -103,7 +103,8 @@ class Proc:
         self._log.close()
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # closed once the process was stopped
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
 
@@ -179,13 +180,15 @@ class Stack:
     def live_workers(self) -> list[Proc]:
         return [w for w in self.workers if w.alive()]
 
-    def wait_workers(self, count: int, timeout: float = 20.0) -> None:
-        """Wait until `count` of our worker processes are registered and listening."""
+    def wait_workers(self, count: int, timeout: float = 20.0, newer_than: int = 0) -> None:
+        """Wait until `count` of our worker processes (those started after the first
+        `newer_than`) are registered and listening."""
         from rq import Worker
 
         def listening():
             names = {w.name for w in Worker.all(connection=self.redis)}
-            mine = {f"faults-{os.getpid()}-{i}" for i in range(1, self._worker_seq + 1)}
+            mine = {f"faults-{os.getpid()}-{i}"
+                    for i in range(newer_than + 1, self._worker_seq + 1)}
             return len(names & mine) >= count
 
         wait_until(listening, timeout, what=f"{count} workers listening")
