@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from approver import logs, metrics, notify
+from approver import logs, metrics, notify, review
 from approver import store as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # States from which a recorded approve/deny is carried on rather than decided again.
 _RESUMABLE = (st.APPLYING, st.DECIDED, st.FAILED)
+# The `rule` of decisions no rule made: a person's (decided_by names them), Tyk's own.
+BY_PERSON, IN_TYK = "person", "tyk"
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,11 @@ def fetch(rt: Runtime, ref: str):
 def run(rt: Runtime, ref: str, trigger: str) -> Result:
     """Decide and apply one key request, exactly once; safe to call any number of times."""
     with rt.store.lock_and_state(ref) as state:
+        state = _adopt(rt, ref, state)
         if state and state["state"] in st.FINAL_STATES:
             return Result(ref, state["state"], state.get("outcome"), state.get("rule"))
+        if state and state["state"] in st.INBOX_STATES:
+            return _recheck(rt, ref, trigger, state)
         request = _pending(rt, ref, trigger, state)
         if request is None:
             return Result(ref, st.SKIPPED)
@@ -70,14 +75,137 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
         if request is not None and state.get("state") in _RESUMABLE:
             return _apply(rt, request, state, source)
         if request is None:
-            why = "the key request is no longer pending in Tyk"
-            rt.store.log("refused", ref, outcome=outcome, reason=reason,
-                         trigger=source, why=why)
-            log.info("explicit %s of key request %s refused: %s", outcome, ref, why)
-            return Result(ref, "refused", outcome, reason=why)
+            return _refuse(rt, ref, outcome, reason, source,
+                           "the key request is no longer pending in Tyk")
         record = _record(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
-                         reason=reason, revision="", decided_by=source)
+                         reason=reason, revision="", decided_by=source, **_about(state))
         return _apply(rt, request, record, source, recorded=True)
+
+
+def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
+                     via: str, **audit) -> Result:
+    """Apply a person's decision on a request in the review inbox, exactly once.
+
+    Refused (and logged) unless the request still waits for a person: one another admin,
+    Tyk itself or a rule decided meanwhile is not decided again. `audit` (where from,
+    when claimed) goes into the decision record with `decided_by` and `via`.
+    """
+    with rt.store.lock_and_state(ref) as state:
+        state = _adopt(rt, ref, state)
+        if (state and state["state"] in _RESUMABLE and audit.get("claim_id")
+                and state.get("claim_id") == audit["claim_id"]):
+            # This very decision was recorded by an earlier try: carry it on.
+            request = _pending(rt, ref, via, state)
+            if request is None:
+                return Result(ref, st.APPLIED, state.get("outcome"), BY_PERSON, reason)
+            return _apply(rt, request, state, via)
+        if not state or state["state"] not in st.INBOX_STATES:
+            return _refuse(rt, ref, outcome, reason, via, _not_in_inbox(state),
+                           decided_by=by, **audit)
+        request = fetch(rt, ref)
+        if request is None or not request.pending:
+            done = _decided_in_tyk(rt, ref, request, state, via)
+            return _refuse(rt, ref, outcome, reason, via,
+                           f"it was {_past(done.outcome)} in Tyk meanwhile",
+                           decided_by=by, **audit)
+        if state["state"] == st.WAITING:
+            rt.store.unpark(ref, state.get("developer_id"))
+        record = _record(rt, request, via, outcome=outcome, rule=BY_PERSON, reason=reason,
+                         revision=_revision(rt), decided_by=by, via=via,
+                         review_rule=state.get("rule") or "", **_about(state), **audit)
+        if record["state"] != st.APPLYING:  # shadow mode: recorded, nothing applied
+            return Result(ref, record["state"], outcome, BY_PERSON, reason)
+        return _apply(rt, request, record, via, recorded=True)
+
+
+def _refuse(rt: Runtime, ref: str, outcome: str, reason: str, trigger: str, why: str,
+            **audit) -> Result:
+    rt.store.log("refused", ref, outcome=outcome, reason=reason, trigger=trigger, why=why,
+                 **audit)
+    log.info("%s of key request %s refused: %s", outcome, ref, why)
+    return Result(ref, "refused", outcome, reason=why)
+
+
+def _not_in_inbox(state: dict | None) -> str:
+    """Why a request is not (or no longer) for a person to decide."""
+    if not state:
+        return "the service has no record of this key request"
+    name, by = state["state"], state.get("decided_by") or state.get("rule") or "default"
+    if name == st.APPLIED:
+        return f"it was already {_past(state.get('outcome'))} (by {by})"
+    if name in _RESUMABLE:
+        return f"it is being {_past(state.get('outcome'))} (by {by})"
+    if name == st.SKIPPED:
+        return state.get("reason") or "it is no longer pending in Tyk"
+    return f"it is not awaiting review (state {name})"
+
+
+def _past(outcome: str | None) -> str:
+    return {"approve": "approved", "deny": "denied"}.get(outcome or "", outcome or "decided")
+
+
+def _adopt(rt: Runtime, ref: str, state: dict | None) -> dict | None:
+    """The state, with a review recorded before the inbox existed (as "applied") moved
+    into the inbox."""
+    if state and state["state"] == st.APPLIED and state.get("outcome") == "review":
+        rt.store.save_state(ref, state=st.IN_REVIEW)
+        return {**state, "state": st.IN_REVIEW}
+    return state
+
+
+def _revision(rt: Runtime) -> str:
+    """The revision of the rules in force, or "" if none load (a person needs none)."""
+    try:
+        return rt.rules.current().revision
+    except ApproverError:
+        return ""
+
+
+def _about(state: dict) -> dict:
+    """What a new decision record carries over from the request's earlier one."""
+    return {k: state[k] for k in ("developer_email", "policy_names", "request_fields")
+            if state.get(k)}
+
+
+def _recheck(rt: Runtime, ref: str, trigger: str, state: dict) -> Result:
+    """A request in the inbox: recorded as decided in Tyk if it left Tyk's pending list,
+    else left for its person (review) or decided again (a wait: its fact may have come)."""
+    request = fetch(rt, ref)
+    if request is None or not request.pending:
+        return _decided_in_tyk(rt, ref, request, state, trigger)
+    if state["state"] == st.WAITING:
+        return _decide_and_apply(rt, request, trigger, state)
+    return Result(ref, st.IN_REVIEW, "review", state.get("rule"), state.get("reason"))
+
+
+def _decided_in_tyk(rt: Runtime, ref: str, request, state: dict, trigger: str) -> Result:
+    """Record what a person did in Tyk itself to a request left for review (or waiting).
+
+    Approved: the key ids are found as for our own approvals (Tyk answers the repeated
+    approve "already processed", Tyk CONTRACT §3.1), so billing revocation covers them.
+    Deleted (classic) or rejected (new portal): recorded as denied there.
+    """
+    if state["state"] == st.WAITING:
+        rt.store.unpark(ref, state.get("developer_id"))
+    carried = dict(review_rule=state.get("rule") or "", decided_by=IN_TYK, **_about(state))
+    if request is not None and request.approved:
+        record = _record(rt, request, trigger, outcome="approve", rule=IN_TYK,
+                         reason="approved in Tyk by a person", revision="", **carried)
+        return _apply(rt, request, record, trigger, recorded=True)
+    reason = "rejected in Tyk by a person" if request else "deleted in Tyk by a person"
+    record = {
+        "decision_id": uuid.uuid4().hex, "outcome": "deny", "rule": IN_TYK, "reason": reason,
+        "revision": "", "trigger": trigger, "portal": state.get("portal") or "",
+        "developer_id": state.get("developer_id") or "",
+        "policies": state.get("policies") or [], "decided_at": st.now_iso(),
+        "mode": rt.settings.mode, "wait": None, "deadline": "", "already_processed": True,
+        **carried,
+    }
+    rt.store.save_and_log(ref, {**record, "state": st.APPLIED, "applied_at": st.now_iso()},
+                          "decided", record)
+    log.info("key request %s was %s", ref, reason)
+    notify.enqueue_notifications(rt.queue, rt.settings, {**record, "state": st.APPLIED}, ref)
+    return Result(ref, st.APPLIED, "deny", IN_TYK, reason)
 
 
 def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
@@ -109,7 +237,8 @@ def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
 
 def _decide_and_apply(rt: Runtime, request, trigger: str,
                       previous: dict | None) -> Result:
-    decision = evaluate(rt.rules.current(), Facts(gather(rt, request)))
+    context = gather(rt, request)
+    decision = evaluate(rt.rules.current(), Facts(context))
     outcome, rule, reason = decision.outcome, decision.rule_id, decision.reason
     wait = None
     if outcome == "wait":
@@ -125,6 +254,7 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         rt, request, trigger, outcome=outcome, rule=rule or "", reason=reason,
         revision=decision.revision, trace=decision.trace, facts=decision.facts, wait=wait,
         waited_since=(previous or {}).get("waited_since") or (st.now_iso() if wait else ""),
+        **review.describe(context),
     )
     if previous and previous.get("state") == st.WAITING and not wait:
         rt.store.unpark(request.ref, request.developer_id)
@@ -141,6 +271,8 @@ def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
         state = st.SHADOWED
     elif wait:
         state = st.WAITING
+    elif outcome == "review":
+        state = st.IN_REVIEW
     else:
         state = st.APPLYING if needs_call else st.APPLIED
     record = {

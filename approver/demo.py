@@ -199,7 +199,7 @@ def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> 
     while pending and time.monotonic() < deadline:
         for request_id in list(pending):
             state = st.state(request_id)
-            if state and state["state"] in store.FINAL_STATES:
+            if state and state["state"] in store.SETTLED_STATES:
                 applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else ""
                 label = pending.pop(request_id)
                 print(f"{label:<{width}} {state['outcome'].upper():<7}"

@@ -213,7 +213,7 @@ def wanted(record: dict, on) -> bool:
         return state == "applied"
     if outcome == "wait":
         return state == "waiting"
-    return state in ("applied", None, "")  # review: recorded, nothing to call in Tyk
+    return state in ("in_review", None, "")  # review: recorded, nothing to call in Tyk
 
 
 def enqueue_notifications(queue_or_connection, settings, record: dict,
@@ -222,8 +222,12 @@ def enqueue_notifications(queue_or_connection, settings, record: dict,
 
     `settings` is the service Settings (or a NotifySettings). Returns the number of jobs
     queued (0 when nothing is configured, the outcome is not announced, or they were
-    already queued for this decision).
+    already queued for this decision). Emails the decision calls for are queued too.
     """
+    from approver import mail
+
+    mail.enqueue(queue_or_connection, settings, record,
+                 request_id or record.get("request_id") or "")
     try:
         notify = settings if isinstance(settings, NotifySettings) else (
             NotifySettings.from_settings(settings))

@@ -23,11 +23,14 @@ class Pass:
     decided: int = 0
     waiting: int = 0
     overdue: list[str] = field(default_factory=list)
+    in_review: int = 0
+    left_tyk: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"pending": self.pending, "queued": self.queued,
                 "already_queued": self.already_queued, "decided": self.decided,
-                "waiting": self.waiting, "overdue": self.overdue}
+                "waiting": self.waiting, "overdue": self.overdue,
+                "in_review": self.in_review, "left_tyk": self.left_tyk}
 
 
 def run(rt: Runtime) -> Pass:
@@ -43,6 +46,8 @@ def run(rt: Runtime) -> Pass:
     for request_id, state in zip(pending, rt.store.states(pending), strict=True):
         if state in st.FINAL_STATES:
             result.decided += 1
+        elif state == st.IN_REVIEW:
+            result.in_review += 1
         elif state == st.WAITING and request_id not in overdue:
             result.waiting += 1
         elif not enqueue.ID_PATTERN.match(request_id):
@@ -61,6 +66,12 @@ def run(rt: Runtime) -> Pass:
         if enqueue.decision(rt.queue, request_id, "deadline", rt.settings.retry_delays,
                             reclaim=True):
             result.overdue.append(request_id)
+    # A request left for review (or waiting) that left Tyk's pending list was approved or
+    # deleted there by a person: the pipeline records that, and it leaves the inbox.
+    for request_id in sorted({rid for rid, _ in rt.store.inbox()} - set(pending) - overdue):
+        if enqueue.decision(rt.queue, request_id, "left-pending", rt.settings.retry_delays,
+                            reclaim=True):
+            result.left_tyk.append(request_id)
     # A decision recorded but not applied (a worker died mid-call, or the job failed for
     # good) is resumed even if Tyk no longer lists the request as pending: the pipeline
     # then sees whether Tyk carried it out and records that.
@@ -69,6 +80,7 @@ def run(rt: Runtime) -> Pass:
                             reclaim=True):
             result.queued.append(request_id)
     log.info("reconciler: %d pending, %d queued (%d overdue waits), %d already queued, "
-             "%d decided, %d waiting", result.pending, len(result.queued), len(result.overdue),
-             result.already_queued, result.decided, result.waiting)
+             "%d decided, %d waiting, %d in review, %d gone from Tyk's pending list",
+             result.pending, len(result.queued), len(result.overdue), result.already_queued,
+             result.decided, result.waiting, result.in_review, len(result.left_tyk))
     return result

@@ -36,6 +36,9 @@ class Request(Protocol):
     @property
     def pending(self) -> bool: ...
 
+    @property
+    def approved(self) -> bool: ...
+
 
 class Source(Protocol):
     """One portal: read requests, gather their facts, apply decisions, revoke keys."""
@@ -162,6 +165,12 @@ class ClassicRequest:
     @property
     def pending(self) -> bool:
         return not self.tyk.approved
+
+    @property
+    def approved(self) -> bool:
+        # Declining deletes a classic request (Tyk CONTRACT §3.1): one that exists and is
+        # not pending was approved.
+        return bool(self.tyk.approved)
 
 
 # New-portal products and plans become "policies" under these prefixes, so that their
@@ -362,6 +371,10 @@ class PortalRequest:
     @property
     def pending(self) -> bool:
         return self.portal.pending
+
+    @property
+    def approved(self) -> bool:
+        return self.portal.status == "approved"
 
 
 class UnknownSource(ApproverError):

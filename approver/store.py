@@ -26,12 +26,20 @@ LOG_MAXLEN = 1_000_000
 DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING = (
     "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting"
 )
+# Left pending in Tyk for a person: in the review inbox until someone decides it.
+IN_REVIEW = "in_review"
 FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
 UNFINISHED_STATES = frozenset({DECIDED, APPLYING, FAILED})
 UNFINISHED_KEY = PREFIX + "unfinished"
 WAITS_KEY = PREFIX + "waiting"
+# The review inbox: requests in these states, scored by when they entered it.
+INBOX_STATES = frozenset({IN_REVIEW, WAITING})
+INBOX_KEY = PREFIX + "inbox"
+# Where the pipeline is done with a request until a person (or Tyk) decides it.
+SETTLED_STATES = FINAL_STATES | {IN_REVIEW}
 
-_JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies")
+_JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies", "policy_names",
+                "request_fields")
 LOCK_TTL = 20.0
 _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
@@ -105,6 +113,13 @@ class Store:
             pipe.hget(self._state_key(request_id), "state")
         return [v.decode() if v else None for v in pipe.execute()]
 
+    def records(self, request_ids: list[str]) -> list[dict | None]:
+        """The recorded state of each request (None if never decided), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in request_ids:
+            pipe.hgetall(self._state_key(request_id))
+        return [self._decode_state(raw) for raw in pipe.execute()]
+
     def save_state(self, request_id: str, **fields) -> None:
         """Merge fields into the request's state; lists and dicts are stored as JSON."""
         pipe = self.redis.pipeline(transaction=True)
@@ -124,6 +139,15 @@ class Store:
             pipe.sadd(UNFINISHED_KEY, request_id)
         elif "state" in fields:
             pipe.srem(UNFINISHED_KEY, request_id)
+        # The inbox follows the state in the same transaction: a request enters it when
+        # left for a person or a fact, and leaves it with whatever decides it.
+        if fields.get("state") in INBOX_STATES:
+            pipe.zadd(INBOX_KEY, {request_id: time.time()}, nx=True)
+        elif "state" in fields:
+            pipe.zrem(INBOX_KEY, request_id)
+        if fields.get("decision_id") and fields.get("developer_id"):
+            pipe.zadd(self._developer_key(fields["developer_id"]), {request_id: time.time()},
+                      nx=True)
 
     def save_and_log(self, request_id: str, fields: dict, event: str, entry: dict,
                      also: Callable[[redis.client.Pipeline], None] | None = None) -> str:
@@ -136,6 +160,20 @@ class Store:
         if also is not None:
             also(pipe)
         return self._append(body, pipe)
+
+    @staticmethod
+    def _developer_key(developer_id: str) -> str:
+        return f"{PREFIX}developer:{developer_id}:requests"
+
+    def developer_requests(self, developer_id: str, count: int = 50) -> list[str]:
+        """The requests of one developer this service decided, newest first."""
+        members = self.redis.zrevrange(self._developer_key(developer_id), 0, count - 1)
+        return [m.decode() for m in members]
+
+    def inbox(self) -> list[tuple[str, float]]:
+        """(request id, when it entered the inbox) for every request in it, oldest first."""
+        return [(m.decode(), score) for m, score in
+                self.redis.zrange(INBOX_KEY, 0, -1, withscores=True)]
 
     def unfinished(self) -> list[str]:
         """Requests decided but not yet applied (or failed while applying)."""
@@ -197,16 +235,19 @@ class Store:
             return checked, None, "the newest entry is not the recorded head (entries removed)"
         return checked, None, None
 
-    def entries(self, count: int = 50, request_id: str | None = None) -> list[dict]:
-        """The latest log entries, newest first, optionally for one request."""
+    def entries(self, count: int = 50, request_id: str | None = None,
+                match: Callable[[dict], bool] | None = None, before: str = "+") -> list[dict]:
+        """The latest log entries, newest first, optionally for one request, only those
+        `match` accepts, and only older than the entry id `before`."""
         found = []
-        last = "+"
+        last = before if before == "+" else "(" + before
         while len(found) < count:
             batch = self.redis.xrevrange(LOG_KEY, max=last, min="-", count=500)
             for entry_id, data in batch:
                 entry = json.loads(data[b"json"])
                 entry["id"] = entry_id.decode()
-                if request_id is None or entry.get("request_id") == request_id:
+                if (request_id is None or entry.get("request_id") == request_id) and (
+                        match is None or match(entry)):
                     found.append(entry)
                     if len(found) == count:
                         break

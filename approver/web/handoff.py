@@ -44,7 +44,7 @@ def handoff():
         return _unknown()
     rt = _runtime()
     state = rt.store.state(request_id)
-    if not state or state["state"] not in st.FINAL_STATES | {st.WAITING}:
+    if not state or state["state"] not in st.FINAL_STATES | st.INBOX_STATES:
         # The worker re-reads the request from the Dashboard (the web tier never calls
         # it): queue the decision and give it a moment before answering.
         enqueue.decision(rt.queue, request_id, "handoff", rt.settings.retry_delays)
@@ -73,7 +73,7 @@ def _await_state(rt, request_id: str) -> dict | None:
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         state = rt.store.state(request_id)
-        if state and state["state"] in st.FINAL_STATES | {st.WAITING}:
+        if state and state["state"] in st.FINAL_STATES | st.INBOX_STATES:
             return state
         if time.monotonic() >= deadline:
             return state
@@ -111,7 +111,7 @@ def _answer(request_id: str, state: dict | None, from_handoff: bool):
     if name == st.APPLIED and outcome == "deny":
         return page(200, "Not approved", "Your key request was not approved.", reason=reason,
                     advice="If you think this is a mistake, contact the API's owners.", **common)
-    if name in (st.APPLIED, st.SHADOWED):
+    if name in (st.APPLIED, st.SHADOWED, st.IN_REVIEW):
         return page(200, "Waiting for review", "A person will look at your key request.",
                     reason=reason, advice="You will hear from the portal once it is decided.",
                     **common)

@@ -238,13 +238,13 @@ class Stack:
         started = time.monotonic()
 
         def done():
-            return all(s in st.FINAL_STATES for s in self.store.states(list(ids)))
+            return all(s in st.SETTLED_STATES for s in self.store.states(list(ids)))
 
         try:
             wait_until(done, timeout, interval=0.2, what="every request final")
         except AssertionError:
             left = {i: s for i, s in zip(ids, self.store.states(list(ids)), strict=True)
-                    if s not in st.FINAL_STATES}
+                    if s not in st.SETTLED_STATES}
             raise AssertionError(f"not final after {timeout}s: {left}") from None
         return time.monotonic() - started
 
