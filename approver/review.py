@@ -98,24 +98,24 @@ def items(store: st.Store, *, portal: str | None = None, rule: str | None = None
     for request_id in ids:
         pipe.get(_claim_key(request_id))
     claims = pipe.execute()
-    email = (email or "").strip().lower()
-    found = []
+    rows = []
     for (request_id, since), state, claim in zip(entered, store.records(ids), claims,
                                                   strict=True):
-        if not state or state["state"] not in st.INBOX_STATES:
-            continue  # left the inbox between the two reads
-        row = summary(request_id, state, since, now)
-        row["claim"] = json.loads(claim) if claim else None
-        if portal and row["portal"] != portal:
-            continue
-        if rule and row["rule"] != rule:
-            continue
-        if older_than is not None and row["age"] < older_than:
-            continue
-        if email and email not in row["developer_email"].lower():
-            continue
-        found.append(row)
-    return found
+        if state and state["state"] in st.INBOX_STATES:  # else it left between the reads
+            rows.append(summary(request_id, state, since, now)
+                        | {"claim": json.loads(claim) if claim else None})
+    return matching(rows, portal=portal, rule=rule, older_than=older_than, email=email)
+
+
+def matching(rows: list[dict], *, portal: str | None = None, rule: str | None = None,
+             older_than: float | None = None, email: str | None = None) -> list[dict]:
+    """The inbox rows of one portal, sent by one rule, older than an age, whose developer's
+    email contains some text (each filter only if given)."""
+    email = (email or "").strip().lower()
+    return [row for row in rows
+            if (not portal or row["portal"] == portal) and (not rule or row["rule"] == rule)
+            and (older_than is None or row["age"] >= older_than)
+            and (not email or email in row["developer_email"].lower())]
 
 
 def summary(request_id: str, state: dict, since: float | None, now: float) -> dict:
