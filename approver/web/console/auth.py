@@ -13,8 +13,10 @@ import secrets
 from urllib.parse import urlsplit
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Blueprint, Flask, current_app, flash, g, redirect, request, session, url_for
+from joserfc.errors import JoseError
 
 from approver import accounts
 from approver.store import PREFIX
@@ -271,7 +273,8 @@ def oidc_callback():
         log.warning("single sign-on provider unreachable: %s", type(exc).__name__)
         return message(503, "Sign-on unavailable",
                        "The single sign-on provider did not answer; try again shortly.")
-    except Exception as exc:  # a token that does not verify (signature, audience, expiry)
+    except (JoseError, AuthlibBaseError, ValueError) as exc:
+        # An ID token that does not verify: signature, issuer, audience, expiry, nonce.
         log.warning("single sign-on token refused: %s", type(exc).__name__)
         return message(400, "Sign-in failed", "The sign-on token did not verify. Sign in "
                        "again.")
