@@ -12,6 +12,7 @@ import logging
 import re
 import smtplib
 import ssl
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -133,7 +134,9 @@ def render(template: str, recipients: list[str], values: dict, settings) -> Emai
     """The message: subject, a text part and an HTML part, from the templates."""
     env = environment(settings.mail_templates)
     subject = _CONTROL.sub(" ", env.get_template(f"{template}.subject.txt").render(values))
-    message = EmailMessage()
+    # Lines up to RFC 5322's 998: a subject is never folded onto a line of its own (which
+    # some readers show with a leading space).
+    message = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
     message["Subject"] = " ".join(subject.split())[:200]
     message["From"] = settings.mail_from
     message["To"] = ", ".join(recipients)
