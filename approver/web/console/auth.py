@@ -199,7 +199,7 @@ def login():
         if session.get("sid") and accounts.touch_session(
                 _rt().store, session["sid"], _rt().settings.console_idle_timeout):
             return redirect(target)
-        return render("login.html", ways=ways, next=target)
+        return render("login.html", title="Sign in", ways=ways, next=target)
     refused = csrf_refused()
     if refused:
         return refused
@@ -207,7 +207,8 @@ def login():
     password = request.form.get("password", "")[:1024]
     wait = _blocked_for(name)
     if wait:
-        return render("login.html", 429, {"Retry-After": str(wait)}, ways=ways, next=target,
+        return render("login.html", 429, {"Retry-After": str(wait)}, title="Sign in",
+                      ways=ways, next=target,
                       error=f"Too many failed attempts: try again in {_minutes(wait)}.")
     if ways["local"] and name and accounts.verify(_rt().store, name, password):
         _rt().redis.delete(_failure_keys(name)["name"])
@@ -215,7 +216,7 @@ def login():
         return redirect(target, 303)
     _failed(name)
     _rt().store.log("console_login_failed", "", by=name, via="local", **{"from": origin()})
-    return render("login.html", 401, ways=ways, next=target, name=name,
+    return render("login.html", 401, title="Sign in", ways=ways, next=target, name=name,
                   error="Wrong name or password.")
 
 
