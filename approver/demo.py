@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from approver import runtime, store
+from approver import accounts, runtime, store
 from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError
 from approver.sandbox import create_app, serve
@@ -123,8 +123,12 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
         if portal_server:
             where.append(f"sandbox Developer Portal {portal_server.url}/portal-api")
         print(f"tyk-approver demo: {', '.join(where)}, Redis {redis_server.url}")
-        print(f"service logs: {log_path}\n")
         st = store.Store(runtime.connect(redis_server.url))
+        password = secrets.token_urlsafe(12)
+        accounts.add(st, "admin", password)
+        print(f"review console: http://127.0.0.1:{port}/console/ "
+              f"(sign in as admin, password {password})")
+        print(f"service logs: {log_path}\n")
         pending = {}
         if sandbox:
             for email, policies, fields in SAMPLES:
@@ -186,7 +190,7 @@ def _label(email: str, source: str, portal: str) -> str:
 
 
 def _describe(entry: dict) -> str:
-    rule = entry.get("rule") or "default"
+    rule = entry.get("decided_by") or entry.get("rule") or "default"
     where = PORTAL_LABELS.get(entry.get("portal") or "classic", entry.get("portal"))
     return (f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} by {rule:<24} "
             f"{entry['reason']}")
@@ -200,7 +204,9 @@ def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> 
         for request_id in list(pending):
             state = st.state(request_id)
             if state and state["state"] in store.SETTLED_STATES:
-                applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else ""
+                applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else (
+                    " (in the review console's inbox)" if state["state"] == store.IN_REVIEW
+                    else "")
                 label = pending.pop(request_id)
                 print(f"{label:<{width}} {state['outcome'].upper():<7}"
                       f" rule {state.get('rule') or 'default'}: {state['reason']}{applied}")
