@@ -92,10 +92,10 @@ def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
     """
     with rt.store.lock_and_state(ref) as state:
         state = _adopt(rt, ref, state)
-        if (state and state["state"] in _RESUMABLE and audit.get("claim_id")
-                and state.get("claim_id") == audit["claim_id"]):
-            # This very decision was recorded by an earlier try: carry it on.
-            request = _pending(rt, ref, via, state)
+        if (state and audit.get("claim_id") and state.get("claim_id") == audit["claim_id"]
+                and state["state"] in (*_RESUMABLE, st.APPLIED)):
+            # This very decision was recorded by an earlier try: carry it on (or it is done).
+            request = None if state["state"] == st.APPLIED else _pending(rt, ref, via, state)
             if request is None:
                 return Result(ref, st.APPLIED, state.get("outcome"), BY_PERSON, reason)
             return _apply(rt, request, state, via)

@@ -53,17 +53,14 @@ def when_free(call):
             time.sleep(0.2)
 
 
-def decide_claimed(request_id: str, claim_id: str) -> dict:
+def decide_claimed(request_id: str, taken: dict) -> dict:
     """RQ job: carry out a person's claimed decision on a request in the review inbox."""
     rt = runtime.current()
-    taken = review.claim_of(rt.store, request_id)
-    if not taken or taken["claim_id"] != claim_id or taken.get("result"):
-        return {"request_id": request_id, "state": "no claim"}
     with logs.bound(key_request_id=request_id, decision_id=None):
         result = when_free(lambda: decide.decide_by_person(
             rt, request_id, taken["outcome"], taken["reason"], taken["by"], taken["via"],
             **review.audit_fields(taken)))
-    review.settle(rt.store, request_id, claim_id, result.to_dict())
+    review.settle(rt.store, request_id, taken["claim_id"], result.to_dict())
     return result.to_dict()
 
 

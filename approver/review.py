@@ -250,10 +250,13 @@ def release(store: st.Store, request_id: str, claim_id: str) -> None:
         store.redis.delete(_claim_key(request_id))
 
 
-def enqueue_claim(queue: Queue, request_id: str, claim_id: str, retry_delays) -> None:
-    """Queue the job that carries a claim out (the web tier never calls the Dashboard)."""
+def enqueue_claim(queue: Queue, request_id: str, taken: dict, retry_delays) -> None:
+    """Queue the job that carries a claim out (the web tier never calls the Dashboard).
+
+    The job carries the claim itself: a job that runs late, after its claim lapsed, still
+    decides (or is refused, if someone else decided first)."""
     queue.enqueue(
-        CLAIM_JOB, request_id, claim_id, job_id=f"claim-{claim_id}",
+        CLAIM_JOB, request_id, taken, job_id=f"claim-{taken['claim_id']}",
         retry=Retry(max=len(retry_delays), interval=list(retry_delays))
         if retry_delays else None,
         job_timeout=90, result_ttl=0, failure_ttl=30 * 86400,

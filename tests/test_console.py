@@ -308,3 +308,30 @@ def test_the_user_header_is_ignored_from_anywhere_else(proxied):
 
 def test_state_names_on_pages_match_the_store():
     assert st.IN_REVIEW == "in_review"
+
+
+def redis_text(redis) -> str:
+    """Everything in Redis, as text, for looking for what must not be there."""
+    parts = []
+    for key in redis.keys("*"):
+        kind = redis.type(key).decode()
+        if kind == "string":
+            parts.append(redis.get(key))
+        elif kind == "hash":
+            parts.extend(redis.hvals(key))
+        elif kind == "stream":
+            parts.extend(v for _, fields in redis.xrange(key) for v in fields.values())
+        elif kind in ("set", "zset", "list"):
+            parts.extend(redis.sort(key, alpha=True))
+    return b"\n".join(parts).decode(errors="replace")
+
+
+def test_passwords_never_reach_redis_or_the_logs(console, rt, caplog):
+    wrong = "a wrong password 0123"
+    caplog.set_level("DEBUG")
+    sign_in(console, password=wrong)
+    sign_in(console)
+    stored = redis_text(rt.redis)
+    for secret in (PASSWORD, wrong):
+        assert secret not in stored
+        assert secret not in caplog.text

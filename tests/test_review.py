@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from approver import decide, reconcile, review
+from approver import decide, jobs, reconcile, review
 from approver import store as st
 from approver.web import create_app
 from tests.conftest import with_portal
@@ -246,3 +246,21 @@ class TestNewPortal:
         work()
         state = rt.store.state(ref)
         assert (state["outcome"], state["reason"]) == ("deny", "rejected in Tyk by a person")
+
+
+def test_a_claim_job_run_twice_decides_once(rt, sandbox):
+    ref = in_review(rt, sandbox)
+    taken = review.claim(rt.store, ref, "approve", "ok", "alice", "console", "127.0.0.1")
+    assert jobs.decide_claimed(ref, taken)["state"] == st.APPLIED
+    assert jobs.decide_claimed(ref, taken)["state"] == st.APPLIED  # a retry after success
+    approvals = sandbox.app.sandbox.calls(method="PUT", path=APPROVE + ref)
+    assert len(approvals) == 1
+    assert review.claim_of(rt.store, ref)["result"]["state"] == st.APPLIED
+
+
+def test_a_claim_job_that_runs_after_its_claim_lapsed_still_decides(rt, sandbox):
+    ref = in_review(rt, sandbox)
+    taken = review.claim(rt.store, ref, "deny", "spam", "alice", "console", "127.0.0.1")
+    rt.redis.delete(f"{st.PREFIX}claim:{ref}")
+    assert jobs.decide_claimed(ref, taken)["state"] == st.APPLIED
+    assert rt.store.state(ref)["decided_by"] == "alice"

@@ -161,7 +161,7 @@ def _claim(ref: str, outcome: str, reason: str) -> None:
     user = g.console_user
     taken = review.claim(rt.store, ref, outcome, reason, user["name"], "console", origin())
     try:
-        review.enqueue_claim(rt.queue, ref, taken["claim_id"], rt.settings.retry_delays)
+        review.enqueue_claim(rt.queue, ref, taken, rt.settings.retry_delays)
     except RedisError:
         review.release(rt.store, ref, taken["claim_id"])
         raise
