@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -82,13 +81,13 @@ class Browser:
 
     def wait_for(self, predicate, what: str, timeout: float = 20.0):
         """Wait (bounded) until `predicate()` is true."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"not {what} within {timeout}s: at {self.driver.current_url}")
+        from tests.conftest import wait_for
+
+        try:
+            return wait_for(predicate, timeout)
+        except AssertionError:
+            raise AssertionError(f"not {what} within {timeout}s: at "
+                                 f"{self.driver.current_url}") from None
 
     @property
     def text(self) -> str:

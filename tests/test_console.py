@@ -1,13 +1,17 @@
 """The web console over Flask's test client: sign-in, the inbox, decisions, bad input."""
 
 import time
+from urllib.parse import quote
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as s
 
 from approver import accounts, decide, review
 from approver import store as st
 from approver.web import create_app
 from tests.console_support import PASSWORD, add_admin, csrf, post_form, sign_in
+from tests.test_hostile_input import SETTINGS, weird_text
 from tests.test_review import CAROL, DAVE, in_review, submit
 
 SCRIPT = "<script>alert(1)</script>"
@@ -35,7 +39,7 @@ def decide_on_page(client, ref, **form):
 def test_console_is_refused_when_no_sign_in_is_configured(client, rt):
     for path in ("/console/", "/console/login", "/console/log"):
         page = client.get(path)
-        assert page.status_code == 503
+        assert page.status_code == 403
         assert b"approver admin add NAME" in page.data and b"APPROVER_OIDC_ISSUER" in page.data
 
 
@@ -335,3 +339,46 @@ def test_passwords_never_reach_redis_or_the_logs(console, rt, caplog):
     for secret in (PASSWORD, wrong):
         assert secret not in stored
         assert secret not in caplog.text
+
+
+# -- hostile input, signed in ---------------------------------------------------------------
+CONSOLE_PATHS = ("/console/", "/console/decide", "/console/log", "/console/login",
+                 "/console/logout", "/console/oidc/login", "/console/oidc/callback",
+                 "/console/requests/{ref}", "/console/requests/{ref}/decide",
+                 "/console/static/{ref}")
+
+
+@SETTINGS
+@given(data=s.data())
+def test_the_console_survives_hostile_requests_from_a_signed_in_browser(
+        signed_in, rt, sandbox, caplog, data):
+    caplog.set_level("INFO")
+    for key in rt.redis.keys("approver:console:login-failures:*"):
+        rt.redis.delete(key)  # earlier examples' failed logins must not lock alice out
+    if signed_in.get("/console/log").status_code != 200:  # an earlier example signed out
+        sign_in(signed_in)
+    caplog.clear()
+    ref = data.draw(weird_text | s.just("64b0000000000000000000a3"), label="ref")
+    path = data.draw(s.sampled_from(CONSOLE_PATHS), label="path").format(
+        ref=quote(ref.encode("utf-8", "surrogatepass"), safe=""))
+    method = data.draw(s.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]), label="m")
+    token = csrf(signed_in.get("/console/log").data)
+    form = data.draw(s.dictionaries(s.sampled_from(["outcome", "reason", "ids", "next",
+                                                    "name", "password", "q"]),
+                                    weird_text, max_size=4), label="form")
+    query = data.draw(s.dictionaries(s.sampled_from(["portal", "rule", "age", "q", "event",
+                                                     "outcome", "request", "by", "before",
+                                                     "next", "state", "code"]),
+                                     weird_text, max_size=3), label="query")
+    if data.draw(s.booleans(), label="with token"):
+        form["csrf_token"] = token
+    try:
+        answer = signed_in.open(path, method=method, data={
+            k: v.encode("utf-8", "surrogatepass") for k, v in form.items()},
+            query_string={k: v.encode("utf-8", "surrogatepass") for k, v in query.items()})
+    except ValueError:
+        assume(False)  # the test client refused a value it cannot send
+    with answer:
+        assert answer.status_code < 500, answer.get_data()[:300]
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info], caplog.text[-2000:]

@@ -130,8 +130,9 @@ def require_login():
     """Before every console page: a signed-in person, or a redirect to the login page."""
     ways = methods()
     if not any(ways.values()):
+        # A 4xx: a deployment without the console is not failing (no 5xx in its metrics).
         return message(
-            503, "The console is not set up",
+            403, "The console is not set up",
             "No way to sign in is configured, so the console is closed. An operator adds a "
             "local account with `approver admin add NAME`, or configures single sign-on "
             "(APPROVER_OIDC_ISSUER) or a trusted proxy (APPROVER_CONSOLE_USER_HEADER); "
