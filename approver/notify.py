@@ -182,6 +182,7 @@ def events_for(record: dict, dashboard_url: str | None, request_id: str | None =
         "revision": record.get("revision") or None,
         "decision_id": record.get("decision_id") or None,
         "decided_at": record.get("decided_at") or None,
+        "decided_by": record.get("decided_by") or None,  # a person, "tyk", or a rule (None)
         "dashboard_url": request_link(dashboard_url, request_id),
     }
     if outcome == "wait":

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from approver import decide, jobs, reconcile, review
+from approver import decide, jobs, notify, reconcile, review
 from approver import store as st
 from approver.web import create_app
 from tests.conftest import with_portal
@@ -264,3 +264,10 @@ def test_a_claim_job_that_runs_after_its_claim_lapsed_still_decides(rt, sandbox)
     rt.redis.delete(f"{st.PREFIX}claim:{ref}")
     assert jobs.decide_claimed(ref, taken)["state"] == st.APPLIED
     assert rt.store.state(ref)["decided_by"] == "alice"
+
+
+def test_decision_events_name_the_person_who_decided(rt, sandbox):
+    ref = in_review(rt, sandbox)
+    by_person(rt, ref)
+    event = notify.events_for({**rt.store.state(ref)}, None, ref)
+    assert (event["type"], event["data"]["decided_by"]) == ("key_request.approved", "alice")
