@@ -35,6 +35,7 @@ WAITS_KEY = PREFIX + "waiting"
 # The review inbox: requests in these states, scored by when they entered it.
 INBOX_STATES = frozenset({IN_REVIEW, WAITING})
 INBOX_KEY = PREFIX + "inbox"
+DEVELOPER_HISTORY = 100  # a developer's latest requests kept for the review pages
 # Where the pipeline is done with a request until a person (or Tyk) decides it.
 SETTLED_STATES = FINAL_STATES | {IN_REVIEW}
 
@@ -146,8 +147,9 @@ class Store:
         elif "state" in fields:
             pipe.zrem(INBOX_KEY, request_id)
         if fields.get("decision_id") and fields.get("developer_id"):
-            pipe.zadd(self._developer_key(fields["developer_id"]), {request_id: time.time()},
-                      nx=True)
+            key = self._developer_key(fields["developer_id"])
+            pipe.zadd(key, {request_id: time.time()}, nx=True)
+            pipe.zremrangebyrank(key, 0, -DEVELOPER_HISTORY - 1)  # the latest ones only
 
     def save_and_log(self, request_id: str, fields: dict, event: str, entry: dict,
                      also: Callable[[redis.client.Pipeline], None] | None = None) -> str:

@@ -296,7 +296,7 @@ def proxied(settings, rt):
 
 def test_a_trusted_proxys_user_header_signs_in(proxied, rt):
     page = proxied.get("/console/", headers={"X-Forwarded-Email": "ops@example.com",
-                                             "X-Forwarded-For": "198.51.100.7"},
+                                             "X-Forwarded-For": "1.2.3.4, 198.51.100.7"},
                        environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert page.status_code == 200 and b"ops@example.com" in page.data
     login = rt.store.entries(1)[0]

@@ -327,7 +327,8 @@ def assert_applied_once(stack: Stack, requests_: list[dict], developer_of: dict[
     wrong = {i: (s or {}).get("outcome") for i, s in states.items()
              if (s or {}).get("outcome") != EXPECTED[developer_of[i]]}
     assert not wrong, f"unexpected outcomes: {wrong}"
-    assert all(s["state"] == st.APPLIED for s in states.values()), states
+    assert all(s["state"] == (st.IN_REVIEW if s["outcome"] == "review" else st.APPLIED)
+               for s in states.values()), states
     ok_approves = Counter(c["path"][len(APPROVE):] for c in stack.calls("PUT", APPROVE)
                           if 200 <= c["status"] < 300)
     ok_deletes = Counter(c["path"][len(REQUESTS):] for c in stack.calls("DELETE", REQUESTS)

@@ -95,14 +95,18 @@ def _trusted(address: str | None) -> bool:
                for n in _rt().settings.console_trusted_proxies)
 
 
+def _forwarded() -> str | None:
+    """The client a trusted proxy says it forwards, if any: the last X-Forwarded-For
+    address, the one the proxy added (those before it are the client's to invent)."""
+    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()[:64]
+    return forwarded if forwarded and _trusted(request.remote_addr) else None
+
+
 def origin() -> str:
     """Where a request comes from, for the audit: the peer, and the client a trusted proxy
     names."""
-    peer = request.remote_addr or "?"
-    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-    if forwarded and _trusted(peer):
-        return f"{forwarded[:64]} via {peer}"
-    return peer
+    peer, forwarded = request.remote_addr or "?", _forwarded()
+    return f"{forwarded} via {peer}" if forwarded else peer
 
 
 def _proxy_user() -> str | None:
@@ -165,7 +169,9 @@ def _minutes(seconds: int) -> str:
 # -- rate limit ------------------------------------------------------------------------------
 def _failure_keys(name: str) -> dict[str, str]:
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return {"ip": f"{PREFIX}console:login-failures:ip:{request.remote_addr}",
+    # Behind a trusted proxy every client shares its address: count the client's instead.
+    address = _forwarded() or request.remote_addr
+    return {"ip": f"{PREFIX}console:login-failures:ip:{address}",
             "name": f"{PREFIX}console:login-failures:name:{digest}"}
 
 
