@@ -74,6 +74,20 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     handoff_limit: int = 30
     internal_bind: str | None = None
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str | None = None
+    mail_on: tuple[str, ...] = ("deny",)
+    mail_admins: tuple[str, ...] = ()
+    mail_templates: Path | None = None
+    console_idle_timeout: int = 1800
+    console_user_header: str | None = None
+    console_trusted_proxies: tuple[str, ...] = ()
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_allowed_users: tuple[str, ...] = ()
+    oidc_allowed_groups: tuple[str, ...] = ()
+    oidc_groups_claim: str = "groups"
 
     @property
     def internal_port(self) -> int | None:
@@ -391,6 +405,85 @@ def _notify_on(value: str | None) -> tuple[str, ...]:
     return kinds
 
 
+MAIL_KINDS = ("approve", "deny", "review")
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _smtp_url(value: str | None) -> str | None:
+    url = _url("APPROVER_SMTP_URL", value, SMTP_SCHEMES)
+    if url:
+        parts = urlsplit(url)
+        # A password sent in the clear to another machine: refuse, ask for TLS.
+        if parts.scheme == "smtp" and parts.password and parts.hostname not in _LOOPBACK:
+            raise ConfigError("APPROVER_SMTP_URL: credentials need smtp+starttls:// or "
+                              "smtps:// (plain smtp:// only to this machine)")
+    return url
+
+
+def _mail(env: Mapping[str, str]) -> dict:
+    smtp_url = _smtp_url(env.get("APPROVER_SMTP_URL"))
+    sender = (env.get("APPROVER_MAIL_FROM") or "").strip() or None
+    if smtp_url and not sender:
+        raise ConfigError("APPROVER_MAIL_FROM is required with APPROVER_SMTP_URL")
+    kinds = _list(env.get("APPROVER_MAIL_ON")) if env.get("APPROVER_MAIL_ON") is not None \
+        else ("deny",)
+    unknown = sorted(set(kinds) - set(MAIL_KINDS))
+    if unknown:
+        raise ConfigError(f"APPROVER_MAIL_ON: unknown {', '.join(unknown)} "
+                          f"(choose from {', '.join(MAIL_KINDS)})")
+    folder = env.get("APPROVER_MAIL_TEMPLATES")
+    if folder and not Path(folder).is_dir():
+        raise ConfigError(f"APPROVER_MAIL_TEMPLATES: {folder} is not a folder")
+    return dict(smtp_url=smtp_url, mail_from=sender, mail_on=kinds,
+                mail_admins=_list(env.get("APPROVER_MAIL_ADMINS")),
+                mail_templates=Path(folder) if folder else None)
+
+
+def _console(env: Mapping[str, str]) -> dict:
+    header = (env.get("APPROVER_CONSOLE_USER_HEADER") or "").strip() or None
+    proxies = _list(env.get("APPROVER_CONSOLE_TRUSTED_PROXIES"))
+    if bool(header) != bool(proxies):
+        raise ConfigError("APPROVER_CONSOLE_USER_HEADER and APPROVER_CONSOLE_TRUSTED_PROXIES "
+                          "go together: the header is believed only from those addresses")
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"APPROVER_CONSOLE_TRUSTED_PROXIES: {proxy!r} is not an "
+                              "address or a network") from None
+    idle = _duration("APPROVER_CONSOLE_IDLE_TIMEOUT", env.get("APPROVER_CONSOLE_IDLE_TIMEOUT"))
+    if idle is not None and idle < 1:
+        raise ConfigError("APPROVER_CONSOLE_IDLE_TIMEOUT must be at least 1s")
+    issuer = env.get("APPROVER_OIDC_ISSUER")
+    oidc = dict(oidc_issuer=None)
+    if issuer:
+        oidc_url = _url("APPROVER_OIDC_ISSUER", issuer, ("https", "http"))
+        if urlsplit(oidc_url).scheme == "http" and urlsplit(oidc_url).hostname not in _LOOPBACK:
+            raise ConfigError("APPROVER_OIDC_ISSUER must be https (http only on this machine)")
+        oidc = dict(
+            oidc_issuer=oidc_url,
+            oidc_client_id=(env.get("APPROVER_OIDC_CLIENT_ID") or "").strip() or None,
+            oidc_client_secret=(env.get("APPROVER_OIDC_CLIENT_SECRET") or "").strip() or None,
+            oidc_allowed_users=tuple(u.lower() for u in
+                                     _list(env.get("APPROVER_OIDC_ALLOWED_USERS"))),
+            oidc_allowed_groups=_list(env.get("APPROVER_OIDC_ALLOWED_GROUPS")),
+            oidc_groups_claim=(env.get("APPROVER_OIDC_GROUPS_CLAIM") or "groups").strip(),
+        )
+        if not (oidc["oidc_client_id"] and oidc["oidc_client_secret"]):
+            raise ConfigError("APPROVER_OIDC_CLIENT_ID and APPROVER_OIDC_CLIENT_SECRET are "
+                              "required with APPROVER_OIDC_ISSUER")
+        if not (oidc["oidc_allowed_users"] or oidc["oidc_allowed_groups"]):
+            raise ConfigError("APPROVER_OIDC_ALLOWED_USERS or APPROVER_OIDC_ALLOWED_GROUPS is "
+                              "required with APPROVER_OIDC_ISSUER (who may use the console)")
+    return dict(console_user_header=header, console_trusted_proxies=proxies,
+                console_idle_timeout=idle or Settings.console_idle_timeout, **oidc)
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
@@ -409,6 +502,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         **_redis(env),
         **_retention(env),
         dashboard_rate=_rate(env.get("APPROVER_DASHBOARD_RATE")),
+        **_mail(env),
+        **_console(env),
         notify_urls=notify_urls,
         notify_secret=_notify_secret(env.get("APPROVER_NOTIFY_SECRET"), notify_urls),
         slack_webhook_url=_url("APPROVER_SLACK_WEBHOOK_URL",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from rq import get_current_job
 
-from approver import logs, metrics, notify
+from approver import logs, metrics, notify, review
 from approver import store as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
@@ -47,6 +47,8 @@ def permanent(exc: BaseException) -> bool:
         return False
     return 200 <= exc.status < 300 or (
         400 <= exc.status < 500 and exc.status not in _TRANSIENT_4XX)
+# The `rule` of decisions no rule made: a person's (decided_by names them), Tyk's own.
+BY_PERSON, IN_TYK = "person", "tyk"
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,11 @@ def stale_wait(rt: Runtime, ref: str) -> bool:
 
 def _run_locked(rt: Runtime, ref: str, trigger: str) -> Result:
     with rt.store.lock_and_state(ref) as state:
+        state = _adopt(rt, ref, state)
         if state and state["state"] in st.FINAL_STATES:
             return Result(ref, state["state"], state.get("outcome"), state.get("rule"))
+        if state and state["state"] in st.INBOX_STATES:
+            return _recheck(rt, ref, trigger, state)
         try:
             request = _pending(rt, ref, trigger, state)
         except NotYetReadable:
@@ -140,14 +145,140 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
         if request is not None and state.get("state") in _RESUMABLE:
             return _apply(rt, request, state, source)
         if request is None:
-            why = "the key request is no longer pending in Tyk"
-            rt.store.log("refused", ref, outcome=outcome, reason=reason,
-                         trigger=source, why=why)
-            log.info("explicit %s of key request %s refused: %s", outcome, ref, why)
-            return Result(ref, "refused", outcome, reason=why)
+            return _refuse(rt, ref, outcome, reason, source,
+                           "the key request is no longer pending in Tyk")
         record = _record(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
-                         reason=reason, revision="", decided_by=source)
+                         reason=reason, revision="", decided_by=source, **_about(state))
         return _apply(rt, request, record, source, recorded=True)
+
+
+def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
+                     via: str, **audit) -> Result:
+    """Apply a person's decision on a request in the review inbox, exactly once.
+
+    Refused (and logged) unless the request still waits for a person: one another admin,
+    Tyk itself or a rule decided meanwhile is not decided again. `audit` (where from,
+    when claimed) goes into the decision record with `decided_by` and `via`.
+    """
+    with logs.bound(key_request_id=ref, decision_id=None), \
+            rt.store.lock_and_state(ref) as state:
+        state = _adopt(rt, ref, state)
+        if (state and audit.get("claim_id") and state.get("claim_id") == audit["claim_id"]
+                and state["state"] in (*_RESUMABLE, st.APPLIED)):
+            # This very decision was recorded by an earlier try: carry it on (or it is done).
+            request = None if state["state"] == st.APPLIED else _pending(rt, ref, via, state)
+            if request is None:
+                return Result(ref, st.APPLIED, state.get("outcome"), BY_PERSON, reason)
+            return _apply(rt, request, state, via)
+        if not state or state["state"] not in st.INBOX_STATES:
+            return _refuse(rt, ref, outcome, reason, via, _not_in_inbox(state),
+                           decided_by=by, **audit)
+        request = fetch(rt, ref)
+        if request is None or not request.pending:
+            done = _decided_in_tyk(rt, ref, request, state, via)
+            return _refuse(rt, ref, outcome, reason, via,
+                           f"it was {_past(done.outcome)} in Tyk meanwhile",
+                           decided_by=by, **audit)
+        if state["state"] == st.WAITING:
+            rt.store.unpark(ref, state.get("developer_id"))
+        record = _record(rt, request, via, outcome=outcome, rule=BY_PERSON, reason=reason,
+                         revision=_revision(rt), decided_by=by, via=via,
+                         review_rule=state.get("rule") or "", **_about(state), **audit)
+        if record["state"] != st.APPLYING:  # shadow mode: recorded, nothing applied
+            return Result(ref, record["state"], outcome, BY_PERSON, reason)
+        return _apply(rt, request, record, via, recorded=True)
+
+
+def _refuse(rt: Runtime, ref: str, outcome: str, reason: str, trigger: str, why: str,
+            **audit) -> Result:
+    rt.store.log("refused", ref, outcome=outcome, reason=reason, trigger=trigger, why=why,
+                 **audit)
+    log.info("%s of key request %s refused: %s", outcome, ref, why)
+    return Result(ref, "refused", outcome, reason=why)
+
+
+def _not_in_inbox(state: dict | None) -> str:
+    """Why a request is not (or no longer) for a person to decide."""
+    if not state:
+        return "the service has no record of this key request"
+    name, by = state["state"], state.get("decided_by") or state.get("rule") or "default"
+    if name == st.APPLIED:
+        return f"it was already {_past(state.get('outcome'))} (by {by})"
+    if name in _RESUMABLE:
+        return f"it is being {_past(state.get('outcome'))} (by {by})"
+    if name == st.SKIPPED:
+        return state.get("reason") or "it is no longer pending in Tyk"
+    return f"it is not awaiting review (state {name})"
+
+
+def _past(outcome: str | None) -> str:
+    return {"approve": "approved", "deny": "denied"}.get(outcome or "", outcome or "decided")
+
+
+def _adopt(rt: Runtime, ref: str, state: dict | None) -> dict | None:
+    """The state, with a review recorded before the inbox existed (as "applied") moved
+    into the inbox."""
+    if state and state["state"] == st.APPLIED and state.get("outcome") == "review":
+        rt.store.save_state(ref, state=st.IN_REVIEW)
+        return {**state, "state": st.IN_REVIEW}
+    return state
+
+
+def _revision(rt: Runtime) -> str:
+    """The revision of the rules in force, or "" if none load (a person needs none)."""
+    try:
+        return rt.rules.current().revision
+    except ApproverError:
+        return ""
+
+
+def _about(state: dict) -> dict:
+    """What a new decision record carries over from the request's earlier one."""
+    return {k: state[k] for k in ("developer_email", "policy_names", "request_fields")
+            if state.get(k)}
+
+
+def _recheck(rt: Runtime, ref: str, trigger: str, state: dict) -> Result:
+    """A request in the inbox: recorded as decided in Tyk if it left Tyk's pending list,
+    else left for its person (review) or decided again (a wait: its fact may have come)."""
+    request = fetch(rt, ref)
+    if request is None or not request.pending:
+        return _decided_in_tyk(rt, ref, request, state, trigger)
+    if state["state"] == st.WAITING:
+        return _decide_and_apply(rt, request, trigger, state)
+    return Result(ref, st.IN_REVIEW, "review", state.get("rule"), state.get("reason"))
+
+
+def _decided_in_tyk(rt: Runtime, ref: str, request, state: dict, trigger: str) -> Result:
+    """Record what a person did in Tyk itself to a request left for review (or waiting).
+
+    Approved: its keys are those the developer holds now for the request's policies and
+    did not hold when the request was left for a person (or, if there is none yet, the
+    one generated later), so billing revocation covers them and never an older key.
+    Deleted (classic) or rejected (new portal): recorded as denied there.
+    """
+    if state["state"] == st.WAITING:
+        rt.store.unpark(ref, state.get("developer_id"))
+    carried = dict(review_rule=state.get("rule") or "", decided_by=IN_TYK, **_about(state))
+    if request is not None and request.approved:
+        record = _record(rt, request, trigger, outcome="approve", rule=IN_TYK,
+                         reason="approved in Tyk by a person", revision="", **carried)
+        return _apply(rt, request, record, trigger, recorded=True,
+                      held_before=tuple(state.get("held_before") or ()))
+    reason = "rejected in Tyk by a person" if request else "deleted in Tyk by a person"
+    record = {
+        "decision_id": uuid.uuid4().hex, "outcome": "deny", "rule": IN_TYK, "reason": reason,
+        "revision": "", "trigger": trigger, "portal": state.get("portal") or "",
+        "developer_id": state.get("developer_id") or "",
+        "policies": state.get("policies") or [], "decided_at": st.now_iso(),
+        "mode": rt.settings.mode, "wait": None, "deadline": "", "already_processed": True,
+        **carried,
+    }
+    rt.store.save_and_log(ref, {**record, "state": st.APPLIED, "applied_at": st.now_iso()},
+                          "decided", record)
+    log.info("key request %s was %s", ref, reason)
+    notify.enqueue_notifications(rt.queue, rt.settings, {**record, "state": st.APPLIED}, ref)
+    return Result(ref, st.APPLIED, "deny", IN_TYK, reason)
 
 
 def _pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
@@ -221,6 +352,10 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
     try:
         context = gather(rt, request)
         decision = evaluate(rt.rules.current(), Facts(context))
+        # Left for a person (or a fact): what the developer holds now, to tell which key
+        # an approval made in Tyk meanwhile produced (_decided_in_tyk).
+        held = (rt.source(request.ref)[0].held(request)
+                if decision.outcome in ("review", "wait") else ())
     except Exception as exc:
         _undecided(rt, request.ref, trigger, previous, exc)
         raise
@@ -241,6 +376,8 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         waited_since=(previous or {}).get("waited_since") or (st.now_iso() if wait else ""),
         # The billing state this was decided on (see stale_wait).
         billing_ts=(context.billing or {}).get("updated_ts") if wait else "",
+        held_before=list(held),
+        **review.describe(context),
     )
     if previous and previous.get("state") == st.WAITING and not wait:
         rt.store.unpark(request.ref, request.developer_id)
@@ -257,6 +394,8 @@ def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
         state = st.SHADOWED
     elif wait:
         state = st.WAITING
+    elif outcome == "review":
+        state = st.IN_REVIEW
     else:
         state = st.APPLYING if needs_call else st.APPLIED
     record = {
@@ -298,11 +437,12 @@ def _record(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
 
 
 def _apply(rt: Runtime, request, record: dict, trigger: str,
-           recorded: bool = False) -> Result:
+           recorded: bool = False, held_before: tuple[str, ...] | None = None) -> Result:
     """Carry a recorded approve or deny out in Tyk; an answer of 'already done' is done.
 
     `recorded`: the record was just written by _record, as "applying" (with updated_at)
-    if it said so, so that write is not repeated.
+    if it said so, so that write is not repeated. `held_before`: the approval was made in
+    Tyk itself, by a person; what the developer held before tells its keys apart.
     """
     outcome, ref = record["outcome"], request.ref
     source, _ = rt.source(ref)
@@ -311,7 +451,8 @@ def _apply(rt: Runtime, request, record: dict, trigger: str,
     remember = None
     try:
         if outcome == "approve":
-            done = source.approve(request)
+            done = (source.approve(request) if held_before is None
+                    else source.approved_elsewhere(request, held_before))
             about = dict(request_id=ref, policies=list(request.policies),
                          decision_id=record.get("decision_id"), portal=source.name)
 

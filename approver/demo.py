@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from approver import runtime, store
+from approver import accounts, runtime, store
 from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError
 from approver.sandbox import create_app, serve
@@ -148,8 +148,12 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
         if portal_server:
             where.append(f"sandbox Developer Portal {portal_server.url}/portal-api")
         print(f"tyk-approver demo: {', '.join(where)}, Redis {redis_server.url}")
-        print(f"service logs: {log_path} (removed when the demo stops)\n")
         st = store.Store(runtime.connect(redis_server.url))
+        password = secrets.token_urlsafe(12)
+        accounts.add(st, "admin", password)
+        print(f"review console: http://127.0.0.1:{port}/console/ "
+              f"(sign in as admin, password {password})")
+        print(f"service logs: {log_path} (removed when the demo stops)\n")
         pending = {}
         if sandbox:
             for email, policies, fields in SAMPLES:
@@ -213,7 +217,7 @@ def _label(email: str, source: str, portal: str) -> str:
 def _describe(entry: dict) -> str:
     if entry["event"] == "failed":
         return printable(f"{entry['request_id']}: NOT DECIDED: {entry.get('error')}")
-    rule = entry.get("rule") or "default"
+    rule = entry.get("decided_by") or entry.get("rule") or "default"
     where = PORTAL_LABELS.get(entry.get("portal") or "classic", entry.get("portal"))
     return printable(f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} "
                      f"by {rule:<24} {entry['reason']}")
@@ -226,8 +230,10 @@ def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> 
     while pending and time.monotonic() < deadline:
         for request_id in list(pending):
             state = st.state(request_id)
-            if state and state["state"] in store.FINAL_STATES:
-                applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else ""
+            if state and state["state"] in store.SETTLED_STATES:
+                applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else (
+                    " (in the review console's inbox)" if state["state"] == store.IN_REVIEW
+                    else "")
                 label = pending.pop(request_id)
                 print(printable(f"{label:<{width}} {state['outcome'].upper():<7} rule "
                                 f"{state.get('rule') or 'default'}: {state['reason']}{applied}"))

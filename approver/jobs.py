@@ -9,7 +9,7 @@ import time
 
 from rq import get_current_job
 
-from approver import decide, metrics, reconcile, runtime
+from approver import decide, metrics, reconcile, review, runtime
 from approver.billing import react
 from approver.errors import ApproverError
 from approver.store import LOCK_TTL, Locked
@@ -58,14 +58,30 @@ def _run_when_free(rt, request_id: str, trigger: str):
     A lock left by a worker that died expires within LOCK_TTL; waiting here, rather than
     giving up, means the request is not left for the next reconciler pass.
     """
+    return when_free(lambda: decide.run(rt, request_id, trigger))
+
+
+def when_free(call):
+    """`call()`, again while it raises Locked, for at most a lock's lifetime."""
     deadline = time.monotonic() + LOCK_TTL + 2
     while True:
         try:
-            return decide.run(rt, request_id, trigger)
+            return call()
         except Locked:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+
+
+@_job
+def decide_claimed(request_id: str, taken: dict) -> dict:
+    """RQ job: carry out a person's claimed decision on a request in the review inbox."""
+    rt = runtime.current()
+    result = when_free(lambda: decide.decide_by_person(
+        rt, request_id, taken["outcome"], taken["reason"], taken["by"], taken["via"],
+        **review.audit_fields(taken)))
+    review.settle(rt.store, request_id, taken["claim_id"], result.to_dict())
+    return result.to_dict()
 
 
 @_job

@@ -182,6 +182,7 @@ def events_for(record: dict, dashboard_url: str | None, request_id: str | None =
         "revision": record.get("revision") or None,
         "decision_id": record.get("decision_id") or None,
         "decided_at": record.get("decided_at") or None,
+        "decided_by": record.get("decided_by") or None,  # a person, "tyk", or a rule (None)
         "dashboard_url": request_link(dashboard_url, request_id),
     }
     if outcome == "wait":
@@ -213,7 +214,7 @@ def wanted(record: dict, on) -> bool:
         return state == "applied"
     if outcome == "wait":
         return state == "waiting"
-    return state in ("applied", None, "")  # review: recorded, nothing to call in Tyk
+    return state in ("in_review", None, "")  # review: recorded, nothing to call in Tyk
 
 
 def enqueue_notifications(queue_or_connection, settings, record: dict,
@@ -222,8 +223,12 @@ def enqueue_notifications(queue_or_connection, settings, record: dict,
 
     `settings` is the service Settings (or a NotifySettings). Returns the number of jobs
     queued (0 when nothing is configured, the outcome is not announced, or they were
-    already queued for this decision).
+    already queued for this decision). Emails the decision calls for are queued too.
     """
+    from approver import mail
+
+    mail.enqueue(queue_or_connection, settings, record,
+                 request_id or record.get("request_id") or "")
     try:
         notify = settings if isinstance(settings, NotifySettings) else (
             NotifySettings.from_settings(settings))

@@ -31,11 +31,14 @@ class Pass:
     waiting: int = 0
     overdue: list[str] = field(default_factory=list)
     trimmed: dict = field(default_factory=dict)
+    in_review: int = 0
+    left_tyk: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"pending": self.pending, "queued": self.queued,
                 "already_queued": self.already_queued, "decided": self.decided,
-                "waiting": self.waiting, "overdue": self.overdue, "trimmed": self.trimmed}
+                "waiting": self.waiting, "overdue": self.overdue, "trimmed": self.trimmed,
+                "in_review": self.in_review, "left_tyk": self.left_tyk}
 
 
 def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -58,12 +61,13 @@ def run(rt: Runtime) -> Pass:
     idle = rt.queue.count == 0
     overdue = {request_id for request_id, _ in rt.store.waiting(due_before=time.time())}
     unfinished = set(rt.store.unfinished())
-    listed = set()  # of the overdue and unfinished requests, those Tyk lists as pending
+    inbox = {request_id for request_id, _ in rt.store.inbox()}
+    listed = set()  # of the overdue, unfinished and inbox requests, those Tyk lists
     pending = (sources.ref(name, native_id) for name, source in rt.sources.items()
                for native_id in source.pending_ids())
     for batch in _batches(pending, BATCH):
         result.pending += len(batch)
-        listed.update(r for r in batch if r in overdue or r in unfinished)
+        listed.update(r for r in batch if r in overdue or r in unfinished or r in inbox)
         jobs = enqueue.job_statuses(rt.queue, batch)
         for request_id, state, job in zip(batch, rt.store.states(batch), jobs, strict=True):
             if idle and job == b"queued":
@@ -75,6 +79,12 @@ def run(rt: Runtime) -> Pass:
         if enqueue.decision(rt.queue, request_id, "deadline", rt.settings.retry_delays,
                             reclaim=True):
             result.overdue.append(request_id)
+    # A request left for review (or waiting) that left Tyk's pending list was approved or
+    # deleted there by a person: the pipeline records that, and it leaves the inbox.
+    for request_id in sorted(inbox - listed - overdue):
+        if enqueue.decision(rt.queue, request_id, "left-pending", rt.settings.retry_delays,
+                            reclaim=True):
+            result.left_tyk.append(request_id)
     # A decision recorded but not applied (a worker died mid-call, or the job failed for
     # good) is resumed even if Tyk no longer lists the request as pending: the pipeline
     # then sees whether Tyk carried it out and records that.
@@ -84,9 +94,10 @@ def run(rt: Runtime) -> Pass:
             result.queued.append(request_id)
     result.trimmed = rt.store.trim()
     log.info("reconciler: %d pending, %d queued (%d overdue waits), %d already queued, "
-             "%d decided, %d waiting; retention dropped %s", result.pending,
-             len(result.queued), len(result.overdue), result.already_queued, result.decided,
-             result.waiting, result.trimmed)
+             "%d decided, %d waiting, %d in review, %d gone from Tyk's pending list; "
+             "retention dropped %s", result.pending, len(result.queued), len(result.overdue),
+             result.already_queued, result.decided, result.waiting, result.in_review,
+             len(result.left_tyk), result.trimmed)
     return result
 
 
@@ -101,6 +112,8 @@ def _reconcile_one(rt: Runtime, result: Pass, request_id: str, state: str | None
         state = None
     if state in st.FINAL_STATES:
         result.decided += 1
+    elif state == st.IN_REVIEW:
+        result.in_review += 1
     elif state == st.WAITING and not overdue:
         result.waiting += 1
     elif not enqueue.ID_PATTERN.match(request_id):

@@ -31,12 +31,21 @@ RECORDS_KEY = PREFIX + "records"
 DECIDED, APPLYING, APPLIED, FAILED, SKIPPED, SHADOWED, WAITING, ERROR = (
     "decided", "applying", "applied", "failed", "skipped", "shadowed", "waiting", "error"
 )
+# Left pending in Tyk for a person: in the review inbox until someone decides it.
+IN_REVIEW = "in_review"
 FINAL_STATES = frozenset({APPLIED, SKIPPED, SHADOWED})
 UNFINISHED_STATES = frozenset({DECIDED, APPLYING, FAILED})
 UNFINISHED_KEY = PREFIX + "unfinished"
 WAITS_KEY = PREFIX + "waiting"
+# The review inbox: requests in these states, scored by when they entered it.
+INBOX_STATES = frozenset({IN_REVIEW, WAITING})
+INBOX_KEY = PREFIX + "inbox"
+DEVELOPER_HISTORY = 100  # a developer's latest requests kept for the review pages
+# Where the pipeline is done with a request until a person (or Tyk) decides it.
+SETTLED_STATES = FINAL_STATES | {IN_REVIEW}
 
-_JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies")
+_JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies", "policy_names",
+                "request_fields", "held_before")
 LOCK_TTL = 10.0  # renewed every 2.5 s while held; a dead holder blocks for 10 s at most
 # Who holds a lock, for whoever looks at one: this host and process, then a random part.
 _HOLDER = f"{socket.gethostname()}:{os.getpid()}"
@@ -199,6 +208,13 @@ class Store:
             pipe.hget(self._state_key(request_id), "state")
         return [v.decode() if v else None for v in pipe.execute()]
 
+    def records(self, request_ids: list[str]) -> list[dict | None]:
+        """The recorded state of each request (None if never decided), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in request_ids:
+            pipe.hgetall(self._state_key(request_id))
+        return [self._decode_state(raw) for raw in pipe.execute()]
+
     def save_state(self, request_id: str, **fields) -> None:
         """Merge fields into the request's state; lists and dicts are stored as JSON."""
         pipe = self.redis.pipeline(transaction=True)
@@ -227,6 +243,16 @@ class Store:
             pipe.zadd(RECORDS_KEY, {request_id: time.time()})
         elif "state" in fields:
             pipe.zrem(RECORDS_KEY, request_id)
+        # The inbox follows the state in the same transaction: a request enters it when
+        # left for a person or a fact, and leaves it with whatever decides it.
+        if fields.get("state") in INBOX_STATES:
+            pipe.zadd(INBOX_KEY, {request_id: time.time()}, nx=True)
+        elif "state" in fields:
+            pipe.zrem(INBOX_KEY, request_id)
+        if fields.get("decision_id") and fields.get("developer_id"):
+            key = self._developer_key(fields["developer_id"])
+            pipe.zadd(key, {request_id: time.time()}, nx=True)
+            pipe.zremrangebyrank(key, 0, -DEVELOPER_HISTORY - 1)  # the latest ones only
 
     def save_and_log(self, request_id: str, fields: dict, event: str, entry: dict,
                      also: Callable[[redis.client.Pipeline], None] | None = None) -> str:
@@ -267,6 +293,20 @@ class Store:
         """What a webhook said of a request, if it said anything lately."""
         raw = self.redis.get(f"{PREFIX}hint:{request_id}")
         return json.loads(raw) if raw else None
+
+    @staticmethod
+    def _developer_key(developer_id: str) -> str:
+        return f"{PREFIX}developer:{developer_id}:requests"
+
+    def developer_requests(self, developer_id: str, count: int = 50) -> list[str]:
+        """The requests of one developer this service decided, newest first."""
+        members = self.redis.zrevrange(self._developer_key(developer_id), 0, count - 1)
+        return [m.decode() for m in members]
+
+    def inbox(self) -> list[tuple[str, float]]:
+        """(request id, when it entered the inbox) for every request in it, oldest first."""
+        return [(m.decode(), score) for m, score in
+                self.redis.zrange(INBOX_KEY, 0, -1, withscores=True)]
 
     def unfinished(self) -> list[str]:
         """Requests decided but not yet applied (or failed while applying)."""
@@ -366,16 +406,19 @@ class Store:
                 done["records"] = self.redis.eval(_DROP, 1, RECORDS_KEY, repr(limit), *ids)
         return done
 
-    def entries(self, count: int = 50, request_id: str | None = None) -> list[dict]:
-        """The latest log entries, newest first, optionally for one request."""
+    def entries(self, count: int = 50, request_id: str | None = None,
+                match: Callable[[dict], bool] | None = None, before: str = "+") -> list[dict]:
+        """The latest log entries, newest first, optionally for one request, only those
+        `match` accepts, and only older than the entry id `before`."""
         found = []
-        last = "+"
+        last = before if before == "+" else "(" + before
         while len(found) < count:
             batch = self.redis.xrevrange(LOG_KEY, max=last, min="-", count=500)
             for entry_id, data in batch:
                 entry = json.loads(data[b"json"])
                 entry["id"] = entry_id.decode()
-                if request_id is None or entry.get("request_id") == request_id:
+                if (request_id is None or entry.get("request_id") == request_id) and (
+                        match is None or match(entry)):
                     found.append(entry)
                     if len(found) == count:
                         break

@@ -54,7 +54,7 @@ def test_the_reconciler_pages_through_tyk_and_queues_only_what_is_new(
     work()
     decided, sent_after, calls = measured_pass(rt, sandbox, redis_conn)
     still = len(tyk.key_requests(approved=False))  # the reviewed ones stay pending in Tyk
-    assert decided.queued == [] and decided.decided == still
+    assert decided.queued == [] and decided.decided + decided.in_review == still
     pages = math.ceil(still / PAGE_SIZE)
     assert len(calls) == pages, [c["query"] for c in calls]
     assert sent_after <= 2 * still + 10 * pages + 10

@@ -65,7 +65,7 @@ def test_a_request_decided_after_an_error_no_longer_shows_the_error(client, sand
     deliver(client, request)
     work()
     state = rt.store.state(request["id"])
-    assert state["state"] == "applied" and "error" not in state
+    assert state["state"] == "in_review" and "error" not in state
 
 
 def test_errors_are_permanent_only_when_a_retry_cannot_help():

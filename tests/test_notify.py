@@ -104,7 +104,7 @@ def free_port() -> int:
 
 # -- event payloads --------------------------------------------------------------------
 @pytest.mark.parametrize(("outcome", "state", "kind"), [
-    ("review", "applied", "key_request.reviewed"),
+    ("review", "in_review", "key_request.reviewed"),
     ("wait", "waiting", "key_request.waiting"),
     ("approve", "applied", "key_request.approved"),
     ("deny", "applied", "key_request.denied"),
@@ -168,7 +168,7 @@ def test_event_ids_follow_the_decision():
     (record("approve", "applied"), True),
     (record("approve", "applying"), False),  # recorded, not yet carried out in Tyk
     (record("deny", "failed"), False),
-    (record("review", "applied"), True),
+    (record("review", "in_review"), True),
     (record("wait", "waiting"), True),
     (record("approve", "shadowed", mode="shadow"), False),
     (record("review", "shadowed", mode="shadow"), False),

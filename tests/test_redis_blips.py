@@ -69,4 +69,4 @@ def test_a_decision_job_popped_off_the_queue_and_lost_is_queued_again(
     monkeypatch.setattr(enqueue, "ABANDONED_AFTER", 0)
     assert reconcile.run(rt).queued == [request["id"]]
     work()
-    assert rt.store.state(request["id"])["state"] == st.APPLIED
+    assert rt.store.state(request["id"])["state"] == st.IN_REVIEW

@@ -55,6 +55,9 @@ class Request(Protocol):
     @property
     def pending(self) -> bool: ...
 
+    @property
+    def approved(self) -> bool: ...
+
 
 class Source(Protocol):
     """One portal: read requests, gather their facts, apply decisions, revoke keys."""
@@ -73,6 +76,15 @@ class Source(Protocol):
     def approve(self, request: Request) -> Applied: ...
     def deny(self, request: Request, reason: str) -> Applied: ...
     def pending_ids(self) -> Iterable[str]: ...
+
+    def held(self, request: Request) -> tuple[str, ...]:
+        """Fingerprints of the credentials the developer holds now for the request's
+        policies: kept when the request is left for a person, to tell which key an
+        approval made in Tyk produced."""
+
+    def approved_elsewhere(self, request: Request, held_before: tuple[str, ...]) -> Applied:
+        """What an approval made in Tyk itself produced: the credentials the developer
+        holds now for the request's policies and did not hold before (`held`)."""
 
     def revoke(self, developer_id: str, key_id: str, about: dict | None = None) -> bool:
         """Revoke a key this service approved (`about`: what was kept of its approval).

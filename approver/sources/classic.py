@@ -64,9 +64,7 @@ class ClassicSource:
         from approver.tyk import NotFound
 
         kr = request.tyk
-        developer = kr.developer
-        if developer is None and kr.developer_id:
-            developer = self.dashboard.get_developer(kr.developer_id)
+        developer = self._developer(request)
         policies = {}
         for policy_id in kr.policies:
             # Tyk stores requests for policies that do not exist (Tyk CONTRACT §3.1): the
@@ -86,6 +84,28 @@ class ClassicSource:
                        held_before=tuple(map(fingerprint, approval.held_before)),
                        key_pending=not keys and not approval.already_processed
                        and request.tyk.developer_id != "")
+
+    def held(self, request) -> tuple[str, ...]:
+        developer = self._developer(request)
+        return tuple(map(fingerprint, developer.credential_ids(request.policies))) \
+            if developer else ()
+
+    def approved_elsewhere(self, request, held_before: tuple[str, ...]) -> Applied:
+        tyk = request.tyk
+        developer = self.dashboard.get_developer(tyk.developer_id) if tyk.developer_id else None
+        before = set(held_before)
+        keys = tuple(fp for fp in map(fingerprint, developer.credential_ids(request.policies))
+                     if fp not in before) if developer else ()
+        # No key yet (secure key approval): the one the developer generates is told apart
+        # from older ones by `held_before` when it is revoked.
+        return Applied(True, keys, held_before=tuple(held_before),
+                       key_pending=not keys and developer is not None)
+
+    def _developer(self, request):
+        tyk = request.tyk
+        if tyk.developer is not None or not tyk.developer_id:
+            return tyk.developer
+        return self.dashboard.get_developer(tyk.developer_id)
 
     def deny(self, request, reason: str) -> Applied:
         # The classic portal keeps no reason: declining deletes the request (Tyk CONTRACT
@@ -172,3 +192,9 @@ class ClassicRequest:
     @property
     def pending(self) -> bool:
         return not self.tyk.approved
+
+    @property
+    def approved(self) -> bool:
+        # Declining deletes a classic request (Tyk CONTRACT §3.1): one that exists and is
+        # not pending was approved.
+        return bool(self.tyk.approved)

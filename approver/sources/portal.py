@@ -196,6 +196,12 @@ class PortalSource:
         approved = done.status == "approved"
         return Applied(done.already_processed, (request.id,) if approved else ())
 
+    def held(self, request) -> tuple[str, ...]:
+        return ()  # an access request's credentials are its own: nothing older to tell apart
+
+    def approved_elsewhere(self, request, held_before: tuple[str, ...]) -> Applied:
+        return Applied(True, (request.id,) if request.approved else ())
+
     def deny(self, request, reason: str) -> Applied:
         # The reject call takes no reason (Tyk CONTRACT §4); ours is in the decision log.
         return Applied(already_processed=self.portal.reject_access_request(
@@ -281,3 +287,7 @@ class PortalRequest:
     @property
     def pending(self) -> bool:
         return self.portal.pending
+
+    @property
+    def approved(self) -> bool:
+        return self.portal.status == "approved"

@@ -142,10 +142,10 @@ class Dashboard(ApiClient):
         if before is None:
             return Approval(already_processed=already, key_ids=(), kind=kind)
         after = self.get_developer(request.developer_id)
-        held = _credential_ids(before, request.policies)
+        held = before.credential_ids(request.policies)
         return Approval(
             already_processed=already,
-            key_ids=tuple(i for i in _credential_ids(after, request.policies) if i not in held),
+            key_ids=tuple(i for i in after.credential_ids(request.policies) if i not in held),
             kind=kind,
             held_before=held,
         )
@@ -217,9 +217,3 @@ class Dashboard(ApiClient):
         self._call(
             "GET", "/api/portal/configuration", lambda response: None, retries=0, timeout=short
         )
-
-
-def _credential_ids(developer: Developer, policies: tuple[str, ...]) -> tuple[str, ...]:
-    """Ids of the developer's keys and OAuth clients holding any of the policies."""
-    clients = [c for p in policies for c in developer.oauth_clients.get(p, ())]
-    return tuple(dict.fromkeys([*developer.keys_for(policies), *clients]))

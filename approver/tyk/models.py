@@ -109,6 +109,11 @@ class Developer:
         wanted = set(policies)
         return tuple(k for k, held in self.keys.items() if wanted.intersection(held))
 
+    def credential_ids(self, policies: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        """Ids of the developer's keys and OAuth clients holding any of the given policies."""
+        clients = [c for p in policies for c in self.oauth_clients.get(p, ())]
+        return tuple(dict.fromkeys([*self.keys_for(policies), *clients]))
+
 
 @dataclass(frozen=True)
 class KeyRequest:

@@ -6,6 +6,7 @@ from flask import Flask
 
 from approver import config, logs, runtime
 from approver.web import billing, errors, handoff, health, hooks, observe, openapi, portal_hooks
+from approver.web.console import init_app as init_console
 
 
 def create_app(settings: config.Settings | None = None) -> Flask:
@@ -26,6 +27,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.register_blueprint(handoff.bp)
     app.register_blueprint(billing.bp)
     app.register_blueprint(openapi.bp)
+    init_console(app, settings)
     return app
 
 

@@ -66,7 +66,7 @@ def handoff():
     if not OBJECT_ID.fullmatch(request_id):
         return _unknown()
     state = rt.store.state(request_id)
-    if not state or state["state"] not in st.FINAL_STATES | {st.WAITING}:
+    if not state or state["state"] not in st.FINAL_STATES | st.INBOX_STATES:
         # The worker re-reads the request from the Dashboard (the web tier never calls it).
         enqueue.decision(rt.queue, request_id, "handoff", rt.settings.retry_delays)
     return _answer(request_id, state, _status_token(request_id))
@@ -119,7 +119,7 @@ def _answer(request_id: str, state: dict | None, token: str, polling: bool = Tru
         return page(200, "Not approved", "Your key request was not approved.",
                     advice="If you think this is a mistake, contact the API's owners.",
                     request_id=request_id)
-    if name in (st.APPLIED, st.SHADOWED):
+    if name in (st.APPLIED, st.SHADOWED, st.IN_REVIEW):
         return page(200, "Waiting for review", "A person will look at your key request.",
                     advice="You will hear from the portal once it is decided.",
                     request_id=request_id)

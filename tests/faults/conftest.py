@@ -242,13 +242,13 @@ class Stack:
         started = time.monotonic()
 
         def done():
-            return all(s in st.FINAL_STATES for s in self.store.states(list(ids)))
+            return all(s in st.SETTLED_STATES for s in self.store.states(list(ids)))
 
         try:
             wait_until(done, timeout, interval=0.2, what="every request final")
         except AssertionError:
             left = {i: s for i, s in zip(ids, self.store.states(list(ids)), strict=True)
-                    if s not in st.FINAL_STATES}
+                    if s not in st.SETTLED_STATES}
             raise AssertionError(f"not final after {timeout}s: {left}") from None
         return time.monotonic() - started
 
@@ -331,7 +331,8 @@ def assert_applied_once(stack: Stack, requests_: list[dict], developer_of: dict[
     wrong = {i: (s or {}).get("outcome") for i, s in states.items()
              if (s or {}).get("outcome") != EXPECTED[developer_of[i]]}
     assert not wrong, f"unexpected outcomes: {wrong}"
-    assert all(s["state"] == st.APPLIED for s in states.values()), states
+    assert all(s["state"] == (st.IN_REVIEW if s["outcome"] == "review" else st.APPLIED)
+               for s in states.values()), states
     ok_approves = Counter(c["path"][len(APPROVE):] for c in stack.calls("PUT", APPROVE)
                           if 200 <= c["status"] < 300)
     ok_deletes = Counter(c["path"][len(REQUESTS):] for c in stack.calls("DELETE", REQUESTS)
@@ -347,7 +348,11 @@ def assert_applied_once(stack: Stack, requests_: list[dict], developer_of: dict[
             assert in_tyk is None, request_id
         else:
             assert in_tyk is not None and in_tyk["approved"] is (outcome == "approve"), request_id
-    assert stack.locks() == []
+    # A duplicate delivery for a request in review re-reads it from Tyk (it may have been
+    # decided there) under its lock, so a job may still hold one for a moment; and one whose
+    # release met the Redis outage lapses within LOCK_TTL. A lock held beyond that is a leak.
+    wait_until(lambda: stack.locks() == [], st.LOCK_TTL + 2, interval=0.1,
+               what="no lock held")
     return ok_approves, ok_deletes
 
 

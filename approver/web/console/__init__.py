@@ -1,0 +1,42 @@
+"""The web console at /console/: the review inbox, people's decisions and the decision log.
+
+Pages are rendered on the server and work without JavaScript; everything a person does
+goes through Redis (a claim and a job), never straight to the Dashboard.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+
+from approver import config
+from approver.web.console import auth, views
+
+# The console's own stylesheet is the one thing its pages may load.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
+
+
+def init_app(app: Flask, settings: config.Settings) -> None:
+    """Set up signed session cookies, single sign-on if configured, and the pages."""
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="approver_console",
+        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_SECURE=True,  # browsers keep Secure cookies on http://localhost too
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",  # Lax, not Strict: the sign-on callback is cross-site
+    )
+    auth.init_app(app, settings)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(views.bp)
+
+    @app.after_request
+    def console_headers(response):
+        if request.path == "/console" or request.path.startswith("/console/"):
+            response.headers["Content-Security-Policy"] = CSP
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Referrer-Policy"] = "no-referrer"
+            if not request.path.startswith("/console/static/"):
+                response.headers["Cache-Control"] = "no-store"
+        return response

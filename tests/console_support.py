@@ -1,0 +1,35 @@
+"""Helpers for console tests: accounts, signing in through the real forms, reading pages."""
+
+import re
+from html import unescape
+
+from approver import accounts
+
+PASSWORD = "correct horse battery staple"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def add_admin(rt, name="alice", password=PASSWORD) -> str:
+    accounts.add(rt.store, name, password)
+    return name
+
+
+def csrf(html: bytes | str) -> str:
+    """The CSRF token in a page's forms."""
+    text = html.decode() if isinstance(html, bytes) else html
+    return unescape(_CSRF.search(text).group(1))
+
+
+def sign_in(client, name="alice", password=PASSWORD, next_path=None):
+    """Sign in through the login form, as a browser does; the answer to the POST."""
+    page = client.get("/console/login")
+    form = {"csrf_token": csrf(page.data), "name": name, "password": password}
+    if next_path is not None:
+        form["next"] = next_path
+    return client.post("/console/login", data=form)
+
+
+def post_form(client, page_path: str, action: str, **fields):
+    """Submit a form the way a browser would: with the CSRF token of the page it is on."""
+    page = client.get(page_path)
+    return client.post(action, data={"csrf_token": csrf(page.data), **fields})

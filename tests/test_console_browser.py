@@ -1,0 +1,179 @@
+"""The console in a real browser: headless Chromium (Selenium) against the web app served
+over HTTP, the sandbox Dashboard and Redis; jobs run by an RQ worker in this process."""
+
+import os
+import time
+
+import pytest
+
+from approver import accounts
+from approver.sandbox import serve
+from approver.web import create_app
+from tests import browser
+from tests.console_support import PASSWORD, add_admin
+from tests.test_review import CAROL, DAVE, in_review
+
+if not browser.available():
+    # CI installs chromium and chromium-driver (.ci/run): there, a missing browser fails.
+    pytestmark = pytest.mark.skipif(not os.environ.get("CI"),
+                                    reason="chromium and chromedriver are not installed")
+
+
+@pytest.fixture(scope="module")
+def chrome():
+    """One browser for the module; each test starts signed out with no cookies."""
+    instance = browser.Browser()
+    yield instance
+    instance.quit()
+
+
+@pytest.fixture
+def web(settings, rt):
+    """The web app over real HTTP, with one admin account; its base URL."""
+    add_admin(rt, "alice")
+    server = serve(create_app(settings))
+    yield server.url
+    server.shutdown()
+
+
+@pytest.fixture
+def b(chrome, web):
+    chrome.open(f"{web}/console/login")
+    chrome.driver.delete_all_cookies()
+    chrome.resize(browser.LAPTOP)
+    return chrome
+
+
+def test_sign_in_list_open_and_approve(b, web, rt, sandbox, work):
+    carol = in_review(rt, sandbox)
+    b.sign_in(web, "alice", PASSWORD)
+    assert b.title.startswith("Review inbox")
+    assert CAROL in b.text and "free-mail-to-review" in b.text
+    b.driver.find_element("link text", carol).click()
+    assert "Facts the rules used" in b.text and "developer.email_domain" in b.text
+    b.fill("textarea[name=reason]", "known customer")
+    b.button("Approve").click()
+    b.wait_for_text("alice is approving this request")
+    work()  # the worker carries the claim out; the page refreshes by itself
+    b.wait_for_text("approve by alice")
+    assert sandbox.app.sandbox.get_key_request(carol)["approved"] is True
+    assert rt.store.state(carol)["decided_by"] == "alice"
+
+
+def test_deny_one_with_a_reason(b, web, rt, sandbox, work):
+    carol = in_review(rt, sandbox)
+    b.sign_in(web, "alice", PASSWORD)
+    b.open(f"{web}/console/requests/{carol}")
+    b.button("Deny").click()  # no reason: the server says it is needed
+    b.wait_for_text("a reason is required to deny a request")
+    b.fill("textarea[name=reason]", "Use a work address, please.")
+    b.button("Deny").click()
+    b.wait_for_text("alice is denying this request")
+    work()
+    b.wait_for_text("deny by alice")
+    assert sandbox.app.sandbox.get_key_request(carol) is None
+    assert rt.store.state(carol)["reason"] == "Use a work address, please."
+
+
+def test_bulk_deny(b, web, rt, sandbox, work):
+    carol = in_review(rt, sandbox)
+    dave = in_review(rt, sandbox, DAVE, fields={"company": "Dave Ltd"})
+    b.sign_in(web, "alice", PASSWORD)
+    for ref in (carol, dave):
+        b.find(f"input[name=ids][value='{ref}']").click()
+    b.fill("textarea[name=reason]", "spam wave")
+    b.button("Deny selected").click()
+    b.wait_for_text("Denying 2 request(s)")
+    work()
+    b.open(f"{web}/console/")
+    b.wait_for_text("Nothing awaits review")
+    assert {rt.store.state(r)["outcome"] for r in (carol, dave)} == {"deny"}
+
+
+def test_an_action_without_its_csrf_token_is_refused(b, web, rt, sandbox):
+    carol = in_review(rt, sandbox)
+    b.sign_in(web, "alice", PASSWORD)
+    b.open(f"{web}/console/requests/{carol}")
+    # What a forged form lacks: the page's token (removed here by the test itself).
+    b.driver.execute_script(
+        "document.querySelectorAll('.decide input[name=csrf_token]')"
+        ".forEach(function (e) { e.remove(); });")
+    b.button("Approve").click()
+    b.wait_for_text("This form's security token is missing or out of date")
+    assert "Form refused" in b.title
+    assert rt.store.state(carol)["state"] == "in_review"
+
+
+def test_an_idle_session_expires(chrome, settings, rt, sandbox):
+    add_admin(rt, "alice")
+    server = serve(create_app(settings.with_(console_idle_timeout=2)))
+    try:
+        chrome.open(f"{server.url}/console/login")
+        chrome.driver.delete_all_cookies()
+        chrome.sign_in(server.url, "alice", PASSWORD)
+        assert chrome.title.startswith("Review inbox")
+        time.sleep(2.5)
+        chrome.driver.find_element("link text", "Decision log").click()
+        chrome.wait_for_text("Your session ended after 2 seconds without use")
+        assert chrome.title.startswith("Sign in")
+        chrome.sign_in(None, "alice", PASSWORD)  # and on to where they were going
+        assert chrome.title.startswith("Decision log")
+    finally:
+        server.shutdown()
+
+
+def test_sign_out(b, web):
+    b.sign_in(web, "alice", PASSWORD)
+    b.button("Sign out").click()
+    b.wait_for_text("Signed out.")
+    b.open(f"{web}/console/")
+    assert b.title.startswith("Sign in")
+
+
+def test_two_admins_deciding_the_same_request_one_wins_the_other_is_told(
+        b, web, rt, sandbox, work):
+    accounts.add(rt.store, "bob", PASSWORD)
+    carol = in_review(rt, sandbox)
+    other = browser.Browser()
+    try:
+        b.sign_in(web, "alice", PASSWORD)
+        other.sign_in(web, "bob", PASSWORD)
+        for person in (b, other):
+            person.open(f"{web}/console/requests/{carol}")
+        b.fill("textarea[name=reason]", "known customer")
+        other.fill("textarea[name=reason]", "looks like spam")
+        b.button("Approve").click()
+        b.wait_for_text("alice is approving this request")  # alice was first (the claim
+        other.button("Deny").click()                        # itself is atomic in Redis)
+        other.wait_for_text("alice is already deciding it (approve")
+        work()
+        b.wait_for_text("approve by alice")
+        other.open(f"{web}/console/requests/{carol}")
+        assert "approve by alice" in other.text
+    finally:
+        other.quit()
+    assert sandbox.app.sandbox.get_key_request(carol)["approved"] is True
+
+
+def test_pages_fit_a_phone_and_a_laptop(b, web, rt, sandbox):
+    carol = in_review(rt, sandbox)
+    in_review(rt, sandbox, DAVE, fields={"company": "Dave Ltd"})
+    b.sign_in(web, "alice", PASSWORD)
+    for size in (browser.PHONE, browser.LAPTOP):
+        b.resize(size)
+        for path in ("/console/", f"/console/requests/{carol}", "/console/log"):
+            b.open(f"{web}{path}")
+            viewport = b.driver.execute_script("return window.innerWidth")
+            assert b.page_width() <= viewport, (size, path)
+            assert b.button("Sign out").is_displayed()
+    b.resize(browser.PHONE)
+    b.open(f"{web}/console/")
+    assert b.find(f"input[name=ids][value='{carol}']").is_displayed()
+    assert b.button("Deny selected").is_displayed()
+
+
+def test_the_browser_keeps_the_session_cookie_from_scripts(b, web):
+    b.sign_in(web, "alice", PASSWORD)
+    assert b.driver.execute_script("return document.cookie") == ""
+    cookie = b.driver.get_cookie("approver_console")
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
