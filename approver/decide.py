@@ -25,6 +25,10 @@ _RESUMABLE = (st.APPLYING, st.DECIDED, st.FAILED)
 UNKNOWN_TTL = 3600
 
 
+class ReplicaBehind(ApproverError):
+    """A write the next step depends on has not reached a Redis replica (yet)."""
+
+
 class NotYetReadable(ApproverError):
     """Tyk does not know the request yet; the job is tried again later."""
 
@@ -448,6 +452,12 @@ def _apply(rt: Runtime, request, record: dict, trigger: str,
     source, _ = rt.source(ref)
     if not (recorded and record["state"] == st.APPLYING):
         rt.store.save_state(ref, state=st.APPLYING, updated_at=st.now_iso())
+    if rt.settings.redis_sentinels and not rt.store.replicated():
+        # Redis has replicas (Sentinel): the outbox record must be on one before Tyk is
+        # called, or a failover to a replica that lacked it would forget a decision Tyk
+        # then carries out (docs/operations.md, 6.4). Tried again later, resumed from it.
+        raise ReplicaBehind(f"key request {ref}: the decision record reached no Redis "
+                            "replica in time; Tyk is not called until one has it")
     remember = None
     try:
         if outcome == "approve":

@@ -71,6 +71,7 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace")
+                self.process.stderr.close()
                 raise ApproverError(f"redis-server exited at start: {err.strip()[:300]}")
             if self._pings():
                 return self

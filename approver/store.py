@@ -308,6 +308,19 @@ class Store:
         return [(m.decode(), score) for m, score in
                 self.redis.zrange(INBOX_KEY, 0, -1, withscores=True)]
 
+    def replicated(self, timeout: float = 1.0) -> bool:
+        """Whether every write made so far has reached at least one replica, waiting at
+        most `timeout` seconds.
+
+        WAIT waits for the writes of its own connection, and a pooled client's earlier
+        writes may have gone through another; replication is one ordered stream, so a
+        replica that has a write made now on this connection has every one before it.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(f"{PREFIX}replication", now_iso(), ex=60)
+        pipe.execute_command("WAIT", 1, int(timeout * 1000))
+        return pipe.execute()[-1] >= 1
+
     def unfinished(self) -> list[str]:
         """Requests decided but not yet applied (or failed while applying)."""
         return sorted(m.decode() for m in self.redis.smembers(UNFINISHED_KEY))

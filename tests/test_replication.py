@@ -1,0 +1,48 @@
+"""With Redis replicas (Sentinel), Tyk is called only once the decision record is on one."""
+
+import pytest
+
+from approver import decide, runtime
+from approver import store as st
+from approver.embedded_redis import EmbeddedRedis
+from tests.conftest import wait_for
+
+ALICE, FREE = "alice@acme.partner.example", "64b0000000000000000000b1"
+APPROVE = "/api/portal/requests/approve/"
+
+
+@pytest.fixture
+def replicated_redis(tmp_path):
+    """A master and its replica (replication starts at once: no diskless-sync delay)."""
+    for name in ("m", "r"):
+        (tmp_path / name).mkdir()
+    master = EmbeddedRedis(directory=tmp_path / "m", appendonly=False,
+                           args=("--repl-diskless-sync-delay", "0")).start()
+    replica = EmbeddedRedis(directory=tmp_path / "r", appendonly=False,
+                            args=("--replicaof", "127.0.0.1", str(master.port))).start()
+    yield master, replica
+    replica.close()
+    master.close()
+
+
+def test_a_write_is_known_replicated_once_a_replica_has_it(replicated_redis):
+    master, replica = replicated_redis
+    store = st.Store(runtime.connect(master.url))
+    assert wait_for(store.replicated, timeout=15)
+    replica.close()
+    assert not store.replicated(timeout=0.2)
+
+
+def test_without_a_replica_in_reach_tyk_is_not_called_and_the_decision_is_kept(
+        settings, sandbox, redis_server):
+    # Sentinel configured (replicas expected), but the master has none: the decision is
+    # recorded ("applying", resumed later) and Tyk is not called.
+    rt = runtime.Runtime(settings.with_(redis_sentinels=(("127.0.0.1", 1),),
+                                        redis_sentinel_master="mymaster"))
+    rt.redis = runtime.connect(redis_server.url)
+    request = sandbox.app.sandbox.create_key_request(ALICE, [FREE], {"use_case": "x"})
+    with pytest.raises(decide.ReplicaBehind):
+        decide.run(rt, request["id"], "webhook")
+    assert sandbox.app.sandbox.calls(method="PUT", path=APPROVE) == []
+    assert rt.store.state(request["id"])["state"] == st.APPLYING
+    assert rt.store.unfinished() == [request["id"]]
