@@ -309,17 +309,18 @@ class Store:
                 self.redis.zrange(INBOX_KEY, 0, -1, withscores=True)]
 
     def replicated(self, timeout: float = 1.0) -> bool:
-        """Whether every write made so far has reached at least one replica, waiting at
-        most `timeout` seconds.
+        """Whether every write made so far is safe from a failover: on at least one
+        replica (waiting at most `timeout` seconds), or there is no replica to promote.
 
         WAIT waits for the writes of its own connection, and a pooled client's earlier
         writes may have gone through another; replication is one ordered stream, so a
         replica that has a write made now on this connection has every one before it.
         """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(f"{PREFIX}replication", now_iso(), ex=60)
-        pipe.execute_command("WAIT", 1, int(timeout * 1000))
-        return pipe.execute()[-1] >= 1
+        with self.redis.client() as one:  # one connection for the write and the WAIT
+            if not one.info("replication").get("connected_slaves"):
+                return True  # no replica connected: none can be promoted over the write
+            one.set(f"{PREFIX}replication", now_iso(), ex=60)
+            return one.execute_command("WAIT", 1, int(timeout * 1000)) >= 1
 
     def unfinished(self) -> list[str]:
         """Requests decided but not yet applied (or failed while applying)."""

@@ -1,5 +1,7 @@
 """With Redis replicas (Sentinel), Tyk is called only once the decision record is on one."""
 
+import signal
+
 import pytest
 
 from approver import decide, runtime
@@ -25,24 +27,34 @@ def replicated_redis(tmp_path):
     master.close()
 
 
-def test_a_write_is_known_replicated_once_a_replica_has_it(replicated_redis):
+def test_a_write_is_safe_once_a_replica_has_it_or_when_there_is_none(replicated_redis):
     master, replica = replicated_redis
     store = st.Store(runtime.connect(master.url))
     assert wait_for(store.replicated, timeout=15)
+    replica.process.send_signal(signal.SIGSTOP)  # connected, but acknowledging nothing
+    try:
+        assert not store.replicated(timeout=0.2)
+    finally:
+        replica.process.send_signal(signal.SIGCONT)
     replica.close()
-    assert not store.replicated(timeout=0.2)
+    # No replica left (the master's only one died): nothing could be promoted over a write.
+    assert wait_for(store.replicated, timeout=15)
 
 
-def test_without_a_replica_in_reach_tyk_is_not_called_and_the_decision_is_kept(
-        settings, sandbox, redis_server):
-    # Sentinel configured (replicas expected), but the master has none: the decision is
+def test_while_no_replica_acknowledges_tyk_is_not_called_and_the_decision_is_kept(
+        settings, sandbox, replicated_redis):
+    # Sentinel configured, a replica connected that acknowledges nothing: the decision is
     # recorded ("applying", resumed later) and Tyk is not called.
+    master, replica = replicated_redis
     rt = runtime.Runtime(settings.with_(redis_sentinels=(("127.0.0.1", 1),),
                                         redis_sentinel_master="mymaster"))
-    rt.redis = runtime.connect(redis_server.url)
+    rt.redis = runtime.connect(master.url)
+    assert wait_for(rt.store.replicated, timeout=15)
+    replica.process.send_signal(signal.SIGSTOP)
     request = sandbox.app.sandbox.create_key_request(ALICE, [FREE], {"use_case": "x"})
     with pytest.raises(decide.ReplicaBehind):
         decide.run(rt, request["id"], "webhook")
     assert sandbox.app.sandbox.calls(method="PUT", path=APPROVE) == []
     assert rt.store.state(request["id"])["state"] == st.APPLYING
     assert rt.store.unfinished() == [request["id"]]
+    replica.process.send_signal(signal.SIGCONT)
