@@ -178,7 +178,9 @@ def test_the_documented_least_rights_cover_every_call_the_service_makes(client, 
     runtime.publish_health(rt)
     react.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
     calls = tyk.calls()
-    refused = [(c["method"], c["path"], c["status"]) for c in calls if c["status"] >= 400]
+    # A call refused for lack of rights answers 401 or 403 (the sandbox, as Tyk).
+    refused = [(c["method"], c["path"], c["status"]) for c in calls
+               if c["status"] in (401, 403)]
     assert calls and not refused, refused
     assert {right_for(c["method"], c["path"]) for c in calls} == {
         ("portal", "read"), ("portal", "write"), ("policy", "read")}
