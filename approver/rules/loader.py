@@ -14,9 +14,10 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from approver.rules.conditions import Parser, compile_node
 from approver.rules.errors import Problem, RulesError
-from approver.rules.registry import Registry, default_registry, suggest
+from approver.rules.registry import Registry, suggest
 from approver.rules.ruleset import Rule, RuleSet, WaitSpec, parse_template
 from approver.rules.values import parse_duration
+from approver.rules.vocabulary import default_registry
 from approver.rules.yamlsource import Located, SourceError, load_located
 
 RULE_SUFFIXES = (".yaml", ".yml")
