@@ -167,11 +167,12 @@ def _failed(rt) -> list[dict]:
 def cmd_decisions_verify(args) -> int:
     """Check the decision log's hash chain (in Redis, or in an export); name the first
     broken entry."""
-    from approver import runtime, store
+    from approver import runtime
+    from approver.state import check_chain
 
     if args.file:
         with open(args.file, encoding="utf-8") as lines:
-            found = store.check_chain(_export_entries(lines))
+            found = check_chain(_export_entries(lines))
         where = args.file
     else:
         found = runtime.current().store.verify_log()
@@ -229,7 +230,8 @@ def _tee(lines, out):
 
 def cmd_decisions_export(args) -> int:
     """Write the decision log, oldest first, as JSON lines, then check what was written."""
-    from approver import runtime, store
+    from approver import runtime
+    from approver.state import check_chain
 
     since = _log_id("--since", args.since, "-")
     until = _log_id("--until", args.until, "+")
@@ -237,12 +239,12 @@ def cmd_decisions_export(args) -> int:
         until = f"({until}"  # --until is exclusive: consecutive exports do not overlap
     lines = (_export_line(*e) for e in runtime.current().store.log_entries(since, until))
     if args.output == "-":
-        found = store.check_chain(_export_entries(_tee(lines, sys.stdout)))
+        found = check_chain(_export_entries(_tee(lines, sys.stdout)))
     else:
         with open(args.output, "w", encoding="utf-8") as out:
             out.writelines(lines)
         with open(args.output, encoding="utf-8") as back:  # what is on disk, read back
-            found = store.check_chain(_export_entries(back))
+            found = check_chain(_export_entries(back))
     if found.why:
         print(f"approver: the export does not verify: entry {found.broken}: {found.why}",
               file=sys.stderr)
@@ -456,7 +458,8 @@ def cmd_admin_add(args) -> int:
     """Add a local console account (or set its password): prompted, or one line of stdin."""
     import getpass
 
-    from approver import accounts, runtime
+    from approver import runtime
+    from approver.state import accounts
 
     accounts.check_name(args.name)
     if sys.stdin.isatty():
@@ -473,7 +476,8 @@ def cmd_admin_add(args) -> int:
 
 def cmd_admin_remove(args) -> int:
     """Remove a local console account and end its sessions."""
-    from approver import accounts, runtime
+    from approver import runtime
+    from approver.state import accounts
 
     if not accounts.remove(runtime.current().store, args.name):
         print(f"approver: no console account {args.name}", file=sys.stderr)
@@ -484,7 +488,8 @@ def cmd_admin_remove(args) -> int:
 
 def cmd_admin_list(args) -> int:
     """List the local console accounts."""
-    from approver import accounts, runtime
+    from approver import runtime
+    from approver.state import accounts
 
     for name in accounts.names(runtime.current().store):
         print(name)
@@ -520,10 +525,10 @@ def _print_running_rules(settings) -> None:
     """The revision the workers reported, if Redis answers at once (else nothing)."""
     from redis.exceptions import RedisError
 
-    from approver import runtime, store
+    from approver.state import Store, connection
 
     try:
-        health = store.Store(runtime.connect(settings, timeout=0.3)).health()
+        health = Store(connection.connect(settings, timeout=0.3)).health()
     except RedisError:
         return
     if health.get("rules_revision"):
@@ -776,10 +781,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"approver: {printable(exc)}", file=sys.stderr)
         return 2
     except RedisError as exc:
-        from approver import runtime
+        from approver.state import connection
 
-        print(f"approver: Redis ({runtime.redis_target(config.from_env())}): "
-              f"{printable(runtime.describe_redis_error(exc))}", file=sys.stderr)
+        print(f"approver: Redis ({connection.redis_target(config.from_env())}): "
+              f"{printable(connection.describe_redis_error(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

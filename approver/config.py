@@ -55,7 +55,7 @@ class Settings:
     notify_secret: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
     notify_on: tuple[str, ...] = NOTIFY_KINDS
-    # Redis beyond its URL: a password file, TLS files, Sentinel (approver/runtime.connect).
+    # Redis beyond its URL: a password file, TLS files, Sentinel (approver/state/connection.py).
     redis_password_file: Path | None = None
     redis_ca_file: Path | None = None
     redis_cert_file: Path | None = None
@@ -64,7 +64,7 @@ class Settings:
     redis_sentinel_master: str | None = None
     redis_sentinel_password: str | None = field(default=None, repr=False)
     redis_sentinel_password_file: Path | None = None
-    # Retention (approver/store.py): what bounds Redis's size.
+    # Retention (approver/state/retention.py): what bounds Redis's size.
     log_max_entries: int = 1_000_000
     log_max_age: int | None = None
     record_max_entries: int = 100_000

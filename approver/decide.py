@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rq import get_current_job
 
 from approver import logs, metrics, notify, review
-from approver import store as st
+from approver import state as st
 from approver.errors import ApproverError
 from approver.rules import FactContext, Facts, evaluate
 from approver.runtime import Runtime

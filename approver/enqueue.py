@@ -12,7 +12,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.scripts import _build_hset_args
 
-from approver.store import PREFIX
+from approver.state import PREFIX
 
 DECIDE = "approver.jobs.decide_request"
 RECONCILE = "approver.jobs.reconcile_pass"

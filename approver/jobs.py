@@ -12,7 +12,7 @@ from rq import get_current_job
 from approver import decide, metrics, reconcile, review, runtime
 from approver.billing import react
 from approver.errors import ApproverError
-from approver.store import LOCK_TTL, Locked
+from approver.state import LOCK_TTL, Locked
 
 log = logging.getLogger(__name__)
 

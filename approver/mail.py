@@ -23,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
-from approver import store as st
+from approver import state as st
 from approver.errors import ApproverError
 
 log = logging.getLogger(__name__)

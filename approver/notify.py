@@ -131,7 +131,7 @@ def notify_queue(queue_or_connection, queue_name: str = "approver") -> Queue:
 
 
 def _now_iso() -> str:
-    from approver.store import now_iso
+    from approver.state import now_iso
 
     return now_iso()
 

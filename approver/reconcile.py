@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from approver import enqueue, sources
-from approver import store as st
+from approver import state as st
 from approver.runtime import Runtime
 
 log = logging.getLogger(__name__)

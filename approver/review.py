@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from rq import Queue, Retry
 
-from approver import store as st
+from approver import state as st
 from approver.errors import ApproverError
 
 REASON_LIMIT = 500
@@ -198,7 +198,7 @@ def claim(store: st.Store, request_id: str, outcome: str, reason: str, by: str, 
     reason = clean_reason(reason, required=outcome == "deny")
     taken = {"claim_id": uuid.uuid4().hex, "outcome": outcome, "reason": reason, "by": by,
              "via": via, "from": origin, "claimed_at": st.now_iso()}
-    done, detail = store.redis.eval(_CLAIM, 2, store._state_key(request_id),
+    done, detail = store.redis.eval(_CLAIM, 2, st.state_key(request_id),
                                     _claim_key(request_id), json.dumps(taken), CLAIM_TTL)
     detail = detail.decode() if isinstance(detail, bytes) else detail
     audit = {"outcome": outcome, "reason": reason, "by": by, "via": via, "from": origin}

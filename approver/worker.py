@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import utcparse
 
 from approver import enqueue, notify, runtime
-from approver.store import PREFIX
+from approver.state import PREFIX, connection
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
                 if worker is not None:
                     previous.append(worker.name)
                 log.warning("Redis unavailable (%s): the worker starts again in %.0fs",
-                            runtime.describe_redis_error(exc), backoff)
+                            connection.describe_redis_error(exc), backoff)
             else:
                 # RQ records when SIGTERM/SIGINT asked it to stop. Without that, the loop
                 # ended because Redis went away under a job: start again rather than exit.

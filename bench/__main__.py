@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from approver import runtime
+from approver.state import connection
 from bench import backlog, decisions, ingest, latency, procs, rules
 from bench.data import write_seed
 from bench.rss import PeakTracker, cpu_seconds, peak_mb
@@ -254,7 +255,7 @@ def _per(after: list, before: list, count: int) -> float | None:
 
 def _redis(ps: procs.Procs):
     assert ps.redis is not None
-    return runtime.connect(ps.redis.url)
+    return connection.connect(ps.redis.url)
 
 
 # -- the table ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from approver import decide
-from approver import store as st
+from approver import state as st
 from approver.billing import react
 from approver.sources import fingerprint
 from approver.tyk import DashboardError

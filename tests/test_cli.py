@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from approver import cli
-from approver import store as st
+from approver import state as st
 from approver.web import create_app
 from tests.conftest import ROOT, WEBHOOK_TOKEN
 

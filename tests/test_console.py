@@ -7,8 +7,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as s
 
-from approver import accounts, decide, review
-from approver import store as st
+from approver import decide, review
+from approver import state as st
+from approver.state import accounts
 from approver.web import create_app
 from tests.console_support import PASSWORD, add_admin, csrf, post_form, sign_in
 from tests.test_hostile_input import SETTINGS, weird_text

@@ -18,7 +18,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from approver import config, decide, mail, notify
-from approver import store as st
+from approver import state as st
 from approver.embedded_redis import free_port
 from approver.errors import ConfigError
 from tests.test_review import BOB, CAROL, DAVE, in_review, submit

@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from approver import notify, runtime
 from approver.config import Settings
+from approver.state import connection
 
 SECRET = "whsec_" + base64.b64encode(b"notify-test-secret-0123456789abc").decode()
 REQUEST_ID = "64b0000000000000000000c1"
@@ -345,7 +346,7 @@ def test_enqueue_on_a_connection_with_the_queue_name(nrt):
 
 
 def test_dead_redis_does_not_raise(nrt, caplog):
-    dead = runtime.connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    dead = connection.connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     try:
         queue = runtime.queue(dead, "approver")
         assert notify.enqueue_notifications(queue, nrt.settings, record(), REQUEST_ID) == 0

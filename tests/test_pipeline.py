@@ -5,7 +5,7 @@ import json
 import pytest
 
 from approver import decide, enqueue, reconcile
-from approver import store as st
+from approver import state as st
 from approver.sources import fingerprint
 from tests.conftest import WEBHOOK_TOKEN, drain, wait_for
 

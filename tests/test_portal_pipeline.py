@@ -3,7 +3,7 @@
 import pytest
 
 from approver import decide, reconcile
-from approver import store as st
+from approver import state as st
 from approver.rules import Facts
 from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
 

@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from approver import enqueue, reconcile
-from approver import store as st
+from approver import state as st
 from tests.conftest import wait_for
 from tests.redis_proxy import RedisProxy
 

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from approver import decide, jobs, notify, reconcile, review
-from approver import store as st
+from approver import state as st
 from approver.sources import fingerprint
 from approver.web import create_app
 from tests.conftest import with_portal

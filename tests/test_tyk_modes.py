@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from approver import cli, runtime
-from approver import store as st
+from approver import state as st
 from approver.billing import react
 from approver.sources import PENDING_KEY, RevocationFailed, fingerprint
 from approver.web import create_app

@@ -11,7 +11,7 @@ from rq.exceptions import DuplicateJobError
 from approver import decide
 from approver.runtime import Runtime
 from approver.sources import PENDING_KEY
-from approver.store import Locked
+from approver.state import Locked
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import pytest
 import redis
 import requests
 
-from approver import store as st
+from approver import state as st
 from approver.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

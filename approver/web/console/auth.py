@@ -18,8 +18,7 @@ from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Blueprint, Flask, current_app, flash, g, redirect, request, session, url_for
 from joserfc.errors import JoseError
 
-from approver import accounts
-from approver.store import PREFIX
+from approver.state import PREFIX, accounts
 from approver.web.console.pages import message, render
 
 log = logging.getLogger(__name__)
