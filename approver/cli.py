@@ -60,7 +60,8 @@ def cmd_web(args) -> int:
 
 def cmd_worker(args) -> int:
     """Run an RQ worker on the service's queues, with its scheduler."""
-    from approver import runtime, worker
+    from approver import worker
+    from approver.pipeline import runtime
 
     rt = runtime.current()
     rt.settings.require_a_portal()
@@ -75,7 +76,7 @@ def cmd_worker(args) -> int:
 
 def cmd_reconcile(args) -> int:
     """Queue every pending key request not decided yet."""
-    from approver import reconcile, runtime
+    from approver.pipeline import reconcile, runtime
 
     rt = runtime.current()
     while True:
@@ -117,7 +118,7 @@ def cmd_demo(args) -> int:
 
 def cmd_decisions_list(args) -> int:
     """Print the latest decision-log entries, or the waiting or failed requests."""
-    from approver import runtime
+    from approver.pipeline import runtime
 
     rt = runtime.current()
     if args.waiting:
@@ -167,7 +168,7 @@ def _failed(rt) -> list[dict]:
 def cmd_decisions_verify(args) -> int:
     """Check the decision log's hash chain (in Redis, or in an export); name the first
     broken entry."""
-    from approver import runtime
+    from approver.pipeline import runtime
     from approver.state import check_chain
 
     if args.file:
@@ -230,7 +231,7 @@ def _tee(lines, out):
 
 def cmd_decisions_export(args) -> int:
     """Write the decision log, oldest first, as JSON lines, then check what was written."""
-    from approver import runtime
+    from approver.pipeline import runtime
     from approver.state import check_chain
 
     since = _log_id("--since", args.since, "-")
@@ -260,8 +261,8 @@ def cmd_replay(args) -> int:
     """Run a failed decision job again (by key request id or job id)."""
     from rq.registry import FailedJobRegistry
 
-    from approver import decide, enqueue, runtime
-    from approver.sources import MalformedId
+    from approver.pipeline import decide, enqueue, runtime
+    from approver.pipeline.sources import MalformedId
     from approver.tyk import DashboardError
 
     rt = runtime.current()
@@ -295,12 +296,12 @@ def cmd_status(args) -> int:
     """Queues, failed jobs, waits, the last decisions, rules and the Dashboard, at a glance."""
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-    from approver import runtime
+    from approver.pipeline import health, runtime
 
     rt = runtime.current()
     queue = rt.queue
-    health = rt.store.health()
-    live = runtime.publish_health(rt) if rt.settings.dashboard_url else {}
+    reported = rt.store.health()
+    live = health.publish_health(rt) if rt.settings.dashboard_url else {}
     report = {
         "queue": {"name": queue.name, "queued": queue.count,
                   "running": StartedJobRegistry(queue=queue).count,
@@ -308,10 +309,10 @@ def cmd_status(args) -> int:
                   "failed": FailedJobRegistry(queue=queue).count},
         "waiting_requests": len(rt.store.waiting()),
         "rules": {"path": str(rt.settings.rules_path),
-                  "revision": live.get("rules_revision") or health.get("rules_revision"),
-                  "error": live.get("rules_error") or health.get("rules_error") or None},
-        "dashboard": live.get("dashboard") or health.get("dashboard") or "not configured",
-        "workers_last_report": health.get("at"),
+                  "revision": live.get("rules_revision") or reported.get("rules_revision"),
+                  "error": live.get("rules_error") or reported.get("rules_error") or None},
+        "dashboard": live.get("dashboard") or reported.get("dashboard") or "not configured",
+        "workers_last_report": reported.get("at"),
         "last_decisions": [
             {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason")}
             for e in rt.store.entries(200) if e["event"] == "decided"][: args.last],
@@ -336,7 +337,7 @@ def cmd_status(args) -> int:
 
 def cmd_billing_show(args) -> int:
     """A developer's billing state, waiting requests and keys this service approved."""
-    from approver import runtime
+    from approver.pipeline import runtime
 
     rt = runtime.current()
     store = rt.store
@@ -351,7 +352,7 @@ def cmd_billing_show(args) -> int:
 
 def cmd_decisions_show(args) -> int:
     """Print the state and history of one key request."""
-    from approver import runtime
+    from approver.pipeline import runtime
 
     store = runtime.current().store
     state = store.state(args.id)
@@ -365,7 +366,7 @@ def cmd_decisions_show(args) -> int:
 
 def cmd_review_list(args) -> int:
     """What awaits a person: the review inbox (and waiting requests, marked so)."""
-    from approver import review, runtime
+    from approver.pipeline import review, runtime
 
     rows = review.items(runtime.current().store, portal=review.portal_name(args.portal),
                         rule=args.rule, older_than=args.older_than, email=args.email)
@@ -385,7 +386,7 @@ def cmd_review_list(args) -> int:
 
 def cmd_review_show(args) -> int:
     """One request as a person reviews it: its record, facts, trace and history."""
-    from approver import review, runtime
+    from approver.pipeline import review, runtime
 
     shown = review.show(runtime.current().store, args.id)
     if shown is None:
@@ -425,7 +426,7 @@ def cmd_review_decide(args) -> int:
     import getpass
     import socket
 
-    from approver import decide, jobs, review, runtime
+    from approver.pipeline import decide, jobs, review, runtime
 
     rt = runtime.current()
     try:
@@ -458,7 +459,7 @@ def cmd_admin_add(args) -> int:
     """Add a local console account (or set its password): prompted, or one line of stdin."""
     import getpass
 
-    from approver import runtime
+    from approver.pipeline import runtime
     from approver.state import accounts
 
     accounts.check_name(args.name)
@@ -476,7 +477,7 @@ def cmd_admin_add(args) -> int:
 
 def cmd_admin_remove(args) -> int:
     """Remove a local console account and end its sessions."""
-    from approver import runtime
+    from approver.pipeline import runtime
     from approver.state import accounts
 
     if not accounts.remove(runtime.current().store, args.name):
@@ -488,7 +489,7 @@ def cmd_admin_remove(args) -> int:
 
 def cmd_admin_list(args) -> int:
     """List the local console accounts."""
-    from approver import runtime
+    from approver.pipeline import runtime
     from approver.state import accounts
 
     for name in accounts.names(runtime.current().store):
@@ -559,7 +560,7 @@ def cmd_rules_facts(args) -> int:
 
 def cmd_rules_explain(args) -> int:
     """Dry run: the decision on a live request or an event file, with its trace."""
-    from approver import decide, runtime
+    from approver.pipeline import decide, runtime
     from approver.rules import FactContext, Facts, evaluate, load_rules
     from approver.rules.explain import render
 
@@ -592,7 +593,7 @@ def cmd_rules_explain(args) -> int:
 
 def cmd_rules_backtest(args) -> int:
     """Replay recorded decisions against candidate rules."""
-    from approver import backtest, runtime
+    from approver.pipeline import backtest, runtime
     from approver.rules import load_rules
 
     result = backtest.run(runtime.current().store, load_rules(args.path), limit=args.limit)

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from approver import runtime
+from approver.pipeline import runtime
 from approver.state import connection
 from bench import backlog, decisions, ingest, latency, procs, rules
 from bench.data import write_seed

@@ -26,7 +26,7 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from approver import enqueue, runtime
+from approver.pipeline import enqueue, runtime
 from approver.state import APPLIED, PREFIX, Store, connection
 from bench import data
 from bench.procs import Procs, Sandbox, tail

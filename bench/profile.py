@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from approver import enqueue, runtime
+from approver.pipeline import enqueue, runtime
 from approver.state import connection
 from bench import data, decisions, ingest, procs
 

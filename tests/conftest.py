@@ -14,9 +14,9 @@ from rq.serializers import JSONSerializer
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from approver import runtime
 from approver.config import Settings
 from approver.embedded_redis import EmbeddedRedis
+from approver.pipeline import runtime
 from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
 from approver.state import connection

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 
-from approver import reconcile
+from approver.pipeline import reconcile
 from approver.sandbox.state import PAGE_SIZE
 from approver.state.ceiling import Ceiling
 from approver.tyk import Dashboard

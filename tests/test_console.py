@@ -7,8 +7,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as s
 
-from approver import decide, review
 from approver import state as st
+from approver.pipeline import decide, review
 from approver.state import accounts
 from approver.web import create_app
 from tests.console_support import PASSWORD, add_admin, csrf, post_form, sign_in

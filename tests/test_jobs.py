@@ -5,7 +5,8 @@ import logging
 
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from approver import cli, decide, logs, reconcile
+from approver import cli, logs
+from approver.pipeline import decide, reconcile
 from approver.tyk import BadRequest, DashboardServerError, DashboardUnavailable, Forbidden
 from tests.conftest import WEBHOOK_TOKEN
 
@@ -123,13 +124,13 @@ def test_ids_bound_by_one_job_are_not_on_the_lines_of_the_next(client, sandbox, 
         logging.getLogger().setLevel(level)
     decided = [r for r in handler.records if r.getMessage().startswith("key request")]
     assert decided and all(r.decision_id for r in decided)  # the billing job's own lines
-    later = [r for r in handler.records if r.name == "approver.reconcile"]
+    later = [r for r in handler.records if r.name == "approver.pipeline.reconcile"]
     assert later, [r.getMessage() for r in handler.records]
     assert [(r.decision_id, r.key_request_id) for r in later] == [(None, None)] * len(later)
 
 
 def test_one_reconciler_pass_is_queued_per_interval_and_again_once_redis_lost_it(rt):
-    from approver import enqueue
+    from approver.pipeline import enqueue
 
     assert enqueue.reconcile(rt.queue, 60) is True  # none in the last minute: one now
     assert enqueue.reconcile(rt.queue, 60) is False  # every worker asks every second

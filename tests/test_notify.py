@@ -13,8 +13,8 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from approver import notify, runtime
 from approver.config import Settings
+from approver.pipeline import enqueue, notify, runtime
 from approver.state import connection
 
 SECRET = "whsec_" + base64.b64encode(b"notify-test-secret-0123456789abc").decode()
@@ -88,7 +88,7 @@ def nrt(settings, receiver):
 
 
 def notify_queue(rt):
-    return notify.notify_queue(rt.queue)
+    return enqueue.notify_queue(rt.queue)
 
 
 def run_worker(rt):
@@ -385,7 +385,7 @@ def test_deliver_resolves_and_raises_on_500(nrt, receiver):
     ("carol@gmail.com", "key_request.reviewed"),
 ])
 def test_decisions_are_announced_once_signed_and_on_slack(nrt, sandbox, receiver, email, kind):
-    from approver import decide
+    from approver.pipeline import decide
 
     request = sandbox.app.sandbox.create_key_request(
         email, ["64b0000000000000000000b1"], {"use_case": "x"})

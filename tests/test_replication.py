@@ -4,9 +4,9 @@ import signal
 
 import pytest
 
-from approver import decide, runtime
 from approver import state as st
 from approver.embedded_redis import EmbeddedRedis
+from approver.pipeline import decide, runtime
 from approver.state import connection
 from tests.conftest import wait_for
 

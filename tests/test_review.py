@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from approver import decide, jobs, notify, reconcile, review
 from approver import state as st
-from approver.sources import fingerprint
+from approver.pipeline import decide, jobs, notify, reconcile, review
+from approver.pipeline.sources import fingerprint
 from approver.web import create_app
 from tests.conftest import with_portal
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from approver import enqueue
 from approver.config import Settings
+from approver.pipeline import enqueue
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from approver import config, logs, runtime
+from approver import config, logs
+from approver.pipeline import runtime
 from approver.state import connection
 from approver.web import billing, errors, handoff, health, hooks, observe, openapi, portal_hooks
 from approver.web.console import init_app as init_console

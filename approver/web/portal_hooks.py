@@ -7,8 +7,8 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from rq.exceptions import DuplicateJobError
 
-from approver import enqueue, sources
-from approver.sources.portal import hint
+from approver.pipeline import enqueue, sources
+from approver.pipeline.sources.portal import hint
 from approver.web.errors import ApiError
 from approver.web.hooks import _header_token, _json_body, _token_ok
 

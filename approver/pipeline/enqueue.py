@@ -11,9 +11,11 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.scripts import _build_hset_args
+from rq.serializers import JSONSerializer
 
 from approver.state import PREFIX
 
+# The jobs' dotted paths, kept in approver/jobs.py: queued jobs and older workers name them.
 DECIDE = "approver.jobs.decide_request"
 RECONCILE = "approver.jobs.reconcile_pass"
 JOB_TIMEOUT = 90
@@ -203,3 +205,19 @@ def reconcile(queue: Queue, interval: int) -> bool:
                   job_timeout=max(JOB_TIMEOUT, interval), result_ttl=0,
                   failure_ttl=86400, description="periodic reconciler pass")
     return True
+
+
+# Notifications and emails have a queue of their own beside the decision queue: a worker
+# takes from it only when no decision waits.
+QUEUE_SUFFIX = "-notify"
+
+
+def notify_queue(queue_or_connection, queue_name: str = "approver") -> Queue:
+    """The notification queue beside the decision queue (a Queue, or a connection + name)."""
+    if isinstance(queue_or_connection, Queue):
+        connection, queue_name = queue_or_connection.connection, queue_or_connection.name
+    else:
+        connection = queue_or_connection
+    if queue_name.endswith(QUEUE_SUFFIX):
+        return Queue(queue_name, connection=connection, serializer=JSONSerializer)
+    return Queue(queue_name + QUEUE_SUFFIX, connection=connection, serializer=JSONSerializer)

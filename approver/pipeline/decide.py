@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from rq import get_current_job
 
-from approver import logs, metrics, notify, review
+from approver import logs
 from approver import state as st
 from approver.errors import ApproverError
+from approver.pipeline import metrics, notify, review
+from approver.pipeline.runtime import Runtime
+from approver.pipeline.sources import PENDING_KEY, MalformedId, UnknownSource
 from approver.rules import FactContext, Facts, evaluate
-from approver.runtime import Runtime
-from approver.sources import PENDING_KEY, MalformedId, UnknownSource
 from approver.tyk.errors import DashboardError
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 # lapses, and the request can be claimed again.
 CLAIM_TTL = 900
 SETTLED_TTL = 600
+# The job's dotted path, kept in approver/jobs.py: queued jobs and older workers name it.
 CLAIM_JOB = "approver.jobs.decide_claimed"
 PORTALS = {"classic": "classic", "new": "portal", "portal": "portal"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

@@ -71,7 +71,7 @@ class Runtime:
     def _observer(self, portal: str):
         """An API client's observer: metrics, and calls refused for lack of rights noted
         for every process's health report."""
-        from approver.metrics import observe_dashboard_call, route
+        from approver.pipeline.metrics import observe_dashboard_call, route
 
         def observe(method: str, path: str, outcome: str, seconds: float) -> None:
             observe_dashboard_call(method, path, outcome, seconds)
@@ -83,8 +83,8 @@ class Runtime:
     @cached_property
     def sources(self) -> dict:
         """The portals this service decides for, by name."""
-        from approver.sources.classic import ClassicSource
-        from approver.sources.portal import PortalSource
+        from approver.pipeline.sources.classic import ClassicSource
+        from approver.pipeline.sources.portal import PortalSource
 
         found = {}
         if self.settings.dashboard_url:
@@ -95,7 +95,7 @@ class Runtime:
 
     def source(self, ref: str):
         """(the portal's adapter, the native id) for a request reference."""
-        from approver.sources import UnknownSource, split
+        from approver.pipeline.sources import UnknownSource, split
 
         portal, native_id = split(ref)
         if portal not in self.sources:
@@ -107,47 +107,6 @@ class Runtime:
         from approver.rules import LiveRules
 
         return LiveRules(self.settings.rules_path)
-
-
-def publish_health(rt: Runtime) -> dict:
-    """Check the Dashboard and the rules now, and record what was seen for the web tier."""
-    from approver.errors import ApproverError
-
-    problems = []
-    for name, source in rt.sources.items():
-        try:
-            source.ping()
-        except ApproverError as exc:
-            problems.append(f"{name}: {exc}")
-    # Calls refused for lack of rights lately (writes cannot be tried out by a ping).
-    problems += [f"{call} refused (HTTP 403) at {at}: {_right(call)}"
-                 for call, at in rt.store.refusals().items()]
-    dashboard = "; ".join(problems)[:300] or ("ok" if rt.sources else "no portal configured")
-    rules = None
-    try:
-        rules = rt.rules  # loads the rules the first time: a broken file raises here
-        revision = rules.current().revision
-    except ApproverError as exc:
-        revision = ""
-        error = str(exc)[:300]
-    else:
-        error = "; ".join(str(p) for p in (rules.last_error or []))[:300]
-    fields = {"dashboard": dashboard, "rules_revision": revision,
-              "rules_reload_failures": rules.reload_failures if rules else 0,
-              "rules_error": error}
-    rt.store.publish_health(**fields)
-    return fields
-
-
-def _right(call: str) -> str:
-    """What a refused call (`"<portal>: <METHOD> <path>"`) needs, said for an operator."""
-    from approver.tyk.permissions import grant
-
-    portal, _, rest = call.partition(": ")
-    method, _, path = rest.partition(" ")
-    needed = grant(method, path) if portal == "classic" else None
-    return (f"the Dashboard API user lacks the right {needed}" if needed
-            else "the API token lacks a right this call needs")
 
 
 _current: Runtime | None = None
