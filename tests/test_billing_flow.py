@@ -106,7 +106,7 @@ def test_billing_stored_while_a_wait_is_being_decided_is_decided_on(
             rt.billing.apply(DAVE_ID, changes.pop(), "pro", at())
         return context
 
-    monkeypatch.setattr(decide, "gather", gather_then_billing_changes)
+    monkeypatch.setattr(decide.pending, "gather", gather_then_billing_changes)
     result = decide.run(rt, request["id"], "billing")
     assert (result.state, result.outcome) == (st.APPLIED, "approve")
 

@@ -23,7 +23,8 @@ DASHBOARD = "https://dashboard.example.com"
 
 
 def record(outcome="approve", state="applied", **extra) -> dict:
-    """A decision record as decide._record writes it (plus what _apply adds)."""
+    """A decision record as decide.apply.record_decision writes it (plus what apply_decision
+    adds)."""
     return {
         "state": state, "decision_id": "d" * 32, "outcome": outcome, "rule": "paid-plan",
         "reason": "developer has an active subscription", "revision": "abc123def456",
