@@ -60,8 +60,8 @@ def cmd_web(args) -> int:
 
 def cmd_worker(args) -> int:
     """Run an RQ worker on the service's queues, with its scheduler."""
-    from approver import worker
     from approver.pipeline import runtime
+    from approver.process import worker
 
     rt = runtime.current()
     rt.settings.require_a_portal()
@@ -111,7 +111,7 @@ def cmd_sandbox(args) -> int:
 
 def cmd_demo(args) -> int:
     """Everything on one machine: embedded Redis, sandbox Dashboard, web tier, a worker."""
-    from approver import demo
+    from approver.process import demo
 
     return demo.main(once=args.once, port=args.port, portal=args.portal)
 

@@ -104,7 +104,7 @@ def machine() -> dict:
 
 
 def _redis_version() -> str:
-    from approver.embedded_redis import redis_executable
+    from approver.process.embedded_redis import redis_executable
 
     try:
         out = subprocess.run([redis_executable(), "--version"], capture_output=True,

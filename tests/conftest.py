@@ -15,8 +15,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from approver.config import Settings
-from approver.embedded_redis import EmbeddedRedis
 from approver.pipeline import runtime
+from approver.process.embedded_redis import EmbeddedRedis
 from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
 from approver.state import connection

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from approver.config import Settings
-from approver.embedded_redis import EmbeddedRedis
 from approver.pipeline import decide, runtime
+from approver.process.embedded_redis import EmbeddedRedis
 from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
 from approver.state import accounts

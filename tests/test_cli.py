@@ -299,8 +299,8 @@ def test_status_with_broken_rules_shows_everything_else_too(capsys, rt, tmp_path
 
 
 def test_redis_unreachable_is_one_clear_line(capsys, monkeypatch):
-    from approver.embedded_redis import free_port
     from approver.pipeline import runtime
+    from approver.process.embedded_redis import free_port
 
     monkeypatch.setenv("APPROVER_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     runtime.install(None)

@@ -19,10 +19,10 @@ from rq.serializers import JSONSerializer
 
 from approver import config
 from approver import state as st
-from approver.embedded_redis import free_port
 from approver.errors import ConfigError
 from approver.pipeline import decide, enqueue, notify
 from approver.pipeline.notify import mail
+from approver.process.embedded_redis import free_port
 from tests.test_review import BOB, CAROL, DAVE, in_review, submit
 
 SENDER = "API team <api@example.com>"

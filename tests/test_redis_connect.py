@@ -11,8 +11,8 @@ import redis
 import trustme
 
 from approver import config
-from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError, ConfigError
+from approver.process.embedded_redis import EmbeddedRedis, free_port
 from approver.state import connection
 from tests.conftest import ROOT
 

@@ -5,8 +5,8 @@ import signal
 import pytest
 
 from approver import state as st
-from approver.embedded_redis import EmbeddedRedis
 from approver.pipeline import decide, runtime
+from approver.process.embedded_redis import EmbeddedRedis
 from approver.state import connection
 from tests.conftest import wait_for
 

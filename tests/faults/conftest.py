@@ -27,7 +27,7 @@ import redis
 import requests
 
 from approver import state as st
-from approver.embedded_redis import EmbeddedRedis, free_port
+from approver.process.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "faults-sandbox-secret-0123456789"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import requests
 
-from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError
+from approver.process.embedded_redis import EmbeddedRedis, free_port
 from approver.sandbox import create_app, serve
 from approver.sandbox.portal import create_portal_app
 from approver.state import IN_REVIEW, SETTLED_STATES, Store, accounts, connection
