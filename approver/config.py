@@ -1,4 +1,8 @@
-"""Settings, from the environment: the only reader of os.environ."""
+"""Settings, from the environment: the only reader of os.environ.
+
+Over 300 lines: every setting is read and checked here, one place for the README's settings
+table to be compared with (tests/test_readme.py).
+"""
 
 from __future__ import annotations
 

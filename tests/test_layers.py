@@ -1,9 +1,10 @@
 """The layers of the package and the rules between them (pyproject.toml, [tool.importlinter];
 docs/architecture.md), checked by `lint-imports` on the tree, and shown to fail on a copy
-of the package with an import that breaks one of them."""
+of the package with an import that breaks one of them; and small modules."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+LONG = 300  # lines: a module longer than this says why in its docstring
 
 
 def lint_imports(where: Path, *contracts: str) -> subprocess.CompletedProcess:
@@ -60,3 +62,14 @@ def test_an_import_against_the_layers_fails_the_check(tmp_path, module, line, co
     done = lint_imports(tmp_path, contract)
     assert done.returncode != 0, done.stdout + done.stderr
     assert "BROKEN" in done.stdout and said in done.stdout, done.stdout + done.stderr
+
+
+def test_a_module_over_300_lines_says_why_in_its_docstring():
+    silent = []
+    for path in sorted((ROOT / "approver").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > LONG and f"Over {LONG} lines:" not in (
+                ast.get_docstring(ast.parse(text)) or ""):
+            silent.append(f"{path.relative_to(ROOT)} ({text.count(chr(10))} lines)")
+    assert not silent, (f"split these, or say why they are long in their docstring ('Over "
+                        f"{LONG} lines: ...'): " + ", ".join(silent))

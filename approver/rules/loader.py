@@ -1,4 +1,7 @@
-"""Loading rule files: discovery, YAML with lines, JSON Schema, semantic checks, compilation."""
+"""Loading rule files: discovery, YAML with lines, JSON Schema, semantic checks, compilation.
+
+Over 300 lines: one pass over a file, whose steps share the lines that errors name.
+"""
 
 from __future__ import annotations
 
