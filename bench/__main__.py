@@ -381,7 +381,7 @@ def commands(r: dict) -> str:
     conf = procs.GUNICORN_CONF
     lines = [
         f"{py} -m bench{' --quick' if plan.runs == 1 else ''}   # all of the below",
-        "# services (free loopback ports; Redis: approver.embedded_redis, AOF everysec)",
+        "# services (free loopback ports; Redis: approver.process.embedded_redis, AOF everysec)",
         (f"{py} -m approver sandbox --bind 127.0.0.1:PORT --secret S --seed SEED"
          if plan.sandbox_server == "werkzeug" else
          f"{py} -m gunicorn --worker-class gthread --workers 1 --threads 8 "
@@ -400,7 +400,7 @@ def commands(r: dict) -> str:
         f"wrk -t1 -c{ingest.CONNECTIONS} -d{plan.sandbox_seconds:.0f}s "
         "-H 'authorization: S' http://127.0.0.1:PORT/api/portal/policies/<Free>",
         f"# decisions, {plan.runs}x: {plan.decisions} key requests queued by "
-        "approver.enqueue.decision, then",
+        "approver.pipeline.enqueue.decision, then",
         f"{py} -m approver worker --burst",
         f"# no-op, {plan.runs}x: {plan.noop_jobs} jobs of bench.noop.noop (unique, retry, "
         "result_ttl 300: bench/decisions.py)",

@@ -10,7 +10,7 @@ their result for 300 s, RQ's bookkeeping as the service had it when this harness
 written, so the baseline stays fixed while the service's own enqueue options are tuned).
 
 - decisions: `approver worker --burst` (SimpleWorker, JSON serializer, scheduler on), jobs
-  queued by `approver.enqueue.decision` as the webhook does, against the sandbox Dashboard:
+  queued by `approver.pipeline.enqueue.decision` as the webhook does, against the sandbox Dashboard:
   half the requests are approved (rule `partners`), half denied (`deny-disposable-email`),
   every one applied in the Dashboard.
 - no-op: `rq worker -w rq.worker.SimpleWorker -S JSONSerializer --with-scheduler --burst`

@@ -1,6 +1,6 @@
 """Facts only the new Tyk Developer Portal has: the plan, products and app of an access request.
 
-Its source (`approver.sources.portal.PortalSource`) puts the portal's records in
+Its source (`approver.pipeline.sources.portal.PortalSource`) puts the portal's records in
 `FactContext.extra`; a classic-portal key request has none, so these facts are unknown there.
 """
 

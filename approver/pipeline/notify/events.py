@@ -50,7 +50,7 @@ USER_AGENT = "tyk-approver-notify/1"
 # The Dashboard API documents /api/portal/requests/{id}; the UI route is not documented
 # and differs between Dashboard versions, so check it against yours.
 DASHBOARD_REQUEST_PATH = "/#/portal/requests/{id}"
-_NEW_PORTAL_PREFIX = "portal-"  # approver.sources.ref() of a new Developer Portal request
+_NEW_PORTAL_PREFIX = "portal-"  # approver.pipeline.sources.ref() of a new Developer Portal request
 
 
 class NotifyError(ApproverError):
