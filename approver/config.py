@@ -6,8 +6,6 @@ table to be compared with (tests/test_readme.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import os
 import re
@@ -17,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from approver.errors import ConfigError
+from approver.signing import whsec_key
 
 MODES = ("enforce", "shadow")
 MIN_TOKEN_LENGTH = 16
@@ -386,11 +385,7 @@ def _notify_secret(value: str | None, urls: tuple[str, ...]) -> str | None:
     secret = (value or "").strip() or None
     if secret:
         _secrets("APPROVER_NOTIFY_SECRET", secret, prefix="whsec_")
-        try:
-            key = base64.b64decode(secret.removeprefix("whsec_") + "==")
-        except (binascii.Error, ValueError):
-            key = b""
-        if not key:
+        if not whsec_key(secret):
             raise ConfigError("APPROVER_NOTIFY_SECRET must be whsec_ followed by base64")
     elif urls:
         raise ConfigError("APPROVER_NOTIFY_SECRET (whsec_...) is required with "

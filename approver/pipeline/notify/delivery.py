@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -22,6 +21,7 @@ from approver.pipeline.notify.events import (
     NotifySettings,
     url_host,
 )
+from approver.signing import whsec_key
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,7 @@ def signing_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_` secret: its base64 part, decoded."""
     if not secret or not secret.startswith("whsec_"):
         raise NotifyError("APPROVER_NOTIFY_SECRET must start with whsec_")
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_") + "==")
-    except (binascii.Error, ValueError):
-        key = b""
+    key = whsec_key(secret)
     if not key:
         raise NotifyError("APPROVER_NOTIFY_SECRET is not base64 after whsec_")
     return key
