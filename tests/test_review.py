@@ -268,7 +268,7 @@ def test_a_claim_job_run_twice_decides_once(rt, sandbox):
     assert jobs.decide_claimed(ref, taken)["state"] == st.APPLIED  # a retry after success
     approvals = sandbox.app.sandbox.calls(method="PUT", path=APPROVE + ref)
     assert len(approvals) == 1
-    assert review.claim_of(rt.store, ref)["result"]["state"] == st.APPLIED
+    assert rt.store.claim_of(ref)["result"]["state"] == st.APPLIED
 
 
 def test_a_claim_job_that_runs_after_its_claim_lapsed_still_decides(rt, sandbox):

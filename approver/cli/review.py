@@ -90,7 +90,7 @@ def cmd_review_decide(args) -> int:
             rt, args.id, taken["outcome"], taken["reason"], taken["by"], "cli",
             **review.audit_fields(taken)))
     finally:
-        review.release(rt.store, args.id, taken["claim_id"])
+        rt.store.release_claim(args.id, taken["claim_id"])
     if result.state == "refused":
         print(printable(f"approver: key request {args.id}: {result.reason}"), file=sys.stderr)
         return 1

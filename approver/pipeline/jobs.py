@@ -79,7 +79,7 @@ def decide_claimed(request_id: str, taken: dict) -> dict:
     result = when_free(lambda: decide.decide_by_person(
         rt, request_id, taken["outcome"], taken["reason"], taken["by"], taken["via"],
         **review.audit_fields(taken)))
-    review.settle(rt.store, request_id, taken["claim_id"], result.to_dict())
+    rt.store.settle_claim(request_id, taken["claim_id"], result.to_dict())
     return result.to_dict()
 
 

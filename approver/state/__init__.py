@@ -5,7 +5,7 @@ ceiling) and `connection` (every Redis client is built there) are imported on th
 """
 
 from approver.state.common import PREFIX, now_iso
-from approver.state.locks import LOCK_TTL, Locked
+from approver.state.locks import LOCK_TTL, Locked, lock_key
 from approver.state.log import (
     LOG_HEAD_KEY,
     LOG_KEY,
@@ -69,6 +69,7 @@ __all__ = [
     "chain_hash",
     "check_chain",
     "export_line",
+    "lock_key",
     "now_iso",
     "read_export",
     "state_key",

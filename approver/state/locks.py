@@ -40,6 +40,11 @@ return 0
 """
 
 
+def lock_key(request_id: str) -> str:
+    """The key of one request's lock."""
+    return f"{PREFIX}lock:{request_id}"
+
+
 class Locked(ApproverError):
     """Another worker holds this request's lock."""
 
@@ -71,7 +76,7 @@ class Locks:
         The state is read right after the lock is taken (one pipeline: SET NX, HGETALL);
         when the lock is not had, what was read is thrown away.
         """
-        key = f"{PREFIX}lock:{request_id}"
+        key = lock_key(request_id)
         token = f"{_HOLDER}:{secrets.token_hex(8)}"
         try:
             got, raw = self._acquire(keys=[key, state_key(request_id)],
@@ -97,7 +102,7 @@ class Locks:
 
     def locked(self, request_id: str) -> bool:
         """Whether someone holds the request's lock now."""
-        return bool(self.redis.exists(f"{PREFIX}lock:{request_id}"))
+        return bool(self.redis.exists(lock_key(request_id)))
 
 
 class _Renewer:

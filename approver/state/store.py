@@ -1,6 +1,6 @@
 """The service's Redis state as one object: each part lives in its own module of this
-package (request records, the decision log, locks, retention, key ids, waits, health), and
-`Store` composes them, so that a caller holds one handle."""
+package (request records, the decision log, locks, retention, key ids, waits, claims,
+health), and `Store` composes them, so that a caller holds one handle."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import redis
 
+from approver.state.claims import Claims
 from approver.state.health import Health
 from approver.state.keyids import KeyIds
 from approver.state.locks import Locks
@@ -17,7 +18,7 @@ from approver.state.retention import Retention, Trimming
 from approver.state.waits import Waits
 
 
-class Store(Records, DecisionLog, Locks, KeyIds, Waits, Health, Trimming):
+class Store(Records, DecisionLog, Locks, KeyIds, Waits, Claims, Health, Trimming):
     """The service's state in Redis."""
 
     def __init__(self, connection: redis.Redis, retention: Retention | None = None):

@@ -164,7 +164,7 @@ def _claim(ref: str, outcome: str, reason: str) -> None:
     try:
         review.enqueue_claim(rt.queue, ref, taken, rt.settings.retry_delays)
     except RedisError:
-        review.release(rt.store, ref, taken["claim_id"])
+        rt.store.release_claim(ref, taken["claim_id"])
         raise
 
 
