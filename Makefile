@@ -24,10 +24,11 @@ demo: run  ## same as run
 test: $(STAMP)  ## the test suite (starts its own Redis server)
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, and the import contracts between the layers (lint-imports)
 	$(BIN)/ruff check approver tests bench
+	$(BIN)/lint-imports --no-logo
 
-check: lint test  ## ruff, then the tests
+check: lint test  ## ruff and the import contracts, then the tests
 
 bench: $(STAMP)  ## benchmarks: ingest, decisions, latency, rules, RSS, backlog (~12 min; docs/performance.md)
 	$(BIN)/python -m bench

@@ -1,9 +1,11 @@
-"""Settings, from the environment: the only reader of os.environ."""
+"""Settings, from the environment: the only reader of os.environ.
+
+Over 300 lines: every setting is read and checked here, one place for the README's settings
+table to be compared with (tests/test_readme.py).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import os
 import re
@@ -13,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from approver.errors import ConfigError
+from approver.signing import whsec_key
 
 MODES = ("enforce", "shadow")
 MIN_TOKEN_LENGTH = 16
@@ -55,7 +58,7 @@ class Settings:
     notify_secret: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
     notify_on: tuple[str, ...] = NOTIFY_KINDS
-    # Redis beyond its URL: a password file, TLS files, Sentinel (approver/runtime.connect).
+    # Redis beyond its URL: a password file, TLS files, Sentinel (approver/state/connection.py).
     redis_password_file: Path | None = None
     redis_ca_file: Path | None = None
     redis_cert_file: Path | None = None
@@ -64,7 +67,7 @@ class Settings:
     redis_sentinel_master: str | None = None
     redis_sentinel_password: str | None = field(default=None, repr=False)
     redis_sentinel_password_file: Path | None = None
-    # Retention (approver/store.py): what bounds Redis's size.
+    # Retention (approver/state/retention.py): what bounds Redis's size.
     log_max_entries: int = 1_000_000
     log_max_age: int | None = None
     record_max_entries: int = 100_000
@@ -382,11 +385,7 @@ def _notify_secret(value: str | None, urls: tuple[str, ...]) -> str | None:
     secret = (value or "").strip() or None
     if secret:
         _secrets("APPROVER_NOTIFY_SECRET", secret, prefix="whsec_")
-        try:
-            key = base64.b64decode(secret.removeprefix("whsec_") + "==")
-        except (binascii.Error, ValueError):
-            key = b""
-        if not key:
+        if not whsec_key(secret):
             raise ConfigError("APPROVER_NOTIFY_SECRET must be whsec_ followed by base64")
     elif urls:
         raise ConfigError("APPROVER_NOTIFY_SECRET (whsec_...) is required with "

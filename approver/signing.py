@@ -1,8 +1,10 @@
-"""Signed, expiring tokens (the hand-off's status links): HMAC-SHA256 over a JSON payload."""
+"""Signed, expiring tokens (the hand-off's status links): HMAC-SHA256 over a JSON payload;
+and the key of a Standard Webhooks secret."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -13,6 +15,20 @@ from approver.errors import ApproverError
 
 class BadToken(ApproverError):
     """A token that is malformed, forged or expired."""
+
+
+WHSEC_PREFIX = "whsec_"
+
+
+def whsec_key(secret: str) -> bytes | None:
+    """The HMAC key of a Standard Webhooks `whsec_` secret: the base64 part, decoded (None if
+    it is empty or not base64)."""
+    try:
+        # Padding is added because some senders hand out unpadded base64 secrets (the
+        # reference library does the same; extra padding is ignored).
+        return base64.b64decode(secret.removeprefix(WHSEC_PREFIX) + "==") or None
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _b64(data: bytes) -> str:

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from approver import runtime
+from approver.pipeline import runtime
+from approver.state import connection
 from bench import backlog, decisions, ingest, latency, procs, rules
 from bench.data import write_seed
 from bench.rss import PeakTracker, cpu_seconds, peak_mb
@@ -103,7 +104,7 @@ def machine() -> dict:
 
 
 def _redis_version() -> str:
-    from approver.embedded_redis import redis_executable
+    from approver.process.embedded_redis import redis_executable
 
     try:
         out = subprocess.run([redis_executable(), "--version"], capture_output=True,
@@ -254,7 +255,7 @@ def _per(after: list, before: list, count: int) -> float | None:
 
 def _redis(ps: procs.Procs):
     assert ps.redis is not None
-    return runtime.connect(ps.redis.url)
+    return connection.connect(ps.redis.url)
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -380,7 +381,7 @@ def commands(r: dict) -> str:
     conf = procs.GUNICORN_CONF
     lines = [
         f"{py} -m bench{' --quick' if plan.runs == 1 else ''}   # all of the below",
-        "# services (free loopback ports; Redis: approver.embedded_redis, AOF everysec)",
+        "# services (free loopback ports; Redis: approver.process.embedded_redis, AOF everysec)",
         (f"{py} -m approver sandbox --bind 127.0.0.1:PORT --secret S --seed SEED"
          if plan.sandbox_server == "werkzeug" else
          f"{py} -m gunicorn --worker-class gthread --workers 1 --threads 8 "
@@ -399,7 +400,7 @@ def commands(r: dict) -> str:
         f"wrk -t1 -c{ingest.CONNECTIONS} -d{plan.sandbox_seconds:.0f}s "
         "-H 'authorization: S' http://127.0.0.1:PORT/api/portal/policies/<Free>",
         f"# decisions, {plan.runs}x: {plan.decisions} key requests queued by "
-        "approver.enqueue.decision, then",
+        "approver.pipeline.enqueue.decision, then",
         f"{py} -m approver worker --burst",
         f"# no-op, {plan.runs}x: {plan.noop_jobs} jobs of bench.noop.noop (unique, retry, "
         "result_ttl 300: bench/decisions.py)",

@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 
-from approver import runtime, store
+from approver.state import FINAL_STATES, LOG_KEY, PREFIX, Store, connection
 from bench import data
 from bench.decisions import _commands
 from bench.procs import PY, ROOT, Procs, Sandbox, tail, wait_for
@@ -86,7 +86,7 @@ def backlog_run(procs: Procs, sandbox: Sandbox, env: dict, n: int, workers: int,
     """Drain a backlog of n pending requests with `workers` workers under `rate` calls/s."""
     assert procs.redis is not None
     env = {**env, "APPROVER_DASHBOARD_RATE": str(rate)}
-    conn = runtime.connect(procs.redis.url)
+    conn = connection.connect(procs.redis.url)
     conn.flushdb()
     sandbox.reset()
     ids = create(sandbox, specs(n))
@@ -99,10 +99,10 @@ def backlog_run(procs: Procs, sandbox: Sandbox, env: dict, n: int, workers: int,
     before_calls = len(sandbox.calls("", "/api/"))
     started = time.time()
     procs_ = [procs.start_worker(env, burst=True) for _ in range(workers)]
-    st = store.Store(conn)
+    st = Store(conn)
 
     def drained():
-        return all(s in store.FINAL_STATES for s in st.states(ids))
+        return all(s in FINAL_STATES for s in st.states(ids))
 
     try:
         wait_for(drained, timeout=120 + n / 5, interval=0.25, what=f"{n} requests decided")
@@ -116,11 +116,11 @@ def backlog_run(procs: Procs, sandbox: Sandbox, env: dict, n: int, workers: int,
     memory_after = used_memory(conn)
     third = reconcile_pass(env, sandbox, conn)
     sample = ids[:: max(1, n // 60)]  # every outcome alike
-    record = sum(conn.memory_usage(f"{store.PREFIX}request:{i}", samples=0) or 0
+    record = sum(conn.memory_usage(f"{PREFIX}request:{i}", samples=0) or 0
                  for i in sample) / len(
         sample)
-    log_len = conn.xlen(store.LOG_KEY)
-    log_bytes = conn.memory_usage(store.LOG_KEY, samples=0) or 0
+    log_len = conn.xlen(LOG_KEY)
+    log_bytes = conn.memory_usage(LOG_KEY, samples=0) or 0
     conn.config_set("appendonly", "yes")
     conn.close()
     return {

@@ -10,7 +10,7 @@ their result for 300 s, RQ's bookkeeping as the service had it when this harness
 written, so the baseline stays fixed while the service's own enqueue options are tuned).
 
 - decisions: `approver worker --burst` (SimpleWorker, JSON serializer, scheduler on), jobs
-  queued by `approver.enqueue.decision` as the webhook does, against the sandbox Dashboard:
+  queued by `approver.pipeline.enqueue.decision` as the webhook does, against the sandbox Dashboard:
   half the requests are approved (rule `partners`), half denied (`deny-disposable-email`),
   every one applied in the Dashboard.
 - no-op: `rq worker -w rq.worker.SimpleWorker -S JSONSerializer --with-scheduler --burst`
@@ -26,7 +26,8 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from approver import enqueue, runtime, store
+from approver.pipeline import enqueue, runtime
+from approver.state import APPLIED, PREFIX, Store, connection
 from bench import data
 from bench.procs import Procs, Sandbox, tail
 from bench.rss import CpuSampler, PeakTracker
@@ -58,7 +59,7 @@ def _noop_ends(conn, job_ids: list[str]) -> list[float]:
 def _applied_ends(conn, request_ids: list[str]) -> list[float]:
     pipe = conn.pipeline(transaction=False)
     for request_id in request_ids:
-        pipe.hget(f"{store.PREFIX}request:{request_id}", "applied_at")
+        pipe.hget(f"{PREFIX}request:{request_id}", "applied_at")
     return [datetime.fromisoformat(v.decode().replace("Z", "+00:00")).timestamp()
             for v in pipe.execute() if v]
 
@@ -106,7 +107,7 @@ def decisions_run(procs: Procs, sandbox: Sandbox, env: dict, n: int,
                   peaks: PeakTracker) -> dict:
     """One worker deciding n queued key requests; decisions/s and Dashboard calls each."""
     assert procs.redis is not None
-    conn = runtime.connect(procs.redis.url)
+    conn = connection.connect(procs.redis.url)
     conn.flushdb()
     sandbox.reset()
     ids = sandbox.create_requests(data.specs(n))
@@ -119,8 +120,8 @@ def decisions_run(procs: Procs, sandbox: Sandbox, env: dict, n: int,
                      others={"sandbox": sandbox.pid, "redis": procs.redis.process.pid})
     commands = (_commands(conn) - commands) / n
     ends = _applied_ends(conn, ids)
-    states = store.Store(conn).states(ids)
-    applied = sum(1 for s in states if s == store.APPLIED)
+    states = Store(conn).states(ids)
+    applied = sum(1 for s in states if s == APPLIED)
     calls = len(sandbox.calls("", "/api/"))
     conn.close()
     if applied != n:
@@ -133,7 +134,7 @@ def decisions_run(procs: Procs, sandbox: Sandbox, env: dict, n: int,
 def noop_run(procs: Procs, n: int, peaks: PeakTracker) -> dict:
     """RQ's CLI SimpleWorker running n queued no-op jobs; jobs/s."""
     assert procs.redis is not None
-    conn = runtime.connect(procs.redis.url)
+    conn = connection.connect(procs.redis.url)
     conn.flushdb()
     queue = Queue(NOOP_QUEUE, connection=conn, serializer=JSONSerializer)
     job_ids = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from approver import runtime, store
+from approver.state import FINAL_STATES, PREFIX, Store, connection
 from bench import data, loadgen
 from bench.procs import Procs, Sandbox, wait_for
 
@@ -28,8 +28,8 @@ def latency_run(procs: Procs, sandbox: Sandbox, hook_url: str, rate: float,
                 seconds: float) -> dict:
     """One run: warm-up, then `seconds` of webhooks at `rate`/s; latency percentiles (ms)."""
     assert procs.redis is not None
-    conn = runtime.connect(procs.redis.url)
-    st = store.Store(conn)
+    conn = connection.connect(procs.redis.url)
+    st = Store(conn)
     sandbox.reset()
     warm = max(1, int(rate * WARMUP_SECONDS))
     count = max(1, int(rate * seconds))
@@ -43,7 +43,7 @@ def latency_run(procs: Procs, sandbox: Sandbox, hook_url: str, rate: float,
     _wait_final(st, measured, timeout=30 + seconds)
     pipe = conn.pipeline(transaction=False)
     for request_id in measured:
-        pipe.hget(f"{store.PREFIX}request:{request_id}", "applied_at")
+        pipe.hget(f"{PREFIX}request:{request_id}", "applied_at")
     applied = [v.decode() if v else None for v in pipe.execute()]
     conn.close()
     latencies = [
@@ -67,15 +67,15 @@ def latency_run(procs: Procs, sandbox: Sandbox, hook_url: str, rate: float,
     }
 
 
-def _wait_final(st: store.Store, ids: list[str], timeout: float) -> None:
+def _wait_final(st: Store, ids: list[str], timeout: float) -> None:
     def done() -> bool:
-        return all(s in store.FINAL_STATES for s in st.states(ids))
+        return all(s in FINAL_STATES for s in st.states(ids))
 
     try:
         wait_for(done, timeout, interval=0.1, what="every decision applied")
     except TimeoutError:
         states = st.states(ids)
-        missing = sum(1 for s in states if s not in store.FINAL_STATES)
+        missing = sum(1 for s in states if s not in FINAL_STATES)
         raise TimeoutError(f"{missing} of {len(ids)} requests not decided in {timeout:.0f}s") \
             from None
     time.sleep(0.05)

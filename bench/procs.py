@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from approver.embedded_redis import EmbeddedRedis, free_port
+from approver.process.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -26,7 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-from approver import enqueue, runtime
+from approver.pipeline import enqueue, runtime
+from approver.state import connection
 from bench import data, decisions, ingest, procs
 
 RATE = 200  # samples per second
@@ -159,7 +160,7 @@ def run(quick: bool = False) -> str:
 
         # -- one worker deciding queued requests -----------------------------------------
         assert ps.redis is not None
-        conn = runtime.connect(ps.redis.url)
+        conn = connection.connect(ps.redis.url)
         conn.flushdb()
         sandbox.reset()
         queue = runtime.queue(conn, decisions.QUEUE)

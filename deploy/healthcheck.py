@@ -48,10 +48,11 @@ def check_worker(hostname: str | None = None, timeout: float = 3.0) -> int:
     from redis.exceptions import RedisError
     from rq import Worker
 
-    from approver import config, runtime
+    from approver import config
+    from approver.state import connection
 
     hostname = hostname or socket.gethostname()
-    connection = runtime.connect(config.from_env(), timeout=timeout)
+    connection = connection.connect(config.from_env(), timeout=timeout)
     try:
         workers = Worker.all(connection=connection)
     except RedisError as exc:

@@ -14,11 +14,12 @@ from rq.serializers import JSONSerializer
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from approver import runtime
 from approver.config import Settings
-from approver.embedded_redis import EmbeddedRedis
+from approver.pipeline import runtime
+from approver.process.embedded_redis import EmbeddedRedis
 from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
+from approver.state import connection
 from approver.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def redis_server():
 @pytest.fixture
 def redis_conn(redis_server):
     """A client on the test Redis, emptied before each test."""
-    conn = runtime.connect(redis_server.url)
+    conn = connection.connect(redis_server.url)
     conn.flushall()
     yield conn
     conn.close()

@@ -11,11 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from approver import accounts, decide, runtime
 from approver.config import Settings
-from approver.embedded_redis import EmbeddedRedis
+from approver.pipeline import decide, runtime
+from approver.process.embedded_redis import EmbeddedRedis
 from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
+from approver.state import accounts
 from approver.web import create_app
 from tests import browser
 

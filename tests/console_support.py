@@ -3,7 +3,7 @@
 import re
 from html import unescape
 
-from approver import accounts
+from approver.state import accounts
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

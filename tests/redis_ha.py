@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from approver.embedded_redis import EmbeddedRedis, free_port, redis_executable
+from approver.process.embedded_redis import EmbeddedRedis, free_port, redis_executable
 
 MASTER = "approver-master"
 PASSWORD = "redis-data-password-0123456789"

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from approver.embedded_redis import free_port
+from approver.process.embedded_redis import free_port
 
 
 class RedisProxy:

@@ -7,9 +7,9 @@ import math
 import threading
 import time
 
-from approver import reconcile
-from approver.ceiling import Ceiling
+from approver.pipeline import reconcile
 from approver.sandbox.state import PAGE_SIZE
+from approver.state.ceiling import Ceiling
 from approver.tyk import Dashboard
 from tests.conftest import SANDBOX_SECRET
 from tests.test_cli import ALICE, BOB, CAROL, FREE

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from approver import decide
-from approver import store as st
-from approver.billing import react
-from approver.sources import fingerprint
+from approver import state as st
+from approver.pipeline import billing, decide
+from approver.pipeline.sources import fingerprint
 from approver.tyk import DashboardError
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
@@ -89,9 +88,9 @@ def test_a_billing_event_retried_after_its_reevaluation_failed_still_releases_th
                       "occurred_at": at()}}
     sandbox.app.sandbox.add_fault("GET", "/api/portal/requests/", status=500, times=10)
     with pytest.raises(DashboardError):  # stored, then the re-evaluation failed: RQ retries
-        react.handle(rt, event)
+        billing.handle(rt, event)
     sandbox.app.sandbox.clear_faults()
-    assert react.handle(rt, event)["status"] == "applied"  # the retry
+    assert billing.handle(rt, event)["status"] == "applied"  # the retry
     state = rt.store.state(request["id"])
     assert (state["state"], state["outcome"]) == (st.APPLIED, "approve")
 
@@ -107,7 +106,7 @@ def test_billing_stored_while_a_wait_is_being_decided_is_decided_on(
             rt.billing.apply(DAVE_ID, changes.pop(), "pro", at())
         return context
 
-    monkeypatch.setattr(decide, "gather", gather_then_billing_changes)
+    monkeypatch.setattr(decide.pending, "gather", gather_then_billing_changes)
     result = decide.run(rt, request["id"], "billing")
     assert (result.state, result.outcome) == (st.APPLIED, "approve")
 
@@ -214,7 +213,7 @@ def test_cancel_revokes_paid_keys_we_approved_and_is_safe_to_repeat(client, sand
 
 
 def test_past_due_beyond_grace_revokes(settings, sandbox, rt, work):
-    from approver.billing import react
+    from approver.pipeline import billing
 
     client = create_app(settings.with_(billing_secrets=(SECRET,))).test_client()
     request = paid_request(client, sandbox, work)
@@ -228,18 +227,18 @@ def test_past_due_beyond_grace_revokes(settings, sandbox, rt, work):
     assert any(j.startswith(f"pastdue-{DAVE_ID}-") for j in scheduled)
     # The grace period ends with the developer still past due: the scheduled check runs.
     held = rt.billing.get(DAVE_ID)
-    assert react.past_due_check(rt, DAVE_ID, held["updated_at"])["revoked"] == key_ids
+    assert billing.past_due_check(rt, DAVE_ID, held["updated_at"])["revoked"] == key_ids
 
 
 def test_past_due_check_does_nothing_once_paid_again(client, sandbox, rt, work):
-    from approver.billing import react
+    from approver.pipeline import billing
 
     status(client, DAVE_ID, "past_due", seconds_ago=30)
     work()
     old = rt.billing.get(DAVE_ID)["updated_at"]
     status(client, DAVE_ID, "active", seconds_ago=10)
     work()
-    assert react.past_due_check(rt, DAVE_ID, old)["status"] == "recovered or changed"
+    assert billing.past_due_check(rt, DAVE_ID, old)["status"] == "recovered or changed"
 
 
 def test_billing_show(client, sandbox, rt, work, capsys):

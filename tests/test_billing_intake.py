@@ -15,7 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from approver.billing.state import BillingState
+from approver.state.billing import BillingState
 from approver.web import billing as billing_web
 from approver.web import create_app
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from approver.billing.state import BillingState, seen_key
+from approver.state.billing import BillingState, seen_key
 
 DEVELOPER = "5e430ef68131890001b83d2e"
 

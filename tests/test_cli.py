@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from approver import cli
-from approver import store as st
+from approver import state as st
 from approver.web import create_app
 from tests.conftest import ROOT, WEBHOOK_TOKEN
 
@@ -235,17 +235,17 @@ def test_decisions_verify_notices_removed_entries(capsys, client, sandbox, work,
 
 
 def test_rules_check_shows_what_the_workers_run(capsys, rt, tmp_path, monkeypatch):
-    from approver import runtime
+    from approver.pipeline import health, runtime
 
     monkeypatch.setenv("APPROVER_REDIS_URL", rt.settings.redis_url)
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     live = runtime.Runtime(rt.settings.with_(rules_path=rules))
     live.rules.check_interval = 0
-    runtime.publish_health(live)
+    health.publish_health(live)
     (rules / "30-trust.yaml").write_text("version: 1\nrules:\n  - id: [broken\n")
     live.rules.current()  # the worker notices the bad edit and keeps the last good rules
-    runtime.publish_health(live)
+    health.publish_health(live)
     code, out, _ = run(capsys, "rules", "check", str(rules))
     assert code == 1
     assert "30-trust.yaml:" in out
@@ -299,8 +299,8 @@ def test_status_with_broken_rules_shows_everything_else_too(capsys, rt, tmp_path
 
 
 def test_redis_unreachable_is_one_clear_line(capsys, monkeypatch):
-    from approver import runtime
-    from approver.embedded_redis import free_port
+    from approver.pipeline import runtime
+    from approver.process.embedded_redis import free_port
 
     monkeypatch.setenv("APPROVER_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     runtime.install(None)

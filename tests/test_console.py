@@ -7,8 +7,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as s
 
-from approver import accounts, decide, review
-from approver import store as st
+from approver import state as st
+from approver.pipeline import decide
+from approver.state import accounts
 from approver.web import create_app
 from tests.console_support import PASSWORD, add_admin, csrf, post_form, sign_in
 from tests.test_hostile_input import SETTINGS, weird_text
@@ -147,7 +148,7 @@ def test_approving_on_the_page_is_claimed_queued_then_applied(signed_in, rt, san
     carol = in_review(rt, sandbox)
     answer = decide_on_page(signed_in, carol, outcome="approve", reason="known customer")
     assert answer.status_code == 303
-    claim = review.claim_of(rt.store, carol)
+    claim = rt.store.claim_of(carol)
     assert (claim["by"], claim["via"], claim["outcome"]) == ("alice", "console", "approve")
     waiting = signed_in.get(f"/console/requests/{carol}").data.decode()
     assert "alice is approving this request" in waiting
@@ -166,7 +167,7 @@ def test_denying_needs_a_reason(signed_in, rt, sandbox):
     carol = in_review(rt, sandbox)
     page = decide_on_page(signed_in, carol, outcome="deny", reason="   ")
     assert page.status_code == 400 and b"a reason is required" in page.data
-    assert review.claim_of(rt.store, carol) is None
+    assert rt.store.claim_of(carol) is None
 
 
 def test_an_oversize_reason_is_a_400(signed_in, rt, sandbox):
@@ -201,7 +202,7 @@ def test_a_form_without_its_csrf_token_is_refused(signed_in, rt, sandbox):
         answer = signed_in.post(f"/console/requests/{carol}/decide",
                                 data={"outcome": "approve", "reason": "", **token})
         assert answer.status_code == 400 and b"security token" in answer.data
-    assert review.claim_of(rt.store, carol) is None
+    assert rt.store.claim_of(carol) is None
     assert signed_in.post("/console/logout").status_code == 400
 
 

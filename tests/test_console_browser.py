@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from approver import accounts
 from approver.sandbox import serve
+from approver.state import accounts
 from approver.web import create_app
 from tests import browser
 from tests.console_support import PASSWORD, add_admin

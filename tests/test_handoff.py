@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from approver import signing
-from approver import store as st
+from approver import state as st
 from approver.web import create_app, handoff
 from tests.test_billing_intake import standard_headers
 from tests.test_hostile_input import BILLING_SECRET

@@ -1,11 +1,13 @@
-"""What a job leaves behind when it fails, and what it leaves on the log lines of the next."""
+"""What a job leaves behind when it fails, what it leaves on the log lines of the next, and
+the dotted paths jobs are queued under."""
 
 import json
 import logging
 
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from approver import cli, decide, logs, reconcile
+from approver import cli, logs
+from approver.pipeline import decide, reconcile
 from approver.tyk import BadRequest, DashboardServerError, DashboardUnavailable, Forbidden
 from tests.conftest import WEBHOOK_TOKEN
 
@@ -123,16 +125,37 @@ def test_ids_bound_by_one_job_are_not_on_the_lines_of_the_next(client, sandbox, 
         logging.getLogger().setLevel(level)
     decided = [r for r in handler.records if r.getMessage().startswith("key request")]
     assert decided and all(r.decision_id for r in decided)  # the billing job's own lines
-    later = [r for r in handler.records if r.name == "approver.reconcile"]
+    later = [r for r in handler.records if r.name == "approver.pipeline.reconcile"]
     assert later, [r.getMessage() for r in handler.records]
     assert [(r.decision_id, r.key_request_id) for r in later] == [(None, None)] * len(later)
 
 
 def test_one_reconciler_pass_is_queued_per_interval_and_again_once_redis_lost_it(rt):
-    from approver import enqueue
+    from approver.pipeline import enqueue
 
     assert enqueue.reconcile(rt.queue, 60) is True  # none in the last minute: one now
     assert enqueue.reconcile(rt.queue, 60) is False  # every worker asks every second
     assert [j.func_name for j in rt.queue.jobs] == [enqueue.RECONCILE]
     rt.redis.flushall()  # Redis restarted without its data
     assert enqueue.reconcile(rt.queue, 60) is True
+
+
+def test_every_job_is_queued_under_a_path_that_finds_its_function():
+    """Jobs already in Redis, and the workers of a rolling upgrade, name these paths: each
+    is the one the service has always queued, and RQ finds the pipeline's function by it."""
+    from rq.utils import import_attribute
+
+    from approver.pipeline import billing, enqueue, jobs, notify, review
+    from approver.web import billing as billing_web
+
+    queued = {enqueue.DECIDE: jobs.decide_request, enqueue.RECONCILE: jobs.reconcile_pass,
+              review.CLAIM_JOB: jobs.decide_claimed, billing.REVOKE_CHECK: jobs.past_due_check,
+              billing_web.JOB: jobs.billing_event, notify.DELIVER: notify.deliver,
+              notify.mail.SEND: notify.mail.send}
+    assert sorted(queued) == [
+        "approver.jobs.billing_event", "approver.jobs.decide_claimed",
+        "approver.jobs.decide_request", "approver.jobs.past_due_check",
+        "approver.jobs.reconcile_pass", "approver.mail.send", "approver.notify.deliver"]
+    for path, function in queued.items():
+        assert import_attribute(path) is function, path
+

@@ -17,10 +17,12 @@ from cryptography.x509.oid import NameOID
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from approver import config, decide, mail, notify
-from approver import store as st
-from approver.embedded_redis import free_port
+from approver import config
+from approver import state as st
 from approver.errors import ConfigError
+from approver.pipeline import decide, enqueue, notify
+from approver.pipeline.notify import mail
+from approver.process.embedded_redis import free_port
 from tests.test_review import BOB, CAROL, DAVE, in_review, submit
 
 SENDER = "API team <api@example.com>"
@@ -75,7 +77,7 @@ def send_mail(rt):
     """Run the notification queue's jobs (emails included) in this process."""
 
     def run():
-        queue = notify.notify_queue(rt.queue)
+        queue = enqueue.notify_queue(rt.queue)
         SimpleWorker([queue], connection=rt.redis, serializer=JSONSerializer).work(
             burst=True, with_scheduler=False)
 
@@ -197,7 +199,7 @@ def test_jobs_are_queued_with_retries_and_carry_no_secret(rt, sandbox, settings)
     rt.settings = settings.with_(smtp_url=f"smtp+starttls://api:{SMTP_PASSWORD}@127.0.0.1:1")
     request = submit(sandbox, BOB)
     decide.run(rt, request["id"], "webhook")
-    [job] = [j for j in notify.notify_queue(rt.queue).jobs if j.func_name == mail.SEND]
+    [job] = [j for j in enqueue.notify_queue(rt.queue).jobs if j.func_name == mail.SEND]
     assert job.retries_left == len(mail.RETRY_DELAYS)
     for key in rt.redis.keys("*"):
         if rt.redis.type(key) == b"hash":

@@ -13,8 +13,9 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from approver import notify, runtime
 from approver.config import Settings
+from approver.pipeline import enqueue, notify, runtime
+from approver.state import connection
 
 SECRET = "whsec_" + base64.b64encode(b"notify-test-secret-0123456789abc").decode()
 REQUEST_ID = "64b0000000000000000000c1"
@@ -22,7 +23,8 @@ DASHBOARD = "https://dashboard.example.com"
 
 
 def record(outcome="approve", state="applied", **extra) -> dict:
-    """A decision record as decide._record writes it (plus what _apply adds)."""
+    """A decision record as decide.apply.record_decision writes it (plus what apply_decision
+    adds)."""
     return {
         "state": state, "decision_id": "d" * 32, "outcome": outcome, "rule": "paid-plan",
         "reason": "developer has an active subscription", "revision": "abc123def456",
@@ -87,7 +89,7 @@ def nrt(settings, receiver):
 
 
 def notify_queue(rt):
-    return notify.notify_queue(rt.queue)
+    return enqueue.notify_queue(rt.queue)
 
 
 def run_worker(rt):
@@ -345,7 +347,7 @@ def test_enqueue_on_a_connection_with_the_queue_name(nrt):
 
 
 def test_dead_redis_does_not_raise(nrt, caplog):
-    dead = runtime.connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    dead = connection.connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     try:
         queue = runtime.queue(dead, "approver")
         assert notify.enqueue_notifications(queue, nrt.settings, record(), REQUEST_ID) == 0
@@ -384,7 +386,7 @@ def test_deliver_resolves_and_raises_on_500(nrt, receiver):
     ("carol@gmail.com", "key_request.reviewed"),
 ])
 def test_decisions_are_announced_once_signed_and_on_slack(nrt, sandbox, receiver, email, kind):
-    from approver import decide
+    from approver.pipeline import decide
 
     request = sandbox.app.sandbox.create_key_request(
         email, ["64b0000000000000000000b1"], {"use_case": "x"})

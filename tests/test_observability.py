@@ -6,7 +6,8 @@ import logging
 import pytest
 import requests
 
-from approver import logs, metrics, runtime
+from approver import logs
+from approver.pipeline import health, metrics, runtime
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
 from tests.web_support import Web, free_port
@@ -92,7 +93,7 @@ def test_readyz_reports_what_workers_saw(client, rt, sandbox):
     assert response.status_code == 200
     assert response.json["status"] == "degraded"  # no worker has reported yet
     assert response.json["workers"] == "no worker has reported recently"
-    runtime.publish_health(rt)
+    health.publish_health(rt)
     body = client.get("/readyz", base_url=INTERNAL).json
     assert body == {**body, "status": "ok", "redis": "ok", "dashboard": "ok", "rules": "ok"}
     assert body["rules_revision"] == rt.rules.current().revision
@@ -102,7 +103,7 @@ def test_readyz_says_when_the_dashboard_is_down(client, rt, settings):
     down = runtime.Runtime(settings.with_(dashboard_url="http://127.0.0.1:9",
                                           dashboard_timeout=0.2))
     down.store  # noqa: B018 (same Redis)
-    runtime.publish_health(down)
+    health.publish_health(down)
     body = client.get("/readyz", base_url=INTERNAL).json
     assert body["status"] == "degraded"
     assert "GET /api/portal/configuration" in body["dashboard"]
@@ -136,7 +137,7 @@ def test_grafana_dashboard_queries_only_metrics_we_export(client, rt):
 
     from tests.conftest import ROOT
 
-    runtime.publish_health(rt)
+    health.publish_health(rt)
     declared = set(re.findall(r"^# TYPE ([a-z_]+) ", scrape(client), re.M))
     exported = declared | {f"{name}_total" for name in declared}
     exported |= {"approver_dashboard_calls_total", "approver_dashboard_call_seconds"}

@@ -17,7 +17,7 @@ from referencing.jsonschema import DRAFT202012
 from standardwebhooks.webhooks import Webhook
 
 from approver import signing
-from approver import store as st
+from approver import state as st
 from approver.web import create_app, handoff, openapi, schemas
 from tests.conftest import WEBHOOK_TOKEN
 

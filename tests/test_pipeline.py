@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from approver import decide, enqueue, reconcile
-from approver import store as st
-from approver.sources import fingerprint
+from approver import state as st
+from approver.pipeline import decide, enqueue, reconcile
+from approver.pipeline.sources import fingerprint
 from tests.conftest import WEBHOOK_TOKEN, drain, wait_for
 
 ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from approver import enqueue
+from approver.pipeline import enqueue
 from tests.conftest import PORTAL_HOOK_TOKEN, WEBHOOK_TOKEN, with_portal
 from tests.test_openapi import check_answer
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from approver import decide, reconcile
-from approver import store as st
+from approver import state as st
+from approver.pipeline import decide, reconcile
 from approver.rules import Facts
 from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
 

@@ -136,7 +136,7 @@ def test_the_readme_commands_table_shows_every_command_and_flag():
         unknown = shown[path] - set(flags)
         if unknown:
             problems.append(f"`{name}` shows {', '.join(sorted(unknown))}, which it does "
-                            "not take (approver/cli.py, parser())")
+                            "not take (approver/cli/, parser())")
     assert not problems, "README.md, table under '## Commands': " + "; ".join(problems)
 
 

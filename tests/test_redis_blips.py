@@ -11,8 +11,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from approver import enqueue, reconcile
-from approver import store as st
+from approver import state as st
+from approver.pipeline import enqueue, reconcile
 from tests.conftest import wait_for
 from tests.redis_proxy import RedisProxy
 

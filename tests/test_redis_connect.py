@@ -10,9 +10,10 @@ import pytest
 import redis
 import trustme
 
-from approver import config, runtime
-from approver.embedded_redis import EmbeddedRedis, free_port
+from approver import config
 from approver.errors import ApproverError, ConfigError
+from approver.process.embedded_redis import EmbeddedRedis, free_port
+from approver.state import connection
 from tests.conftest import ROOT
 
 PASSWORD = "acl-password-not-to-be-seen-0123"
@@ -92,15 +93,15 @@ def service_env(tmp_path, url: str, **more: str) -> dict:
 
 def test_tls_with_the_right_ca_works_and_checks_the_server_name(tls, ca, tmp_path):
     url = f"rediss://{USER}:{PASSWORD}@localhost:{tls.tls_port}/0"
-    client = runtime.connect(settings_for(url, redis_ca_file=tmp_path / "server" / "ca.pem"))
+    client = connection.connect(settings_for(url, redis_ca_file=tmp_path / "server" / "ca.pem"))
     assert client.set("k", "v") and client.get("k") == b"v"
     client.close()
     # The certificate names localhost, not 127.0.0.1: server name checking refuses it.
-    by_ip = runtime.connect(settings_for(url.replace("localhost", "127.0.0.1"),
+    by_ip = connection.connect(settings_for(url.replace("localhost", "127.0.0.1"),
                                          redis_ca_file=tmp_path / "server" / "ca.pem"))
     with pytest.raises(redis.ConnectionError) as refused:
         by_ip.ping()
-    assert "does not name the host" in runtime.describe_redis_error(refused.value)
+    assert "does not name the host" in connection.describe_redis_error(refused.value)
 
 
 def test_tls_with_a_wrong_ca_is_refused_with_a_clear_message(tls, tmp_path):
@@ -126,10 +127,10 @@ def test_a_client_certificate_is_sent_when_configured(tmp_path, ca):
     with TLSRedis(tmp_path / "server", ca, clients="yes") as server:
         url = f"rediss://{USER}:{PASSWORD}@localhost:{server.tls_port}/0"
         ca_file = tmp_path / "server" / "ca.pem"
-        without = runtime.connect(settings_for(url, redis_ca_file=ca_file))
+        without = connection.connect(settings_for(url, redis_ca_file=ca_file))
         with pytest.raises(redis.ConnectionError):
             without.ping()
-        with_cert = runtime.connect(settings_for(
+        with_cert = connection.connect(settings_for(
             url, redis_ca_file=ca_file, redis_cert_file=tmp_path / "client.crt",
             redis_key_file=tmp_path / "client.key"))
         assert with_cert.ping()
@@ -146,7 +147,7 @@ def test_the_password_can_come_from_a_file_read_at_each_connection(acl_redis, tm
     secret.write_text(PASSWORD + "\n")  # as a Kubernetes Secret mount may hold it
     env = {"APPROVER_REDIS_URL": f"redis://{USER}@127.0.0.1:{acl_redis.port}/0",
            "APPROVER_REDIS_PASSWORD_FILE": str(secret)}
-    client = runtime.connect(config.from_env(env))
+    client = connection.connect(config.from_env(env))
     assert client.ping()
     assert PASSWORD not in repr(client) + repr(client.connection_pool.connection_kwargs)
     # A rotated secret is read by the next connection, without a restart.

@@ -4,9 +4,10 @@ import signal
 
 import pytest
 
-from approver import decide, runtime
-from approver import store as st
-from approver.embedded_redis import EmbeddedRedis
+from approver import state as st
+from approver.pipeline import decide, runtime
+from approver.process.embedded_redis import EmbeddedRedis
+from approver.state import connection
 from tests.conftest import wait_for
 
 ALICE, FREE = "alice@acme.partner.example", "64b0000000000000000000b1"
@@ -29,7 +30,7 @@ def replicated_redis(tmp_path):
 
 def test_a_write_is_safe_once_a_replica_has_it_or_when_there_is_none(replicated_redis):
     master, replica = replicated_redis
-    store = st.Store(runtime.connect(master.url))
+    store = st.Store(connection.connect(master.url))
     assert wait_for(store.replicated, timeout=15)
     replica.process.send_signal(signal.SIGSTOP)  # connected, but acknowledging nothing
     try:
@@ -48,7 +49,7 @@ def test_while_no_replica_acknowledges_tyk_is_not_called_and_the_decision_is_kep
     master, replica = replicated_redis
     rt = runtime.Runtime(settings.with_(redis_sentinels=(("127.0.0.1", 1),),
                                         redis_sentinel_master="mymaster"))
-    rt.redis = runtime.connect(master.url)
+    rt.redis = connection.connect(master.url)
     assert wait_for(rt.store.replicated, timeout=15)
     replica.process.send_signal(signal.SIGSTOP)
     request = sandbox.app.sandbox.create_key_request(ALICE, [FREE], {"use_case": "x"})

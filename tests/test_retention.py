@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from approver import cli, config, reconcile
-from approver import store as st
+from approver import cli, config
+from approver import state as st
 from approver.errors import ConfigError
+from approver.pipeline import reconcile
 from tests.test_cli import ALICE, BOB, CAROL, FREE, decide_samples, run
 
 

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from approver import decide, jobs, notify, reconcile, review
-from approver import store as st
-from approver.sources import fingerprint
+from approver import state as st
+from approver.pipeline import decide, jobs, notify, reconcile, review
+from approver.pipeline.sources import fingerprint
 from approver.web import create_app
 from tests.conftest import with_portal
 
@@ -268,7 +268,7 @@ def test_a_claim_job_run_twice_decides_once(rt, sandbox):
     assert jobs.decide_claimed(ref, taken)["state"] == st.APPLIED  # a retry after success
     approvals = sandbox.app.sandbox.calls(method="PUT", path=APPROVE + ref)
     assert len(approvals) == 1
-    assert review.claim_of(rt.store, ref)["result"]["state"] == st.APPLIED
+    assert rt.store.claim_of(ref)["result"]["state"] == st.APPLIED
 
 
 def test_a_claim_job_that_runs_after_its_claim_lapsed_still_decides(rt, sandbox):

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from approver import accounts, cli
-from approver import store as st
+from approver import cli
+from approver import state as st
+from approver.state import accounts
 from tests.test_review import CAROL, DAVE, in_review
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from approver import backtest, decide
+from approver.pipeline import backtest, decide
 from approver.rules import Facts, evaluate, load_rules
 from tests.conftest import ROOT, WEBHOOK_TOKEN
 

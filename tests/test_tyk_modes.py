@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
-from approver import cli, runtime
-from approver import store as st
-from approver.billing import react
-from approver.sources import PENDING_KEY, RevocationFailed, fingerprint
+from approver import cli
+from approver import state as st
+from approver.pipeline import billing, health
+from approver.pipeline.sources import PENDING_KEY, RevocationFailed, fingerprint
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
 
@@ -57,7 +57,7 @@ def test_with_key_hashing_off_no_key_is_stored_logged_or_exported(
     assert len(developer["keys"]) == 2 and list(developer["oauth_clients"]) == [OAUTH]
     issued = tyk.keys()  # the sandbox's key store (not a dict)
     raw_keys = [k["key_id"] for k in issued if k["auth_type"] != "oauth"]
-    revoked = react.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
+    revoked = billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
     issued = tyk.keys()
     assert len(revoked) == 3 and not any(k["active"] for k in issued
                                          if k["developer_id"] == ALICE_ID)
@@ -77,7 +77,7 @@ def test_an_oauth_client_is_revoked_through_the_oauth_endpoint(client, work, rt,
     decide(client, work, sandbox, ALICE, OAUTH)
     (client_id,) = [c["client_id"] for c in tyk.developer(ALICE_ID)["oauth_clients"][OAUTH]]
     assert list(rt.store.approved_keys(ALICE_ID)) == [fingerprint(client_id)]
-    assert react.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled") == [
+    assert billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled") == [
         fingerprint(client_id)]
     assert tyk.key(client_id)["active"] is False
     assert tyk.developer(ALICE_ID)["oauth_clients"] == {}
@@ -91,10 +91,10 @@ def test_a_404_from_a_revocation_endpoint_is_never_counted_as_revoked(client, wo
     decide(client, work, sandbox, ALICE, OAUTH)
     tyk.add_fault("DELETE", "/api/portal/developers/oauth/", status=404)
     with pytest.raises(RevocationFailed):
-        react.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
+        billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
     (about,) = rt.store.approved_keys(ALICE_ID).values()
     assert "revoked_at" not in about
-    assert react.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")  # next time
+    assert billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")  # next time
 
 
 def test_secure_key_approval_records_no_older_key_and_revokes_the_generated_one(
@@ -109,14 +109,14 @@ def test_secure_key_approval_records_no_older_key_and_revokes_the_generated_one(
     assert list(tyk.developer(DAVE_ID)["keys"]) == [DAVE_OLD_KEY]
     assert list(rt.store.approved_keys(DAVE_ID)) == [PENDING_KEY + request["id"]]
     # Revoked before it was generated: nothing to revoke yet, and the record stays.
-    assert react.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == []
+    assert billing.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == []
     assert "revoked_at" not in rt.store.approved_keys(DAVE_ID)[PENDING_KEY + request["id"]]
     new_key = tyk.generate_key(request["id"])
-    assert react.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == [
+    assert billing.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == [
         PENDING_KEY + request["id"]]
     assert tyk.key(new_key)["active"] is False
     assert tyk.key(DAVE_OLD_KEY)["active"] is True  # not ours: left alone
-    assert react.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == []
+    assert billing.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == []
 
 
 def test_a_new_key_is_told_apart_from_older_ones_without_secure_approval(client, work, rt,
@@ -125,7 +125,7 @@ def test_a_new_key_is_told_apart_from_older_ones_without_secure_approval(client,
     request = decide(client, work, sandbox, DAVE, FREE)
     (new_key,) = set(tyk.developer(DAVE_ID)["keys"]) - {DAVE_OLD_KEY}
     assert rt.store.state(request["id"])["key_ids"] == [fingerprint(new_key)]
-    assert react.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == [
+    assert billing.revoke_paid_keys(rt, DAVE_ID, reason="billing canceled") == [
         fingerprint(new_key)]
     assert tyk.key(DAVE_OLD_KEY)["active"] is True
 
@@ -146,7 +146,7 @@ def test_a_withheld_policy_right_is_named_in_health_status_and_the_worker_log(
     assert "grant the API user 'policy: read'" in caplog.text
     # The decision could not be made: nothing decided, the job is retried.
     assert rt.store.state(tyk.key_requests()[0]["id"]) is None
-    runtime.publish_health(rt)
+    health.publish_health(rt)
     ready = internal_readyz(app)
     assert ready["status"] == "degraded"
     assert "lacks the right 'policy: read'" in ready["dashboard"]
@@ -159,7 +159,7 @@ def test_a_write_refused_for_lack_of_rights_shows_in_health(client, work, rt, sa
     tyk.add_fault("PUT", "/api/portal/requests/approve/", status=403, times=10,
                   message="access denied: You do not have permission to access  /api/portal")
     decide(client, work, sandbox, ALICE, FREE)
-    runtime.publish_health(rt)
+    health.publish_health(rt)
     dashboard = internal_readyz(app)["dashboard"]
     assert "classic: PUT /api/portal/requests/approve/{id} refused (HTTP 403)" in dashboard
     assert "lacks the right 'portal: write'" in dashboard
@@ -167,7 +167,7 @@ def test_a_write_refused_for_lack_of_rights_shows_in_health(client, work, rt, sa
 
 def test_the_documented_least_rights_cover_every_call_the_service_makes(client, work, rt,
                                                                        sandbox):
-    from approver import reconcile
+    from approver.pipeline import reconcile
     from approver.tyk.permissions import right_for
 
     tyk = sandbox.app.sandbox
@@ -175,8 +175,8 @@ def test_the_documented_least_rights_cover_every_call_the_service_makes(client, 
     for email, policy in ((ALICE, FREE), (ALICE, OAUTH), ("bob@mailinator.com", FREE)):
         decide(client, work, sandbox, email, policy)
     reconcile.run(rt)
-    runtime.publish_health(rt)
-    react.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
+    health.publish_health(rt)
+    billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
     calls = tyk.calls()
     # A call refused for lack of rights answers 401 or 403 (the sandbox, as Tyk).
     refused = [(c["method"], c["path"], c["status"]) for c in calls

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from approver import enqueue
 from approver.config import Settings
+from approver.pipeline import enqueue
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
 
@@ -178,7 +178,7 @@ def test_unknown_paths_and_methods_answer_json_4xx(client):
 
 
 def test_redis_unreachable_is_503(settings, redis_server):
-    from approver.embedded_redis import free_port
+    from approver.process.embedded_redis import free_port
 
     down = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     client = create_app(down).test_client()

@@ -12,11 +12,12 @@ import time
 from collections.abc import Iterable, Mapping
 
 from approver.errors import ApproverError
+from approver.signing import WHSEC_PREFIX, whsec_key
 
 log = logging.getLogger(__name__)
 
 TOLERANCE = 300
-STANDARD_PREFIX = "whsec_"
+STANDARD_PREFIX = WHSEC_PREFIX
 # Timestamps are whole seconds since the epoch in both schemes; a bound on the length keeps
 # int() cheap on hostile input. Each pattern ends in \Z: `$` also matches before a "\n".
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}\Z")
@@ -46,18 +47,6 @@ def _check_time(timestamp: str, now: float | None, tolerance: int) -> int:
     if value > current + tolerance:
         raise SignatureError("timestamp too new")
     return value
-
-
-def _standard_key(secret: str) -> bytes | None:
-    """The HMAC key of a `whsec_` secret: the base64 part, decoded."""
-    encoded = secret.removeprefix(STANDARD_PREFIX)
-    try:
-        # Padding is added because some senders hand out unpadded base64 secrets (the
-        # reference library does the same; extra padding is ignored).
-        key = base64.b64decode(encoded + "==")
-    except (binascii.Error, ValueError):
-        key = b""
-    return key or None
 
 
 def verify_standard(
@@ -97,7 +86,7 @@ def verify_standard(
     signed = f"{msg_id}.{timestamp}.".encode() + body
     matched = False
     for i, secret in enumerate(secrets, 1):
-        key = _standard_key(secret)
+        key = whsec_key(secret)
         if key is None:
             log.warning("billing secret %d is not valid base64 after whsec_; skipped", i)
             continue

@@ -7,22 +7,20 @@ from approver.rules.facts import FactContext, normalise_email_domain
 from approver.rules.live import LiveRules
 from approver.rules.loader import check, load_rules, schema
 from approver.rules.plugins import load_plugins, register_plugin
-from approver.rules.registry import (
-    REGISTRY,
-    FactDef,
-    OperatorDef,
-    Registry,
-    builtin_registry,
-    default_registry,
-    fact,
-    operator,
-)
+from approver.rules.registry import REGISTRY, FactDef, OperatorDef, Registry, fact, operator
 from approver.rules.resolver import Facts
 from approver.rules.ruleset import Rule, RuleSet, WaitSpec
 from approver.rules.testing import CaseResult, TestReport, run_rule_tests
 from approver.rules.values import UNKNOWN, FactUnavailable
+from approver.rules.vocabulary import (
+    BUILTIN_MODULES,
+    builtin_registry,
+    default_registry,
+    register_builtins,
+)
 
 __all__ = [
+    "BUILTIN_MODULES",
     "REGISTRY",
     "UNKNOWN",
     "CaseResult",
@@ -49,6 +47,7 @@ __all__ = [
     "load_rules",
     "normalise_email_domain",
     "operator",
+    "register_builtins",
     "register_plugin",
     "run_rule_tests",
     "schema",

@@ -5,6 +5,8 @@ child is False, else unknown if any is unknown; `any` is True if any child is Tr
 unknown if any is unknown; `not` keeps unknown. A rule matches only on True; the engine
 stops at a rule that is unknown (see engine.py), so a fact that could not be had, or a
 value that is not of its type, never lets a later rule decide in its place.
+
+Over 300 lines: parsing, compiling and tracing walk the same node types, side by side.
 """
 
 from __future__ import annotations

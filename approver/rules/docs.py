@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from approver.rules.registry import Registry, default_registry
+from approver.rules.registry import Registry
 from approver.rules.types import ANY, LISTS
+from approver.rules.vocabulary import default_registry
 
 
 def _cell(text: str) -> str:

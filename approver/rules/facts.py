@@ -1,11 +1,14 @@
-"""The classic-portal facts, computed from a `FactContext` (Tyk JSON as the Dashboard gives it)."""
+"""The classic-portal facts, computed from a `FactContext` (Tyk JSON as the Dashboard gives it).
+
+Over 300 lines: some twenty facts of a few lines each, kept beside the Tyk shapes they read.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from approver.rules.registry import BUILTINS, fact
+from approver.rules.registry import builtin_fact
 from approver.rules.values import UNKNOWN, FactUnavailable, parse_datetime
 
 
@@ -68,17 +71,16 @@ def _field(data: dict, name: str, whose: str) -> Any:
     return fields[name]
 
 
-@fact("request.id", type="text", description="key request id", registry=BUILTINS)
+@builtin_fact("request.id", type="text", description="key request id")
 def request_id(ctx: FactContext) -> Any:
     """Key request id."""
     return _get(ctx.request, "id", "_id")
 
 
-@fact(
+@builtin_fact(
     "request.policies",
     type="list of text",
     description="requested policy ids (`apply_policies`, else `[for_plan]`)",
-    registry=BUILTINS,
 )
 def request_policies(ctx: FactContext) -> Any:
     """Requested policy ids."""
@@ -101,24 +103,22 @@ def _field_names(data: dict | None) -> list[str]:
 FIELDS_HINT = "Tyk sends form and sign-up fields as text"
 
 
-@fact(
+@builtin_fact(
     "request.fields.*",
     type="text",
     description="an answer on the key-request form (`fields.<name>`)",
     hint=FIELDS_HINT,
     names=lambda ctx: _field_names(ctx.request),
-    registry=BUILTINS,
 )
 def request_field(ctx: FactContext, name: str) -> Any:
     """An answer on the key-request form."""
     return _field(ctx.request, name, "key request")
 
 
-@fact(
+@builtin_fact(
     "request.catalogue",
     type="list of text",
     description="names of the catalogue entries for the requested policies",
-    registry=BUILTINS,
 )
 def request_catalogue(ctx: FactContext) -> Any:
     """Names of the catalogue entries for the requested policies."""
@@ -141,18 +141,17 @@ def request_catalogue(ctx: FactContext) -> Any:
     return names
 
 
-@fact(
+@builtin_fact(
     "request.created_at",
     type="time",
     description="when the key request was made",
-    registry=BUILTINS,
 )
 def request_created_at(ctx: FactContext) -> Any:
     """When the key request was made."""
     return _datetime(_get(ctx.request, "date_created"), "key request date")
 
 
-@fact("developer.id", type="text", description="developer id", registry=BUILTINS)
+@builtin_fact("developer.id", type="text", description="developer id")
 def developer_id(ctx: FactContext) -> Any:
     """Developer id."""
     try:
@@ -162,17 +161,16 @@ def developer_id(ctx: FactContext) -> Any:
     return _get(dev, "id", "_id")
 
 
-@fact("developer.email", type="text", description="developer email address", registry=BUILTINS)
+@builtin_fact("developer.email", type="text", description="developer email address")
 def developer_email(ctx: FactContext) -> Any:
     """Developer email address."""
     return _get(_developer(ctx), "email")
 
 
-@fact(
+@builtin_fact(
     "developer.email_domain",
     type="text",
     description="domain of the developer's email: lowercase, no trailing dot, IDNA as punycode",
-    registry=BUILTINS,
 )
 def developer_email_domain(ctx: FactContext) -> Any:
     """Domain of the developer's email, normalised."""
@@ -182,35 +180,32 @@ def developer_email_domain(ctx: FactContext) -> Any:
     return normalise_email_domain(email)
 
 
-@fact(
+@builtin_fact(
     "developer.fields.*",
     type="text",
     description="a developer sign-up field (`fields.<name>`)",
     hint=FIELDS_HINT,
     names=lambda ctx: _field_names(_developer(ctx)),
-    registry=BUILTINS,
 )
 def developer_field(ctx: FactContext, name: str) -> Any:
     """A developer sign-up field."""
     return _field(_developer(ctx), name, "developer")
 
 
-@fact(
+@builtin_fact(
     "developer.created_at",
     type="time",
     description="when the developer signed up",
-    registry=BUILTINS,
 )
 def developer_created_at(ctx: FactContext) -> Any:
     """When the developer signed up."""
     return _datetime(_get(_developer(ctx), "date_created"), "developer sign-up date")
 
 
-@fact(
+@builtin_fact(
     "developer.inactive",
     type="boolean",
     description="the developer is marked inactive (often: not yet verified)",
-    registry=BUILTINS,
 )
 def developer_inactive(ctx: FactContext) -> Any:
     """The developer is marked inactive."""
@@ -229,22 +224,20 @@ def _developer_keys(ctx: FactContext) -> dict:
     return keys
 
 
-@fact(
+@builtin_fact(
     "developer.key_count",
     type="number",
     description="how many keys the developer holds",
-    registry=BUILTINS,
 )
 def developer_key_count(ctx: FactContext) -> Any:
     """How many keys the developer holds."""
     return len(_developer_keys(ctx))
 
 
-@fact(
+@builtin_fact(
     "developer.policies",
     type="list of text",
     description="policy ids across the developer's keys (sorted, unique)",
-    registry=BUILTINS,
 )
 def developer_policies(ctx: FactContext) -> Any:
     """Policy ids across the developer's keys."""
@@ -267,22 +260,20 @@ def _requested_policies(ctx: FactContext) -> list[dict]:
     return found
 
 
-@fact(
+@builtin_fact(
     "policy.names",
     type="list of text",
     description="names of the requested policies",
-    registry=BUILTINS,
 )
 def policy_names(ctx: FactContext) -> Any:
     """Names of the requested policies."""
     return [str(p.get("name", "")) for p in _requested_policies(ctx)]
 
 
-@fact(
+@builtin_fact(
     "policy.tags",
     type="list of text",
     description="tags of the requested policies (sorted, unique)",
-    registry=BUILTINS,
 )
 def policy_tags(ctx: FactContext) -> Any:
     """Tags of the requested policies."""
@@ -301,28 +292,26 @@ def _billing(ctx: FactContext, key: str) -> Any:
     return value
 
 
-@fact(
+@builtin_fact(
     "billing.status",
     type="text",
     description="billing status: trialing, active, past_due or canceled",
-    registry=BUILTINS,
 )
 def billing_status(ctx: FactContext) -> Any:
     """Billing status."""
     return _billing(ctx, "status")
 
 
-@fact("billing.plan", type="text", description="billing plan", registry=BUILTINS)
+@builtin_fact("billing.plan", type="text", description="billing plan")
 def billing_plan(ctx: FactContext) -> Any:
     """Billing plan."""
     return _billing(ctx, "plan")
 
 
-@fact(
+@builtin_fact(
     "billing.updated_at",
     type="time",
     description="when the billing state last changed",
-    registry=BUILTINS,
 )
 def billing_updated_at(ctx: FactContext) -> Any:
     """When the billing state last changed."""

@@ -8,11 +8,12 @@ an argument of matching types.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import re2
 
-from approver.rules.registry import BUILTINS, operator
+from approver.rules.registry import builtin_operator
 from approver.rules.types import (
     ANY,
     DURATION,
@@ -136,30 +137,27 @@ def _boolean(expected: Any, type_: str) -> bool:
     return expected
 
 
-@operator(
+@builtin_operator(
     "eq", types=(*SCALARS, LISTS), description="equals the value", prepare=_same,
-    registry=BUILTINS,
 )
 def eq(actual: Any, expected: Any) -> bool:
     """Equals the value."""
     return actual == expected
 
 
-@operator(
+@builtin_operator(
     "ne", types=(*SCALARS, LISTS), description="differs from the value", prepare=_same,
-    registry=BUILTINS,
 )
 def ne(actual: Any, expected: Any) -> bool:
     """Differs from the value."""
     return actual != expected
 
 
-@operator(
+@builtin_operator(
     "in",
     types=(TEXT, NUMBER, LISTS),
     description="is one of the listed values (a list fact: every item is, and it is not empty)",
     prepare=_members,
-    registry=BUILTINS,
 )
 def in_(actual: Any, expected: frozenset) -> bool:
     """Is one of the listed values."""
@@ -168,12 +166,11 @@ def in_(actual: Any, expected: frozenset) -> bool:
     return actual in expected
 
 
-@operator(
+@builtin_operator(
     "not_in",
     types=(TEXT, NUMBER, LISTS),
     description="is none of the listed values (a list fact: no item is)",
     prepare=_members,
-    registry=BUILTINS,
 )
 def not_in(actual: Any, expected: frozenset) -> bool:
     """Is none of the listed values."""
@@ -182,101 +179,90 @@ def not_in(actual: Any, expected: frozenset) -> bool:
     return actual not in expected
 
 
-@operator(
+@builtin_operator(
     "contains",
     types=(TEXT, LISTS),
     description="a list holds the value, or a text holds the substring",
     prepare=_item,
-    registry=BUILTINS,
 )
 def contains(actual: Any, expected: Any) -> bool:
     """A list holds the value, or a text holds the substring."""
     return expected in actual
 
 
-@operator(
+@builtin_operator(
     "contains_any",
     types=(TEXT, LISTS),
     description="holds at least one of the listed values",
     prepare=_items,
-    registry=BUILTINS,
 )
 def contains_any(actual: Any, expected: tuple) -> bool:
     """Holds at least one of the listed values."""
     return any(item in actual for item in expected)
 
 
-@operator(
+@builtin_operator(
     "contains_all",
     types=(TEXT, LISTS),
     description="holds every one of the listed values",
     prepare=_items,
-    registry=BUILTINS,
 )
 def contains_all(actual: Any, expected: tuple) -> bool:
     """Holds every one of the listed values."""
     return all(item in actual for item in expected)
 
 
-@operator(
+@builtin_operator(
     "matches",
     types=(TEXT,),
     description="a text matches the regular expression somewhere (RE2 syntax, linear time; "
     "anchor with ^ and $)",
     prepare=_pattern,
-    registry=BUILTINS,
 )
 def matches(actual: str, expected: Pattern) -> bool:
     """A text matches the regular expression."""
     return expected.search(actual)
 
 
-@operator(
+@builtin_operator(
     "starts_with",
     types=(TEXT,),
     description="a text starts with the text (or one of a list of them)",
     prepare=_texts,
-    registry=BUILTINS,
 )
 def starts_with(actual: str, expected: tuple[str, ...]) -> bool:
     """A text starts with the text."""
     return actual.startswith(expected)
 
 
-@operator(
+@builtin_operator(
     "ends_with",
     types=(TEXT,),
     description="a text ends with the text (or one of a list of them)",
     prepare=_texts,
-    registry=BUILTINS,
 )
 def ends_with(actual: str, expected: tuple[str, ...]) -> bool:
     """A text ends with the text."""
     return actual.endswith(expected)
 
 
-for _name, _words, _test in (
-    ("gt", "is greater (later, longer) than", lambda a, e: a > e),
-    ("gte", "is greater (later, longer) than or equal to", lambda a, e: a >= e),
-    ("lt", "is less (earlier, shorter) than", lambda a, e: a < e),
-    ("lte", "is less (earlier, shorter) than or equal to", lambda a, e: a <= e),
-):
-    operator(
-        _name,
-        types=ORDERED,
-        description=f"{_words} the number, time or duration",
-        prepare=_same,
-        registry=BUILTINS,
-    )(_test)
+def _comparison(name: str, words: str, test: Callable[[Any, Any], bool]) -> Callable:
+    return builtin_operator(name, types=ORDERED, prepare=_same,
+                            description=f"{words} the number, time or duration")(test)
 
 
-@operator(
+gt = _comparison("gt", "is greater (later, longer) than", lambda a, e: a > e)
+gte = _comparison("gte", "is greater (later, longer) than or equal to", lambda a, e: a >= e)
+lt = _comparison("lt", "is less (earlier, shorter) than", lambda a, e: a < e)
+lte = _comparison("lte", "is less (earlier, shorter) than or equal to", lambda a, e: a <= e)
+
+
+@builtin_operator(
     "exists",
     types=(ANY,),
     description="`true`: the fact is known; `false`: it is unknown (the only test unknown passes)",
     prepare=_boolean,
     accepts_unknown=True,
-    registry=BUILTINS,
 )
 def exists(actual: Any, expected: bool) -> bool:
     """The fact is known (true) or unknown (false)."""

@@ -1,6 +1,6 @@
 """Facts only the new Tyk Developer Portal has: the plan, products and app of an access request.
 
-Its source (`approver.sources.portal.PortalSource`) puts the portal's records in
+Its source (`approver.pipeline.sources.portal.PortalSource`) puts the portal's records in
 `FactContext.extra`; a classic-portal key request has none, so these facts are unknown there.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from approver.rules.facts import FactContext
-from approver.rules.registry import BUILTINS, fact
+from approver.rules.registry import builtin_fact
 from approver.rules.values import FactUnavailable
 
 
@@ -29,33 +29,30 @@ def _name(record: dict, what: str) -> str:
     return str(name)
 
 
-@fact(
+@builtin_fact(
     "portal.plan",
     type="text",
     description="new portal: the access request's plan (display name, else name)",
-    registry=BUILTINS,
 )
 def portal_plan(ctx: FactContext) -> Any:
     """The plan asked for (new portal only)."""
     return _name(_record(ctx, "plan"), "plan")
 
 
-@fact(
+@builtin_fact(
     "portal.products",
     type="list of text",
     description="new portal: the access request's products (display names, else names)",
-    registry=BUILTINS,
 )
 def portal_products(ctx: FactContext) -> Any:
     """The products asked for (new portal only)."""
     return [_name(p, "product") for p in _record(ctx, "products")]
 
 
-@fact(
+@builtin_fact(
     "portal.app",
     type="text",
     description="new portal: the name of the developer app the access is for",
-    registry=BUILTINS,
 )
 def portal_app(ctx: FactContext) -> Any:
     """The developer app asking (new portal only)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -165,11 +164,9 @@ def fact(
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        definition = FactDef(
-            name, fn, type, description or _first_line(fn.__doc__), plugin, hint, names
-        )
-        fn.fact_def = definition  # type: ignore[attr-defined]
-        (REGISTRY if registry is None else registry).add_fact(definition)
+        fn = builtin_fact(name, type=type, description=description, plugin=plugin, hint=hint,
+                          names=names)(fn)
+        (REGISTRY if registry is None else registry).add_fact(fn.fact_def)
         return fn
 
     return decorate
@@ -187,12 +184,40 @@ def operator(
     """Decorator declaring an operator on facts of `types`; registers it like `fact`."""
 
     def decorate(fn: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-        definition = OperatorDef(
+        fn = builtin_operator(name, types=types, description=description, prepare=prepare,
+                              accepts_unknown=accepts_unknown)(fn)
+        (REGISTRY if registry is None else registry).add_operator(fn.operator_def)
+        return fn
+
+    return decorate
+
+
+def builtin_fact(name: str, *, type: str, description: str = "", plugin: bool = False,
+                 hint: str = "", names: Callable[..., Iterable[str]] | None = None
+                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`fact` for the built-in vocabulary: declares without registering anywhere.
+
+    `rules.vocabulary.register_builtins` registers the modules it lists, by their `.fact_def`.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.fact_def = FactDef(  # type: ignore[attr-defined]
+            name, fn, type, description or _first_line(fn.__doc__), plugin, hint, names)
+        return fn
+
+    return decorate
+
+
+def builtin_operator(name: str, *, types: tuple[str, ...], description: str = "",
+                     prepare: Callable[[Any, str], Any] | None = None,
+                     accepts_unknown: bool = False
+                     ) -> Callable[[Callable[[Any, Any], bool]], Callable[[Any, Any], bool]]:
+    """`operator` for the built-in vocabulary: declares without registering anywhere."""
+
+    def decorate(fn: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+        fn.operator_def = OperatorDef(  # type: ignore[attr-defined]
             name, fn, tuple(types), description or _first_line(fn.__doc__), prepare,
-            accepts_unknown,
-        )
-        fn.operator_def = definition  # type: ignore[attr-defined]
-        (REGISTRY if registry is None else registry).add_operator(definition)
+            accepts_unknown)
         return fn
 
     return decorate
@@ -211,48 +236,6 @@ def suggest(name: str, valid: Iterable[str], also: Iterable[str] = ()) -> str:
     return f"{hint}valid: {', '.join(ordered)}"
 
 
-# The module-level registry: what `fact`/`operator` register into when given no registry,
-# and (after `default_registry()`) the built-ins plus every installed plugin.
+# The module-level registry: what `fact`/`operator` register into when given no registry
+# (a plugin's own facts), merged with the built-ins by `vocabulary.default_registry()`.
 REGISTRY = Registry()
-BUILTINS = Registry()
-_default_ready = False
-_default_lock = threading.Lock()
-
-
-def builtin_registry() -> Registry:
-    """A fresh registry holding the built-in facts and operators only (no plugins)."""
-    from approver.rules import facts, operators, portal  # noqa: F401 - they register into BUILTINS
-
-    return BUILTINS.copy()
-
-
-_shared_builtins: Registry | None = None
-
-
-def shared_builtin_registry() -> Registry:
-    """The built-ins, one copy shared by callers that only look names up (never mutate)."""
-    global _shared_builtins
-    if _shared_builtins is None:
-        _shared_builtins = builtin_registry()
-    return _shared_builtins
-
-
-def default_registry() -> Registry:
-    """The module registry: built-ins plus installed plugins, loaded once."""
-    global _default_ready
-    if not _default_ready:
-        with _default_lock:
-            if not _default_ready:
-                from approver.rules.plugins import load_plugins
-
-                # Names registered here before (by a `@fact` without registry=) win.
-                builtins = builtin_registry()
-                for name, definition in builtins.facts.items():
-                    if name not in REGISTRY.facts:
-                        REGISTRY.add_fact(definition)
-                for name, op in builtins.operators.items():
-                    if name not in REGISTRY.operators:
-                        REGISTRY.add_operator(op)
-                load_plugins(REGISTRY)
-                _default_ready = True
-    return REGISTRY

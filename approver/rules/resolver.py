@@ -9,14 +9,9 @@ from typing import Any
 from approver.rules import types
 from approver.rules.facts import FactContext, normalise_email_domain
 from approver.rules.plugins import call_with_timeout
-from approver.rules.registry import (
-    PREFIX_SUFFIX,
-    FactDef,
-    Registry,
-    default_registry,
-    shared_builtin_registry,
-)
+from approver.rules.registry import PREFIX_SUFFIX, FactDef, Registry
 from approver.rules.values import UNKNOWN, FactUnavailable, to_json
+from approver.rules.vocabulary import default_registry, shared_builtin_registry
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from approver.rules.engine import Decision, evaluate
 from approver.rules.errors import Problem, RulesError
 from approver.rules.explain import trace_lines
 from approver.rules.loader import RULE_SUFFIXES, _dotted, _parse, load_rules, read_limited
-from approver.rules.registry import Registry, default_registry
+from approver.rules.registry import Registry
 from approver.rules.resolver import Facts
 from approver.rules.types import argument
+from approver.rules.vocabulary import default_registry
 from approver.rules.yamlsource import Located
 
 TESTS_FOLDER = "tests"

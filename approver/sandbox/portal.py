@@ -5,6 +5,8 @@ target; `app.instrument`: the secret check, fault injection and error answers;
 `server.serve`; the `/_sandbox/` control calls), and adds its own data and
 `POST /_sandbox/access-requests`, which makes an access request as a developer would and
 fires the `AccessRequestCreated` webhook with the configured custom headers.
+
+Over 300 lines: one simulated API (its data, routes and webhook) kept whole, as Tyk's is.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The sandbox Dashboard's data and the rules Tyk applies to it (no Flask)."""
+"""The sandbox Dashboard's data and the rules Tyk applies to it (no Flask).
+
+Over 300 lines: the simulated Dashboard's records and their rules, kept whole, as Tyk's are.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Used by the classic Dashboard client (`approver.tyk.client`) and the new Developer Portal
 client (`approver.portal.client`); both raise the error classes of `approver.tyk.errors`.
+Over 300 lines: everything one call goes through (session, timeouts, retries, the mapping of
+answers to errors) in one place.
 """
 
 from __future__ import annotations

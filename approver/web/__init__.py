@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from approver import config, logs, runtime
+from approver import config, logs
+from approver.pipeline import runtime
+from approver.state import connection
 from approver.web import billing, errors, handoff, health, hooks, observe, openapi, portal_hooks
 from approver.web.console import init_app as init_console
 
@@ -34,5 +36,5 @@ def create_app(settings: config.Settings | None = None) -> Flask:
 def web_runtime(settings: config.Settings) -> runtime.Runtime:
     """The web tier's runtime: Redis with sub-second timeouts so an outage answers 503 fast."""
     rt = runtime.Runtime(settings)
-    rt.redis = runtime.connect(settings, timeout=0.5)
+    rt.redis = connection.connect(settings, timeout=0.5)
     return rt

@@ -18,6 +18,7 @@ from approver.web.errors import ApiError
 log = logging.getLogger(__name__)
 bp = Blueprint("billing", __name__)
 
+# The job's dotted path, kept in approver/jobs.py: queued jobs and older workers name it.
 JOB = "approver.jobs.billing_event"
 JOB_TIMEOUT = 90
 RESULT_TTL = 7 * 86400

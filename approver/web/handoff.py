@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, request, url_for
 
-from approver import enqueue, signing
-from approver import store as st
+from approver import signing
+from approver import state as st
+from approver.pipeline import enqueue
 from approver.web import limits
 from approver.web.pages import page
 

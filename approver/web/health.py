@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from redis.exceptions import RedisError
 
-from approver import metrics
+from approver.pipeline import metrics
 
 bp = Blueprint("health", __name__)
 

@@ -8,7 +8,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from approver import enqueue
+from approver.pipeline import enqueue
 from approver.web.errors import ApiError
 from approver.web.schemas import first_error
 

@@ -7,7 +7,7 @@ import time
 
 from flask import current_app, request
 
-from approver.store import PREFIX
+from approver.state import PREFIX
 
 WINDOW = 60
 

@@ -7,7 +7,8 @@ import uuid
 
 from flask import Flask, g, request
 
-from approver import logs, metrics
+from approver import logs
+from approver.pipeline import metrics
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Endpoint name -> the source label of approver_webhooks_received_total.

@@ -7,8 +7,8 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from rq.exceptions import DuplicateJobError
 
-from approver import enqueue, sources
-from approver.sources.portal import hint
+from approver.pipeline import enqueue, sources
+from approver.pipeline.sources.portal import hint
 from approver.web.errors import ApiError
 from approver.web.hooks import _header_token, _json_body, _token_ok
 
@@ -60,7 +60,7 @@ def portal(token: str | None):
         return jsonify(status="queued" if queued else "duplicate", reconcile=True), 202
     ref = sources.ref("portal", str(native_id))
     # The ids the event names, kept only to break ties between records of one name, and
-    # only once the records agree with them (approver.sources.portal).
+    # only once the records agree with them (approver.pipeline.sources.portal).
     rt.store.save_hint(ref, hint(body["Message"]))
     queued = enqueue.decision(rt.queue, ref, "webhook", rt.settings.retry_delays)
     return jsonify(status="queued" if queued else "duplicate", key_request_id=ref), 202

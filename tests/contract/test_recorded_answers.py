@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from approver.pipeline.sources.classic import ClassicSource
+from approver.pipeline.sources.portal import PortalSource
 from approver.portal import Portal
 from approver.rules import FactContext, Facts
 from approver.rules.values import UNKNOWN
-from approver.sources.classic import ClassicSource
-from approver.sources.portal import PortalSource
 from approver.tyk import BadRequest, Dashboard, Forbidden, NotFound, Unauthorized
 from tests.contract import corpus
 
@@ -209,7 +209,7 @@ def test_a_recorded_access_request_becomes_facts_from_records_only(replay, porta
 
 
 def test_recorded_users_products_organisations_providers_and_apps_parse(replay, portal_api):
-    from approver.sources.portal import _developer, _policy
+    from approver.pipeline.sources.portal import _developer, _policy
 
     routes = replay[1]
     routes.answer("GET", "/portal-api/users/1", "edp/GET-portal-api-users-id.http")

@@ -26,8 +26,8 @@ import pytest
 import redis
 import requests
 
-from approver import store as st
-from approver.embedded_redis import EmbeddedRedis, free_port
+from approver import state as st
+from approver.process.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "faults-sandbox-secret-0123456789"

@@ -22,7 +22,7 @@ import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from approver import store as st
+from approver import state as st
 from tests.faults.conftest import FIELDS, ROOT, wait_until
 
 pytestmark = pytest.mark.faults

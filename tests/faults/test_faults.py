@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 import requests
 
-from approver import store as st
+from approver import state as st
 from tests.faults.conftest import (
     ALICE,
     APPROVE,

@@ -18,7 +18,8 @@ from collections import Counter
 import pytest
 import requests
 
-from approver import config, runtime
+from approver import config
+from approver.state import connection
 from tests.faults.conftest import (
     Stack,
     assert_applied_once,
@@ -44,7 +45,7 @@ class SentinelStack(Stack):
     @property
     def redis(self):
         if self._redis is None:
-            self._redis = runtime.connect(config.from_env(self.env), timeout=2)
+            self._redis = connection.connect(config.from_env(self.env), timeout=2)
         return self._redis
 
 

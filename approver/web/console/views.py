@@ -9,8 +9,9 @@ import re
 from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 from redis.exceptions import RedisError
 
-from approver import config, enqueue, review
+from approver import config
 from approver.errors import ConfigError
+from approver.pipeline import enqueue, review
 from approver.web.console.auth import origin, require_login
 from approver.web.console.pages import message, render
 
@@ -163,7 +164,7 @@ def _claim(ref: str, outcome: str, reason: str) -> None:
     try:
         review.enqueue_claim(rt.queue, ref, taken, rt.settings.retry_delays)
     except RedisError:
-        review.release(rt.store, ref, taken["claim_id"])
+        rt.store.release_claim(ref, taken["claim_id"])
         raise
 
 

@@ -6,8 +6,14 @@ import contextlib
 import time
 from collections.abc import Iterator
 
+from approver.pipeline.sources import (
+    PENDING_KEY,
+    Applied,
+    MalformedId,
+    RevocationFailed,
+    fingerprint,
+)
 from approver.rules import FactContext
-from approver.sources import PENDING_KEY, Applied, MalformedId, RevocationFailed, fingerprint
 
 
 class ClassicSource:

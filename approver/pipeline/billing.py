@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from rq.exceptions import DuplicateJobError
 
-from approver import decide
-from approver.runtime import Runtime
-from approver.sources import PENDING_KEY
-from approver.store import Locked
+from approver.pipeline import decide
+from approver.pipeline.runtime import Runtime
+from approver.pipeline.sources import PENDING_KEY
+from approver.state import Locked
 
 log = logging.getLogger(__name__)
 
+# The job's dotted path, kept in approver/jobs.py: queued jobs and older workers name it.
 REVOKE_CHECK = "approver.jobs.past_due_check"
 
 

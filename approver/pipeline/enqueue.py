@@ -11,9 +11,11 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.scripts import _build_hset_args
+from rq.serializers import JSONSerializer
 
-from approver.store import PREFIX
+from approver.state import PREFIX, lock_key, state_key
 
+# The jobs' dotted paths, kept in approver/jobs.py: queued jobs and older workers name them.
 DECIDE = "approver.jobs.decide_request"
 RECONCILE = "approver.jobs.reconcile_pass"
 JOB_TIMEOUT = 90
@@ -133,13 +135,13 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
         # then tried again by the reconciler, unless no retry can help (Tyk refused the
         # request as sent): that one waits for a human (`approver replay`).
         pause = max(retry_delays or (0,), default=0)
-        hopeless = queue.connection.hget(f"{PREFIX}request:{request_id}", "error_permanent")
+        hopeless = queue.connection.hget(state_key(request_id), "error_permanent")
         stale = hopeless != b"True" and (
             job.ended_at is None or (now - _utc(job.ended_at)).total_seconds() >= pause)
     elif status == JobStatus.STARTED:
         # A running decision always holds its request's lock (renewed while it runs): a
         # started job without it, for a while, belongs to a worker that died.
-        locked = queue.connection.exists(f"{PREFIX}lock:{request_id}")
+        locked = queue.connection.exists(lock_key(request_id))
         started = job.started_at and (now - _utc(job.started_at)).total_seconds()
         stale = not locked and (started is None or started >= ABANDONED_AFTER)
     elif status == JobStatus.QUEUED:
@@ -203,3 +205,19 @@ def reconcile(queue: Queue, interval: int) -> bool:
                   job_timeout=max(JOB_TIMEOUT, interval), result_ttl=0,
                   failure_ttl=86400, description="periodic reconciler pass")
     return True
+
+
+# Notifications and emails have a queue of their own beside the decision queue: a worker
+# takes from it only when no decision waits.
+QUEUE_SUFFIX = "-notify"
+
+
+def notify_queue(queue_or_connection, queue_name: str = "approver") -> Queue:
+    """The notification queue beside the decision queue (a Queue, or a connection + name)."""
+    if isinstance(queue_or_connection, Queue):
+        connection, queue_name = queue_or_connection.connection, queue_or_connection.name
+    else:
+        connection = queue_or_connection
+    if queue_name.endswith(QUEUE_SUFFIX):
+        return Queue(queue_name, connection=connection, serializer=JSONSerializer)
+    return Queue(queue_name + QUEUE_SUFFIX, connection=connection, serializer=JSONSerializer)

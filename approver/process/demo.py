@@ -15,11 +15,11 @@ from pathlib import Path
 
 import requests
 
-from approver import accounts, runtime, store
-from approver.embedded_redis import EmbeddedRedis, free_port
 from approver.errors import ApproverError
+from approver.process.embedded_redis import EmbeddedRedis, free_port
 from approver.sandbox import create_app, serve
 from approver.sandbox.portal import create_portal_app
+from approver.state import IN_REVIEW, SETTLED_STATES, Store, accounts, connection
 from approver.terminal import printable
 
 # (developer email, policy names, fields): one request the shipped rules approve, one they
@@ -148,7 +148,7 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
         if portal_server:
             where.append(f"sandbox Developer Portal {portal_server.url}/portal-api")
         print(f"tyk-approver demo: {', '.join(where)}, Redis {redis_server.url}")
-        st = store.Store(runtime.connect(redis_server.url))
+        st = Store(connection.connect(redis_server.url))
         password = secrets.token_urlsafe(12)
         accounts.add(st, "admin", password)
         print(f"review console: http://127.0.0.1:{port}/console/ "
@@ -223,16 +223,16 @@ def _describe(entry: dict) -> str:
                      f"by {rule:<24} {entry['reason']}")
 
 
-def _report(st: store.Store, pending: dict[str, str], timeout: float = 30.0) -> None:
+def _report(st: Store, pending: dict[str, str], timeout: float = 30.0) -> None:
     """Print each sample's decision once it is final."""
     deadline = time.monotonic() + timeout
     width = max([28, *map(len, pending.values())])
     while pending and time.monotonic() < deadline:
         for request_id in list(pending):
             state = st.state(request_id)
-            if state and state["state"] in store.SETTLED_STATES:
+            if state and state["state"] in SETTLED_STATES:
                 applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else (
-                    " (in the review console's inbox)" if state["state"] == store.IN_REVIEW
+                    " (in the review console's inbox)" if state["state"] == IN_REVIEW
                     else "")
                 label = pending.pop(request_id)
                 print(printable(f"{label:<{width}} {state['outcome'].upper():<7} rule "

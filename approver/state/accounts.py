@@ -11,7 +11,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from approver.errors import ApproverError
-from approver.store import PREFIX, Store, now_iso
+from approver.state.common import PREFIX, now_iso
+from approver.state.store import Store
 
 ACCOUNTS_KEY = PREFIX + "console:accounts"
 SESSION_KEY = PREFIX + "console:session:"  # + session id: who, how, from where

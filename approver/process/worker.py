@@ -15,8 +15,8 @@ from rq.scripts import release_lock
 from rq.serializers import JSONSerializer
 from rq.utils import utcparse
 
-from approver import enqueue, notify, runtime
-from approver.store import PREFIX
+from approver.pipeline import enqueue, health, runtime
+from approver.state import PREFIX, connection
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,14 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
                 for old in list(previous):
                     _requeue_orphans(rt, old)
                     previous.remove(old)
-                runtime.publish_health(rt)
+                health.publish_health(rt)
                 # SimpleWorker runs jobs in its own process: the default forking Worker pays
                 # ~45 ms a job re-importing the job module in a fresh child, 10x our whole
                 # decision. A crash mid-job corrupts nothing (state is in Redis, written
                 # before each Dashboard call) and RQ still enforces job_timeout (SIGALRM).
                 # Decisions first: a worker takes a notification only when none waits.
                 worker = SimpleWorker(
-                    [rt.queue, notify.notify_queue(rt.queue)], connection=rt.redis,
+                    [rt.queue, enqueue.notify_queue(rt.queue)], connection=rt.redis,
                     serializer=JSONSerializer, name=worker_name, worker_ttl=WORKER_TTL,
                     maintenance_interval=MAINTENANCE_INTERVAL,
                 )
@@ -80,7 +80,7 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
                 if worker is not None:
                     previous.append(worker.name)
                 log.warning("Redis unavailable (%s): the worker starts again in %.0fs",
-                            runtime.describe_redis_error(exc), backoff)
+                            connection.describe_redis_error(exc), backoff)
             else:
                 # RQ records when SIGTERM/SIGINT asked it to stop. Without that, the loop
                 # ended because Redis went away under a job: start again rather than exit.
@@ -104,7 +104,7 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
 
 
 def _requeue_orphans(rt: runtime.Runtime, worker_name: str) -> None:
-    for queue in (rt.queue, notify.notify_queue(rt.queue)):
+    for queue in (rt.queue, enqueue.notify_queue(rt.queue)):
         requeued = enqueue.requeue_orphans(queue, worker_name, rt.settings.retry_delays)
         if requeued:
             log.warning("queued again what the worker was running when it lost Redis: %s",

@@ -1,10 +1,11 @@
 """The review inbox: requests left for a person, and people's claims to decide them.
 
 A request enters the inbox when it is decided `review` (or `wait`, shown marked so) and
-leaves it with whatever decides it next (store.py keeps the index with the state). A
-person's decision starts with a claim, taken atomically in Redis: of two admins deciding
-the same request, one wins and the other is told at once. The claim is then carried out by
-`decide.decide_by_person`, in a worker (the console) or inline (the command line).
+leaves it with whatever decides it next (`state.records` keeps the index with the state).
+A person's decision starts with a claim, taken atomically in Redis (`state.claims`): of two
+admins deciding the same request, one wins and the other is told at once. The claim is then
+carried out by `decide.decide_by_person`, in a worker (the console) or inline (the command
+line).
 """
 
 from __future__ import annotations
@@ -17,26 +18,15 @@ from datetime import UTC, datetime
 
 from rq import Queue, Retry
 
-from approver import store as st
+from approver import state as st
 from approver.errors import ApproverError
 
 REASON_LIMIT = 500
 NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
-# A claim outlives the retries of the job carrying it out; one whose job failed for good
-# lapses, and the request can be claimed again.
-CLAIM_TTL = 900
-SETTLED_TTL = 600
+# The job's dotted path, kept in approver/jobs.py: queued jobs and older workers name it.
 CLAIM_JOB = "approver.jobs.decide_claimed"
 PORTALS = {"classic": "classic", "new": "portal", "portal": "portal"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-# Claim a request if it is in the inbox and nobody claimed it: {1}, {0, state}, {2, claim}.
-# KEYS: the request's state, its claim; ARGV: the claim (JSON), its TTL in seconds.
-_CLAIM = f"""
-local state = redis.call('hget', KEYS[1], 'state')
-if state ~= '{st.IN_REVIEW}' and state ~= '{st.WAITING}' then return {{0, state or ''}} end
-if redis.call('set', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return {{1, ''}} end
-return {{2, redis.call('get', KEYS[2]) or ''}}
-"""
 
 
 class Refused(ApproverError):
@@ -94,16 +84,11 @@ def items(store: st.Store, *, portal: str | None = None, rule: str | None = None
     now = time.time() if now is None else now
     entered = store.inbox()
     ids = [request_id for request_id, _ in entered]
-    pipe = store.redis.pipeline(transaction=False)
-    for request_id in ids:
-        pipe.get(_claim_key(request_id))
-    claims = pipe.execute()
     rows = []
-    for (request_id, since), state, claim in zip(entered, store.records(ids), claims,
-                                                  strict=True):
+    for (request_id, since), state, claim in zip(entered, store.records(ids),
+                                                  store.claims_of(ids), strict=True):
         if state and state["state"] in st.INBOX_STATES:  # else it left between the reads
-            rows.append(summary(request_id, state, since, now)
-                        | {"claim": json.loads(claim) if claim else None})
+            rows.append(summary(request_id, state, since, now) | {"claim": claim})
     return matching(rows, portal=portal, rule=rule, older_than=older_than, email=email)
 
 
@@ -157,7 +142,7 @@ def show(store: st.Store, request_id: str, history: int = 50) -> dict | None:
         "in_inbox": state["state"] in st.INBOX_STATES,
         "facts": state.get("facts") or {},
         "trace": state.get("trace") or [],
-        "claim": claim_of(store, request_id),
+        "claim": store.claim_of(request_id),
         "history": list(reversed(store.entries(history, request_id=request_id))),
         "earlier": earlier,
     }
@@ -185,10 +170,6 @@ def _iso(epoch) -> str:
 
 
 # -- claims --------------------------------------------------------------------------------
-def _claim_key(request_id: str) -> str:
-    return f"{st.PREFIX}claim:{request_id}"
-
-
 def claim(store: st.Store, request_id: str, outcome: str, reason: str, by: str, via: str,
           origin: str) -> dict:
     """Take the right to decide a request in the inbox; Refused if another holds it or it
@@ -198,9 +179,7 @@ def claim(store: st.Store, request_id: str, outcome: str, reason: str, by: str, 
     reason = clean_reason(reason, required=outcome == "deny")
     taken = {"claim_id": uuid.uuid4().hex, "outcome": outcome, "reason": reason, "by": by,
              "via": via, "from": origin, "claimed_at": st.now_iso()}
-    done, detail = store.redis.eval(_CLAIM, 2, store._state_key(request_id),
-                                    _claim_key(request_id), json.dumps(taken), CLAIM_TTL)
-    detail = detail.decode() if isinstance(detail, bytes) else detail
+    done, detail = store.take_claim(request_id, taken)
     audit = {"outcome": outcome, "reason": reason, "by": by, "via": via, "from": origin}
     if done == 1:
         store.log("claimed", request_id, claim_id=taken["claim_id"], **audit)
@@ -227,27 +206,6 @@ def _no_longer(state: dict) -> str:
     if outcome:
         return f"it is no longer pending: being {outcome} by {by}"
     return f"it is not awaiting review (state {state.get('state')})"
-
-
-def claim_of(store: st.Store, request_id: str) -> dict | None:
-    """The claim on a request (with its result once settled), or None."""
-    raw = store.redis.get(_claim_key(request_id))
-    return json.loads(raw) if raw else None
-
-
-def settle(store: st.Store, request_id: str, claim_id: str, result: dict) -> None:
-    """Note what became of a claim (shown to its author for a while), if it is still it."""
-    current = claim_of(store, request_id)
-    if current and current["claim_id"] == claim_id:
-        current["result"] = {k: result.get(k) for k in ("state", "outcome", "reason")}
-        store.redis.set(_claim_key(request_id), json.dumps(current), ex=SETTLED_TTL)
-
-
-def release(store: st.Store, request_id: str, claim_id: str) -> None:
-    """Drop a claim nobody will carry out (its job could not be queued)."""
-    current = claim_of(store, request_id)
-    if current and current["claim_id"] == claim_id:
-        store.redis.delete(_claim_key(request_id))
 
 
 def enqueue_claim(queue: Queue, request_id: str, taken: dict, retry_delays) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
-from approver import enqueue, sources
-from approver import store as st
-from approver.runtime import Runtime
+from approver import state as st
+from approver.pipeline import enqueue, sources
+from approver.pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

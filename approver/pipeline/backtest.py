@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from approver.rules import Facts, RuleSet, default_registry, evaluate
 from approver.rules.resolver import NOT_GIVEN
-from approver.store import Store
+from approver.state import Store
 
 
 @dataclass

@@ -14,9 +14,9 @@ import contextlib
 import logging
 import time
 
+from approver.pipeline.sources import Applied, MalformedId, ref
 from approver.portal.models import int_id
 from approver.rules import FactContext
-from approver.sources import Applied, MalformedId, ref
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from prometheus_client.core import (
 from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry
 
-from approver import store as st
+from approver import state as st
 
 # Per process. Under gunicorn, PROMETHEUS_MULTIPROC_DIR (set by `approver web`) makes these
 # add up across its worker processes.

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import redis
 
-from approver.store import PREFIX
+from approver.state.common import PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,58 @@
+"""`approver admin`: local console accounts."""
+
+from __future__ import annotations
+
+import sys
+
+
+def cmd_admin_add(args) -> int:
+    """Add a local console account (or set its password): prompted, or one line of stdin."""
+    import getpass
+
+    from approver.pipeline import runtime
+    from approver.state import accounts
+
+    accounts.check_name(args.name)
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("approver: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    new = accounts.add(runtime.current().store, args.name, password)
+    print(f"{'added' if new else 'changed the password of'} console account {args.name}")
+    return 0
+
+def cmd_admin_remove(args) -> int:
+    """Remove a local console account and end its sessions."""
+    from approver.pipeline import runtime
+    from approver.state import accounts
+
+    if not accounts.remove(runtime.current().store, args.name):
+        print(f"approver: no console account {args.name}", file=sys.stderr)
+        return 1
+    print(f"removed console account {args.name}")
+    return 0
+
+def cmd_admin_list(args) -> int:
+    """List the local console accounts."""
+    from approver.pipeline import runtime
+    from approver.state import accounts
+
+    for name in accounts.names(runtime.current().store):
+        print(name)
+    return 0
+
+
+def add_commands(sub) -> None:
+    """`admin add`, `remove`, `list`."""
+    admin = sub.add_parser("admin", help="local console accounts")
+    asub = admin.add_subparsers(dest="admin_command", required=True)
+    aadd = asub.add_parser("add", help="add an account (password prompted or from stdin)")
+    aadd.add_argument("name")
+    aadd.set_defaults(func=cmd_admin_add)
+    aremove = asub.add_parser("remove", help="remove an account and end its sessions")
+    aremove.add_argument("name")
+    aremove.set_defaults(func=cmd_admin_remove)
+    asub.add_parser("list", help="the accounts' names").set_defaults(func=cmd_admin_list)

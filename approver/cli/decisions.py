@@ -1,0 +1,173 @@
+"""`approver decisions`: the decision log (list, show, verify, export)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from approver.errors import ApproverError
+from approver.state import export_line, read_export
+from approver.terminal import printable
+
+
+def cmd_decisions_list(args) -> int:
+    """Print the latest decision-log entries, or the waiting or failed requests."""
+    from approver.pipeline import runtime
+
+    rt = runtime.current()
+    if args.waiting:
+        rows = [{"request_id": rid, "deadline": _iso(deadline), **_brief(rt.store, rid)}
+                for rid, deadline in rt.store.waiting()]
+    elif args.failed:
+        rows = _failed(rt)
+    else:
+        rows = rt.store.entries(args.limit)
+    for row in rows[: args.limit]:
+        print(json.dumps(row, sort_keys=True, default=str) if args.json else entry_line(row))
+    if not rows and not args.json:
+        print("nothing to show", file=sys.stderr)
+    return 0
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+def _brief(store, request_id: str) -> dict:
+    state = store.state(request_id) or {}
+    return {k: state.get(k) for k in ("state", "outcome", "rule", "reason", "developer_id",
+                                      "decided_at", "error")}
+
+def _failed(rt) -> list[dict]:
+    from rq.registry import FailedJobRegistry
+
+    registry = FailedJobRegistry(queue=rt.queue)
+    rows = []
+    for job_id in registry.get_job_ids():
+        job = rt.queue.fetch_job(job_id)
+        result = job.latest_result() if job is not None else None
+        # The exception's last line: "module.Class: message".
+        cause = ((result.exc_string or "").strip().splitlines() or [""])[-1] if result else ""
+        request_id = job.args[0] if job is not None and job.args else job_id
+        brief = _brief(rt.store, request_id) if isinstance(request_id, str) else {}
+        rows.append({"job_id": job_id, "request_id": request_id, "event": "failed",
+                     "at": job.ended_at.isoformat() if job and job.ended_at else "",
+                     **brief, "error": (brief.get("error") or cause)[:300]})
+    return rows
+
+def cmd_decisions_verify(args) -> int:
+    """Check the decision log's hash chain (in Redis, or in an export); name the first
+    broken entry."""
+    from approver.pipeline import runtime
+    from approver.state import check_chain
+
+    if args.file:
+        with open(args.file, encoding="utf-8") as lines:
+            found = check_chain(read_export(lines))
+        where = args.file
+    else:
+        found = runtime.current().store.verify_log()
+        where = "the log"
+    if found.why:
+        at = f"entry {found.broken}" if found.broken else where
+        print(f"BROKEN after {found.checked} good entries: {at}: {found.why}")
+        return 1
+    print(f"ok: {found.checked} entries, chain intact")
+    if found.anchored:
+        print(f"anchored at the oldest entry kept, {found.first}: the entries before it were "
+              f"trimmed (retention) or exported apart; it links to hash {found.anchor[:16]}…, "
+              "the last hash of the export that holds them")
+    return 0
+
+def _log_id(name: str, value: str | None, default: str) -> str:
+    """A log position for --since/--until: an RFC 3339 time or date (UTC if no zone)."""
+    from datetime import UTC, datetime
+
+    if not value:
+        return default
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApproverError(f"{name} must be a date or time like 2026-11-01 or "
+                            f"2026-11-01T12:00:00Z, got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return str(int(moment.timestamp() * 1000))
+
+def _tee(lines, out):
+    for line in lines:
+        out.write(line)
+        yield line
+
+def cmd_decisions_export(args) -> int:
+    """Write the decision log, oldest first, as JSON lines, then check what was written."""
+    from approver.pipeline import runtime
+    from approver.state import check_chain
+
+    since = _log_id("--since", args.since, "-")
+    until = _log_id("--until", args.until, "+")
+    if until != "+":
+        until = f"({until}"  # --until is exclusive: consecutive exports do not overlap
+    lines = (export_line(*e) for e in runtime.current().store.log_entries(since, until))
+    if args.output == "-":
+        found = check_chain(read_export(_tee(lines, sys.stdout)))
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.writelines(lines)
+        with open(args.output, encoding="utf-8") as back:  # what is on disk, read back
+            found = check_chain(read_export(back))
+    if found.why:
+        print(f"approver: the export does not verify: entry {found.broken}: {found.why}",
+              file=sys.stderr)
+        return 1
+    links = f"links to {found.anchor[:16]}…" if found.anchored else "starts the chain"
+    print(f"exported {found.checked} entries, chain verified in what was written"
+          + (f"; the first ({found.first}) {links}" if found.checked else ""),
+          file=sys.stderr)
+    return 0
+
+def cmd_decisions_show(args) -> int:
+    """Print the state and history of one key request."""
+    from approver.pipeline import runtime
+
+    store = runtime.current().store
+    state = store.state(args.id)
+    if state is None:
+        print(f"no decision recorded for key request {args.id}", file=sys.stderr)
+        return 1
+    history = list(reversed(store.entries(200, request_id=args.id)))
+    print(json.dumps({"state": state, "history": history}, indent=2, sort_keys=True))
+    return 0
+
+def entry_line(entry: dict) -> str:
+    what = entry.get("outcome") or entry.get("status") or ""
+    rule = entry.get("rule")
+    tail = entry.get("reason") or entry.get("error") or ""
+    when = entry.get("at") or entry.get("deadline") or ""
+    return printable(f"{when}  {entry.get('event') or entry.get('state') or '':<12} "
+                     f"{entry.get('request_id') or entry.get('developer_id') or '':<26} "
+                     f"{what:<8} {('rule=' + rule) if rule else '':<28} {tail}").rstrip()
+
+
+def add_commands(sub) -> None:
+    """`decisions list`, `verify`, `export`, `show`."""
+    decisions = sub.add_parser("decisions", help="the decision log")
+    dsub = decisions.add_subparsers(dest="decisions_command", required=True)
+    dlist = dsub.add_parser("list", help="latest entries")
+    dlist.add_argument("--limit", type=int, default=20)
+    dlist.add_argument("--json", action="store_true")
+    which = dlist.add_mutually_exclusive_group()
+    which.add_argument("--waiting", action="store_true", help="requests waiting (billing)")
+    which.add_argument("--failed", action="store_true", help="jobs that failed for good")
+    dlist.set_defaults(func=cmd_decisions_list)
+    dverify = dsub.add_parser("verify", help="check the log's hash chain")
+    dverify.add_argument("--file", help="check an export (JSON lines) instead of Redis")
+    dverify.set_defaults(func=cmd_decisions_verify)
+    dexport = dsub.add_parser("export", help="the log as JSON lines, oldest first, verified")
+    dexport.add_argument("--output", default="-")
+    dexport.add_argument("--since", help="from this time on (RFC 3339, or a date; UTC)")
+    dexport.add_argument("--until", help="before this time (exclusive)")
+    dexport.set_defaults(func=cmd_decisions_export)
+    dshow = dsub.add_parser("show", help="one key request's state and history")
+    dshow.add_argument("id")
+    dshow.set_defaults(func=cmd_decisions_show)

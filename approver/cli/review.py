@@ -1,0 +1,132 @@
+"""`approver review`: the review inbox from the command line (list, show, approve, deny)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from approver import config
+from approver.cli.decisions import entry_line
+from approver.errors import ApproverError
+from approver.terminal import printable
+
+
+def cmd_review_list(args) -> int:
+    """What awaits a person: the review inbox (and waiting requests, marked so)."""
+    from approver.pipeline import review, runtime
+
+    rows = review.items(runtime.current().store, portal=review.portal_name(args.portal),
+                        rule=args.rule, older_than=args.older_than, email=args.email)
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    for row in rows:
+        kind = "WAIT" if row["waiting"] else "REVIEW"
+        print(printable(f"{row['id']:<26} {row['portal']:<7} {kind:<6} "
+                        f"{review.age(row['age']):>7}  "
+                        f"{row['developer_email'] or row['developer_id']:<32} "
+                        f"{', '.join(row['policies']):<20} {row['rule']}: {row['reason']}"))
+    if not rows:
+        print("nothing awaits review", file=sys.stderr)
+    return 0
+
+def cmd_review_show(args) -> int:
+    """One request as a person reviews it: its record, facts, trace and history."""
+    from approver.pipeline import review, runtime
+
+    shown = review.show(runtime.current().store, args.id)
+    if shown is None:
+        print(f"approver: no record of key request {args.id}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(shown, indent=2, sort_keys=True, default=str))
+        return 0
+    r = shown["request"]
+    print(printable(f"key request {r['id']} ({r['portal']} portal): {r['state']}"
+          + ("" if shown["in_inbox"] else f", {r['outcome']} by {r['decided_by'] or r['rule']}")))
+    print(printable(f"developer: {r['developer_email'] or '?'} ({r['developer_id']})"))
+    print(printable(f"asked for: {', '.join(r['policies'])}"))
+    for name, value in r["fields"].items():
+        print(printable(f"  field {name}: {value}"))
+    print(printable(f"rule {r['rule']}: {r['reason']}  "
+                    f"(rules revision {r['revision'] or '-'})"))
+    print("facts:")
+    for name, value in sorted(shown["facts"].items()):
+        print(printable(f"  {name} = {json.dumps(value, default=str)}"))
+    print("trace:")
+    for step in shown["trace"]:
+        print(printable(f"  {'MATCHED' if step.get('matched') else 'no':<7} "
+                        f"{step.get('rule')}"))
+    if shown["claim"]:
+        c = shown["claim"]
+        print(printable(f"claimed by {c['by']} ({c['via']}) at {c['claimed_at']}: "
+                        f"{c['outcome']}"))
+    print("history:")
+    for entry in shown["history"]:
+        print(printable("  " + entry_line(entry)))
+    return 0
+
+def cmd_review_decide(args) -> int:
+    """A person approves or denies a request in the review inbox, applied in Tyk now."""
+    import getpass
+    import socket
+
+    from approver.pipeline import decide, jobs, review, runtime
+
+    rt = runtime.current()
+    try:
+        origin = f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        origin = socket.gethostname()
+    try:
+        taken = review.claim(rt.store, args.id, args.outcome, args.reason,
+                             review.clean_name(args.by), "cli", origin)
+    except review.Refused as exc:
+        print(printable(f"approver: {exc}"), file=sys.stderr)
+        return 1
+    try:
+        result = jobs.when_free(lambda: decide.decide_by_person(
+            rt, args.id, taken["outcome"], taken["reason"], taken["by"], "cli",
+            **review.audit_fields(taken)))
+    finally:
+        rt.store.release_claim(args.id, taken["claim_id"])
+    if result.state == "refused":
+        print(printable(f"approver: key request {args.id}: {result.reason}"), file=sys.stderr)
+        return 1
+    done = {"approve": "approved", "deny": "denied"}[result.outcome]
+    print(f"key request {args.id} {done} by {taken['by']}"
+          + (" (shadow mode: recorded, not applied)" if result.state == "shadowed" else
+             " in Tyk"))
+    return 0
+
+def _age(text: str) -> int:
+    try:
+        return config._duration("--older-than", text) or 0
+    except ApproverError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_commands(sub) -> None:
+    """`review list`, `show`, `approve`, `deny`."""
+    reviews = sub.add_parser("review", help="the review inbox: what awaits a person")
+    vsub = reviews.add_subparsers(dest="review_command", required=True)
+    vlist = vsub.add_parser("list", help="requests awaiting a person (waiting ones marked)")
+    vlist.add_argument("--portal", choices=("classic", "new"))
+    vlist.add_argument("--rule", help="only those this rule sent to review")
+    vlist.add_argument("--older-than", type=_age, metavar="AGE",
+                       help="only those waiting longer than this (90s, 30m, 2h, 3d)")
+    vlist.add_argument("--email", help="only developers whose email contains this")
+    vlist.add_argument("--json", action="store_true", help="one JSON array")
+    vlist.set_defaults(func=cmd_review_list)
+    vshow = vsub.add_parser("show", help="a request, its facts, trace and history")
+    vshow.add_argument("id")
+    vshow.add_argument("--json", action="store_true")
+    vshow.set_defaults(func=cmd_review_show)
+    for outcome in ("approve", "deny"):
+        decide = vsub.add_parser(outcome, help=f"{outcome} a request in the inbox, in Tyk now")
+        decide.add_argument("id")
+        decide.add_argument("--reason", required=outcome == "deny", default="",
+                            help="why (recorded; emailed to the developer if configured)")
+        decide.add_argument("--by", required=True, metavar="NAME", help="who decides")
+        decide.set_defaults(func=cmd_review_decide, outcome=outcome)

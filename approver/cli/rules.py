@@ -1,0 +1,146 @@
+"""`approver rules`: check, test, explain, backtest and document rule files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from approver import config
+from approver.errors import ApproverError
+from approver.terminal import printable, printable_lines
+
+
+def cmd_rules_check(args) -> int:
+    """Validate rule files; also say what the running workers have in force."""
+    from approver.rules import check, load_rules
+
+    settings = config.from_env()
+    path = args.path or settings.rules_path
+    problems = check(path)
+    for problem in problems:
+        print(printable(problem))
+    if not problems:
+        print(f"{path}: ok, revision {load_rules(path).revision}")
+    _print_running_rules(settings)
+    return 1 if problems else 0
+
+def _print_running_rules(settings) -> None:
+    """The revision the workers reported, if Redis answers at once (else nothing)."""
+    from redis.exceptions import RedisError
+
+    from approver.state import Store, connection
+
+    try:
+        health = Store(connection.connect(settings, timeout=0.3)).health()
+    except RedisError:
+        return
+    if health.get("rules_revision"):
+        print(printable(f"workers run revision {health['rules_revision']} "
+                        f"(reported {health.get('at')}; "
+                        f"{health.get('rules_reload_failures') or 0} edits failed to load)"))
+    if health.get("rules_error"):
+        print(printable(f"the last edit did not load, the previous rules stay in force: "
+                        f"{health['rules_error']}"))
+
+def cmd_rules_test(args) -> int:
+    """Run the rule test cases."""
+    from approver.rules import run_rule_tests
+
+    report = run_rule_tests(args.path or config.from_env().rules_path)
+    print(printable_lines(str(report)))
+    return 0 if report.ok else 1
+
+def cmd_rules_facts(args) -> int:
+    """List the rule vocabulary: facts (plugins included), operators, combinators."""
+    from approver.rules import default_registry, vocabulary_markdown
+
+    print(vocabulary_markdown(default_registry()))
+    return 0
+
+def cmd_rules_explain(args) -> int:
+    """Dry run: the decision on a live request or an event file, with its trace."""
+    from approver.pipeline import decide, runtime
+    from approver.rules import FactContext, Facts, evaluate, load_rules
+    from approver.rules.explain import render
+
+    ruleset = load_rules(args.rules or config.from_env().rules_path)
+    if args.request:
+        rt = runtime.current()
+        request = decide.fetch(rt, args.request)
+        if request is None:
+            raise ApproverError(f"key request {args.request} does not exist")
+        facts = Facts(decide.gather(rt, request))
+    else:
+        try:
+            document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ApproverError(f"{args.file}: cannot read JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise ApproverError(f"{args.file}: expected a JSON object")
+        if isinstance(document.get("data"), dict) and "event" in document:
+            data = document["data"]  # a Tyk webhook payload: take what it embeds
+            facts = Facts(FactContext(request=data, developer=data.get("portal_developer")))
+        else:
+            facts = Facts.from_values(document)  # a mapping of fact names to values
+    decision = evaluate(ruleset, facts)
+    if args.json:
+        print(json.dumps(decision.to_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        print(printable_lines(render(decision)))  # the request's fields are anyone's text
+    return 0
+
+def cmd_rules_backtest(args) -> int:
+    """Replay recorded decisions against candidate rules."""
+    from approver.pipeline import backtest, runtime
+    from approver.rules import load_rules
+
+    result = backtest.run(runtime.current().store, load_rules(args.path), limit=args.limit)
+    print(printable_lines(result.render(args.show)))  # recorded reasons and ids are data
+    return 0
+
+def cmd_rules_docs(args) -> int:
+    """Write the vocabulary into docs/rules.md (between its markers; the rest is kept)."""
+    from approver.rules import builtin_registry, vocabulary_markdown
+    from approver.rules.docs import with_vocabulary
+
+    text = vocabulary_markdown(builtin_registry())
+    if args.output == "-":
+        print(text)
+        return 0
+    path = Path(args.output)
+    try:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(with_vocabulary(current, text), encoding="utf-8")
+    except OSError as exc:
+        raise ApproverError(f"cannot write {args.output} ({exc.strerror}): give "
+                            "--output FILE, or --output - for the screen") from None
+    return 0
+
+
+def add_commands(sub) -> None:
+    """`rules check`, `test`, `facts`, `explain`, `backtest`, `docs`."""
+    rules = sub.add_parser("rules", help="check and test rule files")
+    rsub = rules.add_subparsers(dest="rules_command", required=True)
+    rcheck = rsub.add_parser("check", help="validate rule files")
+    rcheck.add_argument("path", nargs="?")
+    rcheck.set_defaults(func=cmd_rules_check)
+    rtest = rsub.add_parser("test", help="run the rule test cases")
+    rtest.add_argument("path", nargs="?")
+    rtest.set_defaults(func=cmd_rules_test)
+    rsub.add_parser("facts", help="list facts, operators and combinators").set_defaults(
+        func=cmd_rules_facts)
+    rexplain = rsub.add_parser("explain", help="dry run with the trace; nothing applied")
+    source = rexplain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--request", help="a key request id, read from the Dashboard")
+    source.add_argument("--file", help="a Tyk event JSON file, or a JSON map of facts")
+    rexplain.add_argument("--rules", help="rules file or folder (default APPROVER_RULES)")
+    rexplain.add_argument("--json", action="store_true")
+    rexplain.set_defaults(func=cmd_rules_explain)
+    rback = rsub.add_parser("backtest", help="replay recorded decisions against PATH")
+    rback.add_argument("path")
+    rback.add_argument("--limit", type=int, default=10_000, help="log entries to read")
+    rback.add_argument("--show", type=int, default=20, help="changed requests to list")
+    rback.set_defaults(func=cmd_rules_backtest)
+    rdocs = rsub.add_parser("docs", help="write the vocabulary into docs/rules.md")
+    rdocs.add_argument("--output", default="docs/rules.md")
+    rdocs.set_defaults(func=cmd_rules_docs)

@@ -1,0 +1,234 @@
+"""The service's processes and their care: `web`, `worker`, `reconcile`, `sandbox`, `demo`,
+`status`, `replay`."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from approver import config, logs
+from approver.errors import ApproverError
+from approver.terminal import printable
+
+
+def cmd_web(args) -> int:
+    """Run the web tier under gunicorn."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: the gunicorn workers' metrics add up here.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="approver-metrics-")
+        master = os.getpid()
+        # Removed when the master exits (gunicorn's workers leave through here too).
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(
+            os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True))
+    from gunicorn.app.base import Application
+
+    from approver.web import create_app
+
+    app = create_app(config.from_env())  # fail here, with a clear message, not in a worker
+
+    class Web(Application):
+        def init(self, parser, opts, args):
+            return None
+
+        def load_config(self):
+            self.load_config_from_module_name_or_filename(args.config)
+            binds = [args.bind] if args.bind else list(self.cfg.bind)
+            if app.extensions["approver"].settings.internal_bind:
+                # /metrics and detailed /readyz answer only there (approver.web.health).
+                binds.append(app.extensions["approver"].settings.internal_bind)
+            self.cfg.set("bind", binds)
+            if args.workers:
+                self.cfg.set("workers", args.workers)
+
+        def load(self):
+            return app
+
+    Web().run()
+    return 0
+
+def cmd_worker(args) -> int:
+    """Run an RQ worker on the service's queues, with its scheduler."""
+    from approver.pipeline import runtime
+    from approver.process import worker
+
+    rt = runtime.current()
+    rt.settings.require_a_portal()
+    logs.redact_values(rt.settings.secret_values())
+    rt.rules.current()  # refuse to start on rules that do not load
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_addr)
+    return worker.run(rt, name=args.name, burst=args.burst, log_level=args.log_level)
+
+def cmd_reconcile(args) -> int:
+    """Queue every pending key request not decided yet."""
+    from approver.pipeline import reconcile, runtime
+
+    rt = runtime.current()
+    while True:
+        result = reconcile.run(rt)
+        print(json.dumps(result.to_dict()))
+        if args.once:
+            return 0
+        time.sleep(rt.settings.reconcile_interval)
+
+def cmd_sandbox(args) -> int:
+    """Run the sandbox Dashboard (or, with --portal new, the sandbox Developer Portal) alone."""
+    from approver.sandbox import run
+
+    host, _, port = args.bind.rpartition(":")
+    if args.portal == "new":
+        from approver.sandbox import portal
+
+        headers = dict(h.split(":", 1) for h in args.webhook_header or [])
+        print(f"sandbox Developer Portal on http://{args.bind}/portal-api "
+              f"(Authorization: {args.secret})", file=sys.stderr)
+        portal.run(host or "127.0.0.1", int(port), args.secret, seed=args.seed,
+                   webhook_url=args.webhook_url,
+                   webhook_headers={k.strip(): v.strip() for k, v in headers.items()})
+        return 0
+    print(f"sandbox Dashboard on http://{args.bind} (authorization: {args.secret})",
+          file=sys.stderr)
+    run(host or "127.0.0.1", int(port), args.secret, seed=args.seed,
+        webhook_url=args.webhook_url)
+    return 0
+
+def cmd_demo(args) -> int:
+    """Everything on one machine: embedded Redis, sandbox Dashboard, web tier, a worker."""
+    from approver.process import demo
+
+    return demo.main(once=args.once, port=args.port, portal=args.portal)
+
+def cmd_replay(args) -> int:
+    """Run a failed decision job again (by key request id or job id)."""
+    from rq.registry import FailedJobRegistry
+
+    from approver.pipeline import decide, enqueue, runtime
+    from approver.pipeline.sources import MalformedId
+    from approver.tyk import DashboardError
+
+    rt = runtime.current()
+    registry = FailedJobRegistry(queue=rt.queue)
+    job_id = args.id if args.id in registry else enqueue.decide_job_id(args.id)
+    if job_id in registry:
+        registry.requeue(job_id)
+        print(f"requeued {job_id}")
+        return 0
+    if not enqueue.ID_PATTERN.match(args.id):
+        raise ApproverError(f"{args.id!r} is not a key request id or a failed job id")
+    if rt.store.state(args.id) is None:
+        try:
+            known = decide.fetch(rt, args.id) is not None
+        except MalformedId:
+            known = False  # Tyk refused the id (400 "Invalid key request ID.")
+        except DashboardError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            known = False  # Tyk refused the id (400 "Invalid key request ID.")
+        if not known:
+            raise ApproverError(f"{args.id!r} is neither a failed job, nor a key request "
+                                "with a recorded decision, nor one Tyk knows")
+    queued = enqueue.decision(rt.queue, args.id, "replay", rt.settings.retry_delays,
+                              reclaim=True)
+    print(f"queued {enqueue.decide_job_id(args.id)}" if queued else "already queued")
+    return 0
+
+def cmd_status(args) -> int:
+    """Queues, failed jobs, waits, the last decisions, rules and the Dashboard, at a glance."""
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+    from approver.pipeline import health, runtime
+
+    rt = runtime.current()
+    queue = rt.queue
+    reported = rt.store.health()
+    live = health.publish_health(rt) if rt.settings.dashboard_url else {}
+    report = {
+        "queue": {"name": queue.name, "queued": queue.count,
+                  "running": StartedJobRegistry(queue=queue).count,
+                  "scheduled": ScheduledJobRegistry(queue=queue).count,
+                  "failed": FailedJobRegistry(queue=queue).count},
+        "waiting_requests": len(rt.store.waiting()),
+        "rules": {"path": str(rt.settings.rules_path),
+                  "revision": live.get("rules_revision") or reported.get("rules_revision"),
+                  "error": live.get("rules_error") or reported.get("rules_error") or None},
+        "dashboard": live.get("dashboard") or reported.get("dashboard") or "not configured",
+        "workers_last_report": reported.get("at"),
+        "last_decisions": [
+            {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason")}
+            for e in rt.store.entries(200) if e["event"] == "decided"][: args.last],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    q = report["queue"]
+    print(f"queue {q['name']}: {q['queued']} queued, {q['running']} running, "
+          f"{q['scheduled']} scheduled (retries, timers), {q['failed']} failed")
+    print(f"waiting requests: {report['waiting_requests']}")
+    rules = report["rules"]
+    print(printable(f"rules: {rules['path']} revision {rules['revision'] or '-'}"
+                    + (f"  PROBLEM: {rules['error']}" if rules["error"] else "")))
+    print(printable(f"dashboard: {report['dashboard']}"))
+    print(f"last decisions ({len(report['last_decisions'])}):")
+    for e in report["last_decisions"]:
+        print(printable(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
+                        f"{e['rule'] or 'default':<26} {e['reason']}"))
+    return 0
+
+
+def add_processes(sub) -> None:
+    """`web`, `worker`, `reconcile`, `sandbox`, `demo`."""
+    web = sub.add_parser("web", help="the web tier under gunicorn")
+    web.add_argument("--bind", help="host:port (default from the gunicorn config)")
+    web.add_argument("--workers", type=int)
+    web.add_argument("--config", default="python:approver.web.gunicorn_conf",
+                     help="gunicorn config (e.g. deploy/gunicorn.conf.py)")
+    web.set_defaults(func=cmd_web)
+
+    worker = sub.add_parser("worker", help="an RQ worker on the service's queue")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--name")
+    worker.add_argument("--metrics-port", type=int,
+                        help="serve this worker's Prometheus metrics (Dashboard calls) here")
+    worker.add_argument("--metrics-addr", default="127.0.0.1")
+    worker.set_defaults(func=cmd_worker)
+
+    rec = sub.add_parser("reconcile", help="queue pending key requests not yet decided")
+    rec.add_argument("--once", action="store_true")
+    rec.set_defaults(func=cmd_reconcile)
+
+    sandbox = sub.add_parser("sandbox", help="the sandbox Dashboard alone")
+    sandbox.add_argument("--bind", default="127.0.0.1:3000")
+    sandbox.add_argument("--secret", default="sandbox-secret")
+    sandbox.add_argument("--seed", help="seed data file (JSON)")
+    sandbox.add_argument("--webhook-url", help="where to POST key_request_event webhooks")
+    sandbox.add_argument("--portal", choices=("classic", "new"), default="classic",
+                         help="simulate the classic Dashboard or the new Developer Portal")
+    sandbox.add_argument("--webhook-header", action="append", metavar="NAME:VALUE",
+                         help="new portal: a custom header sent with each webhook")
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    demo = sub.add_parser("demo", help="everything on one machine, with sample requests")
+    demo.add_argument("--once", action="store_true", help="exit once the samples are decided")
+    demo.add_argument("--port", type=int, default=8000, help="web tier port")
+    demo.add_argument("--portal", choices=("classic", "new", "both"), default="classic",
+                      help="which sandbox portal(s) to decide for, with the same rules")
+    demo.set_defaults(func=cmd_demo)
+
+
+def add_operations(sub) -> None:
+    """`status`, `replay`."""
+    status = sub.add_parser("status", help="queues, failures, waits, rules, Dashboard")
+    status.add_argument("--last", type=int, default=10, help="decisions to show")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    replay = sub.add_parser("replay", help="run a failed job again")
+    replay.add_argument("id", help="key request id or failed job id")
+    replay.set_defaults(func=cmd_replay)

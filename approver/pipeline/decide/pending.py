@@ -1,0 +1,98 @@
+"""The request as its portal has it now: fetched, its facts gathered, checked still pending
+(else recorded as skipped, or as done by Tyk)."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import get_current_job
+
+from approver import state as st
+from approver.pipeline import notify
+from approver.pipeline.decide.result import RESUMABLE, NotYetReadable
+from approver.pipeline.runtime import Runtime
+from approver.pipeline.sources import MalformedId
+from approver.rules import FactContext
+
+log = logging.getLogger(__name__)
+
+# How long a request Tyk does not know is remembered as skipped (answers the hand-off page).
+UNKNOWN_TTL = 3600
+
+
+def gather(rt: Runtime, request) -> FactContext:
+    """Everything the rules may ask about this request, from its portal and Redis."""
+    source, _ = rt.source(request.ref)
+    billing = rt.billing.get(request.developer_id) if request.developer_id else None
+    return source.gather(request, billing)
+
+
+def fetch(rt: Runtime, ref: str):
+    """The request as its portal has it now, or None if it does not exist (yet).
+
+    Raises MalformedId when no request can have this id.
+    """
+    source, native_id = rt.source(ref)
+    return source.fetch(native_id, rt.store.hint(ref) if source.takes_hints else None)
+
+
+
+def adopt(rt: Runtime, ref: str, state: dict | None) -> dict | None:
+    """The state, with a review recorded before the inbox existed (as "applied") moved
+    into the inbox."""
+    if state and state["state"] == st.APPLIED and state.get("outcome") == "review":
+        rt.store.save_state(ref, state=st.IN_REVIEW)
+        return {**state, "state": st.IN_REVIEW}
+    return state
+
+
+
+def still_pending(rt: Runtime, request_id: str, trigger: str, state: dict | None,
+                  record: bool = True):
+    """The request as Tyk has it now, or None (recorded as skipped) if it is not pending.
+
+    A request never decided that Tyk does not know may not be readable yet (Tyk can
+    announce a record before it can be read, docs/tyk-compatibility.md): while the job
+    has retries left, that is an error to retry (NotYetReadable, after the queue's
+    backoff); after them, or at once for an id no request can have, it is skipped with a
+    state that expires, and nothing else is kept.
+    """
+    malformed = None
+    try:
+        request = fetch(rt, request_id)
+    except MalformedId as exc:
+        request, malformed = None, exc
+    if request is None:
+        why = "the key request no longer exists in Tyk"
+    else:
+        why = None if request.pending else "the key request is no longer pending in Tyk"
+    if why is None:
+        if state and state.get("not_found"):
+            # Skipped while Tyk did not know it, pending now: the expiring skip goes, so
+            # that what is recorded next is kept.
+            rt.store.forget_skip(request_id)
+        return request
+    if request is None and record and (state is None or state.get("state") == st.ERROR):
+        # Never decided (at most an earlier try failed), and unknown to Tyk.
+        job = get_current_job()
+        if malformed is None and job is not None and job.retries_left:
+            raise NotYetReadable(f"key request {request_id} is not readable in Tyk (yet); "
+                                 f"{job.retries_left} more tries")
+        rt.store.skip_unknown(request_id, why, UNKNOWN_TTL)
+        log.info("key request %s skipped: %s", request_id, malformed or why)
+        return None
+    if state and state["state"] in RESUMABLE:
+        # A crash after Tyk applied our decision but before we recorded it: done.
+        rt.store.save_state(request_id, state=st.APPLIED, applied_at=st.now_iso(),
+                            already_processed=True)
+        rt.store.log("applied", request_id, outcome=state.get("outcome"), trigger=trigger,
+                     already_processed=True, decision_id=state.get("decision_id"))
+        notify.enqueue_notifications(rt.queue, rt.settings,
+                                     {**state, "state": st.APPLIED}, request_id)
+    elif record:
+        rt.store.save_state(request_id, state=st.SKIPPED, reason=why, updated_at=st.now_iso())
+        rt.store.log("skipped", request_id, reason=why, trigger=trigger)
+        log.info("key request %s skipped: %s", request_id, why)
+    if state and state.get("state") == st.WAITING:
+        rt.store.unpark(request_id, state.get("developer_id"))
+    return None

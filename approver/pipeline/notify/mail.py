@@ -1,0 +1,228 @@
+"""Email about decisions: the developer told the outcome and the reason, admins told when a
+request enters review. Sent by RQ jobs with retries, at most once per decision.
+
+Messages come from templates (a subject, a text and an HTML part each): the shipped set in
+`mail_templates/` beside this file, any of which an admin's own folder
+(APPROVER_MAIL_TEMPLATES) overrides. Templates see only named, non-secret values: never a
+key, a key id or a fact.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from email import policy
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from jinja2 import ChoiceLoader, FileSystemLoader, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+
+from approver import state as st
+from approver.errors import ApproverError
+from approver.pipeline import runtime
+from approver.pipeline.enqueue import notify_queue
+
+log = logging.getLogger(__name__)
+
+# The job's dotted path, kept in approver/mail.py: queued jobs and older workers name it.
+SEND = "approver.mail.send"
+TEMPLATES = Path(__file__).parent / "mail_templates"
+RETRY_DELAYS = (10, 60, 300, 900, 3600)
+TIMEOUT = 15
+KEEP = 30 * 86400
+PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+# One address, no display name, nothing that could end a header or add a recipient.
+_ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@"
+                      r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class MailError(ApproverError):
+    """A message could not be handed to the SMTP server; the message holds no secret."""
+
+
+def address(text: str | None) -> str | None:
+    """`text` if it is one plain email address, else None."""
+    text = (text or "").strip()
+    return text if len(text) <= 254 and _ADDRESS.match(text) else None
+
+
+# -- choosing and queueing (runs where decisions are made; never raises) -------------------
+def messages_for(record: dict, settings) -> list[tuple[str, list[str]]]:
+    """(template, recipients) for each message a decision record calls for."""
+    if not getattr(settings, "smtp_url", None) or record.get("mode") == "shadow":
+        return []
+    outcome, state = record.get("outcome"), record.get("state")
+    found = []
+    # Decisions made in Tyk itself are Tyk's to announce; ours are told once carried out.
+    told = (state == st.APPLIED and outcome in ("approve", "deny")) or (
+        state == st.IN_REVIEW and outcome == "review")
+    developer = address(record.get("developer_email"))
+    if told and outcome in settings.mail_on and developer and (
+            record.get("decided_by") != "tyk"):
+        found.append((f"developer_{outcome}", [developer]))
+    admins = [a for a in map(address, settings.mail_admins) if a]
+    if state == st.IN_REVIEW and admins:
+        found.append(("admin_review", admins))
+    return found
+
+
+def enqueue(queue_or_connection, settings, record: dict, request_id: str) -> int:
+    """Queue one job per message a decision record calls for; the number queued."""
+    try:
+        wanted = messages_for(record, settings)
+        if not wanted or not record.get("decision_id"):
+            return 0
+        queue = notify_queue(queue_or_connection,
+                             getattr(settings, "queue_name", None) or "approver")
+        values = _values(record, request_id, settings)
+        queued = 0
+        for template, recipients in wanted:
+            try:
+                queue.enqueue(
+                    SEND, template, recipients, values,
+                    job_id=f"mail-{template}-{record['decision_id']}", unique=True,
+                    retry=Retry(max=len(RETRY_DELAYS), interval=list(RETRY_DELAYS)),
+                    job_timeout=60, result_ttl=KEEP, failure_ttl=KEEP,
+                    description=f"email {template} about key request {request_id}")
+                queued += 1
+            except DuplicateJobError:
+                pass
+        return queued
+    except Exception as exc:  # the decision path must never fail on an email
+        log.warning("email about key request %s not queued: %s", request_id,
+                    type(exc).__name__)
+        return 0
+
+
+def _values(record: dict, request_id: str, settings) -> dict:
+    """What templates may show: named values only (developer-controlled ones are escaped
+    in the HTML part by the template engine)."""
+    base = getattr(settings, "public_url", None)
+    return {
+        "decision_id": record["decision_id"],
+        "request_id": request_id,
+        "portal": "new Developer Portal" if record.get("portal") == "portal" else "portal",
+        "outcome": record.get("outcome") or "",
+        "reason": record.get("reason") or "",
+        "rule": record.get("rule") or "default",
+        "developer_email": record.get("developer_email") or "",
+        "policies": list(record.get("policy_names") or record.get("policies") or []),
+        "decided_at": record.get("decided_at") or "",
+        "console_url": f"{base}/console/requests/{request_id}" if base else "",
+    }
+
+
+# -- rendering ------------------------------------------------------------------------------
+def environment(folder: Path | None) -> SandboxedEnvironment:
+    """Templates from the admin's folder first, then the shipped set; HTML autoescaped."""
+    loaders = [FileSystemLoader(str(folder))] if folder else []
+    return SandboxedEnvironment(
+        loader=ChoiceLoader([*loaders, FileSystemLoader(str(TEMPLATES))]),
+        autoescape=select_autoescape(["html"], default_for_string=False, default=False),
+        keep_trailing_newline=True,
+    )
+
+
+def render(template: str, recipients: list[str], values: dict, settings) -> EmailMessage:
+    """The message: subject, a text part and an HTML part, from the templates."""
+    env = environment(settings.mail_templates)
+    subject = _CONTROL.sub(" ", env.get_template(f"{template}.subject.txt").render(values))
+    # Lines up to RFC 5322's 998: a subject is never folded onto a line of its own (which
+    # some readers show with a leading space).
+    message = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
+    message["Subject"] = " ".join(subject.split())[:200]
+    message["From"] = settings.mail_from
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=settings.mail_from.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    message.set_content(env.get_template(f"{template}.txt").render(values))
+    message.add_alternative(env.get_template(f"{template}.html").render(values), subtype="html")
+    return message
+
+
+# -- sending (runs in a worker) -------------------------------------------------------------
+def _marker(template: str, decision_id: str) -> str:
+    return f"{st.PREFIX}mail:{template}:{decision_id}"
+
+
+def send(template: str, recipients: list[str], values: dict) -> dict:
+    """RQ job: send one message, at most once per decision; raise so RQ retries when the
+    server certainly did not take it."""
+    rt = runtime.current()
+    settings = rt.settings
+    if not settings.smtp_url:
+        log.warning("email %s: APPROVER_SMTP_URL is no longer set; dropped", template)
+        return {"template": template, "dropped": True}
+    marker = _marker(template, values["decision_id"])
+    if not rt.redis.set(marker, "sending", nx=True, ex=KEEP):
+        return {"template": template, "already": rt.redis.get(marker).decode()}
+    message = render(template, recipients, values, settings)
+    try:
+        deliver(settings.smtp_url, message)
+    except MailError:
+        rt.redis.delete(marker)  # not taken: the retry may send it
+        raise
+    except Exception as exc:
+        # The connection broke while the message was being sent: it may have arrived, so
+        # it is not sent again (at most once).
+        rt.redis.set(marker, "uncertain", ex=KEEP)
+        log.warning("email %s about key request %s may not have been sent: %s", template,
+                    values.get("request_id"), type(exc).__name__)
+        return {"template": template, "uncertain": True}
+    rt.redis.set(marker, "sent", ex=KEEP)
+    log.info("email %s about key request %s sent to %d recipient(s)", template,
+             values.get("request_id"), len(recipients))
+    return {"template": template, "sent": len(recipients)}
+
+
+def deliver(url: str, message: EmailMessage) -> None:
+    """Hand a message to the SMTP server the URL names (STARTTLS or TLS as it says).
+
+    MailError when the message was certainly not taken (no connection, refused); other
+    errors when the connection broke during the transfer.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "localhost", parts.port or PORTS[parts.scheme]
+    try:
+        client = _connect(parts, host, port)
+    except smtplib.SMTPResponseException as exc:
+        raise MailError(f"the SMTP server {host} refused us: {exc.smtp_code}") from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailError(f"could not reach the SMTP server {host}:{port}: "
+                        f"{type(exc).__name__}") from None
+    with client:
+        try:
+            client.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            # The server answered no (to the sender or the data): nothing was taken.
+            raise MailError(f"the SMTP server {host} refused the message: "
+                            f"{exc.smtp_code}") from None
+        except smtplib.SMTPRecipientsRefused:
+            raise MailError(f"the SMTP server {host} refused every recipient") from None
+
+
+def _connect(parts, host: str, port: int) -> smtplib.SMTP:
+    context = ssl.create_default_context()
+    if parts.scheme == "smtps":
+        client = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT, context=context)
+    else:
+        client = smtplib.SMTP(host, port, timeout=TIMEOUT)
+    try:
+        if parts.scheme == "smtp+starttls":
+            client.starttls(context=context)
+        if parts.username:
+            client.login(unquote(parts.username), unquote(parts.password or ""))
+    except BaseException:
+        client.close()
+        raise
+    return client
