@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 
+import redis
+
 from approver.state.common import PREFIX, now_iso
 
 # Finished requests' records by the time they finished: what retention drops first.
@@ -164,10 +166,38 @@ class Records:
         replica that has a write made now on this connection has every one before it.
         """
         with self.redis.client() as one:  # one connection for the write and the WAIT
-            if not one.info("replication").get("connected_slaves"):
-                return True  # no replica connected: none can be promoted over the write
-            one.set(f"{PREFIX}replication", now_iso(), ex=60)
-            return one.execute_command("WAIT", 1, int(timeout * 1000)) >= 1
+            if one.info("replication").get("connected_slaves"):
+                one.set(f"{PREFIX}replication", now_iso(), ex=60)
+                if one.execute_command("WAIT", 1, int(timeout * 1000)) < 1:
+                    return False
+            # With no replica connected none can be promoted over the write, unless this
+            # node is the one being failed over: its replica promoted already, the node
+            # not yet demoted (it then drops what it took meanwhile). Sentinel names the
+            # promoted replica as soon as the failover has picked it.
+            return self._still_master(one)
+
+    def _still_master(self, one: redis.Redis) -> bool:
+        """Whether every Sentinel that answers names the node this client is connected to
+        as the master, with no failover in progress (true without Sentinel).
+
+        Every Sentinel is asked: only the one leading a failover knows it has begun.
+        """
+        pool = self.redis.connection_pool
+        manager = getattr(pool, "sentinel_manager", None)
+        if manager is None:
+            return True
+        here = (one.connection.host, int(one.connection.port))
+        answered = False
+        for sentinel in manager.sentinels:
+            try:
+                state = sentinel.sentinel_master(pool.service_name)
+            except redis.RedisError:
+                continue  # one Sentinel away: the others say
+            answered = True
+            if ("failover_in_progress" in str(state.get("flags"))
+                    or (state.get("ip"), int(state.get("port") or 0)) != here):
+                return False
+        return answered
 
     def unfinished(self) -> list[str]:
         """Requests decided but not yet applied (or failed while applying)."""
