@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -98,11 +99,20 @@ def test_two_workers_never_lose_the_newest_billing_state(stack, tmp_path):
         rng.shuffle(burst)
         send(burst)
 
-        def settled(ids=ids):
+        quiet_since: list[float] = []
+
+        def settled(ids=ids, quiet_since=quiet_since):
+            # Idle for a second in a row: a job a worker has just popped is in no queue
+            # and not yet registered as started, for a moment.
             retries = [j for j in queue.scheduled_job_registry.get_job_ids()
                        if not j.startswith("reconcile")]
-            busy = queue.count or queue.started_job_registry.count or retries
-            return not busy and stack.store.states(ids)
+            busy = (queue.count or queue.started_job_registry.count or retries
+                    or stack.locks())
+            if busy:
+                quiet_since.clear()
+                return False
+            quiet_since[:] = quiet_since or [time.monotonic()]
+            return time.monotonic() - quiet_since[0] >= 1.0 and stack.store.states(ids)
 
         wait_until(settled, 60, interval=0.2, what="the burst handled")
         # Nothing queued or running: whatever is still waiting will wait for its deadline.
