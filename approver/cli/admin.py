@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from approver.cli.parsing import arg, command, group
+
 
 def cmd_admin_add(args) -> int:
     """Add a local console account (or set its password): prompted, or one line of stdin."""
@@ -47,12 +49,9 @@ def cmd_admin_list(args) -> int:
 
 def add_commands(sub) -> None:
     """`admin add`, `remove`, `list`."""
-    admin = sub.add_parser("admin", help="local console accounts")
-    asub = admin.add_subparsers(dest="admin_command", required=True)
-    aadd = asub.add_parser("add", help="add an account (password prompted or from stdin)")
-    aadd.add_argument("name")
-    aadd.set_defaults(func=cmd_admin_add)
-    aremove = asub.add_parser("remove", help="remove an account and end its sessions")
-    aremove.add_argument("name")
-    aremove.set_defaults(func=cmd_admin_remove)
-    asub.add_parser("list", help="the accounts' names").set_defaults(func=cmd_admin_list)
+    asub = group(sub, "admin", "local console accounts")
+    command(asub, "add", cmd_admin_add, "add an account (password prompted or from stdin)",
+            arg("name"))
+    command(asub, "remove", cmd_admin_remove, "remove an account and end its sessions",
+            arg("name"))
+    command(asub, "list", cmd_admin_list, "the accounts' names")

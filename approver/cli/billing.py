@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from approver.cli.parsing import arg, command, group
+
 
 def cmd_billing_show(args) -> int:
     """A developer's billing state, waiting requests and keys this service approved."""
@@ -22,8 +24,5 @@ def cmd_billing_show(args) -> int:
 
 def add_commands(sub) -> None:
     """`billing show`."""
-    billing = sub.add_parser("billing", help="billing state")
-    bsub = billing.add_subparsers(dest="billing_command", required=True)
-    bshow = bsub.add_parser("show", help="one developer's billing state")
-    bshow.add_argument("developer", help="Tyk developer id")
-    bshow.set_defaults(func=cmd_billing_show)
+    command(group(sub, "billing", "billing state"), "show", cmd_billing_show,
+            "one developer's billing state", arg("developer", help="Tyk developer id"))

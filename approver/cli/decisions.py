@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from approver.cli.parsing import arg, command, group, one_of
 from approver.errors import ApproverError
 from approver.state import export_line, read_export
 from approver.terminal import printable
@@ -151,23 +152,15 @@ def entry_line(entry: dict) -> str:
 
 def add_commands(sub) -> None:
     """`decisions list`, `verify`, `export`, `show`."""
-    decisions = sub.add_parser("decisions", help="the decision log")
-    dsub = decisions.add_subparsers(dest="decisions_command", required=True)
-    dlist = dsub.add_parser("list", help="latest entries")
-    dlist.add_argument("--limit", type=int, default=20)
-    dlist.add_argument("--json", action="store_true")
-    which = dlist.add_mutually_exclusive_group()
-    which.add_argument("--waiting", action="store_true", help="requests waiting (billing)")
-    which.add_argument("--failed", action="store_true", help="jobs that failed for good")
-    dlist.set_defaults(func=cmd_decisions_list)
-    dverify = dsub.add_parser("verify", help="check the log's hash chain")
-    dverify.add_argument("--file", help="check an export (JSON lines) instead of Redis")
-    dverify.set_defaults(func=cmd_decisions_verify)
-    dexport = dsub.add_parser("export", help="the log as JSON lines, oldest first, verified")
-    dexport.add_argument("--output", default="-")
-    dexport.add_argument("--since", help="from this time on (RFC 3339, or a date; UTC)")
-    dexport.add_argument("--until", help="before this time (exclusive)")
-    dexport.set_defaults(func=cmd_decisions_export)
-    dshow = dsub.add_parser("show", help="one key request's state and history")
-    dshow.add_argument("id")
-    dshow.set_defaults(func=cmd_decisions_show)
+    dsub = group(sub, "decisions", "the decision log")
+    command(dsub, "list", cmd_decisions_list, "latest entries",
+            arg("--limit", type=int, default=20), arg("--json", action="store_true"),
+            one_of(arg("--waiting", action="store_true", help="requests waiting (billing)"),
+                   arg("--failed", action="store_true", help="jobs that failed for good")))
+    command(dsub, "verify", cmd_decisions_verify, "check the log's hash chain",
+            arg("--file", help="check an export (JSON lines) instead of Redis"))
+    command(dsub, "export", cmd_decisions_export, "the log as JSON lines, oldest first, verified",
+            arg("--output", default="-"),
+            arg("--since", help="from this time on (RFC 3339, or a date; UTC)"),
+            arg("--until", help="before this time (exclusive)"))
+    command(dsub, "show", cmd_decisions_show, "one key request's state and history", arg("id"))

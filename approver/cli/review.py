@@ -8,6 +8,7 @@ import sys
 
 from approver import config
 from approver.cli.decisions import entry_line
+from approver.cli.parsing import arg, command, group
 from approver.errors import ApproverError
 from approver.terminal import printable
 
@@ -109,24 +110,20 @@ def _age(text: str) -> int:
 
 def add_commands(sub) -> None:
     """`review list`, `show`, `approve`, `deny`."""
-    reviews = sub.add_parser("review", help="the review inbox: what awaits a person")
-    vsub = reviews.add_subparsers(dest="review_command", required=True)
-    vlist = vsub.add_parser("list", help="requests awaiting a person (waiting ones marked)")
-    vlist.add_argument("--portal", choices=("classic", "new"))
-    vlist.add_argument("--rule", help="only those this rule sent to review")
-    vlist.add_argument("--older-than", type=_age, metavar="AGE",
-                       help="only those waiting longer than this (90s, 30m, 2h, 3d)")
-    vlist.add_argument("--email", help="only developers whose email contains this")
-    vlist.add_argument("--json", action="store_true", help="one JSON array")
-    vlist.set_defaults(func=cmd_review_list)
-    vshow = vsub.add_parser("show", help="a request, its facts, trace and history")
-    vshow.add_argument("id")
-    vshow.add_argument("--json", action="store_true")
-    vshow.set_defaults(func=cmd_review_show)
+    vsub = group(sub, "review", "the review inbox: what awaits a person")
+    command(vsub, "list", cmd_review_list, "requests awaiting a person (waiting ones marked)",
+            arg("--portal", choices=("classic", "new")),
+            arg("--rule", help="only those this rule sent to review"),
+            arg("--older-than", type=_age, metavar="AGE",
+                help="only those waiting longer than this (90s, 30m, 2h, 3d)"),
+            arg("--email", help="only developers whose email contains this"),
+            arg("--json", action="store_true", help="one JSON array"))
+    command(vsub, "show", cmd_review_show, "a request, its facts, trace and history",
+            arg("id"), arg("--json", action="store_true"))
     for outcome in ("approve", "deny"):
-        decide = vsub.add_parser(outcome, help=f"{outcome} a request in the inbox, in Tyk now")
-        decide.add_argument("id")
-        decide.add_argument("--reason", required=outcome == "deny", default="",
-                            help="why (recorded; emailed to the developer if configured)")
-        decide.add_argument("--by", required=True, metavar="NAME", help="who decides")
-        decide.set_defaults(func=cmd_review_decide, outcome=outcome)
+        command(vsub, outcome, cmd_review_decide, f"{outcome} a request in the inbox, in Tyk now",
+                arg("id"),
+                arg("--reason", required=outcome == "deny", default="",
+                    help="why (recorded; emailed to the developer if configured)"),
+                arg("--by", required=True, metavar="NAME", help="who decides"),
+                outcome=outcome)

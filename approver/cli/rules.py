@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from approver import config
+from approver.cli.parsing import arg, command, group, one_of
 from approver.errors import ApproverError
 from approver.terminal import printable, printable_lines
 
@@ -119,28 +120,19 @@ def cmd_rules_docs(args) -> int:
 
 def add_commands(sub) -> None:
     """`rules check`, `test`, `facts`, `explain`, `backtest`, `docs`."""
-    rules = sub.add_parser("rules", help="check and test rule files")
-    rsub = rules.add_subparsers(dest="rules_command", required=True)
-    rcheck = rsub.add_parser("check", help="validate rule files")
-    rcheck.add_argument("path", nargs="?")
-    rcheck.set_defaults(func=cmd_rules_check)
-    rtest = rsub.add_parser("test", help="run the rule test cases")
-    rtest.add_argument("path", nargs="?")
-    rtest.set_defaults(func=cmd_rules_test)
-    rsub.add_parser("facts", help="list facts, operators and combinators").set_defaults(
-        func=cmd_rules_facts)
-    rexplain = rsub.add_parser("explain", help="dry run with the trace; nothing applied")
-    source = rexplain.add_mutually_exclusive_group(required=True)
-    source.add_argument("--request", help="a key request id, read from the Dashboard")
-    source.add_argument("--file", help="a Tyk event JSON file, or a JSON map of facts")
-    rexplain.add_argument("--rules", help="rules file or folder (default APPROVER_RULES)")
-    rexplain.add_argument("--json", action="store_true")
-    rexplain.set_defaults(func=cmd_rules_explain)
-    rback = rsub.add_parser("backtest", help="replay recorded decisions against PATH")
-    rback.add_argument("path")
-    rback.add_argument("--limit", type=int, default=10_000, help="log entries to read")
-    rback.add_argument("--show", type=int, default=20, help="changed requests to list")
-    rback.set_defaults(func=cmd_rules_backtest)
-    rdocs = rsub.add_parser("docs", help="write the vocabulary into docs/rules.md")
-    rdocs.add_argument("--output", default="docs/rules.md")
-    rdocs.set_defaults(func=cmd_rules_docs)
+    rsub = group(sub, "rules", "check and test rule files")
+    command(rsub, "check", cmd_rules_check, "validate rule files", arg("path", nargs="?"))
+    command(rsub, "test", cmd_rules_test, "run the rule test cases", arg("path", nargs="?"))
+    command(rsub, "facts", cmd_rules_facts, "list facts, operators and combinators")
+    command(rsub, "explain", cmd_rules_explain, "dry run with the trace; nothing applied",
+            one_of(arg("--request", help="a key request id, read from the Dashboard"),
+                   arg("--file", help="a Tyk event JSON file, or a JSON map of facts"),
+                   required=True),
+            arg("--rules", help="rules file or folder (default APPROVER_RULES)"),
+            arg("--json", action="store_true"))
+    command(rsub, "backtest", cmd_rules_backtest, "replay recorded decisions against PATH",
+            arg("path"),
+            arg("--limit", type=int, default=10_000, help="log entries to read"),
+            arg("--show", type=int, default=20, help="changed requests to list"))
+    command(rsub, "docs", cmd_rules_docs, "write the vocabulary into docs/rules.md",
+            arg("--output", default="docs/rules.md"))

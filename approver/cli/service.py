@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from approver import config, logs
+from approver.cli.parsing import arg, command
 from approver.errors import ApproverError
 from approver.terminal import printable
 
@@ -184,51 +185,39 @@ def cmd_status(args) -> int:
 
 def add_processes(sub) -> None:
     """`web`, `worker`, `reconcile`, `sandbox`, `demo`."""
-    web = sub.add_parser("web", help="the web tier under gunicorn")
-    web.add_argument("--bind", help="host:port (default from the gunicorn config)")
-    web.add_argument("--workers", type=int)
-    web.add_argument("--config", default="python:approver.web.gunicorn_conf",
-                     help="gunicorn config (e.g. deploy/gunicorn.conf.py)")
-    web.set_defaults(func=cmd_web)
-
-    worker = sub.add_parser("worker", help="an RQ worker on the service's queue")
-    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    worker.add_argument("--name")
-    worker.add_argument("--metrics-port", type=int,
-                        help="serve this worker's Prometheus metrics (Dashboard calls) here")
-    worker.add_argument("--metrics-addr", default="127.0.0.1")
-    worker.set_defaults(func=cmd_worker)
-
-    rec = sub.add_parser("reconcile", help="queue pending key requests not yet decided")
-    rec.add_argument("--once", action="store_true")
-    rec.set_defaults(func=cmd_reconcile)
-
-    sandbox = sub.add_parser("sandbox", help="the sandbox Dashboard alone")
-    sandbox.add_argument("--bind", default="127.0.0.1:3000")
-    sandbox.add_argument("--secret", default="sandbox-secret")
-    sandbox.add_argument("--seed", help="seed data file (JSON)")
-    sandbox.add_argument("--webhook-url", help="where to POST key_request_event webhooks")
-    sandbox.add_argument("--portal", choices=("classic", "new"), default="classic",
-                         help="simulate the classic Dashboard or the new Developer Portal")
-    sandbox.add_argument("--webhook-header", action="append", metavar="NAME:VALUE",
-                         help="new portal: a custom header sent with each webhook")
-    sandbox.set_defaults(func=cmd_sandbox)
-
-    demo = sub.add_parser("demo", help="everything on one machine, with sample requests")
-    demo.add_argument("--once", action="store_true", help="exit once the samples are decided")
-    demo.add_argument("--port", type=int, default=8000, help="web tier port")
-    demo.add_argument("--portal", choices=("classic", "new", "both"), default="classic",
-                      help="which sandbox portal(s) to decide for, with the same rules")
-    demo.set_defaults(func=cmd_demo)
+    command(sub, "web", cmd_web, "the web tier under gunicorn",
+            arg("--bind", help="host:port (default from the gunicorn config)"),
+            arg("--workers", type=int),
+            arg("--config", default="python:approver.web.gunicorn_conf",
+                help="gunicorn config (e.g. deploy/gunicorn.conf.py)"))
+    command(sub, "worker", cmd_worker, "an RQ worker on the service's queue",
+            arg("--burst", action="store_true", help="exit when the queue is empty"),
+            arg("--name"),
+            arg("--metrics-port", type=int,
+                help="serve this worker's Prometheus metrics (Dashboard calls) here"),
+            arg("--metrics-addr", default="127.0.0.1"))
+    command(sub, "reconcile", cmd_reconcile, "queue pending key requests not yet decided",
+            arg("--once", action="store_true"))
+    command(sub, "sandbox", cmd_sandbox, "the sandbox Dashboard alone",
+            arg("--bind", default="127.0.0.1:3000"),
+            arg("--secret", default="sandbox-secret"),
+            arg("--seed", help="seed data file (JSON)"),
+            arg("--webhook-url", help="where to POST key_request_event webhooks"),
+            arg("--portal", choices=("classic", "new"), default="classic",
+                help="simulate the classic Dashboard or the new Developer Portal"),
+            arg("--webhook-header", action="append", metavar="NAME:VALUE",
+                help="new portal: a custom header sent with each webhook"))
+    command(sub, "demo", cmd_demo, "everything on one machine, with sample requests",
+            arg("--once", action="store_true", help="exit once the samples are decided"),
+            arg("--port", type=int, default=8000, help="web tier port"),
+            arg("--portal", choices=("classic", "new", "both"), default="classic",
+                help="which sandbox portal(s) to decide for, with the same rules"))
 
 
 def add_operations(sub) -> None:
     """`status`, `replay`."""
-    status = sub.add_parser("status", help="queues, failures, waits, rules, Dashboard")
-    status.add_argument("--last", type=int, default=10, help="decisions to show")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
-
-    replay = sub.add_parser("replay", help="run a failed job again")
-    replay.add_argument("id", help="key request id or failed job id")
-    replay.set_defaults(func=cmd_replay)
+    command(sub, "status", cmd_status, "queues, failures, waits, rules, Dashboard",
+            arg("--last", type=int, default=10, help="decisions to show"),
+            arg("--json", action="store_true"))
+    command(sub, "replay", cmd_replay, "run a failed job again",
+            arg("id", help="key request id or failed job id"))
