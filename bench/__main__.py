@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from approver.pipeline import runtime
+from approver.pipeline import enqueue, runtime
 from approver.state import connection
 from bench import backlog, decisions, ingest, latency, procs, rules
 from bench.data import write_seed
@@ -182,6 +182,9 @@ def run(plan: Plan) -> dict:
 
         log("latency: two workers, webhooks at a fixed rate")
         conn.flushdb()
+        # Each worker queues a reconciler pass as it starts unless one was queued within the
+        # interval: mark one queued, so no pass decides the requests before their webhooks.
+        conn.set(enqueue.RECONCILE_DUE, "1", ex=int(env["APPROVER_RECONCILE_INTERVAL"]))
         workers = [ps.start_worker(env) for _ in range(2)]
         time.sleep(1.0)  # let them import and register
         lat = []

@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 
-from approver.state import FINAL_STATES, LOG_KEY, PREFIX, Store, connection
+from approver.state import LOG_KEY, PREFIX, SETTLED_STATES, Store, connection
 from bench import data
 from bench.decisions import _commands
 from bench.procs import PY, ROOT, Procs, Sandbox, tail, wait_for
@@ -102,7 +102,7 @@ def backlog_run(procs: Procs, sandbox: Sandbox, env: dict, n: int, workers: int,
     st = Store(conn)
 
     def drained():
-        return all(s in FINAL_STATES for s in st.states(ids))
+        return all(s in SETTLED_STATES for s in st.states(ids))
 
     try:
         wait_for(drained, timeout=120 + n / 5, interval=0.25, what=f"{n} requests decided")
