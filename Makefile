@@ -30,7 +30,7 @@ lint: $(STAMP)  ## ruff, and the import contracts between the layers (lint-impor
 
 check: lint test  ## ruff and the import contracts, then the tests
 
-bench: $(STAMP)  ## benchmarks: ingest, decisions, latency, rules, RSS, backlog (~12 min; docs/performance.md)
+bench: $(STAMP)  ## benchmarks: ingest, decisions, latency, rules, RSS, backlog (~9 min; docs/performance.md)
 	$(BIN)/python -m bench
 
 format: $(STAMP)  ## let ruff fix what it can
