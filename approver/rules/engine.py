@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import Any
 
@@ -112,9 +112,13 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
     else:
         outcome, rule_id, wait = stop.outcome, stop.id, stop.wait
         reason = _render(stop, get) if stop.reason_parts else f"Matched rule {stop.id}."
-    if outcome == "approve" and skipped:
-        outcome, wait = "review", None
-        reason = (f"{reason} Not approved: rule {skipped[0].id} before it could not be "
+    if skipped and (outcome == "approve" or (wait and wait.on_timeout == "approve")):
+        # A wait approves when it times out: after a skip it ends in review instead.
+        if outcome == "approve":
+            outcome, wait, when = "review", None, ""
+        else:
+            wait, when = replace(wait, on_timeout="review"), " when the wait ends"
+        reason = (f"{reason} Not approved{when}: rule {skipped[0].id} before it could not be "
                   f"evaluated ({_unknowns(skipped[0], get, notes)}).")
     tried_rules = rules[:tried]
     notes = dict(notes)  # the trace re-reads only facts already resolved: these notes
