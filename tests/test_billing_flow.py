@@ -251,3 +251,12 @@ def test_billing_show(client, sandbox, rt, work, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["billing"]["status"] == "past_due"
     assert shown["waiting"] == [request["id"]]
+
+
+def test_a_billing_decision_on_a_waiting_request_ends_its_wait(client, sandbox, rt, work):
+    request = paid_request(client, sandbox, work)
+    assert [r for r, _ in rt.store.waiting()] == [request["id"]]
+    result = decide.decide_explicitly(rt, request["id"], "deny", "unpaid", source="billing:x")
+    assert (result.state, result.outcome) == (st.APPLIED, "deny")
+    assert rt.store.waiting() == []
+    assert rt.store.waiting_for(DAVE_ID) == []

@@ -262,3 +262,13 @@ def test_an_explicit_decision_on_a_request_once_skipped_as_unknown_is_kept(rt, s
     result = decide.decide_explicitly(rt, request["id"], "deny", "unpaid", source="billing:x")
     assert result.state == st.APPLIED
     assert rt.redis.ttl(f"approver:request:{request['id']}") == -1  # kept, no expiry
+
+
+def test_a_billing_decision_in_shadow_mode_is_recorded_and_nothing_applied(rt, sandbox):
+    rt.settings = rt.settings.with_(mode="shadow")
+    request = submit(sandbox, ALICE)
+    result = decide.decide_explicitly(rt, request["id"], "approve", "paid", source="billing:x")
+    assert result.state == st.SHADOWED
+    assert rt.store.state(request["id"])["state"] == st.SHADOWED
+    assert calls(sandbox, "PUT", APPROVE_PATH + request["id"]) == []
+    assert sandbox.app.sandbox.get_key_request(request["id"])["approved"] is False

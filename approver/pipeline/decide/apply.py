@@ -66,6 +66,15 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
     return record
 
 
+def apply_recorded(rt: Runtime, request, record: dict, trigger: str) -> Result:
+    """Carry out a decision record_decision just wrote, unless it was only recorded (a
+    review or a wait, or shadow mode: nothing is applied)."""
+    if record["state"] != st.APPLYING:
+        return Result(request.ref, record["state"], record["outcome"],
+                      record.get("rule") or None, record.get("reason"))
+    return apply_decision(rt, request, record, trigger, recorded=True)
+
+
 def apply_decision(rt: Runtime, request, record: dict, trigger: str,
                    recorded: bool = False, held_before: tuple[str, ...] | None = None) -> Result:
     """Carry a recorded approve or deny out in Tyk; an answer of 'already done' is done.

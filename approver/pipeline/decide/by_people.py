@@ -10,7 +10,7 @@ from approver import logs
 from approver import state as st
 from approver.errors import ApproverError
 from approver.pipeline import notify
-from approver.pipeline.decide.apply import apply_decision, record_decision
+from approver.pipeline.decide.apply import apply_decision, apply_recorded, record_decision
 from approver.pipeline.decide.pending import adopt, fetch, still_pending
 from approver.pipeline.decide.result import BY_PERSON, IN_TYK, RESUMABLE, Result
 from approver.pipeline.runtime import Runtime
@@ -30,9 +30,11 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
         if request is None:
             return _refuse(rt, ref, outcome, reason, source,
                            "the key request is no longer pending in Tyk")
+        if state.get("state") == st.WAITING:
+            rt.store.unpark(ref, state.get("developer_id"))
         record = record_decision(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
                                  reason=reason, revision="", decided_by=source, **_about(state))
-        return apply_decision(rt, request, record, source, recorded=True)
+        return apply_recorded(rt, request, record, source)
 
 
 def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
@@ -67,9 +69,7 @@ def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
         record = record_decision(rt, request, via, outcome=outcome, rule=BY_PERSON, reason=reason,
                                  revision=_revision(rt), decided_by=by, via=via,
                                  review_rule=state.get("rule") or "", **_about(state), **audit)
-        if record["state"] != st.APPLYING:  # shadow mode: recorded, nothing applied
-            return Result(ref, record["state"], outcome, BY_PERSON, reason)
-        return apply_decision(rt, request, record, via, recorded=True)
+        return apply_recorded(rt, request, record, via)
 
 
 def _refuse(rt: Runtime, ref: str, outcome: str, reason: str, trigger: str, why: str,

@@ -10,7 +10,7 @@ from approver import logs
 from approver import state as st
 from approver.pipeline import review
 from approver.pipeline.decide import pending
-from approver.pipeline.decide.apply import apply_decision, record_decision
+from approver.pipeline.decide.apply import apply_decision, apply_recorded, record_decision
 from approver.pipeline.decide.by_people import decided_in_tyk
 from approver.pipeline.decide.pending import adopt, fetch, still_pending
 from approver.pipeline.decide.result import (
@@ -141,6 +141,4 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
     )
     if previous and previous.get("state") == st.WAITING and not wait:
         rt.store.unpark(request.ref, request.developer_id)
-    if record["state"] != st.APPLYING:
-        return Result(request.ref, record["state"], outcome, rule, reason)
-    return apply_decision(rt, request, record, trigger, recorded=True)
+    return apply_recorded(rt, request, record, trigger)
