@@ -258,12 +258,13 @@ def _duration(name: str, value: str | None) -> int | None:
         return None
     text = value.strip().lower()
     try:
-        if text[-1:] in _UNITS:
-            return int(text[:-1]) * _UNITS[text[-1]]
-        return int(text)
+        seconds = (int(text[:-1]) * _UNITS[text[-1]] if text[-1:] in _UNITS else int(text))
     except ValueError:
+        seconds = -1
+    if seconds < 0:  # a negative age would trim everything younger than now
         raise ConfigError(f"{name} must be a duration like 90s, 30m, 72h or 3d, "
-                          f"got {value!r}") from None
+                          f"got {value!r}")
+    return seconds
 
 
 def _file(name: str, value: str | None) -> Path | None:

@@ -29,6 +29,11 @@ def test_retention_settings_are_read_and_checked():
                                                                 90 * 86400)
     with pytest.raises(ConfigError, match="APPROVER_LOG_MAX_ENTRIES must be at least 1000"):
         config.from_env({"APPROVER_LOG_MAX_ENTRIES": "10"})
+    for age in ("-5m", "-1"):  # would trim the whole log and every record
+        with pytest.raises(ConfigError, match="APPROVER_LOG_MAX_AGE must be a duration"):
+            config.from_env({"APPROVER_LOG_MAX_AGE": age})
+        with pytest.raises(ConfigError, match="APPROVER_RECORD_MAX_AGE must be a duration"):
+            config.from_env({"APPROVER_RECORD_MAX_AGE": age})
 
 
 def test_a_log_trimmed_by_count_still_verifies_anchored_at_the_oldest_entry_kept(
