@@ -181,3 +181,9 @@ def test_a_fact_that_raises_becomes_unknown_with_a_note():
     facts = Facts(FactContext(request={}), registry=registry)
     assert facts.get("acme.broken") is UNKNOWN
     assert facts.notes["acme.broken"] == "fact raised KeyError: 'oops'"
+
+
+@pytest.mark.parametrize("value", ["false", "true", 0, 1, None])
+def test_an_inactive_flag_that_is_not_a_boolean_is_unknown(value):
+    facts = facts_for(developer={**DEVELOPER, "inactive": value})
+    assert facts.get("developer.inactive") is UNKNOWN

@@ -154,3 +154,19 @@ def test_load_plugins_registers_entry_points_and_skips_broken_ones(monkeypatch, 
     assert seen["group"] == "approver.facts"
     assert "acme.ok" in registry.facts and "acme.broken" not in registry.facts
     assert "acme.broken" in caplog.text
+
+
+def test_a_plugin_list_given_as_a_tuple_compares_as_the_rules_list(tmp_path):
+    registry = builtin_registry()
+
+    @fact("crm.tags", type="list of text", registry=Registry())
+    def tags(ctx):
+        return ("blocked",)
+
+    register_plugin(registry, "crm", [tags])
+    path = tmp_path / "r.yaml"
+    path.write_text("version: 1\nrules:\n  - id: blocked\n    when: {crm.tags: [blocked]}\n"
+                    "    then: deny\n  - id: rest\n    when: {crm.tags: {exists: true}}\n"
+                    "    then: approve\n")
+    ruleset = load_rules(path, registry=registry)
+    assert evaluate(ruleset, plugin_facts(registry)).rule_id == "blocked"

@@ -210,7 +210,7 @@ def developer_created_at(ctx: FactContext) -> Any:
 def developer_inactive(ctx: FactContext) -> Any:
     """The developer is marked inactive."""
     value = _developer(ctx).get("inactive")
-    return bool(value) if value is not None else UNKNOWN
+    return value if isinstance(value, bool) else UNKNOWN  # "false" is not False: unknown
 
 
 def _developer_keys(ctx: FactContext) -> dict:

@@ -144,7 +144,8 @@ class Facts:
 
 def _typed(definition: FactDef, value: Any) -> tuple[Any, str | None]:
     if types.conforms(definition.type, value):
-        return value, None
+        # A plugin's tuple is a list to the rules: `eq` compares it with the rule's list.
+        return (list(value) if type(value) is tuple else value), None
     return UNKNOWN, f"not {definition.type}: got {types.kind(value)} {types.literal(value)}"[:200]
 
 
