@@ -38,6 +38,46 @@ def test_rules_check_fails_with_file_and_line(capsys, tmp_path):
     assert "developer.email" in out  # the valid names are listed
 
 
+def test_a_rule_file_with_several_problems_is_one_line_each_for_every_command(
+        capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - id: x\n    when: {developer.emial: a}\n"
+                   "    then: approve\n  - id: y\n    when: {developer.emial: b}\n"
+                   "    then: maybe\n")
+    facts = tmp_path / "facts.json"
+    facts.write_text("{}")
+    code, out, _ = run(capsys, "rules", "check", str(bad))
+    assert code == 1 and len(out.splitlines()) >= 2
+    for argv in (("rules", "explain", "--rules", str(bad), "--file", str(facts)),
+                 ("rules", "backtest", str(bad))):
+        code, _, err = run(capsys, *argv)
+        lines = err.splitlines()
+        assert code == 2 and len(lines) >= 2, err
+        assert all(line.startswith(f"approver: {bad}:") for line in lines), err
+        assert "\\n" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("sandbox", "--bind", "foo"), "--bind must be host:port"),
+    (("sandbox", "--portal", "new", "--webhook-header", "foo"),
+     "--webhook-header must be NAME:VALUE, got 'foo'"),
+])
+def test_sandbox_options_that_do_not_parse_are_one_clear_line(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith("approver: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [("decisions", "list", "--limit", "-3"),
+                                  ("status", "--last", "x"),
+                                  ("rules", "backtest", "rules", "--show", "-1")])
+def test_counts_below_zero_are_refused_by_the_parser(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(list(argv))
+    assert exit_.value.code == 2
+    assert "a whole number >= 0" in capsys.readouterr().err
+
+
 def test_rules_test_passes_on_the_shipped_rules_and_reaches_every_rule(capsys):
     code, out, _ = run(capsys, "rules", "test", str(ROOT / "rules"))
     assert code == 0, out

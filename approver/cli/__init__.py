@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         _stdout_to_devnull()
         return 141  # what a shell reports for a command ended by SIGPIPE
     except (ApproverError, OSError) as exc:  # OSError: a file named on the command line
-        print(f"approver: {printable(exc)}", file=sys.stderr)
+        # Rule files' problems (RulesError) each on a line of their own, as `rules check`.
+        for line in getattr(exc, "problems", None) or [exc]:
+            print(f"approver: {printable(line)}", file=sys.stderr)
         return 2
     except RedisError as exc:
         from approver.state import connection

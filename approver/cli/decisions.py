@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from approver.cli.parsing import arg, command, group, one_of
+from approver.cli.parsing import arg, command, count, group, one_of
 from approver.errors import ApproverError
 from approver.state import export_line, read_export
 from approver.terminal import printable
@@ -154,7 +154,7 @@ def add_commands(sub) -> None:
     """`decisions list`, `verify`, `export`, `show`."""
     dsub = group(sub, "decisions", "the decision log")
     command(dsub, "list", cmd_decisions_list, "latest entries",
-            arg("--limit", type=int, default=20), arg("--json", action="store_true"),
+            arg("--limit", type=count, default=20), arg("--json", action="store_true"),
             one_of(arg("--waiting", action="store_true", help="requests waiting (billing)"),
                    arg("--failed", action="store_true", help="jobs that failed for good")))
     command(dsub, "verify", cmd_decisions_verify, "check the log's hash chain",

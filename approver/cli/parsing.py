@@ -23,6 +23,13 @@ class OneOf:
     required: bool = False
 
 
+def count(text: str) -> int:
+    """A whole number >= 0 (`--limit`, `--last`)."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def arg(*names: str, **options) -> Arg:
     return Arg(names, options)
 

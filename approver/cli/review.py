@@ -95,8 +95,7 @@ def cmd_review_decide(args) -> int:
     if result.state == "refused":
         print(printable(f"approver: key request {args.id}: {result.reason}"), file=sys.stderr)
         return 1
-    done = {"approve": "approved", "deny": "denied"}[result.outcome]
-    print(f"key request {args.id} {done} by {taken['by']}"
+    print(f"key request {args.id} {decide.past(result.outcome)} by {taken['by']}"
           + (" (shadow mode: recorded, not applied)" if result.state == "shadowed" else
              " in Tyk"))
     return 0

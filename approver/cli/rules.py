@@ -6,22 +6,24 @@ import json
 from pathlib import Path
 
 from approver import config
-from approver.cli.parsing import arg, command, group, one_of
+from approver.cli.parsing import arg, command, count, group, one_of
 from approver.errors import ApproverError
 from approver.terminal import printable, printable_lines
 
 
 def cmd_rules_check(args) -> int:
     """Validate rule files; also say what the running workers have in force."""
-    from approver.rules import check, load_rules
+    from approver.rules import RulesError, load_rules
 
     settings = config.from_env()
     path = args.path or settings.rules_path
-    problems = check(path)
+    try:
+        print(f"{path}: ok, revision {load_rules(path).revision}")
+        problems = []
+    except RulesError as exc:
+        problems = exc.problems
     for problem in problems:
         print(printable(problem))
-    if not problems:
-        print(f"{path}: ok, revision {load_rules(path).revision}")
     _print_running_rules(settings)
     return 1 if problems else 0
 
@@ -132,7 +134,7 @@ def add_commands(sub) -> None:
             arg("--json", action="store_true"))
     command(rsub, "backtest", cmd_rules_backtest, "replay recorded decisions against PATH",
             arg("path"),
-            arg("--limit", type=int, default=10_000, help="log entries to read"),
-            arg("--show", type=int, default=20, help="changed requests to list"))
+            arg("--limit", type=count, default=10_000, help="log entries to read"),
+            arg("--show", type=count, default=20, help="changed requests to list"))
     command(rsub, "docs", cmd_rules_docs, "write the vocabulary into docs/rules.md",
             arg("--output", default="docs/rules.md"))

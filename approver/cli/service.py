@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from approver import config, logs
-from approver.cli.parsing import arg, command
+from approver.cli.parsing import arg, command, count
 from approver.errors import ApproverError
 from approver.terminal import printable
 
@@ -83,10 +83,12 @@ def cmd_sandbox(args) -> int:
     """Run the sandbox Dashboard (or, with --portal new, the sandbox Developer Portal) alone."""
     from approver.sandbox import run
 
-    host, _, port = args.bind.rpartition(":")
+    host, _, port = config._bind("--bind", args.bind).rpartition(":")
     if args.portal == "new":
         from approver.sandbox import portal
 
+        if bad := [h for h in args.webhook_header or [] if ":" not in h]:
+            raise ApproverError(f"--webhook-header must be NAME:VALUE, got {bad[0]!r}")
         headers = dict(h.split(":", 1) for h in args.webhook_header or [])
         print(f"sandbox Developer Portal on http://{args.bind}/portal-api "
               f"(Authorization: {args.secret})", file=sys.stderr)
@@ -217,7 +219,7 @@ def add_processes(sub) -> None:
 def add_operations(sub) -> None:
     """`status`, `replay`."""
     command(sub, "status", cmd_status, "queues, failures, waits, rules, Dashboard",
-            arg("--last", type=int, default=10, help="decisions to show"),
+            arg("--last", type=count, default=10, help="decisions to show"),
             arg("--json", action="store_true"))
     command(sub, "replay", cmd_replay, "run a failed job again",
             arg("id", help="key request id or failed job id"))

@@ -7,7 +7,7 @@ person's in the review inbox, one made in Tyk itself, a billing system's. `resul
 a run comes to, and the errors that end one.
 """
 
-from approver.pipeline.decide.by_people import decide_by_person, decide_explicitly
+from approver.pipeline.decide.by_people import decide_by_person, decide_explicitly, past
 from approver.pipeline.decide.by_rules import run, stale_wait
 from approver.pipeline.decide.pending import UNKNOWN_TTL, fetch, gather
 from approver.pipeline.decide.result import (
@@ -30,6 +30,7 @@ __all__ = [
     "decide_explicitly",
     "fetch",
     "gather",
+    "past",
     "permanent",
     "run",
     "stale_wait",

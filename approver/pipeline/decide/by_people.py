@@ -62,7 +62,7 @@ def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
         if request is None or not request.pending:
             done = decided_in_tyk(rt, ref, request, state, via)
             return _refuse(rt, ref, outcome, reason, via,
-                           f"it was {_past(done.outcome)} in Tyk meanwhile",
+                           f"it was {past(done.outcome)} in Tyk meanwhile",
                            decided_by=by, **audit)
         if state["state"] == st.WAITING:
             rt.store.unpark(ref, state.get("developer_id"))
@@ -86,15 +86,16 @@ def _not_in_inbox(state: dict | None) -> str:
         return "the service has no record of this key request"
     name, by = state["state"], state.get("decided_by") or state.get("rule") or "default"
     if name == st.APPLIED:
-        return f"it was already {_past(state.get('outcome'))} (by {by})"
+        return f"it was already {past(state.get('outcome'))} (by {by})"
     if name in RESUMABLE:
-        return f"it is being {_past(state.get('outcome'))} (by {by})"
+        return f"it is being {past(state.get('outcome'))} (by {by})"
     if name == st.SKIPPED:
         return state.get("reason") or "it is no longer pending in Tyk"
     return f"it is not awaiting review (state {name})"
 
 
-def _past(outcome: str | None) -> str:
+def past(outcome: str | None) -> str:
+    """`approved`, `denied`: what a decision did, for a sentence."""
     return {"approve": "approved", "deny": "denied"}.get(outcome or "", outcome or "decided")
 
 
