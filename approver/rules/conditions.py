@@ -41,11 +41,6 @@ class Leaf:
     type: str
     convert: Callable[[Any], Any] | None = None
 
-    @property
-    def as_type(self) -> str | None:
-        """The type named by `as:`, if the value is converted."""
-        return self.type if self.convert is not None else None
-
 
 @dataclass(frozen=True)
 class Group:

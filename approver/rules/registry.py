@@ -85,17 +85,9 @@ class Registry:
         self.operators[definition.name] = definition
         return definition
 
-    def update(self, other: Registry) -> Registry:
-        """Copy every definition of `other` into this registry."""
-        for definition in other.facts.values():
-            self.add_fact(definition)
-        for op in other.operators.values():
-            self.add_operator(op)
-        return self
-
     def copy(self) -> Registry:
         """A new registry with the same definitions."""
-        # Same result as Registry().update(self), without re-sorting the prefixes per fact.
+        # The prefixes are copied as sorted, not re-sorted per fact as add_fact would.
         new = Registry()
         new.facts = dict(self.facts)
         new.operators = dict(self.operators)
@@ -124,10 +116,6 @@ class Registry:
     def fact(self, name: str, *, type: str, **options: Any) -> Callable[[Callable], Callable]:
         """Decorator registering `fn(context)` (or `fn(context, suffix)` for `x.*`) here."""
         return fact(name, type=type, registry=self, **options)
-
-    def operator(self, name: str, *, types: tuple[str, ...], **options: Any) -> Callable:
-        """Decorator registering `fn(actual, expected) -> bool` here."""
-        return operator(name, types=types, registry=self, **options)
 
     def fact_names(self) -> list[str]:
         """Every fact name as documented (`request.fields.<name>` for prefixes), sorted."""
