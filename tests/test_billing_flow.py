@@ -260,3 +260,22 @@ def test_a_billing_decision_on_a_waiting_request_ends_its_wait(client, sandbox, 
     assert (result.state, result.outcome) == (st.APPLIED, "deny")
     assert rt.store.waiting() == []
     assert rt.store.waiting_for(DAVE_ID) == []
+
+
+def test_a_key_id_kept_raw_by_an_older_version_is_revoked_and_never_logged_raw(
+        client, sandbox, rt, work, caplog):
+    tyk = sandbox.app.sandbox
+    request = paid_request(client, sandbox, work)
+    status(client, DAVE_ID, "active", seconds_ago=30)
+    work()
+    [kept] = rt.store.state(request["id"])["key_ids"]
+    raw = next(k for k in tyk.developer(DAVE_ID)["keys"] if fingerprint(k) == kept)
+    about = rt.store.approved_keys(DAVE_ID)[kept]
+    rt.redis.hdel(f"approver:keys:{DAVE_ID}", kept)  # as versions before fingerprints kept it
+    rt.store.remember_keys(DAVE_ID, [raw], **{k: v for k, v in about.items() if k != "at"})
+    caplog.set_level("INFO")
+    revoked = billing.revoke_paid_keys(rt, DAVE_ID, reason="canceled")
+    assert revoked == [kept]
+    assert raw not in tyk.developer(DAVE_ID)["keys"]
+    assert [e["key_id"] for e in rt.store.entries(50) if e["event"] == "revoked"] == [kept]
+    assert raw not in caplog.text

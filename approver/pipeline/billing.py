@@ -10,7 +10,7 @@ from rq.exceptions import DuplicateJobError
 
 from approver.pipeline import decide
 from approver.pipeline.runtime import Runtime
-from approver.pipeline.sources import PENDING_KEY
+from approver.pipeline.sources import PENDING_KEY, shown
 from approver.state import Locked
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,9 @@ def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
             continue
         rt.store.mark_revoked(developer_id, key_id, reason)
         rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
-                     key_id=key_id, reason=reason, already_gone=not existed)
-        log.info("revoked key %s of developer %s: %s", key_id, developer_id, reason)
-        revoked.append(key_id)
+                     key_id=shown(key_id), reason=reason, already_gone=not existed)
+        log.info("revoked key %s of developer %s: %s", shown(key_id), developer_id, reason)
+        revoked.append(shown(key_id))
     return revoked
 
 

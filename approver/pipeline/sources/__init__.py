@@ -28,6 +28,11 @@ def fingerprint(key_id: str) -> str:
     return "fp:" + hashlib.sha256(key_id.encode()).hexdigest()[:24]
 
 
+def shown(key_id: str) -> str:
+    """A kept key id as it may be logged: versions before fingerprints kept raw ids."""
+    return key_id if key_id.startswith(("fp:", PENDING_KEY)) else fingerprint(key_id)
+
+
 @dataclass(frozen=True)
 class Applied:
     """What applying a decision did: whether it was done already, and the key ids approved.
