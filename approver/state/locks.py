@@ -22,13 +22,12 @@ _HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 # Take a request's lock (and read its state) in one step. A try whose answer was lost
 # (Redis stopped right after running it) is sent again by redis-py once it reconnects:
 # finding its own token, it has the lock, instead of taking itself for another worker
-# and leaving a lock nobody releases. KEYS: lock, state; ARGV: token, ttl ms, read state.
+# and leaving a lock nobody releases. KEYS: lock, state; ARGV: token, ttl ms.
 _ACQUIRE = """
 local held = redis.call('get', KEYS[1])
 if held and held ~= ARGV[1] then return {0} end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] == '1' then return {1, redis.call('hgetall', KEYS[2])} end
-return {1, {}}
+return {1, redis.call('hgetall', KEYS[2])}
 """
 _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
@@ -59,28 +58,18 @@ class Locks:
         self._renewer = _Renewer(self)
 
     @contextmanager
-    def lock(self, request_id: str, ttl: float = LOCK_TTL) -> Iterator[None]:
-        """Hold this request's lock, or raise Locked; released only by its owner.
+    def lock_and_state(self, request_id: str, ttl: float = LOCK_TTL) -> Iterator[dict | None]:
+        """Hold this request's lock, or raise Locked, yielding its `state` read in the same
+        round trip; released only by its owner.
 
         The lock is short-lived and renewed while held, so a worker killed while holding
         it blocks the request for at most `ttl` seconds, not for a whole job timeout.
-        """
-        with self.lock_and_state(request_id, ttl, read_state=False):
-            yield
-
-    @contextmanager
-    def lock_and_state(self, request_id: str, ttl: float = LOCK_TTL,
-                       read_state: bool = True) -> Iterator[dict | None]:
-        """`lock`, yielding the request's `state` read in the same round trip.
-
-        The state is read right after the lock is taken (one pipeline: SET NX, HGETALL);
-        when the lock is not had, what was read is thrown away.
         """
         key = lock_key(request_id)
         token = f"{_HOLDER}:{secrets.token_hex(8)}"
         try:
             got, raw = self._acquire(keys=[key, state_key(request_id)],
-                                     args=[token, int(ttl * 1000), int(read_state)])
+                                     args=[token, int(ttl * 1000)])
         except redis.RedisError:
             self._renewer.release_later(key, token, ttl)  # it may have been taken
             raise
@@ -89,8 +78,7 @@ class Locks:
         # One thread per Store renews every held lock every ttl/4 (not a thread per lock).
         self._renewer.add(key, token, ttl)
         try:
-            yield decode_state(dict(zip(raw[::2], raw[1::2], strict=True))) \
-                if read_state else None
+            yield decode_state(dict(zip(raw[::2], raw[1::2], strict=True)))
         finally:
             self._renewer.remove(key)
             try:
