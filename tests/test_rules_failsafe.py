@@ -258,6 +258,32 @@ def test_making_facts_unknown_never_turns_another_outcome_into_approve(
         assert approves(known), (items, facts, hidden, partial.reason)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=rule_sets, facts=s.fixed_dictionaries(FACT_VALUES),
+       hidden=s.sets(s.sampled_from(list(FACT_VALUES))))
+def test_the_compiled_rules_and_the_trace_agree_on_every_rule(rules, facts, hidden):
+    # The engine decides with compiled matchers; explain, backtest and the trace walk the
+    # conditions: both must come to the same true, false or unknown.
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from approver.rules.conditions import trace_rule
+
+    items = [{"id": f"r{i}", **{k: v for k, v in rule.items() if v is not None}}
+             for i, rule in enumerate(rules)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.yaml"
+        path.write_text(yaml.safe_dump(json.loads(json.dumps(
+            {"version": 1, "rules": items}))))
+        ruleset = load_rules(path)
+    given_facts = Facts.from_values({k: v for k, v in facts.items() if k not in hidden})
+    for rule, match in zip(ruleset.rules, ruleset.matchers, strict=True):
+        traced, _ = trace_rule(rule.condition, given_facts.get, {})
+        assert match(given_facts.values) is traced, (rule.id, items, facts, hidden)
+
+
 # -- 3. test cases typed and checked ----------------------------------------------------------
 
 def test_test_cases_are_checked_against_fact_names_and_types(tmp_path):
