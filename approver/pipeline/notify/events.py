@@ -20,6 +20,7 @@ import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 
+from approver.config import NOTIFY_KINDS, Settings
 from approver.errors import ApproverError
 from approver.pipeline.enqueue import notify_queue
 from approver.pipeline.notify import mail
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 # The job's dotted path, kept in approver/notify.py: queued jobs and older workers name it.
 DELIVER = "approver.notify.deliver"
 WEBHOOK, SLACK = "webhook", "slack"
-KINDS = ("review", "wait", "approve", "deny")
+KINDS = NOTIFY_KINDS
 EVENT_TYPES = {
     "review": "key_request.reviewed",
     "wait": "key_request.waiting",
@@ -72,20 +73,10 @@ class NotifySettings:
                 f"slack={'set' if self.slack_url else None}, on={sorted(self.on)})")
 
     @classmethod
-    def from_settings(cls, settings) -> NotifySettings:
-        """Read the notify_* fields of the service settings; absent fields mean 'off'."""
-        urls = getattr(settings, "notify_urls", ()) or ()
-        if isinstance(urls, str):
-            urls = urls.split(",")
-        on = getattr(settings, "notify_on", None) or KINDS
-        if isinstance(on, str):
-            on = on.split(",")
-        return cls(
-            urls=tuple(u.strip() for u in urls if u and u.strip()),
-            secret=getattr(settings, "notify_secret", None) or None,
-            slack_url=getattr(settings, "slack_webhook_url", None) or None,
-            on=frozenset(o.strip().lower() for o in on if o and o.strip()),
-        )
+    def from_settings(cls, settings: Settings) -> NotifySettings:
+        """The notify_* fields of the service settings (checked there)."""
+        return cls(urls=settings.notify_urls, secret=settings.notify_secret,
+                   slack_url=settings.slack_webhook_url, on=frozenset(settings.notify_on))
 
     @property
     def enabled(self) -> bool:
