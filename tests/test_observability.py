@@ -8,9 +8,10 @@ import requests
 
 from approver import logs
 from approver.pipeline import health, metrics, runtime
+from approver.process.embedded_redis import free_port
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
-from tests.web_support import Web, free_port
+from tests.web_support import Web
 
 ALICE, BOB = "alice@acme.partner.example", "bob@mailinator.com"
 FREE = "64b0000000000000000000b1"

@@ -12,15 +12,10 @@ from pathlib import Path
 
 import requests
 
+from approver.process.embedded_redis import free_port
 from tests.conftest import ROOT, SANDBOX_SECRET, WEBHOOK_TOKEN, wait_for
 
 SECRET_KEY = "web-tier-test-signing-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Web:
