@@ -85,11 +85,19 @@ def test_approve_twice_is_done_once(client, state):
     assert len(state.credentials()) == 1
 
 
-def test_reject_of_an_approved_request_is_done_with_its_status(client, state):
-    request_id = ask(state)
-    state.approve_access_request(int(request_id))
-    done = client.reject_access_request(request_id)
-    assert (done.already_processed, done.status) == (True, "approved")
+def test_a_request_decided_the_other_way_meanwhile_is_an_error_not_done(client, state):
+    approved, rejected = ask(state), ask(state)
+    state.approve_access_request(int(approved))
+    state.reject_access_request(int(rejected))
+    with pytest.raises(BadRequest) as caught:
+        client.reject_access_request(approved)
+    assert caught.value.status == 422 and "is approved" in str(caught.value)
+    with pytest.raises(BadRequest) as caught:
+        client.approve_access_request(rejected)
+    assert caught.value.status == 422 and "is rejected" in str(caught.value)
+    assert state.access_request(int(approved))["Status"] == "approved"
+    assert state.access_request(int(rejected))["Status"] == "rejected"
+    assert len(state.credentials()) == 1
 
 
 def test_a_422_while_still_pending_is_an_error(client, state):

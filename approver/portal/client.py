@@ -100,12 +100,12 @@ class Portal(ApiClient):
         return AccessRequest.from_json(self._get_object(f"/access_requests/{_q(id)}"))
 
     def approve_access_request(self, id: str) -> Decision:
-        """Approve (the portal issues credentials); a request no longer pending is done."""
+        """Approve (the portal issues credentials); one approved already is done."""
         # Not idempotent: approving creates credentials, so retried only if never sent.
         return self._decide(id, "approve")
 
     def reject_access_request(self, id: str) -> Decision:
-        """Reject (the portal takes no reason); a request no longer pending is done."""
+        """Reject (the portal takes no reason); one rejected already is done."""
         return self._decide(id, "reject")
 
     def _decide(self, id: str, verb: str) -> Decision:
@@ -120,6 +120,11 @@ class Portal(ApiClient):
             status = self.get_access_request(id).status
             if status == PENDING:
                 raise
+            if status != _DONE[verb]:
+                # Decided the other way meanwhile (or of no readable status): not done.
+                raise BadRequest(f"cannot {verb}: the access request is "
+                                 f"{status or 'of no status'}", status=exc.status,
+                                 method="PUT", path=path) from exc
             log.info("access request %s was already %s at %s: done", id, status, verb)
             return Decision(already_processed=True, status=status)
         return Decision(already_processed=False, status=_DONE[verb])
