@@ -5,6 +5,7 @@ import pytest
 from approver.portal import AccessRequest, Portal
 from approver.tyk import (
     BadRequest,
+    DashboardError,
     DashboardServerError,
     DashboardTimeout,
     DashboardUnavailable,
@@ -98,6 +99,16 @@ def test_a_request_decided_the_other_way_meanwhile_is_an_error_not_done(client, 
     assert state.access_request(int(approved))["Status"] == "approved"
     assert state.access_request(int(rejected))["Status"] == "rejected"
     assert len(state.credentials()) == 1
+
+
+def test_an_access_request_read_without_a_status_is_an_error(client, state):
+    request_id = ask(state)
+    state.set_mode("status", "omitted")
+    with pytest.raises(DashboardError, match="no Status") as caught:
+        client.get_access_request(request_id)
+    assert not isinstance(caught.value, NotFound)
+    state.set_mode("status", "shown")
+    assert client.get_access_request(request_id).status == "pending"
 
 
 def test_a_422_while_still_pending_is_an_error(client, state):

@@ -6,7 +6,7 @@ from approver import state as st
 from approver.pipeline import decide, reconcile
 from approver.pipeline.decide.apply import apply_decision
 from approver.rules import Facts
-from approver.tyk import BadRequest
+from approver.tyk import BadRequest, DashboardError
 from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
 
 ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
@@ -160,6 +160,26 @@ def test_a_deleted_access_request_is_skipped(rt, portal):
     ar = ask(portal, ALICE)
     portal.app.sandbox.delete_access_request(ar["ID"])
     assert decide.run(rt, ref(ar), "webhook").state == st.SKIPPED
+
+
+def test_an_access_request_read_without_a_status_is_retried_never_skipped_or_denied(
+        client, work, rt, portal):
+    fresh, in_review = ask(portal, ALICE), ask(portal, CAROL)
+    deliver(client, in_review)
+    work()
+    assert rt.store.state(ref(in_review))["state"] == st.IN_REVIEW
+    portal.app.sandbox.set_mode("status", "omitted")
+    with pytest.raises(DashboardError, match="no Status"):
+        decide.run(rt, ref(fresh), "webhook")
+    with pytest.raises(DashboardError, match="no Status"):
+        decide.run(rt, ref(in_review), "left-pending")
+    assert rt.store.state(ref(fresh))["state"] == st.ERROR
+    assert rt.store.state(ref(in_review))["state"] == st.IN_REVIEW
+    assert [r for r, _ in rt.store.inbox()] == [ref(in_review)]
+    assert calls(portal, "PUT", API) == []
+    portal.app.sandbox.set_mode("status", "shown")  # the fact is back: decided as usual
+    assert decide.run(rt, ref(fresh), "webhook").outcome == "approve"
+    assert decide.run(rt, ref(in_review), "left-pending").state == st.IN_REVIEW
 
 
 def test_reconciler_decides_pending_access_requests_whose_webhook_was_lost(rt, work, portal):

@@ -96,8 +96,15 @@ class Portal(ApiClient):
         return [r for r in found if r.id and (status is None or r.status == status)]
 
     def get_access_request(self, id: str) -> AccessRequest:
-        """One access request."""
-        return AccessRequest.from_json(self._get_object(f"/access_requests/{_q(id)}"))
+        """One access request; one without a `Status` is an error, never "not pending"."""
+        path = f"/access_requests/{_q(id)}"
+        found = AccessRequest.from_json(self._get_object(path))
+        if not found.status:
+            # A missing fact must not read as a person's decision (skip, or a final deny):
+            # the job fails and is tried again.
+            raise DashboardError("the access request has no Status", method="GET",
+                                 path=path)
+        return found
 
     def approve_access_request(self, id: str) -> Decision:
         """Approve (the portal issues credentials); one approved already is done."""
@@ -121,10 +128,9 @@ class Portal(ApiClient):
             if status == PENDING:
                 raise
             if status != _DONE[verb]:
-                # Decided the other way meanwhile (or of no readable status): not done.
-                raise BadRequest(f"cannot {verb}: the access request is "
-                                 f"{status or 'of no status'}", status=exc.status,
-                                 method="PUT", path=path) from exc
+                # Decided the other way meanwhile: not done.
+                raise BadRequest(f"cannot {verb}: the access request is {status}",
+                                 status=exc.status, method="PUT", path=path) from exc
             log.info("access request %s was already %s at %s: done", id, status, verb)
             return Decision(already_processed=True, status=status)
         return Decision(already_processed=False, status=_DONE[verb])
