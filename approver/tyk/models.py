@@ -79,10 +79,9 @@ class Developer:
     def from_json(cls, d: dict | None) -> Developer:
         """Parse Tyk's Developer JSON, tolerating missing fields."""
         d = _dict(d)
-        # `api_keys` is the older name of `keys` (Tyk CONTRACT §3.2).
+        # Not `api_keys`: older records map API id -> key id there, not key id -> policy ids
+        # (tests/fixtures/tyk/README.md), so a record with only that holds no known keys.
         keys = d.get("keys")
-        if not isinstance(keys, dict):
-            keys = d.get("api_keys")
         clients = {
             str(policy): tuple(
                 _str(app.get("client_id"))

@@ -122,6 +122,19 @@ def test_recorded_developer_lists_parse_without_passwords(file):
         assert developer.id and developer.email and "password" not in developer.raw
 
 
+def test_a_recorded_developer_with_only_api_keys_holds_unknown_keys_and_policies():
+    from approver.tyk import Developer
+
+    # The 2015 list's `api_keys` maps API id -> short key id, not key id -> policy ids.
+    (first, second) = corpus.load("classic/GET-api-portal-developers.2015-legacy.json")["Data"]
+    assert first["api_keys"] and "keys" not in first
+    for item in (first, second):
+        assert Developer.from_json(item).keys == {}
+        facts = Facts(FactContext(request={}, developer=Developer.from_json(item).raw))
+        assert facts.get("developer.policies") is UNKNOWN
+        assert facts.get("developer.key_count") is UNKNOWN
+
+
 def test_recorded_developers_parse_by_id_and_by_email(replay, dashboard):
     replay[1].answer("GET", "/api/portal/developers/5e397e714ea461ef1d474efa",
                      "classic/GET-api-portal-developers-id.json")
