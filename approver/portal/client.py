@@ -71,12 +71,11 @@ class Portal(ApiClient):
             raise DashboardError("expected a JSON list", status=200, method="GET", path=path)
         return [d for d in body if isinstance(d, dict)]
 
-    def _walk(self, path: str, page_size: int | None = None) -> Iterator[dict]:
+    def _walk(self, path: str) -> Iterator[dict]:
         """Every item of a paged list (`page`, `per_page`), each id once."""
-        page_size = page_size or PAGE_SIZE
         seen: set = set()
         for page in range(1, MAX_PAGES + 1):
-            items = self._get_items(path, {"page": page, "per_page": page_size})
+            items = self._get_items(path, {"page": page, "per_page": PAGE_SIZE})
             fresh = [i for i in items if i.get("ID") not in seen]
             # An empty page, or one repeated because the portal ignores `page`: the end.
             if not fresh:
@@ -84,7 +83,7 @@ class Portal(ApiClient):
             for item in fresh:
                 seen.add(item.get("ID"))
                 yield item
-            if len(items) < page_size:
+            if len(items) < PAGE_SIZE:
                 return
 
     # -- access requests --------------------------------------------------------------
