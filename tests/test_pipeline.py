@@ -157,6 +157,24 @@ def test_duplicate_deliveries_approve_once(client, work, rt, sandbox):
     assert len(decided) == 1
 
 
+def test_a_developer_not_embedded_is_read_once_before_a_decision(client, work, rt, sandbox):
+    # manage-key-requests: the request read by id does not embed `portal_developer`.
+    sandbox.app.sandbox.shapes.choose("GET /api/portal/requests/{id}", "manage-key-requests")
+    approved, reviewed = submit(sandbox, ALICE), submit(sandbox, CAROL)
+    for request in (approved, reviewed):
+        deliver(client, request)
+    work()
+    assert rt.store.state(approved["id"])["outcome"] == "approve"
+    assert rt.store.state(reviewed["id"])["outcome"] == "review"
+    # One read to decide, and for the approval one more after it (its new key's id).
+    for request, reads in ((approved, 2), (reviewed, 1)):
+        path = f"/api/portal/developers/{request['by_user']}"
+        assert len(calls(sandbox, "GET", path)) == reads
+    developer = sandbox.app.sandbox.developer(approved["by_user"])
+    assert rt.store.state(approved["id"])["key_ids"] == [
+        fingerprint(k) for k in developer["keys"]]
+
+
 def test_already_approved_request_is_skipped(client, work, rt, sandbox):
     request = submit(sandbox, CAROL)
     sandbox.app.sandbox.approve_key_request(request["id"])  # a human approved it first

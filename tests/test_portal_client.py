@@ -5,6 +5,7 @@ import pytest
 from approver.portal import AccessRequest, Portal
 from approver.tyk import (
     BadRequest,
+    DashboardError,
     DashboardServerError,
     DashboardTimeout,
     DashboardUnavailable,
@@ -32,7 +33,7 @@ def ask(state, email=ALICE, products=("Free",), plan="Free plan"):
     return str(state.create_access_request(email, list(products), plan)["ID"])
 
 
-def test_lists_pending_access_requests_across_pages(client, state):
+def test_lists_pending_access_requests_across_pages(client, state, monkeypatch):
     ids = [ask(state) for _ in range(5)]
     state.approve_access_request(int(ids[0]))
     found = client.list_access_requests(status="pending")
@@ -41,8 +42,11 @@ def test_lists_pending_access_requests_across_pages(client, state):
     every = [c for c in state.calls("GET", "/portal-api/access_requests")]
     assert every[0]["query"] == {"page": "1", "per_page": "100"}
     # Pages of 2: the walk goes on until a short page.
-    walked = list(client._walk("/access_requests", page_size=2))
-    assert len(walked) == 5
+    monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 2)
+    before = len(every)
+    assert len(client.list_access_requests()) == 5
+    paged = state.calls("GET", "/portal-api/access_requests")[before:]
+    assert [c["query"] for c in paged] == [{"page": str(p), "per_page": "2"} for p in (1, 2, 3)]
 
 
 def test_reads_an_access_request_and_its_parts(client, state):
@@ -85,11 +89,29 @@ def test_approve_twice_is_done_once(client, state):
     assert len(state.credentials()) == 1
 
 
-def test_reject_of_an_approved_request_is_done_with_its_status(client, state):
+def test_a_request_decided_the_other_way_meanwhile_is_an_error_not_done(client, state):
+    approved, rejected = ask(state), ask(state)
+    state.approve_access_request(int(approved))
+    state.reject_access_request(int(rejected))
+    with pytest.raises(BadRequest) as caught:
+        client.reject_access_request(approved)
+    assert caught.value.status == 422 and "is approved" in str(caught.value)
+    with pytest.raises(BadRequest) as caught:
+        client.approve_access_request(rejected)
+    assert caught.value.status == 422 and "is rejected" in str(caught.value)
+    assert state.access_request(int(approved))["Status"] == "approved"
+    assert state.access_request(int(rejected))["Status"] == "rejected"
+    assert len(state.credentials()) == 1
+
+
+def test_an_access_request_read_without_a_status_is_an_error(client, state):
     request_id = ask(state)
-    state.approve_access_request(int(request_id))
-    done = client.reject_access_request(request_id)
-    assert (done.already_processed, done.status) == (True, "approved")
+    state.set_mode("status", "omitted")
+    with pytest.raises(DashboardError, match="no Status") as caught:
+        client.get_access_request(request_id)
+    assert not isinstance(caught.value, NotFound)
+    state.set_mode("status", "shown")
+    assert client.get_access_request(request_id).status == "pending"
 
 
 def test_a_422_while_still_pending_is_an_error(client, state):

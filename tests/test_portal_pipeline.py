@@ -4,7 +4,9 @@ import pytest
 
 from approver import state as st
 from approver.pipeline import decide, reconcile
+from approver.pipeline.decide.apply import apply_decision
 from approver.rules import Facts
+from approver.tyk import BadRequest, DashboardError
 from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
 
 ALICE, BOB, CAROL = "alice@acme.partner.example", "bob@mailinator.com", "carol@gmail.com"
@@ -117,12 +119,29 @@ def test_an_access_request_approved_meanwhile_is_done_not_an_error(rt, portal):
     applied = source.approve(request)
     assert applied.already_processed is True
     assert applied.key_ids == (str(ar["ID"]),)
-    # Rejected meanwhile: done too, and no credentials to remember.
+    # Rejected meanwhile: a deny is done too.
     other = ask(portal, ALICE)
     request = source.fetch(str(other["ID"]))
     portal.app.sandbox.reject_access_request(other["ID"])
-    assert source.approve(request).key_ids == ()
     assert source.deny(request, "no").already_processed is True
+
+
+def test_approving_an_access_request_rejected_meanwhile_fails_its_apply(rt, portal):
+    # As a classic key request deleted meanwhile: the approve is not recorded as done.
+    ar = ask(portal, ALICE)
+    source, native_id = rt.source(ref(ar))
+    request = source.fetch(native_id)
+    rt.store.save_state(ref(ar), state=st.APPLYING, outcome="approve",
+                        rule="partners", reason="r", decision_id="d1",
+                        developer_id="2", policies=["product-1", "plan-1"])
+    portal.app.sandbox.reject_access_request(ar["ID"])  # a person was quicker
+    with pytest.raises(BadRequest, match="is rejected"):
+        apply_decision(rt, request, rt.store.state(ref(ar)), "webhook")
+    state = rt.store.state(ref(ar))
+    assert (state["state"], state["error_permanent"]) == (st.FAILED, "True")
+    assert [e["event"] for e in rt.store.entries(10, ref(ar))] == ["apply_failed"]
+    assert rt.store.approved_keys("2") == {}
+    assert portal.app.sandbox.get_access_request(ar["ID"])["Status"] == "rejected"
 
 
 def test_a_decision_recorded_before_a_crash_is_resumed_once(rt, portal):
@@ -141,6 +160,26 @@ def test_a_deleted_access_request_is_skipped(rt, portal):
     ar = ask(portal, ALICE)
     portal.app.sandbox.delete_access_request(ar["ID"])
     assert decide.run(rt, ref(ar), "webhook").state == st.SKIPPED
+
+
+def test_an_access_request_read_without_a_status_is_retried_never_skipped_or_denied(
+        client, work, rt, portal):
+    fresh, in_review = ask(portal, ALICE), ask(portal, CAROL)
+    deliver(client, in_review)
+    work()
+    assert rt.store.state(ref(in_review))["state"] == st.IN_REVIEW
+    portal.app.sandbox.set_mode("status", "omitted")
+    with pytest.raises(DashboardError, match="no Status"):
+        decide.run(rt, ref(fresh), "webhook")
+    with pytest.raises(DashboardError, match="no Status"):
+        decide.run(rt, ref(in_review), "left-pending")
+    assert rt.store.state(ref(fresh))["state"] == st.ERROR
+    assert rt.store.state(ref(in_review))["state"] == st.IN_REVIEW
+    assert [r for r, _ in rt.store.inbox()] == [ref(in_review)]
+    assert calls(portal, "PUT", API) == []
+    portal.app.sandbox.set_mode("status", "shown")  # the fact is back: decided as usual
+    assert decide.run(rt, ref(fresh), "webhook").outcome == "approve"
+    assert decide.run(rt, ref(in_review), "left-pending").state == st.IN_REVIEW
 
 
 def test_reconciler_decides_pending_access_requests_whose_webhook_was_lost(rt, work, portal):

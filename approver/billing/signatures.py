@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterable, Mapping
 
 from approver.errors import ApproverError
-from approver.signing import WHSEC_PREFIX, whsec_key
+from approver.signing import whsec_key
 
 log = logging.getLogger(__name__)
 
 TOLERANCE = 300
-STANDARD_PREFIX = WHSEC_PREFIX
 # Timestamps are whole seconds since the epoch in both schemes; a bound on the length keeps
 # int() cheap on hostile input. Each pattern ends in \Z: `$` also matches before a "\n".
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}\Z")

@@ -71,12 +71,11 @@ class Portal(ApiClient):
             raise DashboardError("expected a JSON list", status=200, method="GET", path=path)
         return [d for d in body if isinstance(d, dict)]
 
-    def _walk(self, path: str, page_size: int | None = None) -> Iterator[dict]:
+    def _walk(self, path: str) -> Iterator[dict]:
         """Every item of a paged list (`page`, `per_page`), each id once."""
-        page_size = page_size or PAGE_SIZE
         seen: set = set()
         for page in range(1, MAX_PAGES + 1):
-            items = self._get_items(path, {"page": page, "per_page": page_size})
+            items = self._get_items(path, {"page": page, "per_page": PAGE_SIZE})
             fresh = [i for i in items if i.get("ID") not in seen]
             # An empty page, or one repeated because the portal ignores `page`: the end.
             if not fresh:
@@ -84,7 +83,7 @@ class Portal(ApiClient):
             for item in fresh:
                 seen.add(item.get("ID"))
                 yield item
-            if len(items) < page_size:
+            if len(items) < PAGE_SIZE:
                 return
 
     # -- access requests --------------------------------------------------------------
@@ -96,16 +95,23 @@ class Portal(ApiClient):
         return [r for r in found if r.id and (status is None or r.status == status)]
 
     def get_access_request(self, id: str) -> AccessRequest:
-        """One access request."""
-        return AccessRequest.from_json(self._get_object(f"/access_requests/{_q(id)}"))
+        """One access request; one without a `Status` is an error, never "not pending"."""
+        path = f"/access_requests/{_q(id)}"
+        found = AccessRequest.from_json(self._get_object(path))
+        if not found.status:
+            # A missing fact must not read as a person's decision (skip, or a final deny):
+            # the job fails and is tried again.
+            raise DashboardError("the access request has no Status", method="GET",
+                                 path=path)
+        return found
 
     def approve_access_request(self, id: str) -> Decision:
-        """Approve (the portal issues credentials); a request no longer pending is done."""
+        """Approve (the portal issues credentials); one approved already is done."""
         # Not idempotent: approving creates credentials, so retried only if never sent.
         return self._decide(id, "approve")
 
     def reject_access_request(self, id: str) -> Decision:
-        """Reject (the portal takes no reason); a request no longer pending is done."""
+        """Reject (the portal takes no reason); one rejected already is done."""
         return self._decide(id, "reject")
 
     def _decide(self, id: str, verb: str) -> Decision:
@@ -120,6 +126,10 @@ class Portal(ApiClient):
             status = self.get_access_request(id).status
             if status == PENDING:
                 raise
+            if status != _DONE[verb]:
+                # Decided the other way meanwhile: not done.
+                raise BadRequest(f"cannot {verb}: the access request is {status}",
+                                 status=exc.status, method="PUT", path=path) from exc
             log.info("access request %s was already %s at %s: done", id, status, verb)
             return Decision(already_processed=True, status=status)
         return Decision(already_processed=False, status=_DONE[verb])

@@ -215,8 +215,8 @@ def developer_inactive(ctx: FactContext) -> Any:
 
 def _developer_keys(ctx: FactContext) -> dict:
     dev = _developer(ctx)
-    # CONTRACT.md §3.2: `keys` (key → policy ids) since Dashboard 1.9; older samples say `api_keys`.
-    keys = dev.get("keys", dev.get("api_keys"))
+    # CONTRACT.md §3.2: `keys` maps key → policy ids; older `api_keys` maps API → key id.
+    keys = dev.get("keys", "only api_keys" if "api_keys" in dev else None)
     if keys is None:
         return {}
     if not isinstance(keys, dict):

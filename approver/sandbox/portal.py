@@ -62,7 +62,9 @@ class PortalSandbox(Harness):
     custom attributes, users do (`/users/{id}/custom-attributes`). Modes (`set_mode`):
     `products` answers `Products` as one "string" (default) or a "list"; `plans_list`
     answers `GET /plans` "wrapped" in `{"data": […]}` (default, the spec) or as an
-    "array"; `record_delay` hides a new access request after its webhook.
+    "array"; `status` "shown" (default) or "omitted" answers access requests without
+    their `Status` (as one read under its app); `record_delay` hides a new access request
+    after its webhook.
     """
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None,
@@ -72,6 +74,7 @@ class PortalSandbox(Harness):
         self.shapes = Shapes("portal")
         self.products_shape = "string"
         self.plans_list = "wrapped"
+        self.status_shown = "shown"
         self._load()
 
     def _load(self) -> None:
@@ -97,11 +100,14 @@ class PortalSandbox(Harness):
             self._calls.clear()
             self.shapes.chosen.clear()
             self.products_shape, self.plans_list, self.record_delay = "string", "wrapped", 0.0
+            self.status_shown = "shown"
 
     def set_mode(self, name: str, value) -> None:
-        """Also `products` ("string" or "list") and `plans_list` ("wrapped" or "array")."""
+        """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array") and
+        `status` ("shown" or "omitted")."""
         choices = {"products": ("products_shape", ("string", "list")),
-                   "plans_list": ("plans_list", ("wrapped", "array"))}
+                   "plans_list": ("plans_list", ("wrapped", "array")),
+                   "status": ("status_shown", ("shown", "omitted"))}
         if name not in choices:
             return super().set_mode(name, value)
         attribute, allowed = choices[name]
@@ -113,7 +119,7 @@ class PortalSandbox(Harness):
     def modes(self) -> dict:
         with self._lock:
             return {**super().modes(), "products": self.products_shape,
-                    "plans_list": self.plans_list}
+                    "plans_list": self.plans_list, "status": self.status_shown}
 
     def _new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -349,7 +355,7 @@ class PortalSandbox(Harness):
         products = [self._products.get(p, {}) for p in req["ProductIDs"]]
         names = [p.get("Name", "") for p in products]
         plan = self._plans.get(req["PlanID"], {})
-        return {
+        view = {
             "AuthType": products[0].get("AuthType", "") if products else "",
             "Catalogue": self._catalogue,
             "Client": self._apps.get(req["AppID"], {}).get("Name", ""),
@@ -364,6 +370,9 @@ class PortalSandbox(Harness):
             "Status": req["Status"], "UpdatedAt": req["UpdatedAt"],
             "User": f"User#{req['ByUser']}",
         }
+        if self.status_shown == "omitted":
+            del view["Status"]
+        return view
 
     def _credential_view(self, credential_id: int, request_id: int) -> dict:
         credential = self._credentials[credential_id]

@@ -16,29 +16,12 @@ from approver.tyk.errors import (
 )
 from approver.tyk.http import ApiClient, ErrorEnvelope
 from approver.tyk.http import q as _q
-from approver.tyk.models import Approval, CredentialKind, Developer, KeyRequest, Policy
+from approver.tyk.models import Approval, Developer, KeyRequest, Policy
 
 log = logging.getLogger(__name__)
 
 # A guard for iter_key_requests when Tyk reports no page count.
 MAX_PAGES = 10_000
-
-
-def _credential_kind(response: requests.Response) -> CredentialKind:
-    """Which kind of credential an approve answer carries, judged by its field names only."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "unknown"
-    if not isinstance(body, dict):
-        return "unknown"
-    # Tyk CONTRACT §3.1: token {RawKey, Password:""}, basic {RawKey, Password}, OAuth
-    # {client_id, secret, ...}.
-    if "client_id" in body or "secret" in body:
-        return "oauth"
-    if "RawKey" in body:
-        return "basic" if body.get("Password") else "token"
-    return "unknown"
 
 
 class Dashboard(ApiClient):
@@ -121,13 +104,12 @@ class Dashboard(ApiClient):
     def approve_key_request(self, request: KeyRequest) -> Approval:
         """Approve a key request and report the ids of the keys it produced.
 
-        Tyk's answer holds the raw credential; it is dropped unread but for its field
-        names. The key ids are those the developer holds afterwards for the request's
-        policies and did not hold before (the developer embedded in the request, else
-        read first): with secure key approval (Tyk CONTRACT §3.1) there may be none yet,
-        and then none is reported, never an older key. If the read after fails the call
-        raises, and a repeat is answered "already processed", which this method returns
-        as done.
+        Tyk's answer holds the raw credential; it is dropped unread. The key ids are those
+        the developer holds afterwards for the request's policies and did not hold before
+        (the developer embedded in the request, else read first): with secure key approval
+        (Tyk CONTRACT §3.1) there may be none yet, and then none is reported, never an
+        older key. If the read after fails the call raises, and a repeat is answered
+        "already processed", which this method returns as done.
         """
         before = request.developer
         if before is None and request.developer_id:
@@ -135,23 +117,22 @@ class Dashboard(ApiClient):
         path = f"/api/portal/requests/approve/{_q(request.id)}"
         try:
             # Not idempotent: retried by the client only if the request never left.
-            kind = self._call("PUT", path, self._approve_answer, idempotent=False)
+            self._call("PUT", path, self._approve_answer, idempotent=False)
             already = False
         except AlreadyProcessed:
-            kind, already = "unknown", True
+            already = True
         if before is None:
-            return Approval(already_processed=already, key_ids=(), kind=kind)
+            return Approval(already_processed=already, key_ids=())
         after = self.get_developer(request.developer_id)
         held = before.credential_ids(request.policies)
         return Approval(
             already_processed=already,
             key_ids=tuple(i for i in after.credential_ids(request.policies) if i not in held),
-            kind=kind,
             held_before=held,
         )
 
-    def _approve_answer(self, response: requests.Response) -> CredentialKind:
-        """Judge the approve answer's kind; a 2xx error envelope still counts as an error."""
+    def _approve_answer(self, response: requests.Response) -> None:
+        """A 2xx error envelope still counts as an error; the answer is otherwise unread."""
         try:
             body = response.json()
         except ValueError:
@@ -161,7 +142,6 @@ class Dashboard(ApiClient):
             del body
             raise ErrorEnvelope(message)
         del body
-        return _credential_kind(response)
 
     def delete_key_request(self, id: str) -> bool:
         """Decline (delete) a key request: True if deleted now, False if already gone."""
@@ -206,10 +186,6 @@ class Dashboard(ApiClient):
     def get_catalogue(self) -> dict:
         """The portal catalogue document."""
         return self._get_object("/api/portal/catalogue")
-
-    def get_portal_configuration(self) -> dict:
-        """The portal configuration document."""
-        return self._get_object("/api/portal/configuration")
 
     def ping(self, timeout: float = 2.0) -> None:
         """Check the Dashboard answers and accepts the secret; raise DashboardError if not."""

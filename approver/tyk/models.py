@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 # Developer fields that hold credentials or their history; dropped from `raw` so they never
 # travel past the client (Tyk CONTRACT §3.2 shows them in the Developer object).
@@ -13,8 +13,6 @@ _DEVELOPER_SECRET_FIELDS = frozenset(
 )
 # A key request may carry the developer's JWT secret (Tyk CONTRACT §3.1).
 _KEY_REQUEST_SECRET_FIELDS = frozenset({"jwt_secret"})
-
-CredentialKind = Literal["token", "basic", "oauth", "unknown"]
 
 
 def _str(value: Any) -> str:
@@ -71,7 +69,6 @@ class Developer:
     created_at: str = ""
     inactive: bool = False
     keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    subscriptions: dict[str, str] = field(default_factory=dict)
     oauth_clients: dict[str, tuple[str, ...]] = field(default_factory=dict)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -79,10 +76,9 @@ class Developer:
     def from_json(cls, d: dict | None) -> Developer:
         """Parse Tyk's Developer JSON, tolerating missing fields."""
         d = _dict(d)
-        # `api_keys` is the older name of `keys` (Tyk CONTRACT §3.2).
+        # Not `api_keys`: older records map API id -> key id there, not key id -> policy ids
+        # (tests/fixtures/tyk/README.md), so a record with only that holds no known keys.
         keys = d.get("keys")
-        if not isinstance(keys, dict):
-            keys = d.get("api_keys")
         clients = {
             str(policy): tuple(
                 _str(app.get("client_id"))
@@ -99,7 +95,6 @@ class Developer:
             created_at=_str(d.get("date_created")),
             inactive=bool(d.get("inactive")),
             keys={str(k): _strings(v) for k, v in _dict(keys).items()},
-            subscriptions={str(p): _str(k) for p, k in _dict(d.get("subscriptions")).items() if k},
             oauth_clients={p: ids for p, ids in clients.items() if ids},
             raw=sanitize_developer(d),
         )
@@ -192,6 +187,5 @@ class Approval:
 
     already_processed: bool
     key_ids: tuple[str, ...] = ()
-    kind: CredentialKind = "unknown"
     # Ids of the keys and OAuth clients the developer held for these policies before.
     held_before: tuple[str, ...] = ()

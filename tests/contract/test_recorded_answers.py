@@ -63,12 +63,12 @@ def test_recorded_key_requests_become_facts(replay, dashboard, file):
     assert "secret" not in str(source.gather(request, None).developer)
 
 
-@pytest.mark.parametrize("file, kind", [
-    ("classic/PUT-api-portal-requests-approve.authtoken.json", "token"),
-    ("classic/PUT-api-portal-requests-approve.basicauth.json", "basic"),
-    ("classic/PUT-api-portal-requests-approve.json", "token"),
+@pytest.mark.parametrize("file", [
+    "classic/PUT-api-portal-requests-approve.authtoken.json",
+    "classic/PUT-api-portal-requests-approve.basicauth.json",
+    "classic/PUT-api-portal-requests-approve.json",
 ])
-def test_recorded_approve_answers_are_read_for_their_kind_only(replay, dashboard, file, kind):
+def test_recorded_approve_answers_are_success_and_never_kept(replay, dashboard, file):
     routes = replay[1]
     routes.answer("GET", f"/api/portal/requests/{REQUEST}",
                   "classic/GET-api-portal-requests-id.json")
@@ -78,7 +78,7 @@ def test_recorded_approve_answers_are_read_for_their_kind_only(replay, dashboard
     routes.answer("GET", "/api/portal/developers/554c733a30c55e4b16000002",
                   "classic/GET-api-portal-developers-id.json")
     approval = dashboard.approve_key_request(dashboard.get_key_request(REQUEST))
-    assert (approval.kind, approval.already_processed) == (kind, False)
+    assert approval.already_processed is False
     secret = corpus.load(file)["RawKey"]
     assert secret not in repr(approval)
 
@@ -120,6 +120,19 @@ def test_recorded_developer_lists_parse_without_passwords(file):
     for item in corpus.load(file)["Data"]:
         developer = Developer.from_json(item)
         assert developer.id and developer.email and "password" not in developer.raw
+
+
+def test_a_recorded_developer_with_only_api_keys_holds_unknown_keys_and_policies():
+    from approver.tyk import Developer
+
+    # The 2015 list's `api_keys` maps API id -> short key id, not key id -> policy ids.
+    (first, second) = corpus.load("classic/GET-api-portal-developers.2015-legacy.json")["Data"]
+    assert first["api_keys"] and "keys" not in first
+    for item in (first, second):
+        assert Developer.from_json(item).keys == {}
+        facts = Facts(FactContext(request={}, developer=Developer.from_json(item).raw))
+        assert facts.get("developer.policies") is UNKNOWN
+        assert facts.get("developer.key_count") is UNKNOWN
 
 
 def test_recorded_developers_parse_by_id_and_by_email(replay, dashboard):

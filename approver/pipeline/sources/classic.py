@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -108,10 +109,14 @@ class ClassicSource:
                        key_pending=not keys and developer is not None)
 
     def _developer(self, request):
+        """The request's developer: embedded, else read once and kept on the request."""
         tyk = request.tyk
         if tyk.developer is not None or not tyk.developer_id:
             return tyk.developer
-        return self.dashboard.get_developer(tyk.developer_id)
+        developer = self.dashboard.get_developer(tyk.developer_id)
+        # As if embedded: held() and the approval's "before" reuse this read.
+        request.tyk = dataclasses.replace(tyk, developer=developer)
+        return developer
 
     def deny(self, request, reason: str) -> Applied:
         # The classic portal keeps no reason: declining deletes the request (Tyk CONTRACT
