@@ -215,8 +215,10 @@ def developer_inactive(ctx: FactContext) -> Any:
 
 def _developer_keys(ctx: FactContext) -> dict:
     dev = _developer(ctx)
-    # CONTRACT.md §3.2: `keys` maps key → policy ids; older `api_keys` maps API → key id.
-    keys = dev.get("keys", "only api_keys" if "api_keys" in dev else None)
+    keys = dev.get("keys")
+    if keys is None and "api_keys" in dev:
+        # CONTRACT.md §3.2: `keys` maps key → policy ids; older `api_keys` maps API → key id.
+        raise FactUnavailable("the developer record has api_keys (API → key id), not keys")
     if keys is None:
         return {}
     if not isinstance(keys, dict):
