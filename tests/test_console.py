@@ -278,6 +278,11 @@ def test_bulk_forms_that_make_no_sense_are_a_4xx(signed_in, rt, sandbox):
 
 
 # -- the log ---------------------------------------------------------------------------------
+# well-formed but out of Redis's range, above 2^64, and digits that are not ASCII
+ENTRY_IDS_REDIS_REFUSES = ("0-0", "99999999999999999999-0", "0-99999999999999999999",
+                           "\u0661-\u0661")
+
+
 def test_the_decision_log_filters_by_person_and_outcome(signed_in, rt, sandbox):
     carol = in_review(rt, sandbox)
     decide.decide_by_person(rt, carol, "deny", "spam", "bob", "cli")
@@ -285,6 +290,13 @@ def test_the_decision_log_filters_by_person_and_outcome(signed_in, rt, sandbox):
     assert carol in page and "spam" in page and "free-mail" not in page
     assert signed_in.get("/console/log?before=nonsense").status_code == 400
     assert signed_in.get("/console/log?request=../x").status_code == 400
+
+
+@pytest.mark.parametrize("before", ENTRY_IDS_REDIS_REFUSES)
+def test_the_decision_log_answers_400_to_an_entry_id_redis_refuses(signed_in, before):
+    answer = signed_in.get("/console/log", query_string={"before": before})
+    assert answer.status_code == 400, answer.get_data()[:300]
+    assert "Not a valid before" in answer.get_data(as_text=True)
 
 
 # -- a trusted proxy -------------------------------------------------------------------------
@@ -370,7 +382,8 @@ def test_the_console_survives_hostile_requests_from_a_signed_in_browser(
     query = data.draw(s.dictionaries(s.sampled_from(["portal", "rule", "age", "q", "event",
                                                      "outcome", "request", "by", "before",
                                                      "next", "state", "code"]),
-                                     weird_text, max_size=3), label="query")
+                                     weird_text | s.sampled_from(ENTRY_IDS_REDIS_REFUSES),
+                                     max_size=3), label="query")
     if data.draw(s.booleans(), label="with token"):
         form["csrf_token"] = token
     try:
