@@ -1,5 +1,6 @@
 """The web console over Flask's test client: sign-in, the inbox, decisions, bad input."""
 
+import ipaddress
 import time
 from urllib.parse import quote
 
@@ -76,6 +77,32 @@ def test_login_attempts_are_rate_limited_per_name(console):
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
     assert b"Too many failed attempts" in blocked.data
+
+
+@pytest.fixture
+def behind_proxy(settings, rt):
+    """A client of the web app behind the shipped proxies (private networks trusted)."""
+    add_admin(rt)
+    app = create_app(settings.with_(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),)))
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    return client
+
+
+def test_failed_logins_behind_a_trusted_proxy_count_per_client(behind_proxy, rt):
+    for n in range(20):
+        behind_proxy.environ_base["HTTP_X_FORWARDED_FOR"] = f"198.51.100.{n}"
+        assert sign_in(behind_proxy, name=f"guess{n}", password="guess").status_code == 401
+    behind_proxy.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+    assert sign_in(behind_proxy).status_code == 303
+    assert rt.store.entries(1)[0]["from"] == "203.0.113.9 via 10.1.2.3"
+
+
+def test_failed_logins_from_one_client_behind_a_trusted_proxy_are_refused(behind_proxy):
+    behind_proxy.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
+    for n in range(20):
+        assert sign_in(behind_proxy, name=f"guess{n}", password="guess").status_code == 401
+    assert sign_in(behind_proxy).status_code == 429
 
 
 @pytest.mark.parametrize("target", [
@@ -302,8 +329,9 @@ def test_the_decision_log_answers_400_to_an_entry_id_redis_refuses(signed_in, be
 # -- a trusted proxy -------------------------------------------------------------------------
 @pytest.fixture
 def proxied(settings, rt):
+    proxy = ipaddress.ip_network("10.1.2.3/32")
     app = create_app(settings.with_(console_user_header="X-Forwarded-Email",
-                                    console_trusted_proxies=("10.1.2.3/32",)))
+                                    console_trusted_proxies=(proxy,), trusted_proxies=(proxy,)))
     return app.test_client()
 
 

@@ -127,7 +127,7 @@ def test_an_unreachable_provider_is_a_503(settings, rt):
       "APPROVER_OIDC_CLIENT_SECRET": "s", "APPROVER_OIDC_ALLOWED_USERS": "a"}, "https"),
     ({"APPROVER_CONSOLE_USER_HEADER": "X-User"}, "TRUSTED_PROXIES"),
     ({"APPROVER_CONSOLE_USER_HEADER": "X-User",
-      "APPROVER_CONSOLE_TRUSTED_PROXIES": "proxy.example"}, "not an address"),
+      "APPROVER_CONSOLE_TRUSTED_PROXIES": "proxy.example"}, "addresses or networks"),
 ])
 def test_incomplete_sign_in_settings_fail_at_start(env, message):
     with pytest.raises(ConfigError, match=message):

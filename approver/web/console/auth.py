@@ -23,6 +23,7 @@ from joserfc.errors import JoseError
 
 from approver.state import PREFIX, accounts
 from approver.web.console.pages import message, render
+from approver.web.limits import client_address
 
 log = logging.getLogger(__name__)
 
@@ -89,26 +90,19 @@ def safe_next(value: str | None) -> str:
 
 # -- where a request comes from --------------------------------------------------------------
 def _trusted(address: str | None) -> bool:
+    """Whether the peer is one of the proxies whose user header is believed."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
-    return any(ip in ipaddress.ip_network(n, strict=False)
-               for n in _rt().settings.console_trusted_proxies)
-
-
-def _forwarded() -> str | None:
-    """The client a trusted proxy says it forwards, if any: the last X-Forwarded-For
-    address, the one the proxy added (those before it are the client's to invent)."""
-    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()[:64]
-    return forwarded if forwarded and _trusted(request.remote_addr) else None
+    return any(ip in net for net in _rt().settings.console_trusted_proxies)
 
 
 def origin() -> str:
     """Where a request comes from, for the audit: the peer, and the client a trusted proxy
     names."""
-    peer, forwarded = request.remote_addr or "?", _forwarded()
-    return f"{forwarded} via {peer}" if forwarded else peer
+    peer, client = request.remote_addr or "?", client_address()
+    return f"{client} via {peer}" if client != (request.remote_addr or "") else peer
 
 
 def _proxy_user() -> str | None:
@@ -172,8 +166,7 @@ def _minutes(seconds: int) -> str:
 def _failure_keys(name: str) -> dict[str, str]:
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
     # Behind a trusted proxy every client shares its address: count the client's instead.
-    address = _forwarded() or request.remote_addr
-    return {"ip": f"{PREFIX}console:login-failures:ip:{address}",
+    return {"ip": f"{PREFIX}console:login-failures:ip:{client_address()}",
             "name": f"{PREFIX}console:login-failures:name:{digest}"}
 
 
