@@ -76,15 +76,19 @@ def test_a_member_of_an_allowed_group_signs_on(client, provider):
 
 
 def test_someone_not_allowed_is_refused(client, provider, rt):
-    provider.user = {"sub": "u-3", "email": "intruder@example.com", "groups": ["staff"]}
+    provider.user = {"sub": "u-3", "email": "intruder@example.com", "email_verified": True,
+                     "groups": ["staff"]}
     answer = sign_on(client)
     assert answer.status_code == 403 and b"intruder@example.com" in answer.data
     assert client.get("/console/").status_code == 302
     assert rt.store.entries(1)[0]["event"] == "console_login_refused"
 
 
-def test_an_unverified_email_does_not_count(client, provider):
-    provider.user = {"sub": "u-4", "email": "ops@example.com", "email_verified": False}
+@pytest.mark.parametrize("verified", [{"email_verified": False}, {"email_verified": "true"},
+                                      {}], ids=["false", "a string", "absent"])
+def test_an_email_the_provider_does_not_say_is_verified_does_not_count(client, provider,
+                                                                      verified):
+    provider.user = {"sub": "u-4", "email": "ops@example.com", **verified}
     assert sign_on(client).status_code == 403
 
 

@@ -299,8 +299,8 @@ def _allowed(claims) -> str | None:
     """The name to record for a signed-in person, or None if they may not use the console."""
     settings = _rt().settings
     sub = str(claims.get("sub") or "")
-    email = str(claims.get("email") or "") if claims.get("email_verified") is not False \
-        else ""
+    # Only an email the provider says it verified names a person (an absent claim does not).
+    email = str(claims.get("email") or "") if claims.get("email_verified") is True else ""
     name = email or sub
     if not name or not _PRINTABLE.match(name):
         return None
