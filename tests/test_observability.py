@@ -66,6 +66,20 @@ def test_metrics_show_webhooks_queue_decisions_and_latency(client, sandbox, rt, 
     assert value(after, "approver_redis_up") == 1
 
 
+@pytest.mark.parametrize(("path", "source", "code"), [
+    ("/hooks/portal", "portal", "401"), ("/hooks/portal/wrong-token", "portal", "401"),
+    ("/billing/checkout-state", "billing", "404"), ("/billing/events", "billing", "404"),
+])
+def test_portal_webhooks_and_checkout_states_are_counted_by_their_source(client, path,
+                                                                         source, code):
+    counted = metrics.WEBHOOKS.labels(source, code)
+    unknown = metrics.WEBHOOKS.labels("unknown", code)
+    before, unknown_before = counted._value.get(), unknown._value.get()
+    assert client.post(path, json={}).status_code == int(code)
+    assert counted._value.get() == before + 1
+    assert unknown._value.get() == unknown_before
+
+
 def test_dashboard_calls_are_counted_by_route_and_status(rt, sandbox):
     request = sandbox.app.sandbox.create_key_request(ALICE, [FREE], {"use_case": "x"})
     before = metrics.DASHBOARD_CALLS.labels("GET", "/api/portal/requests/{id}", "200")._value.get()
