@@ -63,6 +63,15 @@ def test_sign_in_sets_a_secure_httponly_samesite_cookie_and_audits(console, rt):
         "console_login", "alice", "local", "127.0.0.1")
 
 
+def test_a_signed_in_page_does_not_count_the_accounts(signed_in, redis_conn):
+    def hlen_calls() -> int:
+        return redis_conn.info("commandstats").get("cmdstat_hlen", {}).get("calls", 0)
+
+    before = hlen_calls()
+    assert signed_in.get("/console/").status_code == 200
+    assert hlen_calls() == before
+
+
 def test_a_wrong_password_is_refused_and_logged(console, rt):
     page = sign_in(console, password="not the password")
     assert page.status_code == 401 and b"Wrong name or password" in page.data

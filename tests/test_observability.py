@@ -10,6 +10,7 @@ from approver import logs
 from approver.pipeline import health, metrics, runtime
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
+from tests.test_backlog import commands
 from tests.web_support import Web, free_port
 
 ALICE, BOB = "alice@acme.partner.example", "bob@mailinator.com"
@@ -177,6 +178,13 @@ def test_public_readyz_says_only_whether_it_is_ready(client, rt):
     assert public.status_code == 200 and public.json == {"status": "degraded"}
     internal = client.get("/readyz", base_url=INTERNAL).json
     assert "10-block.yaml" in internal["rules"] and "401" in internal["dashboard"]
+
+
+def test_readyz_reads_redis_once(client, rt, redis_conn):
+    client.get("/readyz")  # the connection is made before counting
+    before = commands(redis_conn)
+    assert client.get("/readyz").status_code == 200
+    assert commands(redis_conn) - before == 1  # the health read: it proves Redis answers
 
 
 def test_without_an_internal_listener_nothing_is_detailed(settings, rt):

@@ -128,15 +128,6 @@ def sign_in(name: str, via: str) -> None:
 
 def require_login():
     """Before every console page: a signed-in person, or a redirect to the login page."""
-    ways = methods()
-    if not any(ways.values()):
-        # A 4xx: a deployment without the console is not failing (no 5xx in its metrics).
-        return message(
-            403, "The console is not set up",
-            "No way to sign in is configured, so the console is closed. An operator adds a "
-            "local account with `approver admin add NAME`, or configures single sign-on "
-            "(APPROVER_OIDC_ISSUER) or a trusted proxy (APPROVER_CONSOLE_USER_HEADER); "
-            "see docs/console.md.")
     rt = _rt()
     sid = session.get("sid")
     record = accounts.touch_session(rt.store, sid, rt.settings.console_idle_timeout) \
@@ -145,6 +136,14 @@ def require_login():
     if proxied and (record is None or (record["name"], record["via"]) != (proxied, "proxy")):
         sign_in(proxied, "proxy")
         record = g.console_user
+    if _closed(record):
+        # A 4xx: a deployment without the console is not failing (no 5xx in its metrics).
+        return message(
+            403, "The console is not set up",
+            "No way to sign in is configured, so the console is closed. An operator adds a "
+            "local account with `approver admin add NAME`, or configures single sign-on "
+            "(APPROVER_OIDC_ISSUER) or a trusted proxy (APPROVER_CONSOLE_USER_HEADER); "
+            "see docs/console.md.")
     if record is None:
         if sid:
             session.pop("sid")
@@ -156,6 +155,16 @@ def require_login():
     if request.method == "POST":
         return csrf_refused()
     return None
+
+
+def _closed(record: dict | None) -> bool:
+    """Whether no way to sign in is set up; local accounts are counted in Redis only when
+    neither the settings nor a local session (removing an account ends its sessions) tell."""
+    settings = _rt().settings
+    if settings.oidc_issuer or settings.console_user_header or (
+            record is not None and record["via"] == "local"):
+        return False
+    return not accounts.any_exist(_rt().store)
 
 
 def _minutes(seconds: int) -> str:
