@@ -84,6 +84,13 @@ def test_someone_not_allowed_is_refused(client, provider, rt):
     assert rt.store.entries(1)[0]["event"] == "console_login_refused"
 
 
+@pytest.mark.parametrize("sub", ["u-9\n", "u-9\nforged: line", "u-9\x00", ""])
+def test_a_name_with_control_characters_is_refused(client, provider, sub):
+    provider.user = {"sub": sub, "groups": ["api-admins"]}
+    assert sign_on(client).status_code == 403
+    assert client.get("/console/").status_code == 302
+
+
 @pytest.mark.parametrize("verified", [{"email_verified": False}, {"email_verified": "true"},
                                       {}], ids=["false", "a string", "absent"])
 def test_an_email_the_provider_does_not_say_is_verified_does_not_count(client, provider,

@@ -31,7 +31,7 @@ bp = Blueprint("console_auth", __name__, url_prefix="/console")
 
 FAILURE_WINDOW = 900
 LIMITS = {"ip": 20, "name": 5}  # failed logins per window, per address and per name
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]{1,254}$")
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,254}")
 
 
 def init_app(app: Flask, settings) -> None:
@@ -110,7 +110,7 @@ def _proxy_user() -> str | None:
     if not header or not _trusted(request.remote_addr):
         return None  # the header is believed only from the configured proxies
     value = request.headers.get(header, "").strip()
-    return value if _PRINTABLE.match(value) else None
+    return value if _PRINTABLE.fullmatch(value) else None
 
 
 # -- sessions --------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def _allowed(claims) -> str | None:
     # Only an email the provider says it verified names a person (an absent claim does not).
     email = str(claims.get("email") or "") if claims.get("email_verified") is True else ""
     name = email or sub
-    if not name or not _PRINTABLE.match(name):
+    if not name or not _PRINTABLE.fullmatch(name):
         return None
     groups = claims.get(settings.oidc_groups_claim) or []
     groups = {str(x) for x in groups} if isinstance(groups, list) else {str(groups)}
