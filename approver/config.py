@@ -84,7 +84,7 @@ class Settings:
     mail_templates: Path | None = None
     console_idle_timeout: int = 1800
     console_user_header: str | None = None
-    console_trusted_proxies: tuple[str, ...] = ()
+    console_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = field(default=None, repr=False)
@@ -446,16 +446,11 @@ def _mail(env: Mapping[str, str]) -> dict:
 
 def _console(env: Mapping[str, str]) -> dict:
     header = (env.get("APPROVER_CONSOLE_USER_HEADER") or "").strip() or None
-    proxies = _list(env.get("APPROVER_CONSOLE_TRUSTED_PROXIES"))
+    proxies = _networks("APPROVER_CONSOLE_TRUSTED_PROXIES",
+                        env.get("APPROVER_CONSOLE_TRUSTED_PROXIES"))
     if bool(header) != bool(proxies):
         raise ConfigError("APPROVER_CONSOLE_USER_HEADER and APPROVER_CONSOLE_TRUSTED_PROXIES "
                           "go together: the header is believed only from those addresses")
-    for proxy in proxies:
-        try:
-            ipaddress.ip_network(proxy, strict=False)
-        except ValueError:
-            raise ConfigError(f"APPROVER_CONSOLE_TRUSTED_PROXIES: {proxy!r} is not an "
-                              "address or a network") from None
     idle = _duration("APPROVER_CONSOLE_IDLE_TIMEOUT", env.get("APPROVER_CONSOLE_IDLE_TIMEOUT"))
     if idle is not None and idle < 1:
         raise ConfigError("APPROVER_CONSOLE_IDLE_TIMEOUT must be at least 1s")

@@ -15,13 +15,18 @@ from datetime import UTC, datetime
 # everything after /hooks/ (and /status/) goes, however the path is spelled (any case,
 # doubled, encoded or dotted slashes), keeping only which hook it was, up to a space, a
 # quote or a backslash (so that a line already escaped for JSON stays valid JSON).
+# HTTP authentication schemes (IANA's registry, and Token as some APIs spell it).
+_SCHEMES = ("basic|bearer|digest|dpop|gnap|hoba|mutual|negotiate|ntlm|oauth|privatetoken"
+            "|scram-sha-1|scram-sha-256|vapid|concealed|aws4-hmac-sha256|token")
 _PATTERNS = (
     (re.compile(r"(?i)(/hooks(?:/|%2f)+(?:(?:tyk|portal)(?:/|%2f)+)?)"
                 r"(?!(?:tyk|portal)(?:[\s?\"'#\\]|$))[^\s?\"'#\\]+"), r"\1[redacted]"),
     (re.compile(r"(?i)(/status(?:/|%2f)+)[^\s?\"'#\\]+"), r"\1[redacted]"),
-    (re.compile(r"(?i)\b(bearer|authorization:?|x-approver-token:?)(\s+)[^\s\"',]+"),
-     r"\1\2[redacted]"),
-    (re.compile(r"(?i)(\"?(?:rawkey|password|secret)\"?\s*[:=]\s*\"?)[^\s\"',}]+"),
+    # A header's value may start with its scheme (RFC 9110 §11.4), kept: the credential
+    # is what follows; the header may be quoted, as in a Python dict's repr.
+    (re.compile(r"(?i)\b(bearer|(?:authorization|x-approver-token)[\"']?:?)(\s+[\"']?)"
+                rf"((?:{_SCHEMES})\s+)?[^\s\"',]+"), r"\1\2\3[redacted]"),
+    (re.compile(r"(?i)([\"']?(?:rawkey|password|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
      r"\1[redacted]"),
 )
 # And by value: the configured secrets themselves, wherever they appear (redact_values).

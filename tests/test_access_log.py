@@ -73,6 +73,23 @@ def test_redact_hides_configured_secrets_anywhere(monkeypatch):
     assert logs.redact("a short word") == "a short word"  # too short to be a secret
 
 
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Authorization: Bearer tok-0123456789", "Authorization: Bearer [redacted]"),
+    ("authorization: basic dXNlcjpwYXNz", "authorization: basic [redacted]"),
+    ("Authorization: tok-0123456789", "Authorization: [redacted]"),
+    ("X-Approver-Token: Token tok-0123456789", "X-Approver-Token: Token [redacted]"),
+    ("sent with Bearer tok-0123456789", "sent with Bearer [redacted]"),
+    ("{'Authorization': 'Bearer tok-0123456789'}", "{'Authorization': 'Bearer [redacted]'}"),
+    ("{'RawKey': 'tok-0123456789'}", "{'RawKey': '[redacted]'}"),
+    ("{'password': 'tok-0123456789', 'x': 1}", "{'password': '[redacted]', 'x': 1}"),
+    ('{"secret": "tok-0123456789"}', '{"secret": "[redacted]"}'),
+])
+def test_redact_hides_credentials_after_a_scheme_word_and_in_python_reprs(monkeypatch, text,
+                                                                          kept):
+    monkeypatch.setattr(logs, "_known", None, raising=False)  # by pattern alone
+    assert logs.redact(text) == kept
+
+
 @pytest.mark.parametrize("path", [p.replace("%2F", "/").replace("%0A", "\n") for p in SPELLINGS
                                   if f"/{T}" in p.replace("%2F", "/")])
 def test_redact_hides_the_token_after_any_spelling_of_a_hook_route(monkeypatch, path):

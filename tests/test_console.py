@@ -1,5 +1,6 @@
 """The web console over Flask's test client: sign-in, the inbox, decisions, bad input."""
 
+import ipaddress
 import time
 from urllib.parse import quote
 
@@ -62,6 +63,15 @@ def test_sign_in_sets_a_secure_httponly_samesite_cookie_and_audits(console, rt):
         "console_login", "alice", "local", "127.0.0.1")
 
 
+def test_a_signed_in_page_does_not_count_the_accounts(signed_in, redis_conn):
+    def hlen_calls() -> int:
+        return redis_conn.info("commandstats").get("cmdstat_hlen", {}).get("calls", 0)
+
+    before = hlen_calls()
+    assert signed_in.get("/console/").status_code == 200
+    assert hlen_calls() == before
+
+
 def test_a_wrong_password_is_refused_and_logged(console, rt):
     page = sign_in(console, password="not the password")
     assert page.status_code == 401 and b"Wrong name or password" in page.data
@@ -76,6 +86,32 @@ def test_login_attempts_are_rate_limited_per_name(console):
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
     assert b"Too many failed attempts" in blocked.data
+
+
+@pytest.fixture
+def behind_proxy(settings, rt):
+    """A client of the web app behind the shipped proxies (private networks trusted)."""
+    add_admin(rt)
+    app = create_app(settings.with_(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),)))
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    return client
+
+
+def test_failed_logins_behind_a_trusted_proxy_count_per_client(behind_proxy, rt):
+    for n in range(20):
+        behind_proxy.environ_base["HTTP_X_FORWARDED_FOR"] = f"198.51.100.{n}"
+        assert sign_in(behind_proxy, name=f"guess{n}", password="guess").status_code == 401
+    behind_proxy.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+    assert sign_in(behind_proxy).status_code == 303
+    assert rt.store.entries(1)[0]["from"] == "203.0.113.9 via 10.1.2.3"
+
+
+def test_failed_logins_from_one_client_behind_a_trusted_proxy_are_refused(behind_proxy):
+    behind_proxy.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
+    for n in range(20):
+        assert sign_in(behind_proxy, name=f"guess{n}", password="guess").status_code == 401
+    assert sign_in(behind_proxy).status_code == 429
 
 
 @pytest.mark.parametrize("target", [
@@ -278,6 +314,11 @@ def test_bulk_forms_that_make_no_sense_are_a_4xx(signed_in, rt, sandbox):
 
 
 # -- the log ---------------------------------------------------------------------------------
+# well-formed but out of Redis's range, above 2^64, and digits that are not ASCII
+ENTRY_IDS_REDIS_REFUSES = ("0-0", "99999999999999999999-0", "0-99999999999999999999",
+                           "\u0661-\u0661")
+
+
 def test_the_decision_log_filters_by_person_and_outcome(signed_in, rt, sandbox):
     carol = in_review(rt, sandbox)
     decide.decide_by_person(rt, carol, "deny", "spam", "bob", "cli")
@@ -287,11 +328,19 @@ def test_the_decision_log_filters_by_person_and_outcome(signed_in, rt, sandbox):
     assert signed_in.get("/console/log?request=../x").status_code == 400
 
 
+@pytest.mark.parametrize("before", ENTRY_IDS_REDIS_REFUSES)
+def test_the_decision_log_answers_400_to_an_entry_id_redis_refuses(signed_in, before):
+    answer = signed_in.get("/console/log", query_string={"before": before})
+    assert answer.status_code == 400, answer.get_data()[:300]
+    assert "Not a valid before" in answer.get_data(as_text=True)
+
+
 # -- a trusted proxy -------------------------------------------------------------------------
 @pytest.fixture
 def proxied(settings, rt):
+    proxy = ipaddress.ip_network("10.1.2.3/32")
     app = create_app(settings.with_(console_user_header="X-Forwarded-Email",
-                                    console_trusted_proxies=("10.1.2.3/32",)))
+                                    console_trusted_proxies=(proxy,), trusted_proxies=(proxy,)))
     return app.test_client()
 
 
@@ -370,7 +419,8 @@ def test_the_console_survives_hostile_requests_from_a_signed_in_browser(
     query = data.draw(s.dictionaries(s.sampled_from(["portal", "rule", "age", "q", "event",
                                                      "outcome", "request", "by", "before",
                                                      "next", "state", "code"]),
-                                     weird_text, max_size=3), label="query")
+                                     weird_text | s.sampled_from(ENTRY_IDS_REDIS_REFUSES),
+                                     max_size=3), label="query")
     if data.draw(s.booleans(), label="with token"):
         form["csrf_token"] = token
     try:

@@ -76,15 +76,26 @@ def test_a_member_of_an_allowed_group_signs_on(client, provider):
 
 
 def test_someone_not_allowed_is_refused(client, provider, rt):
-    provider.user = {"sub": "u-3", "email": "intruder@example.com", "groups": ["staff"]}
+    provider.user = {"sub": "u-3", "email": "intruder@example.com", "email_verified": True,
+                     "groups": ["staff"]}
     answer = sign_on(client)
     assert answer.status_code == 403 and b"intruder@example.com" in answer.data
     assert client.get("/console/").status_code == 302
     assert rt.store.entries(1)[0]["event"] == "console_login_refused"
 
 
-def test_an_unverified_email_does_not_count(client, provider):
-    provider.user = {"sub": "u-4", "email": "ops@example.com", "email_verified": False}
+@pytest.mark.parametrize("sub", ["u-9\n", "u-9\nforged: line", "u-9\x00", ""])
+def test_a_name_with_control_characters_is_refused(client, provider, sub):
+    provider.user = {"sub": sub, "groups": ["api-admins"]}
+    assert sign_on(client).status_code == 403
+    assert client.get("/console/").status_code == 302
+
+
+@pytest.mark.parametrize("verified", [{"email_verified": False}, {"email_verified": "true"},
+                                      {}], ids=["false", "a string", "absent"])
+def test_an_email_the_provider_does_not_say_is_verified_does_not_count(client, provider,
+                                                                      verified):
+    provider.user = {"sub": "u-4", "email": "ops@example.com", **verified}
     assert sign_on(client).status_code == 403
 
 
@@ -127,7 +138,7 @@ def test_an_unreachable_provider_is_a_503(settings, rt):
       "APPROVER_OIDC_CLIENT_SECRET": "s", "APPROVER_OIDC_ALLOWED_USERS": "a"}, "https"),
     ({"APPROVER_CONSOLE_USER_HEADER": "X-User"}, "TRUSTED_PROXIES"),
     ({"APPROVER_CONSOLE_USER_HEADER": "X-User",
-      "APPROVER_CONSOLE_TRUSTED_PROXIES": "proxy.example"}, "not an address"),
+      "APPROVER_CONSOLE_TRUSTED_PROXIES": "proxy.example"}, "addresses or networks"),
 ])
 def test_incomplete_sign_in_settings_fail_at_start(env, message):
     with pytest.raises(ConfigError, match=message):

@@ -216,6 +216,38 @@ def test_checkout_state_is_told_only_to_a_signed_caller(paid_client, rt):
     assert answer.status_code == 404
 
 
+def checkout_state(client, body: bytes, content_type="application/json", **signing):
+    return client.post("/billing/checkout-state", data=body, content_type=content_type,
+                       headers=standard_headers(body, secret=BILLING_SECRET, **signing))
+
+
+def test_a_checkout_state_body_over_the_limit_is_413(paid_client, rt):
+    body = json.dumps({"state": "x" * rt.settings.body_limit}).encode()
+    answer = checkout_state(paid_client, body)
+    assert answer.status_code == 413 and answer.json["error"]["code"] == "too_large"
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "code"), [
+    (b"{not json", "application/json", 400, "malformed_json"),
+    (b'{"state": NaN}', "application/json", 400, "malformed_json"),
+    (b"\xff\xfe", "application/json", 400, "malformed_json"),
+    (b'{"state": "known-state"}', "text/plain", 415, "unsupported_media_type"),
+])
+def test_a_signed_checkout_state_that_is_not_json_is_refused(paid_client, rt, body,
+                                                            content_type, status, code):
+    rt.redis.set(handoff.CHECKOUT_PREFIX + "known-state", '{"key_request_id": "k"}')
+    answer = checkout_state(paid_client, body, content_type)
+    assert answer.status_code == status and answer.json["error"]["code"] == code
+
+
+def test_a_checkout_state_signed_long_ago_is_refused_as_a_replay(paid_client, rt):
+    rt.redis.set(handoff.CHECKOUT_PREFIX + "known-state", '{"key_request_id": "k"}')
+    body = json.dumps({"state": "known-state"}).encode()
+    answer = checkout_state(paid_client, body, at=int(time.time()) - 600)
+    assert answer.status_code == 401 and answer.json["error"]["code"] == "bad_signature"
+    assert b'"k"' not in answer.data
+
+
 def test_waiting_request_without_checkout_shows_why(client, sandbox, worker_process):
     request = submit(sandbox, DAVE, policies=[PRO])
     response = follow(client, client.get(f"/handoff?id={request['id']}"))

@@ -11,6 +11,7 @@ from approver.pipeline import health, metrics, runtime
 from approver.process.embedded_redis import free_port
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
+from tests.test_backlog import commands
 from tests.web_support import Web
 
 ALICE, BOB = "alice@acme.partner.example", "bob@mailinator.com"
@@ -65,6 +66,20 @@ def test_metrics_show_webhooks_queue_decisions_and_latency(client, sandbox, rt, 
     assert value(after, 'approver_webhook_to_applied_seconds_bucket{le="+Inf"}') == 2
     assert value(after, "approver_waiting_requests") == 0
     assert value(after, "approver_redis_up") == 1
+
+
+@pytest.mark.parametrize(("path", "source", "code"), [
+    ("/hooks/portal", "portal", "401"), ("/hooks/portal/wrong-token", "portal", "401"),
+    ("/billing/checkout-state", "billing", "404"), ("/billing/events", "billing", "404"),
+])
+def test_portal_webhooks_and_checkout_states_are_counted_by_their_source(client, path,
+                                                                         source, code):
+    counted = metrics.WEBHOOKS.labels(source, code)
+    unknown = metrics.WEBHOOKS.labels("unknown", code)
+    before, unknown_before = counted._value.get(), unknown._value.get()
+    assert client.post(path, json={}).status_code == int(code)
+    assert counted._value.get() == before + 1
+    assert unknown._value.get() == unknown_before
 
 
 def test_dashboard_calls_are_counted_by_route_and_status(rt, sandbox):
@@ -164,6 +179,13 @@ def test_public_readyz_says_only_whether_it_is_ready(client, rt):
     assert public.status_code == 200 and public.json == {"status": "degraded"}
     internal = client.get("/readyz", base_url=INTERNAL).json
     assert "10-block.yaml" in internal["rules"] and "401" in internal["dashboard"]
+
+
+def test_readyz_reads_redis_once(client, rt, redis_conn):
+    client.get("/readyz")  # the connection is made before counting
+    before = commands(redis_conn)
+    assert client.get("/readyz").status_code == 200
+    assert commands(redis_conn) - before == 1  # the health read: it proves Redis answers
 
 
 def test_without_an_internal_listener_nothing_is_detailed(settings, rt):

@@ -146,10 +146,11 @@ def test_id_zero_queues_one_immediate_reconciler_pass(client, rt):
     assert again.json["status"] in ("duplicate", "queued")
 
 
-def test_put_is_accepted_like_post(client, rt):
-    response = client.put(PATH, json=SAMPLE)
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_other_methods_with_a_body_are_accepted_like_post(client, rt, method):
+    response = client.open(PATH, method=method, json=SAMPLE)
     assert response.status_code == 202
-    check_answer("/hooks/portal/{token}", "put", response)
+    check_answer("/hooks/portal/{token}", method.lower(), response)
 
 
 def test_redis_unreachable_is_503(settings):

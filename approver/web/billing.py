@@ -65,14 +65,19 @@ def _verify(settings, raw: bytes) -> str | None:
         raise ApiError(401, "bad_signature", f"Signature check failed: {exc.reason}.") from None
 
 
-def _parse(raw: bytes, webhook_id: str | None):
+def _json(raw: bytes):
+    """The signed body as JSON, sent as JSON."""
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise ApiError(415, "unsupported_media_type", "Send the event as application/json.")
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
     try:
-        document = json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+
+
+def _parse(raw: bytes, webhook_id: str | None):
+    document = _json(raw)
     try:
         if webhook_id is None:
             return events.parse_stripe(document)
@@ -125,10 +130,7 @@ def checkout_state():
         raise ApiError(404, "billing_off", "Billing events are not enabled on this service.")
     raw = _body(settings.body_limit)
     _verify(settings, raw)
-    try:
-        document = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+    document = _json(raw)
     state = document.get("state") if isinstance(document, dict) else None
     if not isinstance(state, str):
         raise ApiError(400, "bad_shape", 'Send {"state": "<the state the checkout got>"}.')

@@ -12,7 +12,8 @@ from approver.pipeline import metrics
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Endpoint name -> the source label of approver_webhooks_received_total.
-SOURCES = {"hooks.tyk": "tyk", "billing.receive": "billing", "handoff.handoff": "handoff"}
+SOURCES = {"hooks.tyk": "tyk", "portal_hooks.portal": "portal", "billing.receive": "billing",
+           "billing.checkout_state": "billing", "handoff.handoff": "handoff"}
 
 
 def init_app(app: Flask) -> None:

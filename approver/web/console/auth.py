@@ -23,6 +23,7 @@ from joserfc.errors import JoseError
 
 from approver.state import PREFIX, accounts
 from approver.web.console.pages import message, render
+from approver.web.limits import client_address
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ bp = Blueprint("console_auth", __name__, url_prefix="/console")
 
 FAILURE_WINDOW = 900
 LIMITS = {"ip": 20, "name": 5}  # failed logins per window, per address and per name
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]{1,254}$")
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,254}")
 
 
 def init_app(app: Flask, settings) -> None:
@@ -89,26 +90,19 @@ def safe_next(value: str | None) -> str:
 
 # -- where a request comes from --------------------------------------------------------------
 def _trusted(address: str | None) -> bool:
+    """Whether the peer is one of the proxies whose user header is believed."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
-    return any(ip in ipaddress.ip_network(n, strict=False)
-               for n in _rt().settings.console_trusted_proxies)
-
-
-def _forwarded() -> str | None:
-    """The client a trusted proxy says it forwards, if any: the last X-Forwarded-For
-    address, the one the proxy added (those before it are the client's to invent)."""
-    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()[:64]
-    return forwarded if forwarded and _trusted(request.remote_addr) else None
+    return any(ip in net for net in _rt().settings.console_trusted_proxies)
 
 
 def origin() -> str:
     """Where a request comes from, for the audit: the peer, and the client a trusted proxy
     names."""
-    peer, forwarded = request.remote_addr or "?", _forwarded()
-    return f"{forwarded} via {peer}" if forwarded else peer
+    peer, client = request.remote_addr or "?", client_address()
+    return f"{client} via {peer}" if client != (request.remote_addr or "") else peer
 
 
 def _proxy_user() -> str | None:
@@ -116,7 +110,7 @@ def _proxy_user() -> str | None:
     if not header or not _trusted(request.remote_addr):
         return None  # the header is believed only from the configured proxies
     value = request.headers.get(header, "").strip()
-    return value if _PRINTABLE.match(value) else None
+    return value if _PRINTABLE.fullmatch(value) else None
 
 
 # -- sessions --------------------------------------------------------------------------------
@@ -134,15 +128,6 @@ def sign_in(name: str, via: str) -> None:
 
 def require_login():
     """Before every console page: a signed-in person, or a redirect to the login page."""
-    ways = methods()
-    if not any(ways.values()):
-        # A 4xx: a deployment without the console is not failing (no 5xx in its metrics).
-        return message(
-            403, "The console is not set up",
-            "No way to sign in is configured, so the console is closed. An operator adds a "
-            "local account with `approver admin add NAME`, or configures single sign-on "
-            "(APPROVER_OIDC_ISSUER) or a trusted proxy (APPROVER_CONSOLE_USER_HEADER); "
-            "see docs/console.md.")
     rt = _rt()
     sid = session.get("sid")
     record = accounts.touch_session(rt.store, sid, rt.settings.console_idle_timeout) \
@@ -151,6 +136,14 @@ def require_login():
     if proxied and (record is None or (record["name"], record["via"]) != (proxied, "proxy")):
         sign_in(proxied, "proxy")
         record = g.console_user
+    if _closed(record):
+        # A 4xx: a deployment without the console is not failing (no 5xx in its metrics).
+        return message(
+            403, "The console is not set up",
+            "No way to sign in is configured, so the console is closed. An operator adds a "
+            "local account with `approver admin add NAME`, or configures single sign-on "
+            "(APPROVER_OIDC_ISSUER) or a trusted proxy (APPROVER_CONSOLE_USER_HEADER); "
+            "see docs/console.md.")
     if record is None:
         if sid:
             session.pop("sid")
@@ -164,6 +157,16 @@ def require_login():
     return None
 
 
+def _closed(record: dict | None) -> bool:
+    """Whether no way to sign in is set up; local accounts are counted in Redis only when
+    neither the settings nor a local session (removing an account ends its sessions) tell."""
+    settings = _rt().settings
+    if settings.oidc_issuer or settings.console_user_header or (
+            record is not None and record["via"] == "local"):
+        return False
+    return not accounts.any_exist(_rt().store)
+
+
 def _minutes(seconds: int) -> str:
     return f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
 
@@ -172,8 +175,7 @@ def _minutes(seconds: int) -> str:
 def _failure_keys(name: str) -> dict[str, str]:
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
     # Behind a trusted proxy every client shares its address: count the client's instead.
-    address = _forwarded() or request.remote_addr
-    return {"ip": f"{PREFIX}console:login-failures:ip:{address}",
+    return {"ip": f"{PREFIX}console:login-failures:ip:{client_address()}",
             "name": f"{PREFIX}console:login-failures:name:{digest}"}
 
 
@@ -306,10 +308,10 @@ def _allowed(claims) -> str | None:
     """The name to record for a signed-in person, or None if they may not use the console."""
     settings = _rt().settings
     sub = str(claims.get("sub") or "")
-    email = str(claims.get("email") or "") if claims.get("email_verified") is not False \
-        else ""
+    # Only an email the provider says it verified names a person (an absent claim does not).
+    email = str(claims.get("email") or "") if claims.get("email_verified") is True else ""
     name = email or sub
-    if not name or not _PRINTABLE.match(name):
+    if not name or not _PRINTABLE.fullmatch(name):
         return None
     groups = claims.get(settings.oidc_groups_claim) or []
     groups = {str(x) for x in groups} if isinstance(groups, list) else {str(groups)}

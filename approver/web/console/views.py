@@ -7,7 +7,7 @@ import logging
 import re
 
 from flask import Blueprint, current_app, flash, g, redirect, request, url_for
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from approver import config
 from approver.errors import ConfigError
@@ -23,8 +23,8 @@ bp.before_request(require_login)
 
 BULK_LIMIT = 100
 LOG_PAGE = 50
-_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
-_WORD = re.compile(r"^[a-z_]{1,40}$")
+_ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_WORD = re.compile(r"[a-z_]{1,40}")
 AGES = (("", "any age"), ("1h", "over 1 hour"), ("4h", "over 4 hours"),
         ("1d", "over 1 day"), ("3d", "over 3 days"))
 
@@ -178,7 +178,7 @@ def decision_log():
     problems = [name for name, value, pattern in (
         ("event", event, _WORD), ("outcome", outcome, _WORD),
         ("request", ref, enqueue.ID_PATTERN), ("before", before, _ENTRY_ID)) if value and
-        not pattern.match(value)]
+        not pattern.fullmatch(value)]
     if problems:
         return message(400, "Bad filter", f"Not a valid {', '.join(problems)}.")
 
@@ -187,8 +187,11 @@ def decision_log():
                 and (not outcome or entry.get("outcome") == outcome)
                 and (not by or by in (entry.get("decided_by"), entry.get("by"))))
 
-    entries = _rt().store.entries(LOG_PAGE, request_id=ref or None, match=wanted,
-                                  before=before or "+")
+    try:
+        entries = _rt().store.entries(LOG_PAGE, request_id=ref or None, match=wanted,
+                                      before=before or "+")
+    except ResponseError:  # an id of the right form Redis still refuses (0-0, above 2^64)
+        return message(400, "Bad filter", "Not a valid before.")
     older = entries[-1]["id"] if len(entries) == LOG_PAGE else None
     return render("log.html", title="Decision log", entries=entries, older=older,
                   filters={"event": event, "outcome": outcome, "request": ref, "by": by})
