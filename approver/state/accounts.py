@@ -17,7 +17,7 @@ from approver.state.store import Store
 ACCOUNTS_KEY = PREFIX + "console:accounts"
 SESSION_KEY = PREFIX + "console:session:"  # + session id: who, how, from where
 SESSIONS_KEY = PREFIX + "console:sessions:"  # + name: that person's session ids
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
 # Checked against when the name is unknown, so a login takes as long either way.
