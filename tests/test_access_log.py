@@ -73,6 +73,18 @@ def test_redact_hides_configured_secrets_anywhere(monkeypatch):
     assert logs.redact("a short word") == "a short word"  # too short to be a secret
 
 
+def test_every_process_redacts_its_configured_secrets_once_it_has_a_runtime(
+        monkeypatch, settings):
+    # Web tier, worker, or a command that calls the Dashboard (reconcile, replay, review).
+    from approver.pipeline.runtime import Runtime
+
+    monkeypatch.setattr(logs, "_known", None, raising=False)
+    monkeypatch.setattr(logs, "_values", set(), raising=False)
+    secret = "dashboard-secret-only-this-test-0123456789"
+    Runtime(settings.with_(dashboard_secret=secret))
+    assert secret not in logs.redact(f"the Dashboard answered 401 for {secret}")
+
+
 @pytest.mark.parametrize(("text", "kept"), [
     ("Authorization: Bearer tok-0123456789", "Authorization: Bearer [redacted]"),
     ("authorization: basic dXNlcjpwYXNz", "authorization: basic [redacted]"),

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from approver import config, logs
+from approver import config
 from approver.cli.parsing import arg, command, count
 from approver.errors import ApproverError
 from approver.terminal import printable
@@ -59,7 +59,6 @@ def cmd_worker(args) -> int:
 
     rt = runtime.current()
     rt.settings.require_a_portal()
-    logs.redact_values(rt.settings.secret_values())
     rt.rules.current()  # refuse to start on rules that do not load
     if args.metrics_port:
         from prometheus_client import start_http_server

@@ -9,7 +9,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from approver import config
+from approver import config, logs
 from approver.state import Retention, Store
 from approver.state.connection import connect
 
@@ -24,6 +24,10 @@ class Runtime:
     """Settings plus the clients built from them, one of each per process."""
 
     settings: config.Settings
+
+    def __post_init__(self) -> None:
+        # Every process that may log a secret builds one: web tier, workers, commands.
+        logs.redact_values(self.settings.secret_values())
 
     @cached_property
     def redis(self) -> redis.Redis:

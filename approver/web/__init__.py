@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from approver import config, logs
+from approver import config
 from approver.pipeline import runtime
 from approver.state import connection
 from approver.web import billing, errors, handoff, health, hooks, observe, openapi, portal_hooks
@@ -14,7 +14,6 @@ from approver.web.console import init_app as init_console
 def create_app(settings: config.Settings | None = None) -> Flask:
     """Build the web app; settings default to the environment."""
     settings = (settings or config.from_env()).require_webhook_tokens().require_secret_key()
-    logs.redact_values(settings.secret_values())
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.body_limit, JSON_SORT_KEYS=False)
     # Werkzeug answers "/hooks/tyk//T" with a 308 to "/hooks/tyk/T": a sender that follows
