@@ -368,3 +368,18 @@ def test_the_same_rules_decide_both_portals_alike(client, work, rt, portal, sand
                if e["event"] == "decided"}
     assert {decided[c] for c, _ in outcomes.values()} == {"classic"}
     assert {decided[p] for _, p in outcomes.values()} == {"portal"}
+
+
+def test_a_decision_recorded_before_a_crash_and_decided_the_other_way_meanwhile_is_not_applied(
+        rt, portal):
+    ar = ask(portal, ALICE)
+    rt.store.save_state(ref(ar), state=st.APPLYING, outcome="approve", rule="partners",
+                        reason="r", decision_id="d1", developer_id="2",
+                        policies=["product-1", "plan-1"])
+    portal.app.sandbox.reject_access_request(ar["ID"])  # a person, before the resume
+    decide.run(rt, ref(ar), "reconciler")
+    state = rt.store.state(ref(ar))
+    assert (state["state"], state["error_permanent"]) == (st.FAILED, "True")
+    assert "decided the other way in Tyk" in state["error"]
+    assert [e["event"] for e in rt.store.entries(10, ref(ar))] == ["apply_failed"]
+    assert calls(portal, "PUT", API) == []

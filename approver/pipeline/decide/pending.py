@@ -81,7 +81,17 @@ def still_pending(rt: Runtime, request_id: str, trigger: str, state: dict | None
         rt.store.skip_unknown(request_id, why, UNKNOWN_TTL)
         log.info("key request %s skipped: %s", request_id, malformed or why)
         return None
-    if state and state["state"] in RESUMABLE:
+    if state and state["state"] in RESUMABLE and _decided_otherwise(request, state):
+        # Not ours: a person decided the other way in Tyk before this decision reached it.
+        error = (f"decided the other way in Tyk before this {state.get('outcome')} was "
+                 "applied")
+        rt.store.save_and_log(
+            request_id, {"state": st.FAILED, "error": error, "updated_at": st.now_iso(),
+                         "error_permanent": True},
+            "apply_failed", {"outcome": state.get("outcome"), "error": error,
+                             "trigger": trigger})
+        log.warning("key request %s: %s", request_id, error)
+    elif state and state["state"] in RESUMABLE:
         # A crash after Tyk applied our decision but before we recorded it: done.
         rt.store.save_state(request_id, state=st.APPLIED, applied_at=st.now_iso(),
                             already_processed=True)
@@ -96,3 +106,9 @@ def still_pending(rt: Runtime, request_id: str, trigger: str, state: dict | None
     if state and state.get("state") == st.WAITING:
         rt.store.unpark(request_id, state.get("developer_id"))
     return None
+
+
+def _decided_otherwise(request, state: dict) -> bool:
+    """Whether Tyk shows the opposite of the recorded outcome (approved, or gone/rejected)."""
+    approved = request is not None and request.approved
+    return approved != (state.get("outcome") == "approve")
