@@ -279,3 +279,14 @@ def test_a_key_id_kept_raw_by_an_older_version_is_revoked_and_never_logged_raw(
     assert raw not in tyk.developer(DAVE_ID)["keys"]
     assert [e["key_id"] for e in rt.store.entries(50) if e["event"] == "revoked"] == [kept]
     assert raw not in caplog.text
+
+
+def test_revocation_reads_policies_through_the_decisions_cache(client, sandbox, rt, work):
+    tyk = sandbox.app.sandbox
+    request = paid_request(client, sandbox, work)
+    status(client, DAVE_ID, "active", seconds_ago=30)
+    work()
+    assert rt.store.state(request["id"])["key_ids"]
+    before = len(tyk.calls(method="GET", path=f"/api/portal/policies/{PRO}"))
+    assert billing.revoke_paid_keys(rt, DAVE_ID, reason="canceled")
+    assert len(tyk.calls(method="GET", path=f"/api/portal/policies/{PRO}")) == before

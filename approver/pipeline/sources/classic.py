@@ -166,10 +166,11 @@ class ClassicSource:
         return bool(targets)
 
     def policy_tags(self, policy_id: str) -> set[str]:
-        from approver.tyk import NotFound
+        """A policy's tags, through the same cache as decisions (a revocation asks per key)."""
+        from approver.tyk import NotFound, Policy
 
         try:
-            return set(self.dashboard.get_policy(policy_id).tags)
+            return set(Policy.from_json(self._policy(policy_id)).tags)
         except NotFound:
             return set()
 
