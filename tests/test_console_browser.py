@@ -1,7 +1,6 @@
 """The console in a real browser: headless Chromium (Selenium) against the web app served
 over HTTP, the sandbox Dashboard and Redis; jobs run by an RQ worker in this process."""
 
-import os
 import time
 
 import pytest
@@ -13,15 +12,11 @@ from tests import browser
 from tests.console_support import PASSWORD, add_admin
 from tests.test_review import CAROL, DAVE, in_review
 
-if not browser.available():
-    # CI installs chromium and chromium-driver (.ci/run): there, a missing browser fails.
-    pytestmark = pytest.mark.skipif(not os.environ.get("CI"),
-                                    reason="chromium and chromedriver are not installed")
-
 
 @pytest.fixture(scope="module")
 def chrome():
     """One browser for the module; each test starts signed out with no cookies."""
+    browser.require()
     instance = browser.Browser()
     yield instance
     instance.quit()
