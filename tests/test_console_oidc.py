@@ -35,7 +35,8 @@ def oidc_settings(settings, provider_server):
     return settings.with_(oidc_issuer=provider_server.url, oidc_client_id=CLIENT_ID,
                           oidc_client_secret=CLIENT_SECRET,
                           oidc_allowed_users=("ops@example.com",),
-                          oidc_allowed_groups=("api-admins",))
+                          oidc_allowed_groups=("api-admins",),
+                          public_url="http://localhost")
 
 
 @pytest.fixture
@@ -66,13 +67,14 @@ def test_an_allowed_user_signs_on_and_is_audited(client, provider, rt):
     assert page.status_code == 200 and b"ops@example.com" in page.data
     entry = rt.store.entries(1)[0]
     assert (entry["event"], entry["by"], entry["via"]) == (
-        "console_login", "ops@example.com", "oidc")
+        "console_login", "oidc:ops@example.com", "oidc")
 
 
 def test_a_member_of_an_allowed_group_signs_on(client, provider):
-    provider.user = {"sub": "u-2", "email": "dev@example.com", "groups": ["api-admins"]}
+    provider.user = {"sub": "u-2", "email": "dev@example.com", "email_verified": True,
+                     "groups": ["api-admins"]}
     assert sign_on(client).status_code == 303
-    assert client.get("/console/").status_code == 200
+    assert b"oidc:dev@example.com" in client.get("/console/").data
 
 
 def test_someone_not_allowed_is_refused(client, provider, rt):
@@ -126,7 +128,8 @@ def test_a_callback_with_a_forged_state_is_refused(client, provider):
 
 def test_an_unreachable_provider_is_a_503(settings, rt):
     app = create_app(settings.with_(oidc_issuer="http://127.0.0.1:9", oidc_client_id="c",
-                                    oidc_client_secret="s", oidc_allowed_users=("a",)))
+                                    oidc_client_secret="s", oidc_allowed_users=("a",),
+                                    public_url="http://localhost"))
     assert app.test_client().get("/console/oidc/login").status_code == 503
 
 
