@@ -12,6 +12,7 @@ import re
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -33,6 +34,9 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 HASHES_AT_ONCE = 2  # per process: a burst of logins waits for these instead of piling up
 HASH_WAIT = 5.0  # seconds a login waits for one before it is told to come back
 _hashing = threading.BoundedSemaphore(HASHES_AT_ONCE)
+# Checks run on these threads only: the C allocator keeps a thread's freed memory for that
+# thread, so checks spread over a web worker's 16 threads would keep 16 checks' worth.
+_checkers = ThreadPoolExecutor(HASHES_AT_ONCE, thread_name_prefix="password-check")
 # Checked against when the name is unknown, so a login takes as long either way.
 _DUMMY = _hasher.hash("no such account: constant-time refusal")
 
@@ -126,10 +130,11 @@ def verify(store: Store, name: str, password: str) -> str | None:
     if not _hashing.acquire(timeout=HASH_WAIT):
         raise Busy("too many sign-ins are being checked at once")
     try:
-        if not (_hasher.verify(record["hash"], password) and raw is not None):
+        if not (_checkers.submit(_hasher.verify, record["hash"], password).result()
+                and raw is not None):
             return None
         if _hasher.check_needs_rehash(record["hash"]):  # set with costlier parameters
-            record["hash"] = _hasher.hash(password)
+            record["hash"] = _checkers.submit(_hasher.hash, password).result()
             store.redis.hset(ACCOUNTS_KEY, name, json.dumps(record))
     except (VerificationError, InvalidHashError):
         return None
