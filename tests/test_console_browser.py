@@ -50,9 +50,9 @@ def test_sign_in_list_open_and_approve(b, web, rt, sandbox, work):
     b.button("Approve").click()
     b.wait_for_text("alice is approving this request")
     work()  # the worker carries the claim out; the page refreshes by itself
-    b.wait_for_text("approve by alice")
+    b.wait_for_text("approve by local:alice")
     assert sandbox.app.sandbox.get_key_request(carol)["approved"] is True
-    assert rt.store.state(carol)["decided_by"] == "alice"
+    assert rt.store.state(carol)["decided_by"] == "local:alice"
 
 
 def test_deny_one_with_a_reason(b, web, rt, sandbox, work):
@@ -65,7 +65,7 @@ def test_deny_one_with_a_reason(b, web, rt, sandbox, work):
     b.button("Deny").click()
     b.wait_for_text("alice is denying this request")
     work()
-    b.wait_for_text("deny by alice")
+    b.wait_for_text("deny by local:alice")
     assert sandbox.app.sandbox.get_key_request(carol) is None
     assert rt.store.state(carol)["reason"] == "Use a work address, please."
 
@@ -109,7 +109,7 @@ def test_an_idle_session_expires(chrome, settings, rt, sandbox):
         assert chrome.title.startswith("Review inbox")
         time.sleep(2.5)
         chrome.driver.find_element("link text", "Decision log").click()
-        chrome.wait_for_text("Your session ended after 2 seconds without use")
+        chrome.wait_for_text("Your session has ended (after 2 seconds without use")
         assert chrome.title.startswith("Sign in")
         chrome.sign_in(None, "alice", PASSWORD)  # and on to where they were going
         assert chrome.title.startswith("Decision log")
@@ -142,9 +142,9 @@ def test_two_admins_deciding_the_same_request_one_wins_the_other_is_told(
         other.button("Deny").click()                        # itself is atomic in Redis)
         other.wait_for_text("alice is already deciding it (approve")
         work()
-        b.wait_for_text("approve by alice")
+        b.wait_for_text("approve by local:alice")
         other.open(f"{web}/console/requests/{carol}")
-        assert "approve by alice" in other.text
+        assert "approve by local:alice" in other.text
     finally:
         other.quit()
     assert sandbox.app.sandbox.get_key_request(carol)["approved"] is True

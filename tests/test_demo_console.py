@@ -57,14 +57,14 @@ def test_the_demo_leaves_carol_in_the_console_and_approving_her_there_applies_it
         chrome.driver.find_element("link text", carol).click()
         chrome.fill("textarea[name=reason]", "Carol Consulting is a customer.")
         chrome.button("Approve").click()
-        chrome.wait_for_text("approve by admin", timeout=60)
+        chrome.wait_for_text("approve by local:admin", timeout=60)
         answer = requests.get(f"{dashboard}/api/portal/requests/{carol}",
                               headers={"authorization": secret}, timeout=5)
         assert answer.json()["approved"] is True
         deadline = time.monotonic() + 10
-        while not any("by admin" in line for line in lines) and time.monotonic() < deadline:
+        while not any("by local:admin" in line for line in lines) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert any(carol in line and "APPROVE by admin" in line for line in lines), lines
+        assert any(carol in line and "APPROVE by local:admin" in line for line in lines), lines
     finally:
         if chrome:
             chrome.quit()
