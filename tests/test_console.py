@@ -12,7 +12,14 @@ from approver import state as st
 from approver.pipeline import decide
 from approver.state import accounts
 from approver.web import create_app
-from tests.console_support import PASSWORD, add_admin, csrf, post_form, sign_in
+from tests.console_support import (
+    PASSWORD,
+    add_admin,
+    client_behind_proxy,
+    csrf,
+    post_form,
+    sign_in,
+)
 from tests.test_hostile_input import SETTINGS, weird_text
 from tests.test_review import CAROL, DAVE, in_review, submit
 
@@ -90,12 +97,7 @@ def test_login_attempts_are_rate_limited_per_name(console):
 
 @pytest.fixture
 def behind_proxy(settings, rt):
-    """A client of the web app behind the shipped proxies (private networks trusted)."""
-    add_admin(rt)
-    app = create_app(settings.with_(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),)))
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
-    return client
+    return client_behind_proxy(settings, rt)
 
 
 def test_failed_logins_behind_a_trusted_proxy_count_per_client(behind_proxy, rt):

@@ -12,7 +12,7 @@ import pytest
 from approver import cli
 from approver.state import accounts
 from approver.web import create_app
-from tests.console_support import PASSWORD, add_admin, csrf, sign_in
+from tests.console_support import PASSWORD, add_admin, client_behind_proxy, csrf, sign_in
 from tests.test_review import in_review
 
 NEW_PASSWORD = "a different staple for the horse"
@@ -152,33 +152,29 @@ def test_parallel_guesses_are_counted_before_any_is_checked(app, rt):
     assert sorted(statuses) == [401] * 5 + [429] * 11
 
 
-def test_a_login_waits_for_a_free_check_then_answers_503(console_client, rt, monkeypatch):
+def test_a_login_waits_for_a_free_check_then_answers_503(console, rt, monkeypatch):
     monkeypatch.setattr(accounts, "HASH_WAIT", 0.1)
     for _ in range(accounts.HASHES_AT_ONCE):  # every check of this process in use
         assert accounts._hashing.acquire(timeout=5)
     try:
-        busy = sign_in(console_client)
+        busy = sign_in(console)
     finally:
         for _ in range(accounts.HASHES_AT_ONCE):
             accounts._hashing.release()
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
     assert b"Too many sign-ins at once" in busy.data
-    assert sign_in(console_client).status_code == 303
+    assert sign_in(console).status_code == 303
 
 
 @pytest.fixture
-def console_client(app, rt):
+def console(app, rt):
     add_admin(rt)
     return app.test_client()
 
 
 @pytest.fixture
 def behind_proxy(settings, rt):
-    add_admin(rt)
-    app = create_app(settings.with_(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),)))
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
-    return client
+    return client_behind_proxy(settings, rt)
 
 
 def from_address(client, address: str):
@@ -220,17 +216,17 @@ def test_common_and_trivial_passwords_are_refused(rt, weak):
 
 
 def test_one_length_limit_for_the_command_line_the_store_and_the_form(
-        capsys, monkeypatch, console_client, rt):
+        capsys, monkeypatch, console, rt):
     long = "Tr0ub4dor&3-" * 11  # 132 characters
     code, _, err = run(capsys, monkeypatch, "admin", "add", "bob", stdin=long + "\n")
     assert code == 2 and f"at most {accounts.MAX_PASSWORD}" in err
     with pytest.raises(accounts.AccountError):
         accounts.add(rt.store, "bob", long)
-    answer = sign_in(console_client, password=long)
+    answer = sign_in(console, password=long)
     assert answer.status_code == 400 and b"at most 128" in answer.data
     longest = long[:accounts.MAX_PASSWORD]
     assert accounts.add(rt.store, "bob", longest) is None
-    assert sign_in(console_client, "bob", longest).status_code == 303
+    assert sign_in(console, "bob", longest).status_code == 303
 
 
 # -- 11: the cookie -------------------------------------------------------------------------
@@ -243,14 +239,14 @@ def test_over_https_the_cookie_is_host_prefixed(settings, rt):
     assert client.get("/console/").status_code == 200
 
 
-def test_a_request_over_tls_gets_the_host_prefixed_cookie(console_client):
+def test_a_request_over_tls_gets_the_host_prefixed_cookie(console):
     tls = {"base_url": "https://localhost"}
-    page = console_client.get("/console/login", **tls)
-    answer = console_client.post("/console/login", data={
+    page = console.get("/console/login", **tls)
+    answer = console.post("/console/login", data={
         "csrf_token": csrf(page.data), "name": "alice", "password": PASSWORD}, **tls)
     assert answer.status_code == 303
     assert answer.headers["Set-Cookie"].startswith("__Host-approver_console=")
-    assert console_client.get("/console/", **tls).status_code == 200
+    assert console.get("/console/", **tls).status_code == 200
 
 
 # -- issue 22, 13: changing a password is asked for ------------------------------------------
