@@ -191,6 +191,14 @@ def test_failures_elsewhere_do_not_lock_a_person_out(behind_proxy):
     assert sign_in(alice).status_code == 303
 
 
+def test_an_ipv6_client_is_counted_by_its_64(behind_proxy):
+    for n in range(20):
+        client = from_address(behind_proxy, f"2001:db8:0:1::{n + 1:x}")
+        assert sign_in(client, name=f"guess{n}", password="guess").status_code == 401
+    assert sign_in(from_address(behind_proxy, "2001:db8:0:1:ffff::9")).status_code == 429
+    assert sign_in(from_address(behind_proxy, "2001:db8:0:2::1")).status_code == 303
+
+
 def test_each_lock_out_of_a_name_at_an_address_lasts_twice_as_long(behind_proxy, rt):
     attacker = from_address(behind_proxy, "198.51.100.7")
     waits = []

@@ -10,6 +10,7 @@ all names too.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 from flask import current_app
 
@@ -51,9 +52,19 @@ if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECR', KEYS[3]) end
 """
 
 
-def _keys(name: str) -> list[str]:
-    # Behind a trusted proxy every client shares its address: count the client's instead.
+def _address() -> str:
+    """Whom to count: the client's address (behind a trusted proxy, the client's rather than
+    the proxy's), or for IPv6 its /64, which one subscriber holds whole."""
     address = client_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else address
+
+
+def _keys(name: str) -> list[str]:
+    address = _address()
     pair = hashlib.sha256(f"{name}\n{address}".encode()).hexdigest()[:32]
     base = f"{PREFIX}console:login:"
     return [f"{base}lockout:{pair}", f"{base}strikes:{pair}", f"{base}name:{pair}",
