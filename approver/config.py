@@ -83,6 +83,7 @@ class Settings:
     mail_admins: tuple[str, ...] = ()
     mail_templates: Path | None = None
     console_idle_timeout: int = 1800
+    console_session_lifetime: int = 12 * 3600
     console_user_header: str | None = None
     console_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     oidc_issuer: str | None = None
@@ -454,6 +455,10 @@ def _console(env: Mapping[str, str]) -> dict:
     idle = _duration("APPROVER_CONSOLE_IDLE_TIMEOUT", env.get("APPROVER_CONSOLE_IDLE_TIMEOUT"))
     if idle is not None and idle < 1:
         raise ConfigError("APPROVER_CONSOLE_IDLE_TIMEOUT must be at least 1s")
+    lifetime = _duration("APPROVER_CONSOLE_SESSION_LIFETIME",
+                         env.get("APPROVER_CONSOLE_SESSION_LIFETIME"))
+    if lifetime is not None and lifetime < 1:
+        raise ConfigError("APPROVER_CONSOLE_SESSION_LIFETIME must be at least 1s")
     issuer = env.get("APPROVER_OIDC_ISSUER")
     oidc = dict(oidc_issuer=None)
     if issuer:
@@ -475,8 +480,12 @@ def _console(env: Mapping[str, str]) -> dict:
         if not (oidc["oidc_allowed_users"] or oidc["oidc_allowed_groups"]):
             raise ConfigError("APPROVER_OIDC_ALLOWED_USERS or APPROVER_OIDC_ALLOWED_GROUPS is "
                               "required with APPROVER_OIDC_ISSUER (who may use the console)")
+        if not (env.get("APPROVER_PUBLIC_URL") or "").strip():
+            raise ConfigError("APPROVER_PUBLIC_URL is required with APPROVER_OIDC_ISSUER (the "
+                              "sign-on callback address, never taken from a request's Host)")
     return dict(console_user_header=header, console_trusted_proxies=proxies,
-                console_idle_timeout=idle or Settings.console_idle_timeout, **oidc)
+                console_idle_timeout=idle or Settings.console_idle_timeout,
+                console_session_lifetime=lifetime or Settings.console_session_lifetime, **oidc)
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:

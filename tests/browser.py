@@ -7,14 +7,17 @@ import os
 import shutil
 import tempfile
 
+from tests import system
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 LAPTOP, PHONE = (1280, 900), (390, 844)
 
 
-def available() -> bool:
-    """Whether the browser and its driver are installed (`.ci/run` installs both)."""
-    return os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
+def require() -> None:
+    """Go on if the browser and its driver are installed, else skip (fail in CI)."""
+    system.require(os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER),
+                   "Chromium and its driver", "chromium chromium-driver")
 
 
 class Browser:

@@ -126,16 +126,25 @@ def client(app):
     return app.test_client()
 
 
+class BurstWorker(SimpleWorker):
+    """RQ's worker for running queued jobs in a test's own process, without the pub/sub
+    thread that takes commands: none are sent to it, and stopping that thread at the end
+    could sit out its 60 s poll (redis-py waits for it to be subscribed again)."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
+
+
+def run_jobs(connection, *queues) -> None:
+    """Run the queues' jobs in this process until they are empty (decisions first)."""
+    BurstWorker(list(queues), connection=connection, serializer=JSONSerializer).work(
+        burst=True, with_scheduler=False)
+
+
 @pytest.fixture
 def work(rt):
     """Run an RQ worker in burst mode, in this process, until the queue is empty."""
-
-    def run() -> None:
-        SimpleWorker([rt.queue], connection=rt.redis, serializer=JSONSerializer).work(
-            burst=True, with_scheduler=False
-        )
-
-    return run
+    return lambda: run_jobs(rt.redis, rt.queue)
 
 
 @pytest.fixture

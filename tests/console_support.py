@@ -1,9 +1,11 @@
 """Helpers for console tests: accounts, signing in through the real forms, reading pages."""
 
+import ipaddress
 import re
 from html import unescape
 
 from approver.state import accounts
+from approver.web import create_app
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -33,3 +35,13 @@ def post_form(client, page_path: str, action: str, **fields):
     """Submit a form the way a browser would: with the CSRF token of the page it is on."""
     page = client.get(page_path)
     return client.post(action, data={"csrf_token": csrf(page.data), **fields})
+
+
+def client_behind_proxy(settings, rt):
+    """A client of the web app behind the shipped proxies (private networks trusted), with
+    one local admin account (alice)."""
+    add_admin(rt)
+    app = create_app(settings.with_(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),)))
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    return client

@@ -19,10 +19,12 @@ PASSWORD = "redis-data-password-0123456789"
 SENTINEL_PASSWORD = "redis-sentinel-password-0123456789"
 
 
-def sentinel_command() -> list[str]:
-    """How to start a Sentinel: Debian's redis-sentinel, else redis-server --sentinel."""
+def sentinel_command(conf: Path) -> list[str]:
+    """How to start a Sentinel on its config file: Debian's redis-sentinel, else
+    `redis-server CONF --sentinel` (the file first: after an option, Redis reads it as that
+    option's argument and refuses to start)."""
     found = shutil.which("redis-sentinel")
-    return [found] if found else [redis_executable(), "--sentinel"]
+    return [found, str(conf)] if found else [redis_executable(), str(conf), "--sentinel"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -80,9 +82,10 @@ class Sentinels:
                 f"sentinel down-after-milliseconds {MASTER} 1000",
                 f"sentinel failover-timeout {MASTER} 4000",
                 "loglevel warning", ""]))
-            self.sentinels.append(subprocess.Popen(
-                [*sentinel_command(), str(conf)], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
+            with open(self.directory / f"sentinel-{n}.log", "wb") as out:
+                self.sentinels.append(subprocess.Popen(
+                    sentinel_command(conf), stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL))
         self.wait_ready()
         return self
 
@@ -105,6 +108,10 @@ class Sentinels:
         """Until the replica is in sync and every Sentinel knows the others and the replica."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            for n, proc in enumerate(self.sentinels):
+                if proc.poll() is not None:
+                    said = (self.directory / f"sentinel-{n}.log").read_text(errors="replace")
+                    raise AssertionError(f"Sentinel {n} exited at start: {said[-500:]}")
             with contextlib.suppress(redis.RedisError):
                 states = []
                 for port in self.sentinel_ports:

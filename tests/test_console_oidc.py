@@ -35,7 +35,8 @@ def oidc_settings(settings, provider_server):
     return settings.with_(oidc_issuer=provider_server.url, oidc_client_id=CLIENT_ID,
                           oidc_client_secret=CLIENT_SECRET,
                           oidc_allowed_users=("ops@example.com",),
-                          oidc_allowed_groups=("api-admins",))
+                          oidc_allowed_groups=("api-admins",),
+                          public_url="http://localhost")
 
 
 @pytest.fixture
@@ -66,13 +67,14 @@ def test_an_allowed_user_signs_on_and_is_audited(client, provider, rt):
     assert page.status_code == 200 and b"ops@example.com" in page.data
     entry = rt.store.entries(1)[0]
     assert (entry["event"], entry["by"], entry["via"]) == (
-        "console_login", "ops@example.com", "oidc")
+        "console_login", "oidc:ops@example.com", "oidc")
 
 
 def test_a_member_of_an_allowed_group_signs_on(client, provider):
-    provider.user = {"sub": "u-2", "email": "dev@example.com", "groups": ["api-admins"]}
+    provider.user = {"sub": "u-2", "email": "dev@example.com", "email_verified": True,
+                     "groups": ["api-admins"]}
     assert sign_on(client).status_code == 303
-    assert client.get("/console/").status_code == 200
+    assert b"oidc:dev@example.com" in client.get("/console/").data
 
 
 def test_someone_not_allowed_is_refused(client, provider, rt):
@@ -126,7 +128,8 @@ def test_a_callback_with_a_forged_state_is_refused(client, provider):
 
 def test_an_unreachable_provider_is_a_503(settings, rt):
     app = create_app(settings.with_(oidc_issuer="http://127.0.0.1:9", oidc_client_id="c",
-                                    oidc_client_secret="s", oidc_allowed_users=("a",)))
+                                    oidc_client_secret="s", oidc_allowed_users=("a",),
+                                    public_url="http://localhost"))
     assert app.test_client().get("/console/oidc/login").status_code == 503
 
 
@@ -143,3 +146,54 @@ def test_an_unreachable_provider_is_a_503(settings, rt):
 def test_incomplete_sign_in_settings_fail_at_start(env, message):
     with pytest.raises(ConfigError, match=message):
         config.from_env(env)
+
+
+# -- what a session and an allow-list may not do ---------------------------------------------
+def test_a_subject_on_the_allow_list_is_not_an_email_on_it(client, provider, rt):
+    provider.user = {"sub": "ops@example.com", "email": "someone@else.example",
+                     "email_verified": True}
+    assert sign_on(client).status_code == 403
+    provider.user = {"sub": "ops@example.com"}
+    assert sign_on(client).status_code == 403
+    assert client.get("/console/").status_code == 302
+
+
+def test_a_session_ends_once_the_allow_list_no_longer_admits_the_person(client, provider,
+                                                                       oidc_settings, rt):
+    assert sign_on(client).status_code == 303
+    assert client.get("/console/").status_code == 200
+    narrower = create_app(oidc_settings.with_(oidc_allowed_users=("boss@example.com",)))
+    later = narrower.test_client()
+    for cookie in client._cookies.values():
+        later.set_cookie(cookie.key, cookie.value, path=cookie.path)
+    assert later.get("/console/").status_code == 302
+    ended = rt.store.entries(1)[0]
+    assert (ended["event"], ended["by"]) == ("console_session_ended", "oidc:ops@example.com")
+    assert client.get("/console/").status_code == 302  # and the session is gone for good
+
+
+def test_the_providers_error_text_is_logged_not_shown(client, provider, caplog):
+    start = client.get("/console/oidc/login")
+    state = dict(p.split("=", 1) for p in urlsplit(start.headers["Location"]).query.split("&"))[
+        "state"]
+    answer = client.get("/console/oidc/callback", query_string={
+        "state": state, "error": "access_denied: <b>call +1 555 0100 to unlock</b>",
+        "error_description": "call us"})
+    assert answer.status_code == 400 and b"555" not in answer.data
+    assert b"single sign-on answer was refused" in answer.data
+    assert "555 0100" in caplog.text
+
+
+def test_single_sign_on_needs_the_public_url():
+    env = {"APPROVER_OIDC_ISSUER": "https://id.example", "APPROVER_OIDC_CLIENT_ID": "c",
+           "APPROVER_OIDC_CLIENT_SECRET": "s", "APPROVER_OIDC_ALLOWED_USERS": "a@example.com"}
+    with pytest.raises(ConfigError, match="APPROVER_PUBLIC_URL is required"):
+        config.from_env(env)
+    settings = config.from_env({**env, "APPROVER_PUBLIC_URL": "https://approver.example"})
+    assert settings.public_url == "https://approver.example"
+
+
+def test_the_callback_address_never_comes_from_the_host_header(client, provider):
+    start = client.get("/console/oidc/login", headers={"Host": "evil.example"})
+    query = urlsplit(start.headers["Location"]).query
+    assert "evil.example" not in query and "redirect_uri=http%3A%2F%2Flocalhost" in query

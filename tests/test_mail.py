@@ -14,8 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
 from approver import config
 from approver import state as st
@@ -23,6 +21,7 @@ from approver.errors import ConfigError
 from approver.pipeline import decide, enqueue, notify
 from approver.pipeline.notify import mail
 from approver.process.embedded_redis import free_port
+from tests.conftest import run_jobs
 from tests.test_review import BOB, CAROL, DAVE, in_review, submit
 
 SENDER = "API team <api@example.com>"
@@ -77,9 +76,7 @@ def send_mail(rt):
     """Run the notification queue's jobs (emails included) in this process."""
 
     def run():
-        queue = enqueue.notify_queue(rt.queue)
-        SimpleWorker([queue], connection=rt.redis, serializer=JSONSerializer).work(
-            burst=True, with_scheduler=False)
+        run_jobs(rt.redis, enqueue.notify_queue(rt.queue))
 
     return run
 

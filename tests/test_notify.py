@@ -7,7 +7,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from rq import SimpleWorker
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
@@ -16,6 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from approver.config import Settings
 from approver.pipeline import enqueue, notify, runtime
 from approver.state import connection
+from tests.conftest import run_jobs
 
 SECRET = "whsec_" + base64.b64encode(b"notify-test-secret-0123456789abc").decode()
 REQUEST_ID = "64b0000000000000000000c1"
@@ -94,8 +94,7 @@ def notify_queue(rt):
 
 def run_worker(rt):
     """A burst worker on both queues, decisions first, as `approver worker` should run."""
-    SimpleWorker([rt.queue, notify_queue(rt)], connection=rt.redis,
-                 serializer=JSONSerializer).work(burst=True, with_scheduler=False)
+    run_jobs(rt.redis, rt.queue, notify_queue(rt))
 
 
 def free_port() -> int:

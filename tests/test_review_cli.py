@@ -108,7 +108,7 @@ def test_admin_add_reads_the_password_from_stdin_and_remove_ends_it(
     assert accounts.verify(rt.store, "alice", "correct horse battery")
     assert not accounts.verify(rt.store, "alice", "wrong password!")
     assert run(capsys, "admin", "list")[1] == "alice\n"
-    sid = accounts.start_session(rt.store, "alice", "local", "127.0.0.1", 60)
+    sid = accounts.start_session(rt.store, "local:alice", "local", "127.0.0.1", 60, 60)
     assert run(capsys, "admin", "remove", "alice")[0] == 0
     assert accounts.touch_session(rt.store, sid, 60) is None
     assert not accounts.verify(rt.store, "alice", "correct horse battery")

@@ -1,4 +1,4 @@
-"""`approver admin`: local console accounts."""
+"""`approver admin`: local console accounts, and ending anyone's console sessions."""
 
 from __future__ import annotations
 
@@ -7,35 +7,60 @@ import sys
 from approver.cli.parsing import arg, command, group
 
 
+def _sessions(count: int) -> str:
+    return f"{count} session{'' if count == 1 else 's'}"
+
+
 def cmd_admin_add(args) -> int:
-    """Add a local console account (or set its password): prompted, or one line of stdin."""
+    """Add a local console account, or (asked, or `--reset`) change its password: prompted,
+    or one line of stdin."""
     import getpass
 
     from approver.pipeline import runtime
     from approver.state import accounts
 
+    store = runtime.current().store
     accounts.check_name(args.name)
-    if sys.stdin.isatty():
+    interactive = sys.stdin.isatty()
+    if accounts.exists(store, args.name) and not args.reset:
+        question = (f"console account {args.name} exists: change its password and end its "
+                    "sessions? [y/N] ")
+        if not interactive or input(question).strip().lower() not in ("y", "yes"):
+            print(f"approver: console account {args.name} exists; left as it was (`approver "
+                  f"admin add --reset {args.name}` changes its password)", file=sys.stderr)
+            return 1
+    if interactive:
         password = getpass.getpass(f"password for {args.name}: ")
         if getpass.getpass("again: ") != password:
             print("approver: the passwords differ", file=sys.stderr)
             return 1
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    new = accounts.add(runtime.current().store, args.name, password)
-    print(f"{'added' if new else 'changed the password of'} console account {args.name}")
+    ended = accounts.add(store, args.name, password)
+    if ended is None:
+        print(f"added console account {args.name}")
+    else:
+        print(f"changed the password of console account {args.name}; ended its "
+              f"{_sessions(ended)}")
     return 0
 
+
 def cmd_admin_remove(args) -> int:
-    """Remove a local console account and end its sessions."""
+    """Remove a local console account, or end the sessions of anyone signed in another way."""
     from approver.pipeline import runtime
     from approver.state import accounts
 
-    if not accounts.remove(runtime.current().store, args.name):
-        print(f"approver: no console account {args.name}", file=sys.stderr)
+    removed, ended = accounts.remove(runtime.current().store, args.name)
+    if removed:
+        print(f"removed console account {args.name}; ended its {_sessions(ended)}")
+    elif ended:
+        print(f"ended {_sessions(ended)} of {args.name} (to keep them out, also take them off "
+              "the single sign-on allow-lists or the proxy)")
+    else:
+        print(f"approver: no console account or session of {args.name}", file=sys.stderr)
         return 1
-    print(f"removed console account {args.name}")
     return 0
+
 
 def cmd_admin_list(args) -> int:
     """List the local console accounts."""
@@ -51,7 +76,10 @@ def add_commands(sub) -> None:
     """`admin add`, `remove`, `list`."""
     asub = group(sub, "admin", "local console accounts")
     command(asub, "add", cmd_admin_add, "add an account (password prompted or from stdin)",
-            arg("name"))
-    command(asub, "remove", cmd_admin_remove, "remove an account and end its sessions",
-            arg("name"))
+            arg("name"),
+            arg("--reset", action="store_true",
+                help="change the password of an existing account (ends its sessions)"))
+    command(asub, "remove", cmd_admin_remove,
+            "remove an account and end its sessions; `oidc:EMAIL` or `proxy:NAME` ends "
+            "that person's sessions", arg("name"))
     command(asub, "list", cmd_admin_list, "the accounts' names")

@@ -32,6 +32,18 @@ WORKERS_KEY = PREFIX + "workers"
 SCHEDULER_SILENT = 15
 
 
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker with its command channel (the `rq` CLI's shutdown and kill) polled
+    every second, not every 60: stopping a worker waits for that poll to end (redis-py
+    joins the thread), so a SIGTERM or the end of a burst could take a minute."""
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
+
+
 def alive_key(name: str) -> str:
     """The key that says the worker `name` is alive."""
     return f"{PREFIX}alive:{name}"
@@ -68,7 +80,7 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
                 # decision. A crash mid-job corrupts nothing (state is in Redis, written
                 # before each Dashboard call) and RQ still enforces job_timeout (SIGALRM).
                 # Decisions first: a worker takes a notification only when none waits.
-                worker = SimpleWorker(
+                worker = Worker(
                     [rt.queue, enqueue.notify_queue(rt.queue)], connection=rt.redis,
                     serializer=JSONSerializer, name=worker_name, worker_ttl=WORKER_TTL,
                     maintenance_interval=MAINTENANCE_INTERVAL,

@@ -7,6 +7,7 @@ goes through Redis (a claim and a job), never straight to the Dashboard.
 from __future__ import annotations
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 
 from approver import config
 from approver.web.console import auth, views
@@ -16,16 +17,36 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
        "base-uri 'none'; frame-ancestors 'none'")
 
 
+class ConsoleSessions(SecureCookieSessionInterface):
+    """The session cookie, `__Host-approver_console` (path `/`: the prefix requires it) where
+    the console is served over HTTPS (APPROVER_PUBLIC_URL is https, or the request came in
+    over TLS): no other host or path can plant or shadow it there. Over plain HTTP (the
+    demo on localhost) a `__Host-` cookie cannot be relied on: `approver_console`, path
+    `/console`, still `Secure`."""
+
+    def __init__(self, https: bool):
+        self.https = https
+
+    def _prefixed(self) -> bool:
+        return self.https or request.is_secure
+
+    def get_cookie_name(self, app: Flask) -> str:
+        return "__Host-approver_console" if self._prefixed() else "approver_console"
+
+    def get_cookie_path(self, app: Flask) -> str:
+        return "/" if self._prefixed() else "/console"
+
+
 def init_app(app: Flask, settings: config.Settings) -> None:
     """Set up signed session cookies, single sign-on if configured, and the pages."""
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        SESSION_COOKIE_NAME="approver_console",
-        SESSION_COOKIE_PATH="/console",
         SESSION_COOKIE_SECURE=True,  # browsers keep Secure cookies on http://localhost too
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",  # Lax, not Strict: the sign-on callback is cross-site
     )
+    app.session_interface = ConsoleSessions(
+        https=(settings.public_url or "").startswith("https://"))
     auth.init_app(app, settings)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

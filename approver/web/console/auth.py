@@ -1,13 +1,13 @@
 """Who may use the console: local accounts, single sign-on (OIDC), a trusted proxy's user
-header; signed session cookies backed by Redis, an idle timeout, CSRF tokens on every form,
-login attempts rate-limited, and each sign-in and sign-out in the decision log.
+header; signed session cookies backed by Redis, an idle timeout and a lifetime, the way in
+re-checked on every request, CSRF tokens on every form, login attempts limited
+(`attempts.py`), and each sign-in and sign-out in the decision log.
 
 Over 300 lines: the ways in share one session and one set of checks, read side by side.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -21,7 +21,9 @@ from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Blueprint, Flask, current_app, flash, g, redirect, request, session, url_for
 from joserfc.errors import JoseError
 
-from approver.state import PREFIX, accounts
+from approver.errors import ConfigError
+from approver.state import accounts
+from approver.web.console import attempts
 from approver.web.console.pages import message, render
 from approver.web.limits import client_address
 
@@ -29,14 +31,14 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("console_auth", __name__, url_prefix="/console")
 
-FAILURE_WINDOW = 900
-LIMITS = {"ip": 20, "name": 5}  # failed logins per window, per address and per name
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,254}")
 
 
 def init_app(app: Flask, settings) -> None:
     """Register the single sign-on client (if configured) and the CSRF token helper."""
     if settings.oidc_issuer:
+        if not settings.public_url:  # else the callback address would come from Host
+            raise ConfigError("APPROVER_PUBLIC_URL is required with APPROVER_OIDC_ISSUER")
         oauth = OAuth(app)
         oauth.register(
             "oidc", client_id=settings.oidc_client_id,
@@ -114,27 +116,58 @@ def _proxy_user() -> str | None:
 
 
 # -- sessions --------------------------------------------------------------------------------
-def sign_in(name: str, via: str) -> None:
-    """Start a fresh session (new id, new CSRF token) and audit it."""
+def sign_in(way: str, name: str, **facts) -> None:
+    """Start a fresh session (new id, new CSRF token) for `name` signed in `way`, and audit
+    it; `facts` are what the way in re-checks on each request."""
     rt = _rt()
+    who = accounts.person(way, name)
     session.clear()
-    session["sid"] = accounts.start_session(rt.store, name, via, origin(),
-                                            rt.settings.console_idle_timeout)
+    session["sid"] = accounts.start_session(
+        rt.store, who, way, origin(), rt.settings.console_idle_timeout,
+        rt.settings.console_session_lifetime, **facts)
     session["csrf"] = secrets.token_urlsafe(32)
-    g.console_user = {"name": name, "via": via}
-    rt.store.log("console_login", "", by=name, via=via, **{"from": origin()})
-    log.info("console: %s signed in (%s)", name, via)
+    g.console_user = {"name": who, "via": way}
+    rt.store.log("console_login", "", by=who, via=way, **{"from": origin()})
+    log.info("console: %s signed in", who)
+
+
+def current() -> dict | None:
+    """This request's session, if it is open and its way in still admits the person; a
+    session whose person is no longer admitted is ended and audited."""
+    rt = _rt()
+    sid = session.get("sid")
+    record = accounts.touch_session(rt.store, sid, rt.settings.console_idle_timeout) \
+        if sid else None
+    if record is None or _admitted(record):
+        return record
+    accounts.end_session(rt.store, sid, record["name"])
+    rt.store.log("console_session_ended", "", by=record["name"], via=record["via"],
+                 reason="no longer admitted", **{"from": origin()})
+    log.info("console: session of %s ended: no longer admitted", record["name"])
+    return None
+
+
+def _admitted(record: dict) -> bool:
+    """Whether the account, the way in and the allow-lists still admit a session's person."""
+    settings, way = _rt().settings, record.get("via")
+    name = str(record.get("name", "")).partition(":")[2]
+    if way == "local":  # the account is there, with the password signed in with
+        return accounts.stamp(_rt().store, name) == record.get("stamp")
+    if way == "oidc":
+        return bool(settings.oidc_issuer) and _admits(name, record.get("groups", []))
+    if way == "proxy":  # every request comes through the proxy, naming the same person
+        return _proxy_user() == name
+    return False
 
 
 def require_login():
     """Before every console page: a signed-in person, or a redirect to the login page."""
     rt = _rt()
     sid = session.get("sid")
-    record = accounts.touch_session(rt.store, sid, rt.settings.console_idle_timeout) \
-        if sid else None
+    record = current()
     proxied = _proxy_user()
-    if proxied and (record is None or (record["name"], record["via"]) != (proxied, "proxy")):
-        sign_in(proxied, "proxy")
+    if proxied and (record is None or record["name"] != accounts.person("proxy", proxied)):
+        sign_in("proxy", proxied)
         record = g.console_user
     if _closed(record):
         # A 4xx: a deployment without the console is not failing (no 5xx in its metrics).
@@ -147,8 +180,9 @@ def require_login():
     if record is None:
         if sid:
             session.pop("sid")
-            flash(f"Your session ended after {_minutes(rt.settings.console_idle_timeout)} "
-                  "without use; sign in again.", "error")
+            flash(f"Your session has ended (after {_minutes(rt.settings.console_idle_timeout)}"
+                  f" without use, {_minutes(rt.settings.console_session_lifetime)} after "
+                  "signing in, or a change to your access); sign in again.", "error")
         return redirect(url_for("console_auth.login",
                                 next=request.full_path if request.method == "GET" else None))
     g.console_user = {"name": record["name"], "via": record["via"]}
@@ -159,7 +193,7 @@ def require_login():
 
 def _closed(record: dict | None) -> bool:
     """Whether no way to sign in is set up; local accounts are counted in Redis only when
-    neither the settings nor a local session (removing an account ends its sessions) tell."""
+    neither the settings nor a local session (its account is re-checked) tell."""
     settings = _rt().settings
     if settings.oidc_issuer or settings.console_user_header or (
             record is not None and record["via"] == "local"):
@@ -168,34 +202,9 @@ def _closed(record: dict | None) -> bool:
 
 
 def _minutes(seconds: int) -> str:
+    if seconds >= 7200:
+        return f"{seconds // 3600} hours"
     return f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
-
-
-# -- rate limit ------------------------------------------------------------------------------
-def _failure_keys(name: str) -> dict[str, str]:
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    # Behind a trusted proxy every client shares its address: count the client's instead.
-    return {"ip": f"{PREFIX}console:login-failures:ip:{client_address()}",
-            "name": f"{PREFIX}console:login-failures:name:{digest}"}
-
-
-def _blocked_for(name: str) -> int:
-    """Seconds to wait before trying again (0: go ahead)."""
-    redis = _rt().redis
-    keys = _failure_keys(name)
-    counts = redis.mget([keys["ip"], keys["name"]])
-    for (kind, key), count in zip(keys.items(), counts, strict=True):
-        if count and int(count) >= LIMITS[kind]:
-            return max(1, redis.ttl(key))
-    return 0
-
-
-def _failed(name: str) -> None:
-    pipe = _rt().redis.pipeline(transaction=True)
-    for key in _failure_keys(name).values():
-        pipe.incr(key)
-        pipe.expire(key, FAILURE_WINDOW)
-    pipe.execute()
 
 
 # -- pages -----------------------------------------------------------------------------------
@@ -207,28 +216,39 @@ def login():
         return require_login()
     target = safe_next(request.values.get("next"))
     if request.method == "GET":
-        if session.get("sid") and accounts.touch_session(
-                _rt().store, session["sid"], _rt().settings.console_idle_timeout):
+        if current():
             return redirect(target)
         return render("login.html", title="Sign in", ways=ways, next=target)
     refused = csrf_refused()
     if refused:
         return refused
     name = request.form.get("name", "").strip()[:64]
-    password = request.form.get("password", "")[:1024]
-    wait = _blocked_for(name)
+    password = request.form.get("password", "")
+
+    def page(status: int, error: str, headers=None):
+        return render("login.html", status, headers, title="Sign in", ways=ways, next=target,
+                      name=name, error=error)
+
+    if len(password) > accounts.MAX_PASSWORD:  # none can be set, so none is checked
+        return page(400, f"A password is at most {accounts.MAX_PASSWORD} characters.")
+    wait = attempts.count(name)  # counted before the check, so parallel guesses are too
     if wait:
-        return render("login.html", 429, {"Retry-After": str(wait)}, title="Sign in",
-                      ways=ways, next=target,
-                      error=f"Too many failed attempts: try again in {_minutes(wait)}.")
-    if ways["local"] and name and accounts.verify(_rt().store, name, password):
-        _rt().redis.delete(_failure_keys(name)["name"])
-        sign_in(name, "local")
+        return page(429, f"Too many attempts: try again in {_minutes(wait)}.",
+                    {"Retry-After": str(wait)})
+    try:
+        stamp = accounts.verify(_rt().store, name, password) if ways["local"] and name \
+            else None
+    except accounts.Busy:
+        log.warning("console: sign-in refused, too many being checked at once")
+        return page(503, "Too many sign-ins at once: try again in a few seconds.",
+                    {"Retry-After": "5"})
+    if stamp is not None:
+        attempts.succeeded(name)
+        sign_in("local", name, stamp=stamp)
         return redirect(target, 303)
-    _failed(name)
-    _rt().store.log("console_login_failed", "", by=name, via="local", **{"from": origin()})
-    return render("login.html", 401, title="Sign in", ways=ways, next=target, name=name,
-                  error="Wrong name or password.")
+    who = accounts.person("local", name)
+    _rt().store.log("console_login_failed", "", by=who, via="local", **{"from": origin()})
+    return page(401, "Wrong name or password.")
 
 
 @bp.post("/logout")
@@ -265,9 +285,8 @@ def oidc_login():
 
 
 def _callback_url() -> str:
-    base = _rt().settings.public_url
-    path = url_for("console_auth.oidc_callback")
-    return f"{base}{path}" if base else url_for("console_auth.oidc_callback", _external=True)
+    # Never from the Host header: APPROVER_PUBLIC_URL is required with single sign-on.
+    return _rt().settings.public_url + url_for("console_auth.oidc_callback")
 
 
 @bp.get("/oidc/callback")
@@ -279,8 +298,10 @@ def oidc_callback():
     try:
         token = client.authorize_access_token()
     except OAuthError as exc:
+        # The provider's own words (exc.error, its description) are for the log, not the page.
+        log.warning("single sign-on answer refused: %r %r", exc.error, exc.description)
         return message(400, "Sign-in failed",
-                       f"The single sign-on answer was refused ({exc.error}). Sign in again.")
+                       "The single sign-on answer was refused. Sign in again.")
     except requests.RequestException as exc:
         log.warning("single sign-on provider unreachable: %s", type(exc).__name__)
         return message(503, "Sign-on unavailable",
@@ -291,31 +312,34 @@ def oidc_callback():
         return message(400, "Sign-in failed", "The sign-on token did not verify. Sign in "
                        "again.")
     claims = token.get("userinfo") or {}
-    who = _allowed(claims)
-    if who is None:
-        name = str(claims.get("email") or claims.get("sub") or "?")[:254]
+    email, groups = _verified_email(claims), _groups(claims)
+    if not email or not _admits(email, groups):
+        name = accounts.person("oidc", email or str(claims.get("sub") or "?")[:254])
         _rt().store.log("console_login_refused", "", by=name, via="oidc",
                         **{"from": origin()})
         return message(403, "Not allowed",
                        f"{name} signed in, but is not allowed to use this console. Ask an "
-                       "admin to add you (APPROVER_OIDC_ALLOWED_USERS or _GROUPS).")
+                       "admin to add your verified email to APPROVER_OIDC_ALLOWED_USERS, or "
+                       "you to a group in APPROVER_OIDC_ALLOWED_GROUPS.")
     target = session.pop("oidc_next", None)
-    sign_in(who, "oidc")
+    allowed = sorted(set(groups) & set(_rt().settings.oidc_allowed_groups))
+    sign_in("oidc", email, groups=allowed)
     return redirect(safe_next(target), 303)
 
 
-def _allowed(claims) -> str | None:
-    """The name to record for a signed-in person, or None if they may not use the console."""
-    settings = _rt().settings
-    sub = str(claims.get("sub") or "")
-    # Only an email the provider says it verified names a person (an absent claim does not).
+def _verified_email(claims) -> str | None:
+    """The email the provider says it verified (an absent claim does not), if printable."""
     email = str(claims.get("email") or "") if claims.get("email_verified") is True else ""
-    name = email or sub
-    if not name or not _PRINTABLE.fullmatch(name):
-        return None
-    groups = claims.get(settings.oidc_groups_claim) or []
-    groups = {str(x) for x in groups} if isinstance(groups, list) else {str(groups)}
-    if ({email.lower(), sub.lower()} - {""}) & set(settings.oidc_allowed_users) or (
-            groups & set(settings.oidc_allowed_groups)):
-        return name
-    return None
+    return email if email and _PRINTABLE.fullmatch(email) else None
+
+
+def _groups(claims) -> list[str]:
+    groups = claims.get(_rt().settings.oidc_groups_claim) or []
+    return [str(x) for x in groups] if isinstance(groups, list) else [str(groups)]
+
+
+def _admits(email: str, groups) -> bool:
+    """Whether the allow-lists admit a person with this verified email and these groups."""
+    settings = _rt().settings
+    return email.lower() in settings.oidc_allowed_users or bool(
+        set(groups) & set(settings.oidc_allowed_groups))
