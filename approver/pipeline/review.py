@@ -34,18 +34,57 @@ class Refused(ApproverError):
 
 
 def describe(context) -> dict:
-    """What a person needs to see of a request beyond its facts: who, for what, and the
-    sign-up fields (developer-controlled text: stored as given, escaped where shown)."""
-    developer = context.developer or {}
-    fields = context.request.get("fields") or {}
+    """What a person needs to see of a request beyond its facts: who (name, company, the
+    sign-up fields), for what (the policy or plan and the APIs it opens), and what the
+    developer holds already (the policies of each key, never a key). Developer-controlled
+    text: stored as given, cut to size, escaped where shown."""
+    developer = context.developer or context.request.get("portal_developer") or {}
+    developer = developer if isinstance(developer, dict) else {}
+    signed_up = _texts(developer.get("fields"))
+    names = {pid: str((p or {}).get("name") or pid)[:100] for pid, p in context.policies.items()}
+    keys = developer.get("keys") if isinstance(developer.get("keys"), dict) else {}
     return {
         "developer_email": str(developer.get("email") or "")[:254],
-        "policy_names": [str((p or {}).get("name") or pid)[:100]
-                         for pid, p in context.policies.items()],
-        "request_fields": {str(k)[:100]: str(v)[:500]
-                           for k, v in list(fields.items())[:30]} if isinstance(
-                               fields, dict) else {},
+        "developer_name": _pick(developer, signed_up, "name", "full name", "full_name"),
+        "developer_company": _pick(developer, signed_up, "company", "organisation",
+                                   "organization", "company name"),
+        "developer_fields": signed_up,
+        "developer_keys": [[names.get(str(p), str(p)[:100]) for p in policies][:10]
+                           for policies in list(keys.values())[:20]
+                           if isinstance(policies, list)],
+        "policy_names": list(names.values()),
+        "api_names": _api_names(context),
+        "request_fields": _texts(context.request.get("fields")),
     }
+
+
+def _texts(fields) -> dict[str, str]:
+    return {str(k)[:100]: str(v)[:500] for k, v in list(fields.items())[:30]} if isinstance(
+        fields, dict) else {}
+
+
+def _pick(developer: dict, fields: dict[str, str], *names: str) -> str:
+    """The first of `names` the developer record or its sign-up fields have (any case)."""
+    lowered = {k.lower(): v for k, v in fields.items()}
+    for name in names:
+        value = developer.get(name) or lowered.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:200]
+    return ""
+
+
+def _api_names(context) -> list[str]:
+    """The APIs a request opens: those its policies grant, else its catalogue entries'
+    names (a new portal's products are named as the policies themselves)."""
+    found = []
+    for policy in context.policies.values():
+        rights = (policy or {}).get("access_rights")
+        found += [r.get("apiname") or r.get("api_name") for r in
+                  (rights.values() if isinstance(rights, dict) else []) if isinstance(r, dict)]
+    if not found:
+        found = [e.get("name") for e in context.request.get("catalogues") or []
+                 if isinstance(e, dict)]
+    return list(dict.fromkeys(str(n)[:100] for n in found if n))[:20]
 
 
 def clean_reason(text: str | None, required: bool) -> str:

@@ -24,6 +24,7 @@ from approver.config import NOTIFY_KINDS, Settings
 from approver.errors import ApproverError
 from approver.pipeline.enqueue import notify_queue
 from approver.pipeline.notify import mail
+from approver.rules import developer_message
 from approver.state import now_iso
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,9 @@ def events_for(record: dict, dashboard_url: str | None, request_id: str | None =
         "outcome": outcome,
         "rule": record.get("rule") or None,
         "reason": record.get("reason") or "",
+        # What the developer may be told (the rule's `message`, a person's reason, or the
+        # outcome's default): a receiver that writes to developers uses this, not reason.
+        "message": developer_message(outcome, record.get("message")),
         "revision": record.get("revision") or None,
         "decision_id": record.get("decision_id") or None,
         "decided_at": record.get("decided_at") or None,
