@@ -172,12 +172,22 @@ def show(store: st.Store, request_id: str, history: int = 50) -> dict | None:
     others = [r for r in store.developer_requests(developer) if r != request_id] \
         if developer else []
     earlier = [summary(r, s, None, time.time()) | {"state": s["state"],
-                                                   "outcome": s.get("outcome") or ""}
+                                                   "outcome": s.get("outcome") or "",
+                                                   "decided_by": s.get("decided_by") or ""}
                for r, s in zip(others, store.records(others), strict=True) if s]
     return {
         "request": summary(request_id, state, since, time.time()) | {
             "outcome": state.get("outcome") or "", "decided_by": state.get("decided_by") or "",
-            "fields": state.get("request_fields") or {}, "revision": state.get("revision")},
+            "fields": state.get("request_fields") or {}, "revision": state.get("revision"),
+            "developer_name": state.get("developer_name") or "",
+            "company": state.get("developer_company") or "",
+            "signed_up": state.get("developer_fields") or {},
+            "held": state.get("developer_keys") or [],
+            "apis": state.get("api_names") or [],
+            # Who sent it to review and why, kept once a person has decided it.
+            "review_rule": state.get("review_rule") or "",
+            "review_reason": state.get("review_reason") or "",
+            "message": state.get("message") or ""},
         "in_inbox": state["state"] in st.INBOX_STATES,
         "facts": state.get("facts") or {},
         "trace": state.get("trace") or [],

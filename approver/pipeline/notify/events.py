@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import redis
 from rq import Queue, Retry
@@ -52,6 +52,8 @@ USER_AGENT = "tyk-approver-notify/1"
 # The Dashboard API documents /api/portal/requests/{id}; the UI route is not documented
 # and differs between Dashboard versions, so check it against yours.
 DASHBOARD_REQUEST_PATH = "/#/portal/requests/{id}"
+# ASSUMPTION, as above: a developer's page in the Dashboard UI (classic portal).
+DASHBOARD_DEVELOPER_PATH = "/#/portal/developers/{id}"
 _NEW_PORTAL_PREFIX = "portal-"  # approver.pipeline.sources.ref() of a new Developer Portal request
 
 
@@ -130,6 +132,15 @@ def request_link(dashboard_url: str | None, request_id: str) -> str | None:
         # admin UI, whose page path we do not know: no link rather than a wrong one.
         return None
     return dashboard_url.rstrip("/") + DASHBOARD_REQUEST_PATH.format(id=request_id)
+
+
+def developer_link(dashboard_url: str | None, request_id: str,
+                   developer_id: str | None) -> str | None:
+    """The Dashboard UI page of a classic-portal developer (DASHBOARD_DEVELOPER_PATH)."""
+    if not developer_id or request_link(dashboard_url, request_id) is None:
+        return None
+    return dashboard_url.rstrip("/") + DASHBOARD_DEVELOPER_PATH.format(
+        id=quote(developer_id, safe=""))
 
 
 def events_for(record: dict, dashboard_url: str | None, request_id: str | None = None) -> dict:

@@ -11,14 +11,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from approver import config
 from approver.errors import ConfigError
-from approver.pipeline import enqueue, review
+from approver.pipeline import enqueue, notify, review
+from approver.rules import explain
 from approver.web.console.auth import origin, require_login
 from approver.web.console.pages import message, render
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint("console", __name__, url_prefix="/console")
 bp.before_request(require_login)
 
 BULK_LIMIT = 100
@@ -91,8 +91,13 @@ def _request_page(ref: str, status: int = 200, error: str | None = None, reason:
         return message(404, "Not found", f"This service has no record of key request {ref}.")
     claim = shown["claim"]
     pending = claim is not None and not claim.get("result") and shown["in_inbox"]
-    return render("request.html", status, title=f"Key request {ref}", shown=shown,
-                  r=shown["request"], claim=claim, refresh=2 if pending else None,
+    r = shown["request"]
+    dashboard = _rt().settings.dashboard_url
+    links = {"request": notify.request_link(dashboard, ref),
+             "developer": notify.developer_link(dashboard, ref, r["developer_id"])}
+    return render("request.html", status, title=f"Key request {ref}", shown=shown, r=r,
+                  claim=claim, refresh=2 if pending else None, links=links,
+                  steps=explain.steps(shown["trace"]), used=explain.used(shown["trace"]),
                   error=error, reason=reason, reason_limit=review.REASON_LIMIT)
 
 
