@@ -312,3 +312,26 @@ def test_tls_from_the_url_with_a_login(rt, certificate, monkeypatch, scheme):
 def test_bad_mail_settings_fail_at_start(env, message):
     with pytest.raises(ConfigError, match=message):
         config.from_env(env)
+
+
+def test_a_decision_from_the_command_line_is_mailed_by_a_worker_with_its_settings(
+        rt, sandbox, smtp, send_mail, capsys):
+    from approver import cli
+    from approver.pipeline import runtime
+
+    ref = in_review(rt, sandbox)
+    send_mail()
+    smtp.messages.clear()
+    # The admin's shell has no mail settings; the workers do.
+    shell = runtime.Runtime(rt.settings.with_(smtp_url=None, mail_admins=()))
+    runtime.install(shell)
+    try:
+        assert cli.main(["review", "approve", ref, "--reason", "welcome", "--by", "alice"]) == 0
+    finally:
+        runtime.install(rt)
+    assert {j.func_name for j in enqueue.notify_queue(rt.queue).jobs} == {
+        "approver.notify.announce"}
+    send_mail()  # the announce job queues the mail; the next pass sends it
+    send_mail()
+    [(recipients, message)] = smtp.messages
+    assert recipients == [CAROL] and "welcome" in parts(message)[0]

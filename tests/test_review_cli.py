@@ -136,3 +136,21 @@ def test_admin_add_as_a_command_takes_the_password_on_stdin(env):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert "added console account bob" in done.stdout
+
+
+def test_a_cli_decision_that_fails_releases_its_claim_and_logs_why(capsys, rt, sandbox):
+    from approver.pipeline import runtime
+
+    carol = in_review(rt, sandbox)
+    shell = runtime.Runtime(rt.settings.with_(dashboard_url=None, dashboard_secret=None))
+    runtime.install(shell)  # a shell without the Dashboard settings
+    try:
+        code, _, err = run(capsys, "review", "approve", carol, "--by", "alice")
+    finally:
+        runtime.install(rt)
+    assert code == 2 and "approver:" in err
+    assert rt.store.claim_of(carol) is None
+    dropped = rt.store.entries(1)[0]
+    assert (dropped["event"], dropped["by"], dropped["outcome"]) == (
+        "claim_dropped", "alice", "approve")
+    assert dropped["why"] and rt.store.state(carol)["state"] == st.IN_REVIEW

@@ -76,6 +76,7 @@ def cmd_review_decide(args) -> int:
     from approver.pipeline import decide, jobs, review, runtime
 
     rt = runtime.current()
+    rt.notify_here = False  # a worker mails and notifies, with its own settings
     try:
         origin = f"{getpass.getuser()}@{socket.gethostname()}"
     except (KeyError, OSError):
@@ -90,8 +91,16 @@ def cmd_review_decide(args) -> int:
         result = jobs.when_free(lambda: decide.decide_by_person(
             rt, args.id, taken["outcome"], taken["reason"], taken["by"], "cli",
             **review.audit_fields(taken)))
-    finally:
+    except Exception as exc:
+        # Nothing was decided: the claim goes, and the log says why beside "claimed".
+        from approver.pipeline.decide.result import describe
+
+        why = describe(exc)
         rt.store.release_claim(args.id, taken["claim_id"])
+        rt.store.log("claim_dropped", args.id, claim_id=taken["claim_id"], by=taken["by"],
+                     outcome=taken["outcome"], via="cli", why=why)
+        raise
+    rt.store.release_claim(args.id, taken["claim_id"])
     if result.state == "refused":
         print(printable(f"approver: key request {args.id}: {result.reason}"), file=sys.stderr)
         return 1

@@ -24,6 +24,10 @@ class Runtime:
     """Settings plus the clients built from them, one of each per process."""
 
     settings: config.Settings
+    # Whether this process chooses a decision's notifications with its own settings (a
+    # worker); False in a command, whose environment may lack the mail and webhook
+    # settings: a worker then chooses them (notify.tell).
+    notify_here: bool = True
 
     def __post_init__(self) -> None:
         # Every process that may log a secret builds one: web tier, workers, commands.

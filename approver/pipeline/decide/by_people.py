@@ -155,5 +155,5 @@ def decided_in_tyk(rt: Runtime, ref: str, request, state: dict, trigger: str) ->
     rt.store.save_and_log(ref, {**record, "state": st.APPLIED, "applied_at": st.now_iso()},
                           "decided", record)
     log.info("key request %s was %s", ref, reason)
-    notify.enqueue_notifications(rt.queue, rt.settings, {**record, "state": st.APPLIED}, ref)
+    notify.tell(rt, {**record, "state": st.APPLIED}, ref)
     return Result(ref, st.APPLIED, "deny", IN_TYK, reason)

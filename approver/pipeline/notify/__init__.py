@@ -3,6 +3,7 @@ queues them, `delivery` sends them) and email (`mail`), each sent by RQ jobs of 
 
 from approver.pipeline.notify.delivery import deliver, send, sign, signing_key, slack_message
 from approver.pipeline.notify.events import (
+    ANNOUNCE,
     DELIVER,
     EVENT_TYPES,
     KINDS,
@@ -16,10 +17,13 @@ from approver.pipeline.notify.events import (
     events_for,
     ref,
     request_link,
+    announce,
+    tell,
     wanted,
 )
 
 __all__ = [
+    "ANNOUNCE",
     "DELIVER",
     "EVENT_TYPES",
     "KINDS",
@@ -27,6 +31,7 @@ __all__ = [
     "WEBHOOK",
     "NotifyError",
     "NotifySettings",
+    "announce",
     "deliver",
     "developer_link",
     "enqueue_notifications",
@@ -38,5 +43,6 @@ __all__ = [
     "sign",
     "signing_key",
     "slack_message",
+    "tell",
     "wanted",
 ]
