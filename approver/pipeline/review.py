@@ -151,6 +151,7 @@ def summary(request_id: str, state: dict, since: float | None, now: float) -> di
         "waiting": state["state"] == st.WAITING,
         "developer_id": state.get("developer_id") or "",
         "developer_email": state.get("developer_email") or "",
+        "developer_name": state.get("developer_name") or "",
         "policies": state.get("policy_names") or state.get("policies") or [],
         "rule": state.get("rule") or "default",
         "reason": state.get("reason") or "",
@@ -179,7 +180,6 @@ def show(store: st.Store, request_id: str, history: int = 50) -> dict | None:
         "request": summary(request_id, state, since, time.time()) | {
             "outcome": state.get("outcome") or "", "decided_by": state.get("decided_by") or "",
             "fields": state.get("request_fields") or {}, "revision": state.get("revision"),
-            "developer_name": state.get("developer_name") or "",
             "company": state.get("developer_company") or "",
             "signed_up": state.get("developer_fields") or {},
             "held": state.get("developer_keys") or [],
