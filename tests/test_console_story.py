@@ -6,11 +6,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from approver.pipeline import decide
 from approver.rules import explain
-from approver.web import create_app
 from tests.console_support import add_admin, sign_in, with_small_companies
-from tests.test_review import CAROL, by_person, in_review
+from tests.test_review import by_person, in_review
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 Tyk gives no proof that the browser holding a key request id is its developer's, so these
 pages tell a visitor only what the developer needs to go on: where the request stands and
 the decision's message for the developer (a rule's `message`, a person's reason, or the
-outcome's plain default), never a rule, a fact, a rule's internal reason or who asked. No request waits for a decision: an undecided one
-gets a page that reloads itself (a meta refresh: no script runs under the CSP).
+outcome's plain default), never a rule, a fact, a rule's internal reason or who asked.
+No request waits for a decision: an undecided one gets a page that reloads itself (a meta
+refresh: no script runs under the CSP).
 """
 
 from __future__ import annotations
