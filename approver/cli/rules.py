@@ -128,7 +128,8 @@ def add_commands(sub) -> None:
     command(rsub, "facts", cmd_rules_facts, "list facts, operators and combinators")
     command(rsub, "explain", cmd_rules_explain, "dry run with the trace; nothing applied",
             one_of(arg("--request", help="a key request id, read from the Dashboard"),
-                   arg("--file", help="a Tyk event JSON file, or a JSON map of facts"),
+                   arg("--file", metavar="FILE",
+                       help="a Tyk event JSON file, or a JSON map of facts"),
                    required=True),
             arg("--rules", help="rules file or folder (default APPROVER_RULES)"),
             arg("--json", action="store_true"))
