@@ -23,8 +23,12 @@ def test_review_list_shows_who_what_why_and_age(capsys, rt, sandbox):
     carol = in_review(rt, sandbox)
     code, out, _ = run(capsys, "review", "list")
     assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["REQUEST", "PORTAL", "KIND"]
     assert carol in out and CAROL in out and "Free" in out and "free-mail-to-review" in out
     assert "REVIEW" in out
+    code, _, err = run(capsys, "review", "list", "--rule", "nope")
+    assert code == 2 and "no rule 'nope' in the rules in force" in err
+    assert run(capsys, "review", "list", "--rule", "partners")[0] == 0  # a rule, none here
 
 
 def test_review_list_json_is_one_array_and_filters_apply(capsys, rt, sandbox):
@@ -52,7 +56,8 @@ def test_review_show_gives_the_request_facts_and_trace(capsys, rt, sandbox):
     carol = in_review(rt, sandbox)
     code, out, _ = run(capsys, "review", "show", carol)
     assert code == 0
-    assert "developer.email_domain" in out and "MATCHED free-mail-to-review" in out
+    assert "developer.email_domain" in out and "✓ rule free-mail-to-review: matched" in out
+    assert "developer: carol@gmail.com · Carol Chen · Chen Consulting" in out
     shown = json.loads(run(capsys, "review", "show", carol, "--json")[1])
     assert shown["request"]["id"] == carol and shown["in_inbox"] is True
     assert shown["facts"]["developer.email_domain"] == "gmail.com"

@@ -163,7 +163,8 @@ def cmd_status(args) -> int:
         "dashboard": live.get("dashboard") or reported.get("dashboard") or "not configured",
         "workers_last_report": reported.get("at"),
         "last_decisions": [
-            {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason")}
+            {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason",
+                                   "developer_email", "decided_by")}
             for e in rt.store.entries(200) if e["event"] == "decided"][: args.last],
     }
     if args.json:
@@ -179,8 +180,9 @@ def cmd_status(args) -> int:
     print(printable(f"dashboard: {report['dashboard']}"))
     print(f"last decisions ({len(report['last_decisions'])}):")
     for e in report["last_decisions"]:
+        by = e["decided_by"] or f"rule={e['rule'] or 'default'}"
         print(printable(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
-                        f"{e['rule'] or 'default':<26} {e['reason']}"))
+                        f"{e['developer_email'] or '-':<28} {by:<26} {e['reason']}"))
     return 0
 
 
