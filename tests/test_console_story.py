@@ -125,3 +125,12 @@ def test_static_files_need_no_session_and_carry_their_hash_and_a_long_cache(app,
     assert client.get("/console/static/console.000000000000.css").status_code == 404
     with client.get("/console/static/console.css") as plain:  # an older page's link
         assert plain.status_code == 200 and plain.headers["Cache-Control"] == "no-cache"
+
+
+def test_the_log_shows_decisions_and_sign_ins_apart(signed_in, rt, sandbox):
+    ref = in_review(rt, sandbox)
+    decisions = signed_in.get("/console/log").data.decode()
+    assert ref in decisions and "console_login" not in decisions
+    sign_ins = signed_in.get("/console/log?kind=sign-ins").data.decode()
+    assert "console_login" in sign_ins and ref not in sign_ins
+    assert signed_in.get("/console/log?kind=everything").status_code == 400

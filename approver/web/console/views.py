@@ -22,6 +22,9 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 bp.before_request(require_login)
 
 BULK_LIMIT = 100
+# The decision log view shows decisions, or (a filter of their own) console sign-ins.
+KINDS = ("decisions", "sign-ins")
+SIGN_IN_PREFIX = "console_"
 LOG_PAGE = 50
 _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _WORD = re.compile(r"[a-z_]{1,40}")
@@ -180,6 +183,9 @@ def decision_log():
     event, outcome = args.get("event", "").strip(), args.get("outcome", "").strip()
     ref, by = args.get("request", "").strip(), args.get("by", "").strip()[:254]
     before = args.get("before", "").strip()
+    kind = args.get("kind", "decisions").strip()
+    if kind not in KINDS:
+        return message(400, "Bad filter", f"Show decisions or sign-ins, not {kind[:20]!r}.")
     problems = [name for name, value, pattern in (
         ("event", event, _WORD), ("outcome", outcome, _WORD),
         ("request", ref, enqueue.ID_PATTERN), ("before", before, _ENTRY_ID)) if value and
@@ -188,7 +194,9 @@ def decision_log():
         return message(400, "Bad filter", f"Not a valid {', '.join(problems)}.")
 
     def wanted(entry: dict) -> bool:
-        return ((not event or entry.get("event") == event)
+        signin = str(entry.get("event") or "").startswith(SIGN_IN_PREFIX)
+        return ((signin == (kind == "sign-ins"))
+                and (not event or entry.get("event") == event)
                 and (not outcome or entry.get("outcome") == outcome)
                 and (not by or by in (entry.get("decided_by"), entry.get("by"))))
 
@@ -199,4 +207,5 @@ def decision_log():
         return message(400, "Bad filter", "Not a valid before.")
     older = entries[-1]["id"] if len(entries) == LOG_PAGE else None
     return render("log.html", title="Decision log", entries=entries, older=older,
-                  filters={"event": event, "outcome": outcome, "request": ref, "by": by})
+                  filters={"event": event, "outcome": outcome, "request": ref, "by": by,
+                           "kind": kind}, kinds=KINDS)
