@@ -153,7 +153,7 @@ def test_a_cli_decision_that_fails_releases_its_claim_and_logs_why(capsys, rt, s
         code, _, err = run(capsys, "review", "approve", carol, "--by", "alice")
     finally:
         runtime.install(rt)
-    assert code == 2 and "approver:" in err
+    assert code == 2 and "set APPROVER_DASHBOARD_URL and APPROVER_DASHBOARD_SECRET" in err
     assert rt.store.claim_of(carol) is None
     dropped = rt.store.entries(1)[0]
     assert (dropped["event"], dropped["by"], dropped["outcome"]) == (

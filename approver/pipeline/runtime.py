@@ -107,7 +107,9 @@ class Runtime:
 
         portal, native_id = split(ref)
         if portal not in self.sources:
-            raise UnknownSource(f"no {portal} portal is configured for request {ref}")
+            settings = SOURCE_SETTINGS.get(portal, "its settings")
+            raise UnknownSource(f"no {portal} portal is configured for request {ref}: "
+                                f"set {settings}")
         return self.sources[portal], native_id
 
     @cached_property
@@ -116,6 +118,10 @@ class Runtime:
 
         return LiveRules(self.settings.rules_path)
 
+
+# What configures each portal, for the error that says one is missing.
+SOURCE_SETTINGS = {"classic": "APPROVER_DASHBOARD_URL and APPROVER_DASHBOARD_SECRET",
+                   "portal": "APPROVER_PORTAL_URL and APPROVER_PORTAL_TOKEN"}
 
 _current: Runtime | None = None
 
