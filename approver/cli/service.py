@@ -105,7 +105,7 @@ def cmd_demo(args) -> int:
     """Everything on one machine: embedded Redis, sandbox Dashboard, web tier, a worker."""
     from approver.process import demo
 
-    return demo.main(once=args.once, port=args.port, portal=args.portal)
+    return demo.main(once=args.once, port=args.port, portal=args.portal, seed=args.seed)
 
 def cmd_replay(args) -> int:
     """Run a failed decision job again (by key request id or job id)."""
@@ -214,7 +214,10 @@ def add_processes(sub) -> None:
             arg("--once", action="store_true", help="exit once the samples are decided"),
             arg("--port", type=int, default=8000, help="web tier port"),
             arg("--portal", choices=("classic", "new", "both"), default="classic",
-                help="which sandbox portal(s) to decide for, with the same rules"))
+                help="which sandbox portal(s) to decide for, with the same rules"),
+            arg("--seed", metavar="FILE", help="the sandbox Dashboard's data: developers "
+                "(with sign-up fields), policies, catalogue (approver/sandbox/seed.json's "
+                "shape)"))
 
 
 def add_operations(sub) -> None:
