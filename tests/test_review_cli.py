@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -159,3 +160,16 @@ def test_a_cli_decision_that_fails_releases_its_claim_and_logs_why(capsys, rt, s
     assert (dropped["event"], dropped["by"], dropped["outcome"]) == (
         "claim_dropped", "alice", "approve")
     assert dropped["why"] and rt.store.state(carol)["state"] == st.IN_REVIEW
+
+
+def test_a_decision_at_a_terminal_prints_the_answer_not_the_log(rt, sandbox):
+    carol = in_review(rt, sandbox)
+    env = {**os.environ, "APPROVER_REDIS_URL": rt.settings.redis_url,
+           "APPROVER_DASHBOARD_URL": rt.settings.dashboard_url,
+           "APPROVER_DASHBOARD_SECRET": rt.settings.dashboard_secret}
+    done = subprocess.run([sys.executable, "-m", "approver", "review", "approve", carol,
+                           "--by", "alice"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"key request {carol} approved by alice in Tyk"
+    assert done.stderr == ""  # no INFO lines unless --log-level asks for them
