@@ -1,9 +1,6 @@
 """What reaches a developer is the decision's message: no mail to a developer names a rule,
 a fact or a rule's internal reason, for any shipped rule or generated decision."""
 
-import json
-import tempfile
-from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
@@ -14,6 +11,7 @@ from approver import state as st
 from approver.pipeline.notify import mail
 from approver.rules import Facts, builtin_registry, developer_message, evaluate, load_rules
 from tests.conftest import ROOT
+from tests.rules_support import load_generated
 from tests.test_rules_failsafe import FACT_VALUES, rule_sets
 
 SETTINGS = SimpleNamespace(mail_templates=None, mail_from="approver@example.com",
@@ -84,10 +82,7 @@ def test_no_mail_to_a_developer_carries_internals_for_generated_decisions(
               **({"message": messages[i]} if messages[i] else {}),
               "reason": f"internal: {next(iter(rule['when']))} said so ({{developer.email}})"}
              for i, rule in enumerate(rules)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "r.yaml"
-        path.write_text(yaml.safe_dump(json.loads(json.dumps({"version": 1, "rules": items}))))
-        ruleset = load_rules(path)
+    ruleset = load_generated({"version": 1, "rules": items})
     decision = evaluate(ruleset, Facts.from_values(
         {k: v for k, v in facts.items() if k not in hidden}))
     for outcome in {decision.outcome} | ({decision.wait.on_timeout} if decision.wait else set()):

@@ -2,8 +2,6 @@
 for every shipped rule file and for generated rule sets."""
 
 import json
-import tempfile
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +11,7 @@ from hypothesis import strategies as s
 from approver import cli
 from approver.rules import Facts, evaluate, explain, load_rules
 from tests.conftest import ROOT
+from tests.rules_support import load_generated
 from tests.test_console_story import page_tree
 from tests.test_rules_failsafe import FACT_VALUES, rule_sets
 
@@ -84,11 +83,7 @@ def test_the_console_draws_the_trace_the_cli_prints_for_generated_rules(
         console_tree, rules, facts, hidden):
     items = [{"id": f"r{i}", **{k: v for k, v in rule.items() if v is not None}}
              for i, rule in enumerate(rules)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "r.yaml"
-        path.write_text(yaml.safe_dump(json.loads(json.dumps(
-            {"version": 1, "rules": items}))))
-        ruleset = load_rules(path)
+    ruleset = load_generated({"version": 1, "rules": items})
     decision = evaluate(ruleset, Facts.from_values(
         {k: v for k, v in facts.items() if k not in hidden}))
     printed = explain.render(decision).split("\n\n")[1].splitlines()
