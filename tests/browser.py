@@ -128,4 +128,5 @@ class Browser:
         width = self.driver.get_window_size()["width"]
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
         self.driver.set_window_size(width, max(height + 120, 400))
+        self.driver.execute_script("window.scrollTo(0, 0)")
         self.driver.save_screenshot(str(path))

@@ -45,3 +45,35 @@ def client_behind_proxy(settings, rt):
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
     return client
+
+
+# A rule that reads a sign-up field no seeded developer has: nested conditions, an `as:`
+# conversion, and an unknown fact that sends the request to review (the screenshots too).
+SMALL_COMPANIES = """\
+version: 1
+rules:
+  - id: small-companies-to-review
+    description: Companies under ten people, or of unknown size, are looked at by a person.
+    when:
+      policy.tags: {contains: free}
+      not: {developer.email_domain: {ends_with: .partner.example}}
+      any:
+        - developer.fields.company size: {as: number, lt: 10}
+        - request.fields.use_case: {exists: false}
+    then: review
+    reason: "A small company ({developer.fields.company size} people): a person decides."
+    message: Requests from small companies are checked by a person.
+"""
+
+
+def with_small_companies(rt, folder):
+    """The shipped rules with SMALL_COMPANIES before the trust rules, in force in `rt`."""
+    import shutil
+    from pathlib import Path
+
+    rules = Path(folder) / "rules"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "rules", rules)
+    (rules / "25-small.yaml").write_text(SMALL_COMPANIES)
+    rt.settings = rt.settings.with_(rules_path=rules)
+    rt.__dict__.pop("rules", None)  # load the rules just written
+    return rules

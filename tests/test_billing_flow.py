@@ -251,6 +251,10 @@ def test_billing_show(client, sandbox, rt, work, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["billing"]["status"] == "past_due"
     assert shown["waiting"] == [request["id"]]
+    assert cli.main(["billing", "show", "dave@example.com"]) == 0  # found by email
+    assert json.loads(capsys.readouterr().out)["developer_id"] == DAVE_ID
+    assert cli.main(["billing", "show", "nobody@example.com"]) == 2
+    assert "give the developer id" in capsys.readouterr().err
 
 
 def test_a_billing_decision_on_a_waiting_request_ends_its_wait(client, sandbox, rt, work):

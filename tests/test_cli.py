@@ -171,7 +171,16 @@ def test_decisions_list_show_and_export(capsys, client, sandbox, work, rt, tmp_p
     entries = [json.loads(line) for line in out.splitlines()]
     assert {(e["request_id"], e["outcome"]) for e in entries if e["event"] == "decided"} == {
         (alice, "approve"), (bob, "deny"), (carol, "review")}
+    _, out, _ = run(capsys, "decisions", "list")
+    assert out.splitlines()[0].split() == ["WHEN", "EVENT", "REQUEST", "OUTCOME", "DEVELOPER",
+                                           "BY", "WHY"]
+    [line] = [x for x in out.splitlines() if bob in x and " decided " in x]
+    assert "bob@mailinator.com" in line and "rule=deny-disposable-email" in line
     _, out, _ = run(capsys, "decisions", "show", bob)
+    assert f"key request {bob} (classic portal): applied, deny by deny-disposable-email" in out
+    assert "developer: bob@mailinator.com · Bob Burner" in out
+    assert "✓ rule deny-disposable-email: matched" in out
+    _, out, _ = run(capsys, "decisions", "show", bob, "--json")
     shown = json.loads(out)
     assert shown["state"]["outcome"] == "deny"
     assert [h["event"] for h in shown["history"]] == ["decided", "applied"]

@@ -1,15 +1,17 @@
 """The console in a real browser: headless Chromium (Selenium) against the web app served
 over HTTP, the sandbox Dashboard and Redis; jobs run by an RQ worker in this process."""
 
+import re
 import time
 
 import pytest
 
+from approver.rules import explain
 from approver.sandbox import serve
 from approver.state import accounts
 from approver.web import create_app
 from tests import browser
-from tests.console_support import PASSWORD, add_admin
+from tests.console_support import PASSWORD, add_admin, with_small_companies
 from tests.test_review import CAROL, DAVE, in_review
 
 
@@ -172,3 +174,70 @@ def test_the_browser_keeps_the_session_cookie_from_scripts(b, web):
     assert b.driver.execute_script("return document.cookie") == ""
     cookie = b.driver.get_cookie("approver_console")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
+
+
+# -- the whole story on a request's page -----------------------------------------------------
+def test_the_login_page_is_styled_before_anyone_signs_in(b, web):
+    b.open(f"{web}/console/login")
+    href = b.find("link[rel=stylesheet]").get_attribute("href")
+    assert re.search(r"/console/static/console\.[0-9a-f]{12}\.css$", href)
+    # The stylesheet loaded without a session: the page has its colours, not the browser's.
+    background = b.driver.execute_script(
+        "return getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(245, 246, 248)"
+    assert b.button("Sign in").value_of_css_property("background-color") == "rgba(36, 80, 184, 1)"
+
+
+def test_a_nested_rule_stopped_by_an_unknown_fact_is_traced_as_the_cli_prints_it(
+        b, web, rt, sandbox, tmp_path):
+    with_small_companies(rt, tmp_path)
+    carol = in_review(rt, sandbox)
+    b.sign_in(web, "alice", PASSWORD)
+    b.open(f"{web}/console/requests/{carol}")
+    printed = explain.lines(explain.steps(rt.store.state(carol)["trace"]))
+    shown = b.find(".trace").text.splitlines()
+    assert shown == [line.strip() for line in printed]  # the indentation is drawn, not typed
+    assert "? rule small-companies-to-review: unknown -> review" in shown
+    assert "? any of:" in shown and "✓ not:" in shown
+    assert ("? developer.fields.company size = unknown as number unknown  lt 10  "
+            "(developer has no field 'company size')") in shown
+    used = b.find("dl.used").text
+    assert "developer.fields.company size\n? unknown (developer has no field 'company size')" \
+        in used
+
+
+def test_after_a_person_approves_the_page_still_says_which_rule_sent_it(
+        b, web, rt, sandbox, work, tmp_path):
+    with_small_companies(rt, tmp_path)
+    carol = in_review(rt, sandbox)
+    b.sign_in(web, "alice", PASSWORD)
+    b.open(f"{web}/console/requests/{carol}")
+    b.fill("textarea[name=reason]", "signed the partner agreement")
+    b.button("Approve").click()
+    b.wait_for_text("alice is approving this request")
+    work()
+    b.wait_for_text("approve by alice")
+    summary = b.find(".summary").text
+    assert "Sent here by\nrule small-companies-to-review: Rule small-companies-to-review " \
+        "could not be evaluated" in summary
+    assert "Decided by\nalice: approve (signed the partner agreement)" in summary
+    assert "? any of:" in b.find(".trace").text
+
+
+def test_the_page_leads_with_who_wants_what_before_the_decide_box_on_a_phone(
+        b, web, rt, sandbox):
+    carol = in_review(rt, sandbox)
+    b.sign_in(web, "alice", PASSWORD)
+    for size in (browser.LAPTOP, browser.PHONE):
+        b.resize(size)
+        b.open(f"{web}/console/requests/{carol}")
+        assert " ".join(b.find("h1.who").text.split()) == (
+            "Carol Chen <carol@gmail.com> · Chen Consulting wants Payments API (Free)")
+        summary, decide = b.find(".summary"), b.find(".decide")
+        assert summary.location["y"] < decide.location["y"], size
+    text = b.find(".summary").text
+    assert "Sign-up fields (the developer's profile)\nName\nCarol Chen" in text
+    assert "Request form fields (this request)\ncompany\nCarol Consulting" in text
+    assert "APIs\nPayments API" in text
+    link = b.driver.find_element("link text", "the request in the Tyk Dashboard")
+    assert link.get_attribute("href").endswith(f"/#/portal/requests/{carol}")

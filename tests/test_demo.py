@@ -4,6 +4,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -68,5 +69,33 @@ def test_demo_serves_until_ctrl_c_its_hint_works_and_nothing_is_left_behind(tmp_
         seen.append(lines.get())
     assert proc.returncode == 0, err[-2000:]
     assert sum(line.startswith(new_id) for line in seen) == 1
-    assert sum("APPROVE" in line for line in seen) == 1, "".join(seen)  # alice's, once
+    assert sum(" APPROVE " in line for line in seen) == 1, "".join(seen)  # alice's, once
     assert list(tmp_path.iterdir()) == []  # the demo's temporary folder is gone
+
+
+def test_sigterm_stops_everything_the_demo_started_and_it_tells_the_cli_where_it_is(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "approver", "demo", "--port", "0"], cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "curl -X POST" in line and "key-requests" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    text = "".join(seen) + out
+    assert proc.returncode == 0, err[-2000:]
+    exports = re.search(r"^  (export APPROVER_REDIS_URL=\S+ .*)$", text, re.M)[1]
+    assert "APPROVER_DASHBOARD_URL=http://127.0.0.1:" in exports
+    assert "APPROVER_DASHBOARD_SECRET=" in exports and "APPROVER_RULES=" in exports
+    port = int(re.search(r"web tier http://127\.0\.0\.1:(\d+)", text)[1])
+    redis_port = int(re.search(r"APPROVER_REDIS_URL=redis://127\.0\.0\.1:(\d+)", exports)[1])
+    for taken in (port, redis_port):  # nothing was left holding its port
+        with socket.socket() as probe:  # (a closed connection's TIME_WAIT is no listener)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", taken))
+    assert list(tmp_path.iterdir()) == []

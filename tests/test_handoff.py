@@ -9,6 +9,7 @@ import pytest
 
 from approver import signing
 from approver import state as st
+from approver.rules import developer_message
 from approver.web import create_app, handoff
 from tests.test_billing_intake import standard_headers
 from tests.test_hostile_input import BILLING_SECRET
@@ -101,11 +102,14 @@ def test_handoff_accepts_a_form_post(client, sandbox, worker_process):
     assert b"Not approved" in final.data
 
 
-def test_a_denied_request_shows_no_reason_to_the_visitor(client, sandbox, worker_process):
+def test_a_denied_request_shows_the_rules_message_not_its_reason(client, sandbox,
+                                                                   worker_process):
     request = submit(sandbox, BOB)
     final = follow(client, client.get(f"/handoff?id={request['id']}"))
     assert b"Not approved" in final.data
-    assert b"disposable" not in final.data and b"mailinator" not in final.data
+    assert b"Disposable email addresses are not accepted" in final.data  # its `message`
+    assert b"is a disposable email domain" not in final.data  # its internal `reason`
+    assert b"mailinator" not in final.data and b"deny-disposable-email" not in final.data
     assert b"Reason" not in final.data
 
 
@@ -120,6 +124,8 @@ def test_no_page_shows_the_rules_reason(client, sandbox, rt, state, outcome):
     assert response.status_code == 200
     assert b"secret-ish" not in response.data and b"dave@" not in response.data
     assert b"dead" not in response.data
+    if state != st.SHADOWED:  # no message recorded: the plain one for the outcome
+        assert developer_message(outcome).encode() in response.data
 
 
 def test_no_page_carries_a_long_lived_link(client, sandbox, rt):

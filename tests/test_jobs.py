@@ -44,7 +44,7 @@ def test_a_request_tyk_refuses_as_sent_fails_at_once_with_its_cause_shown(
     [failed] = [json.loads(line) for line in out.splitlines()]
     assert failed["request_id"] == request["id"]
     assert "HTTP 400: Invalid policy ID." in failed["error"]
-    code, out, _ = run(capsys, "decisions", "show", request["id"])
+    code, out, _ = run(capsys, "decisions", "show", request["id"], "--json")
     shown = json.loads(out)
     assert code == 0 and shown["state"]["state"] == "error"
     assert [h["event"] for h in shown["history"]] == ["failed"]

@@ -97,8 +97,9 @@ def test_a_denied_developer_is_told_why(rt, sandbox, smtp, send_mail):
     assert message["Subject"] == "Your API access request was not approved"
     assert message["Auto-Submitted"] == "auto-generated" and message["Message-ID"]
     text, html = parts(message)
-    assert "mailinator.com is a disposable email domain" in text
-    assert "mailinator.com is a disposable email domain" in html
+    assert "Why: Disposable email addresses are not accepted" in text
+    assert "Disposable email addresses are not accepted" in html
+    assert "is a disposable email domain" not in text + html  # the rule's internal reason
     assert request["id"] in text and "Free" in text
 
 
@@ -136,14 +137,15 @@ def test_every_developer_controlled_value_is_escaped_in_html(rt, sandbox, smtp, 
     rules.write_text(
         "version: 1\ndefault: review\nrules:\n"
         "  - id: company-blocked\n    when:\n      request.fields.company: {matches: script}\n"
-        "    then: deny\n    reason: \"Company {request.fields.company} is not accepted.\"\n")
+        "    then: review\n    reason: \"Company {request.fields.company} is not accepted.\"\n")
     rt.settings = rt.settings.with_(rules_path=rules)
     rt.__dict__.pop("rules", None)  # load the rules just written
     request = submit(sandbox, DAVE, fields={"company": SCRIPT, "use_case": SCRIPT})
     decide.run(rt, request["id"], "webhook")
     send_mail()
-    [(_, message)] = smtp.messages
-    text, html = parts(message)
+    message = {tuple(r): m for r, m in smtp.messages}[("reviewers@example.com",
+                                                       "lead@example.com")]
+    text, html = parts(message)  # the admins' mail: it carries the rule's reason
     assert "<script" not in html and "&lt;script&gt;" in html
     assert SCRIPT in text  # plain text needs no escaping
     assert "\n" not in message["Subject"]
@@ -167,7 +169,7 @@ def test_a_decision_is_emailed_at_most_once(rt, sandbox, smtp, send_mail):
     # The same decision announced again (a resumed apply): no second job, no second send.
     notify.enqueue_notifications(rt.queue, rt.settings, state, request["id"])
     send_mail()
-    values = mail._values(state, request["id"], rt.settings)
+    values = mail.values("developer_deny", state, request["id"], rt.settings)
     assert mail.send("developer_deny", [BOB], values)["already"] == "sent"
     assert len(smtp.messages) == 1
 
@@ -175,7 +177,8 @@ def test_a_decision_is_emailed_at_most_once(rt, sandbox, smtp, send_mail):
 def test_a_server_that_refuses_is_retried_and_nothing_is_lost(rt, sandbox, smtp):
     request = submit(sandbox, BOB)
     decide.run(rt, request["id"], "webhook")
-    values = mail._values(rt.store.state(request["id"]), request["id"], rt.settings)
+    values = mail.values("developer_deny", rt.store.state(request["id"]), request["id"],
+                         rt.settings)
     smtp.refuse = True
     with pytest.raises(mail.MailError, match="refused every recipient"):
         mail.send("developer_deny", [BOB], values)
@@ -229,7 +232,7 @@ def test_an_admins_own_templates_replace_the_shipped_ones(rt, sandbox, smtp, sen
     send_mail()
     [(_, message)] = smtp.messages
     assert message["Subject"] == f"Request {request['id']}: no"
-    assert "disposable email domain" in parts(message)[0]  # the shipped body still
+    assert "Disposable email addresses" in parts(message)[0]  # the shipped body still
 
 
 # -- TLS ------------------------------------------------------------------------------------
@@ -306,3 +309,26 @@ def test_tls_from_the_url_with_a_login(rt, certificate, monkeypatch, scheme):
 def test_bad_mail_settings_fail_at_start(env, message):
     with pytest.raises(ConfigError, match=message):
         config.from_env(env)
+
+
+def test_a_decision_from_the_command_line_is_mailed_by_a_worker_with_its_settings(
+        rt, sandbox, smtp, send_mail, capsys):
+    from approver import cli
+    from approver.pipeline import runtime
+
+    ref = in_review(rt, sandbox)
+    send_mail()
+    smtp.messages.clear()
+    # The admin's shell has no mail settings; the workers do.
+    shell = runtime.Runtime(rt.settings.with_(smtp_url=None, mail_admins=()))
+    runtime.install(shell)
+    try:
+        assert cli.main(["review", "approve", ref, "--reason", "welcome", "--by", "alice"]) == 0
+    finally:
+        runtime.install(rt)
+    assert {j.func_name for j in enqueue.notify_queue(rt.queue).jobs} == {
+        "approver.notify.announce"}
+    send_mail()  # the announce job queues the mail; the next pass sends it
+    send_mail()
+    [(recipients, message)] = smtp.messages
+    assert recipients == [CAROL] and "welcome" in parts(message)[0]

@@ -180,3 +180,60 @@ def test_the_compose_files_curl_makes_a_key_request(sandbox):
                          headers={"authorization": SANDBOX_SECRET}, timeout=10)
     assert made.status_code == 201, made.text
     assert made.json()["apply_policies"] == body["policies"]
+
+
+def outcome_table(path) -> list[list[str]]:
+    """The rows of the first table whose header starts with `| outcome | in Tyk |`."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| outcome | in Tyk |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.split("|")[1:-1]])
+    return rows
+
+
+def test_docs_say_what_each_outcome_does_as_the_readme_does():
+    readme = outcome_table(README)
+    assert [row[0] for row in readme] == ["approve", "deny", "review", "wait"]
+    assert outcome_table(ROOT / "docs" / "rules.md") == readme, (
+        "docs/rules.md's outcome table differs from the README's: copy the README's rows")
+
+
+VALUE = re.compile(r"(--[a-z][a-z0-9-]*) ([A-Z][A-Za-z0-9_.:]*)")
+
+
+def named_values(parser, path=()):
+    """((command words, flag), metavar) for each flag whose value the parser names."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from named_values(sub, (*path, name))
+        elif action.option_strings and isinstance(action.metavar, str):
+            yield (path, max(action.option_strings, key=len)), action.metavar
+
+
+def test_docs_write_each_flags_value_as_the_command_names_it():
+    """`--file EVENT.json` here and `--file facts.json` there: a placeholder (a capitalised
+    word) after a flag is the one `approver … --help` shows."""
+    metavars = dict(named_values(cli.parser()))
+    known = {path for path, _, _ in commands(cli.parser())}
+    wrong = []
+    for doc in [README, *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        path: tuple[str, ...] = ()
+        for span in re.findall(r"`([^`\n]+)`", text):
+            words = span.split()
+            if words[0] == "approver":  # `--file F` after it is more of the same command
+                words, path = words[1:], ()
+                while words and (*path, words[0]) in known:
+                    path, words = (*path, words[0]), words[1:]
+            elif not words[0].startswith("--"):
+                continue
+            for flag, value in VALUE.findall(span):
+                want = metavars.get((path, flag))
+                if want and value != want:
+                    wrong.append(f"{doc.relative_to(ROOT)}: `{span}` writes {flag} {value}, "
+                                 f"the command names it {want}")
+    assert not wrong, "; ".join(wrong)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -23,8 +24,12 @@ def test_review_list_shows_who_what_why_and_age(capsys, rt, sandbox):
     carol = in_review(rt, sandbox)
     code, out, _ = run(capsys, "review", "list")
     assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["REQUEST", "PORTAL", "KIND"]
     assert carol in out and CAROL in out and "Free" in out and "free-mail-to-review" in out
     assert "REVIEW" in out
+    code, _, err = run(capsys, "review", "list", "--rule", "nope")
+    assert code == 2 and "no rule 'nope' in the rules in force" in err
+    assert run(capsys, "review", "list", "--rule", "partners")[0] == 0  # a rule, none here
 
 
 def test_review_list_json_is_one_array_and_filters_apply(capsys, rt, sandbox):
@@ -52,7 +57,8 @@ def test_review_show_gives_the_request_facts_and_trace(capsys, rt, sandbox):
     carol = in_review(rt, sandbox)
     code, out, _ = run(capsys, "review", "show", carol)
     assert code == 0
-    assert "developer.email_domain" in out and "MATCHED free-mail-to-review" in out
+    assert "developer.email_domain" in out and "✓ rule free-mail-to-review: matched" in out
+    assert "developer: carol@gmail.com · Carol Chen · Chen Consulting" in out
     shown = json.loads(run(capsys, "review", "show", carol, "--json")[1])
     assert shown["request"]["id"] == carol and shown["in_inbox"] is True
     assert shown["facts"]["developer.email_domain"] == "gmail.com"
@@ -136,3 +142,34 @@ def test_admin_add_as_a_command_takes_the_password_on_stdin(env):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert "added console account bob" in done.stdout
+
+
+def test_a_cli_decision_that_fails_releases_its_claim_and_logs_why(capsys, rt, sandbox):
+    from approver.pipeline import runtime
+
+    carol = in_review(rt, sandbox)
+    shell = runtime.Runtime(rt.settings.with_(dashboard_url=None, dashboard_secret=None))
+    runtime.install(shell)  # a shell without the Dashboard settings
+    try:
+        code, _, err = run(capsys, "review", "approve", carol, "--by", "alice")
+    finally:
+        runtime.install(rt)
+    assert code == 2 and "set APPROVER_DASHBOARD_URL and APPROVER_DASHBOARD_SECRET" in err
+    assert rt.store.claim_of(carol) is None
+    dropped = rt.store.entries(1)[0]
+    assert (dropped["event"], dropped["by"], dropped["outcome"]) == (
+        "claim_dropped", "alice", "approve")
+    assert dropped["why"] and rt.store.state(carol)["state"] == st.IN_REVIEW
+
+
+def test_a_decision_at_a_terminal_prints_the_answer_not_the_log(rt, sandbox):
+    carol = in_review(rt, sandbox)
+    env = {**os.environ, "APPROVER_REDIS_URL": rt.settings.redis_url,
+           "APPROVER_DASHBOARD_URL": rt.settings.dashboard_url,
+           "APPROVER_DASHBOARD_SECRET": rt.settings.dashboard_secret}
+    done = subprocess.run([sys.executable, "-m", "approver", "review", "approve", carol,
+                           "--by", "alice"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"key request {carol} approved by alice in Tyk"
+    assert done.stderr == ""  # no INFO lines unless --log-level asks for them

@@ -98,3 +98,43 @@ def test_a_decision_recorded_without_a_fact_the_candidate_reads_is_not_comparabl
         f"5 recorded decisions: 4 replayed, {len(result.changed)} would change outcome, "
         f"{len(result.moved)} would keep it by another rule, 1 not comparable")
     assert f"not comparable (1):\n  {alice}: recorded without developer.fields.company" in text
+
+
+def test_the_backtest_compares_the_candidate_rules_with_what_people_decided(
+        rt, sandbox, tmp_path, capsys):
+    from approver import cli
+    from tests.test_review import by_person, in_review
+
+    approved = in_review(rt, sandbox)  # carol@gmail.com: free mail, to review
+    by_person(rt, approved, "approve", "known customer")
+    denied = in_review(rt, sandbox, "dave@example.com", fields={"company": "Dave Ltd"})
+    by_person(rt, denied, "deny", "no use case", by="bob")
+    # A candidate that approves free mail and everyone else on the free tier.
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("version: 1\ndefault: review\nrules:\n"
+                         "  - id: free-for-all\n    when: {policy.tags: {contains: free}}\n"
+                         "    then: approve\n  - id: gmail-only\n"
+                         "    when: {developer.email_domain: gmail.com}\n    then: approve\n")
+    result = backtest.run(rt.store, load_rules(candidate))
+    assert result.people == {("approve", "approve"): 1, ("deny", "approve"): 1}
+    [wrong] = result.disagreements
+    assert (wrong["request_id"], wrong["developer_email"], wrong["decided_by"],
+            wrong["candidate"], wrong["candidate_rule"]) == (
+        denied, "dave@example.com", "bob", "approve", "free-for-all")
+    assert cli.main(["rules", "backtest", str(candidate)]) == 0
+    out = capsys.readouterr().out
+    assert ("people decided 2 requests: the candidate rules would have approved 1 of the 1 "
+            "requests people approved, and approved 1 they denied:") in out
+    assert f"{denied} dave@example.com: deny by bob, the candidate rules approve " \
+        "(free-for-all: Matched rule free-for-all.)" in out
+    assert cli.main(["rules", "backtest", str(candidate), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["disagreements"][0]["developer_email"] == "dave@example.com"
+    # A fact the candidate cannot know is named as the cause.
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("version: 1\ndefault: deny\nrules:\n  - id: big-companies\n"
+                      "    when: {developer.fields.company size: {as: number, gt: 10}}\n"
+                      "    then: approve\n")
+    [unknown] = backtest.run(rt.store, load_rules(strict)).disagreements
+    assert unknown["request_id"] == approved and unknown["candidate"] == "review"
+    assert "developer.fields.company size is unknown" in unknown["cause"]

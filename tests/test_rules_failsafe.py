@@ -1,6 +1,5 @@
 """Rules that cannot fail open: each way an edit or an outage once approved what it should not."""
 
-import json
 import textwrap
 import threading
 
@@ -22,7 +21,7 @@ from approver.rules import (
     run_rule_tests,
 )
 from approver.rules.operators import Pattern
-from tests.rules_support import write
+from tests.rules_support import load_generated, write
 
 CATCH_ALL = """\
   - id: everyone-else
@@ -239,18 +238,9 @@ def approves(decision) -> bool:
        facts=s.fixed_dictionaries(FACT_VALUES), hidden=s.sets(s.sampled_from(list(FACT_VALUES))))
 def test_making_facts_unknown_never_turns_another_outcome_into_approve(
         rules, default, facts, hidden):
-    import tempfile
-    from pathlib import Path
-
-    import yaml
-
     items = [{"id": f"r{i}", **{k: v for k, v in rule.items() if v is not None}}
              for i, rule in enumerate(rules)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "r.yaml"
-        document = json.loads(json.dumps({"version": 1, "default": default, "rules": items}))
-        path.write_text(yaml.safe_dump(document))  # via JSON: shared leaves, not YAML aliases
-        ruleset = load_rules(path)
+    ruleset = load_generated({"version": 1, "default": default, "rules": items})
     known = evaluate(ruleset, Facts.from_values(facts))
     partial = evaluate(ruleset, Facts.from_values(
         {k: v for k, v in facts.items() if k not in hidden}))
@@ -264,20 +254,11 @@ def test_making_facts_unknown_never_turns_another_outcome_into_approve(
 def test_the_compiled_rules_and_the_trace_agree_on_every_rule(rules, facts, hidden):
     # The engine decides with compiled matchers; explain, backtest and the trace walk the
     # conditions: both must come to the same true, false or unknown.
-    import tempfile
-    from pathlib import Path
-
-    import yaml
-
     from approver.rules.conditions import trace_rule
 
     items = [{"id": f"r{i}", **{k: v for k, v in rule.items() if v is not None}}
              for i, rule in enumerate(rules)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "r.yaml"
-        path.write_text(yaml.safe_dump(json.loads(json.dumps(
-            {"version": 1, "rules": items}))))
-        ruleset = load_rules(path)
+    ruleset = load_generated({"version": 1, "rules": items})
     given_facts = Facts.from_values({k: v for k, v in facts.items() if k not in hidden})
     for rule, match in zip(ruleset.rules, ruleset.matchers, strict=True):
         traced, _ = trace_rule(rule.condition, given_facts.get, {})

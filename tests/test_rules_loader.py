@@ -289,3 +289,19 @@ def test_rules_package_imports_no_web_queue_or_http_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_message_for_the_developer_is_plain_text_checked_at_its_line(tmp_path):
+    rule = "version: 1\nrules:\n  - id: a\n    then: deny\n    message: {}\n"
+    assert load_rules(write(tmp_path / "ok.yaml", rule.format(
+        "Use a work address, please."))).rules[0].message == "Use a work address, please."
+    for message, words in [
+        ("'Sorry {developer.email}'", "no {fact} placeholders"),
+        ('"two\\nlines"', "one line of plain text"),
+        ("''", "message"),
+        ("'" + "x" * 501 + "'", "message"),
+        ("[a, list]", "message"),
+    ]:
+        problems = check(write(tmp_path / "r.yaml", rule.format(message)))
+        assert [p.line for p in problems] == [5] and words in problems[0].message, (
+            message, problems)

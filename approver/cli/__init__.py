@@ -13,11 +13,16 @@ from approver.cli import admin, billing, decisions, review, rules, service
 from approver.errors import ApproverError
 from approver.terminal import printable
 
+# Commands that run as services, whose log is their output.
+SERVICE_COMMANDS = ("web", "worker", "reconcile", "sandbox", "demo")
+
 
 def parser() -> argparse.ArgumentParser:
     """The command line: each command group adds its own."""
     p = argparse.ArgumentParser(prog="approver", description=__doc__)
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", metavar="LEVEL",
+                   help="INFO for the service processes; WARNING for the other commands, "
+                        "so a person at a terminal reads the answer, not the log")
     sub = p.add_subparsers(dest="command", required=True)
     service.add_processes(sub)
     decisions.add_commands(sub)
@@ -32,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; errors we expect are one clear line and exit status 2."""
     args = parser().parse_args(argv)
-    logs.setup(args.log_level.upper())
+    logs.setup((args.log_level or (
+        "INFO" if args.command in SERVICE_COMMANDS else "WARNING")).upper())
     try:
         code = args.func(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit

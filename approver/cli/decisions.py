@@ -23,6 +23,8 @@ def cmd_decisions_list(args) -> int:
         rows = _failed(rt)
     else:
         rows = rt.store.entries(args.limit)
+    if rows and not args.json:
+        print(ENTRY_HEADER)
     for row in rows[: args.limit]:
         print(json.dumps(row, sort_keys=True, default=str) if args.json else entry_line(row))
     if not rows and not args.json:
@@ -37,7 +39,7 @@ def _iso(epoch: float) -> str:
 def _brief(store, request_id: str) -> dict:
     state = store.state(request_id) or {}
     return {k: state.get(k) for k in ("state", "outcome", "rule", "reason", "developer_id",
-                                      "decided_at", "error")}
+                                      "developer_email", "decided_by", "decided_at", "error")}
 
 def _failed(rt) -> list[dict]:
     from rq.registry import FailedJobRegistry
@@ -128,26 +130,73 @@ def cmd_decisions_export(args) -> int:
     return 0
 
 def cmd_decisions_show(args) -> int:
-    """Print the state and history of one key request."""
-    from approver.pipeline import runtime
+    """Print one key request: who asked for what, the decision, the trace and the history
+    (`--json`: its state and history as recorded)."""
+    from approver.pipeline import review, runtime
 
     store = runtime.current().store
     state = store.state(args.id)
     if state is None:
         print(f"no decision recorded for key request {args.id}", file=sys.stderr)
         return 1
-    history = list(reversed(store.entries(200, request_id=args.id)))
-    print(json.dumps({"state": state, "history": history}, indent=2, sort_keys=True))
+    if args.json:
+        history = list(reversed(store.entries(200, request_id=args.id)))
+        print(json.dumps({"state": state, "history": history}, indent=2, sort_keys=True))
+        return 0
+    print_request(review.show(store, args.id))
     return 0
 
+def print_request(shown: dict) -> None:
+    """A request as `review show` and `decisions show` print it."""
+    from approver.rules import explain
+
+    r = shown["request"]
+    say = [f"key request {r['id']} ({r['portal']} portal): {r['state']}"
+           + ("" if shown["in_inbox"] else f", {r['outcome']} by {r['decided_by'] or r['rule']}"),
+           "developer: " + " · ".join(filter(None, (
+               r["developer_email"] or "?", r["developer_name"], r["company"])))
+           + f" ({r['developer_id']})",
+           f"asked for: {', '.join(r['policies'])}"
+           + (f" (APIs: {', '.join(r['apis'])})" if r["apis"] else "")]
+    say += [f"  sign-up field {name}: {value}" for name, value in r["signed_up"].items()]
+    say += [f"  request field {name}: {value}" for name, value in r["fields"].items()]
+    if r["review_rule"]:
+        say.append(f"sent to review by rule {r['review_rule']}: {r['review_reason']}")
+        say.append(f"decided by {r['decided_by']}: {r['outcome']} ({r['reason']})")
+    else:
+        say.append(f"rule {r['rule']}: {r['reason']}")
+    if r["message"]:
+        say.append(f"the developer is told: {r['message']}")
+    say.append(f"rules revision {r['revision'] or '-'}")
+    say.append("facts the rules used:")
+    say += [f"  {name} = {step.text}" for name, step in explain.used(shown["trace"])]
+    say.append("trace:")
+    say += ["  " + line for line in explain.lines(explain.steps(shown["trace"]))]
+    if shown["claim"]:
+        c = shown["claim"]
+        say.append(f"claimed by {c['by']} ({c['via']}) at {c['claimed_at']}: {c['outcome']}")
+    say.append("history:")
+    say += ["  " + entry_line(entry) for entry in shown["history"]]
+    for line in say:
+        print(printable(line))
+
+ENTRY_HEADER = (f"{'WHEN':<24}  {'EVENT':<12} {'REQUEST':<26} {'OUTCOME':<8} "
+                f"{'DEVELOPER':<28} {'BY':<28} WHY")
+
+
 def entry_line(entry: dict) -> str:
+    """One log entry (or waiting or failed request) on a line: when, what, which request,
+    the outcome, the developer's email, who decided (a person, or rule=ID) and why."""
     what = entry.get("outcome") or entry.get("status") or ""
+    person = entry.get("decided_by") or entry.get("by")
     rule = entry.get("rule")
-    tail = entry.get("reason") or entry.get("error") or ""
+    by = person or (f"rule={rule}" if rule else "")
+    tail = entry.get("reason") or entry.get("why") or entry.get("error") or ""
     when = entry.get("at") or entry.get("deadline") or ""
-    return printable(f"{when}  {entry.get('event') or entry.get('state') or '':<12} "
+    return printable(f"{when:<24}  {entry.get('event') or entry.get('state') or '':<12} "
                      f"{entry.get('request_id') or entry.get('developer_id') or '':<26} "
-                     f"{what:<8} {('rule=' + rule) if rule else '':<28} {tail}").rstrip()
+                     f"{what:<8} {entry.get('developer_email') or '-':<28} {by:<28} "
+                     f"{tail}").rstrip()
 
 
 def add_commands(sub) -> None:
@@ -163,4 +212,6 @@ def add_commands(sub) -> None:
             arg("--output", default="-"),
             arg("--since", help="from this time on (RFC 3339, or a date; UTC)"),
             arg("--until", help="before this time (exclusive)"))
-    command(dsub, "show", cmd_decisions_show, "one key request's state and history", arg("id"))
+    command(dsub, "show", cmd_decisions_show, "one key request: who, what, why, its trace "
+            "and history", arg("id"), arg("--json", action="store_true",
+                                          help="its state and history as recorded"))

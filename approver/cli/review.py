@@ -7,7 +7,7 @@ import json
 import sys
 
 from approver import config
-from approver.cli.decisions import entry_line
+from approver.cli.decisions import print_request
 from approver.cli.parsing import arg, command, group
 from approver.errors import ApproverError
 from approver.terminal import printable
@@ -17,11 +17,17 @@ def cmd_review_list(args) -> int:
     """What awaits a person: the review inbox (and waiting requests, marked so)."""
     from approver.pipeline import review, runtime
 
-    rows = review.items(runtime.current().store, portal=review.portal_name(args.portal),
+    rt = runtime.current()
+    rows = review.items(rt.store, portal=review.portal_name(args.portal),
                         rule=args.rule, older_than=args.older_than, email=args.email)
+    if args.rule and not rows:
+        _known_rule(rt, args.rule)
     if args.json:
         print(json.dumps(rows, sort_keys=True))
         return 0
+    if rows:
+        print(f"{'REQUEST':<26} {'PORTAL':<7} {'KIND':<6} {'AGE':>7}  {'DEVELOPER':<32} "
+              f"{'ASKED FOR':<20} WHY (RULE: REASON)")
     for row in rows:
         kind = "WAIT" if row["waiting"] else "REVIEW"
         print(printable(f"{row['id']:<26} {row['portal']:<7} {kind:<6} "
@@ -31,6 +37,15 @@ def cmd_review_list(args) -> int:
     if not rows:
         print("nothing awaits review", file=sys.stderr)
     return 0
+
+def _known_rule(rt, rule: str) -> None:
+    """Refuse a --rule that names no rule in force and nothing in the inbox."""
+    from approver.pipeline import review
+
+    ids = [r.id for r in rt.rules.current().rules]
+    if rule not in ids and rule != "default" and not review.items(rt.store, rule=rule):
+        raise ApproverError(f"no rule {rule!r} in the rules in force "
+                            f"({rt.settings.rules_path}): {', '.join(ids)} or default")
 
 def cmd_review_show(args) -> int:
     """One request as a person reviews it: its record, facts, trace and history."""
@@ -43,29 +58,7 @@ def cmd_review_show(args) -> int:
     if args.json:
         print(json.dumps(shown, indent=2, sort_keys=True, default=str))
         return 0
-    r = shown["request"]
-    print(printable(f"key request {r['id']} ({r['portal']} portal): {r['state']}"
-          + ("" if shown["in_inbox"] else f", {r['outcome']} by {r['decided_by'] or r['rule']}")))
-    print(printable(f"developer: {r['developer_email'] or '?'} ({r['developer_id']})"))
-    print(printable(f"asked for: {', '.join(r['policies'])}"))
-    for name, value in r["fields"].items():
-        print(printable(f"  field {name}: {value}"))
-    print(printable(f"rule {r['rule']}: {r['reason']}  "
-                    f"(rules revision {r['revision'] or '-'})"))
-    print("facts:")
-    for name, value in sorted(shown["facts"].items()):
-        print(printable(f"  {name} = {json.dumps(value, default=str)}"))
-    print("trace:")
-    for step in shown["trace"]:
-        print(printable(f"  {'MATCHED' if step.get('matched') else 'no':<7} "
-                        f"{step.get('rule')}"))
-    if shown["claim"]:
-        c = shown["claim"]
-        print(printable(f"claimed by {c['by']} ({c['via']}) at {c['claimed_at']}: "
-                        f"{c['outcome']}"))
-    print("history:")
-    for entry in shown["history"]:
-        print(printable("  " + entry_line(entry)))
+    print_request(shown)
     return 0
 
 def cmd_review_decide(args) -> int:
@@ -76,6 +69,7 @@ def cmd_review_decide(args) -> int:
     from approver.pipeline import decide, jobs, review, runtime
 
     rt = runtime.current()
+    rt.notify_here = False  # a worker mails and notifies, with its own settings
     try:
         origin = f"{getpass.getuser()}@{socket.gethostname()}"
     except (KeyError, OSError):
@@ -90,8 +84,16 @@ def cmd_review_decide(args) -> int:
         result = jobs.when_free(lambda: decide.decide_by_person(
             rt, args.id, taken["outcome"], taken["reason"], taken["by"], "cli",
             **review.audit_fields(taken)))
-    finally:
+    except Exception as exc:
+        # Nothing was decided: the claim goes, and the log says why beside "claimed".
+        from approver.pipeline.decide.result import describe
+
+        why = describe(exc)
         rt.store.release_claim(args.id, taken["claim_id"])
+        rt.store.log("claim_dropped", args.id, claim_id=taken["claim_id"], by=taken["by"],
+                     outcome=taken["outcome"], via="cli", why=why)
+        raise
+    rt.store.release_claim(args.id, taken["claim_id"])
     if result.state == "refused":
         print(printable(f"approver: key request {args.id}: {result.reason}"), file=sys.stderr)
         return 1

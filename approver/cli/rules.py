@@ -98,6 +98,9 @@ def cmd_rules_backtest(args) -> int:
     from approver.rules import load_rules
 
     result = backtest.run(runtime.current().store, load_rules(args.path), limit=args.limit)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
+        return 0
     print(printable_lines(result.render(args.show)))  # recorded reasons and ids are data
     return 0
 
@@ -128,13 +131,15 @@ def add_commands(sub) -> None:
     command(rsub, "facts", cmd_rules_facts, "list facts, operators and combinators")
     command(rsub, "explain", cmd_rules_explain, "dry run with the trace; nothing applied",
             one_of(arg("--request", help="a key request id, read from the Dashboard"),
-                   arg("--file", help="a Tyk event JSON file, or a JSON map of facts"),
+                   arg("--file", metavar="FILE",
+                       help="a Tyk event JSON file, or a JSON map of facts"),
                    required=True),
             arg("--rules", help="rules file or folder (default APPROVER_RULES)"),
             arg("--json", action="store_true"))
     command(rsub, "backtest", cmd_rules_backtest, "replay recorded decisions against PATH",
             arg("path"),
             arg("--limit", type=count, default=10_000, help="log entries to read"),
-            arg("--show", type=count, default=20, help="changed requests to list"))
+            arg("--show", type=count, default=20, help="changed requests to list"),
+            arg("--json", action="store_true"))
     command(rsub, "docs", cmd_rules_docs, "write the vocabulary into docs/rules.md",
             arg("--output", default="docs/rules.md"))

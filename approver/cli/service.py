@@ -105,7 +105,7 @@ def cmd_demo(args) -> int:
     """Everything on one machine: embedded Redis, sandbox Dashboard, web tier, a worker."""
     from approver.process import demo
 
-    return demo.main(once=args.once, port=args.port, portal=args.portal)
+    return demo.main(once=args.once, port=args.port, portal=args.portal, seed=args.seed)
 
 def cmd_replay(args) -> int:
     """Run a failed decision job again (by key request id or job id)."""
@@ -163,7 +163,8 @@ def cmd_status(args) -> int:
         "dashboard": live.get("dashboard") or reported.get("dashboard") or "not configured",
         "workers_last_report": reported.get("at"),
         "last_decisions": [
-            {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason")}
+            {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason",
+                                   "developer_email", "decided_by")}
             for e in rt.store.entries(200) if e["event"] == "decided"][: args.last],
     }
     if args.json:
@@ -179,8 +180,9 @@ def cmd_status(args) -> int:
     print(printable(f"dashboard: {report['dashboard']}"))
     print(f"last decisions ({len(report['last_decisions'])}):")
     for e in report["last_decisions"]:
+        by = e["decided_by"] or f"rule={e['rule'] or 'default'}"
         print(printable(f"  {e['at']}  {e['request_id']}  {e['outcome']:<7} "
-                        f"{e['rule'] or 'default':<26} {e['reason']}"))
+                        f"{e['developer_email'] or '-':<28} {by:<26} {e['reason']}"))
     return 0
 
 
@@ -212,7 +214,10 @@ def add_processes(sub) -> None:
             arg("--once", action="store_true", help="exit once the samples are decided"),
             arg("--port", type=int, default=8000, help="web tier port"),
             arg("--portal", choices=("classic", "new", "both"), default="classic",
-                help="which sandbox portal(s) to decide for, with the same rules"))
+                help="which sandbox portal(s) to decide for, with the same rules"),
+            arg("--seed", metavar="FILE", help="the sandbox Dashboard's data: developers "
+                "(with sign-up fields), policies, catalogue (approver/sandbox/seed.json's "
+                "shape)"))
 
 
 def add_operations(sub) -> None:

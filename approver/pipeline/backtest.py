@@ -24,6 +24,32 @@ class Backtest:
     changed: list[dict] = field(default_factory=list)
     moved: list[dict] = field(default_factory=list)
     not_comparable: list[dict] = field(default_factory=list)
+    # People's decisions (the console, the command line, Tyk itself), replayed on the facts
+    # the rules recorded before they left the request to a person.
+    people: Counter = field(default_factory=Counter)  # (person's outcome, candidate's) -> n
+    disagreements: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (`rules backtest --json`)."""
+        return {"total": self.total, "changed": self.changed, "moved": self.moved,
+                "not_comparable": self.not_comparable,
+                "transitions": [{"old": o, "new": n, "count": c}
+                                for (o, n), c in sorted(self.transitions.items())],
+                "people": [{"person": p, "candidate": c, "count": n}
+                           for (p, c), n in sorted(self.people.items())],
+                "disagreements": self.disagreements}
+
+    def against_people(self) -> list[str]:
+        """What people decided and what the candidate rules would have, in sentences."""
+        if not self.people:
+            return []
+        approved = sum(n for (p, _), n in self.people.items() if p == "approve")
+        denied = sum(n for (p, _), n in self.people.items() if p == "deny")
+        kept = self.people[("approve", "approve")]
+        bad = self.people[("deny", "approve")]
+        return [f"\npeople decided {approved + denied} requests: the candidate rules would "
+                f"have approved {kept} of the {approved} requests people approved, and "
+                f"approved {bad} they denied" + (":" if self.disagreements else ".")]
 
     def render(self, limit: int) -> str:
         """The summary, the outcome transitions, then up to `limit` requests of each list."""
@@ -39,9 +65,19 @@ class Backtest:
             lines += _section(title, items, limit, lambda c: (
                 f"{c['request_id']}: {c['old']} ({c['old_rule'] or 'default'}) -> "
                 f"{c['new']} ({c['new_rule'] or 'default'})"))
+        lines += self.against_people()
+        lines += [f"  {line}" for line in map(_disagreement, self.disagreements[:limit])]
+        if len(self.disagreements) > limit:
+            lines.append(f"  ... and {len(self.disagreements) - limit} more (--show)")
         lines += _section("not comparable", self.not_comparable, limit,
                           lambda c: f"{c['request_id']}: {c['why']}")
         return "\n".join(lines)
+
+
+def _disagreement(d: dict) -> str:
+    return (f"{d['request_id']} {d['developer_email'] or '?'}: {d['person_outcome']} by "
+            f"{d['decided_by']}, the candidate rules {d['candidate']} "
+            f"({d['candidate_rule'] or 'default'}: {d['cause']})")
 
 
 def _section(title: str, items: list[dict], limit: int, line) -> list[str]:
@@ -58,12 +94,16 @@ def run(store: Store, ruleset: RuleSet, limit: int = 10_000) -> Backtest:
     result = Backtest()
     registry = default_registry()
     seen = set()
-    for entry in store.entries(limit):
+    decided = [e for e in store.entries(limit) if e.get("event") == "decided"]
+    for entry in decided:
         request_id = entry.get("request_id")
-        if entry.get("event") != "decided" or request_id in seen:
+        if request_id in seen:
             continue
         seen.add(request_id)
         recorded = entry.get("facts")
+        if entry.get("decided_by") and entry.get("outcome") in ("approve", "deny") and \
+                _against_person(result, entry, decided, ruleset, registry):
+            continue
         if not recorded or entry.get("decided_by"):
             why = f"decided by {entry['decided_by']}" if entry.get("decided_by") else \
                 "recorded without facts"
@@ -102,3 +142,24 @@ def _unrecorded(facts: Facts, recorded: dict) -> list[str]:
         name for name, note in facts.notes.items()
         if note == NOT_GIVEN and not name.startswith(families)
     )
+
+
+def _against_person(result: Backtest, entry: dict, decided: list[dict], ruleset: RuleSet,
+                    registry) -> bool:
+    """Replay a person's decision on the facts the rules recorded before it (the same
+    request's latest decision with facts); False if there are none."""
+    request_id = entry["request_id"]
+    earlier = next((e for e in decided if e.get("request_id") == request_id
+                    and e.get("facts")), None)
+    if earlier is None:
+        return False
+    facts = Facts.from_values(earlier["facts"], registry)
+    new = evaluate(ruleset, facts)
+    person, candidate = entry["outcome"], new.outcome
+    result.people[(person, candidate)] += 1
+    if (person == "approve") != (candidate == "approve"):
+        result.disagreements.append({
+            "request_id": request_id, "developer_email": entry.get("developer_email") or "",
+            "decided_by": entry.get("decided_by"), "person_outcome": person,
+            "candidate": candidate, "candidate_rule": new.rule_id, "cause": new.reason})
+    return True

@@ -34,18 +34,57 @@ class Refused(ApproverError):
 
 
 def describe(context) -> dict:
-    """What a person needs to see of a request beyond its facts: who, for what, and the
-    sign-up fields (developer-controlled text: stored as given, escaped where shown)."""
-    developer = context.developer or {}
-    fields = context.request.get("fields") or {}
+    """What a person needs to see of a request beyond its facts: who (name, company, the
+    sign-up fields), for what (the policy or plan and the APIs it opens), and what the
+    developer holds already (the policies of each key, never a key). Developer-controlled
+    text: stored as given, cut to size, escaped where shown."""
+    developer = context.developer or context.request.get("portal_developer") or {}
+    developer = developer if isinstance(developer, dict) else {}
+    signed_up = _texts(developer.get("fields"))
+    names = {pid: str((p or {}).get("name") or pid)[:100] for pid, p in context.policies.items()}
+    keys = developer.get("keys") if isinstance(developer.get("keys"), dict) else {}
     return {
         "developer_email": str(developer.get("email") or "")[:254],
-        "policy_names": [str((p or {}).get("name") or pid)[:100]
-                         for pid, p in context.policies.items()],
-        "request_fields": {str(k)[:100]: str(v)[:500]
-                           for k, v in list(fields.items())[:30]} if isinstance(
-                               fields, dict) else {},
+        "developer_name": _pick(developer, signed_up, "name", "full name", "full_name"),
+        "developer_company": _pick(developer, signed_up, "company", "organisation",
+                                   "organization", "company name"),
+        "developer_fields": signed_up,
+        "developer_keys": [[names.get(str(p), str(p)[:100]) for p in policies][:10]
+                           for policies in list(keys.values())[:20]
+                           if isinstance(policies, list)],
+        "policy_names": list(names.values()),
+        "api_names": _api_names(context),
+        "request_fields": _texts(context.request.get("fields")),
     }
+
+
+def _texts(fields) -> dict[str, str]:
+    return {str(k)[:100]: str(v)[:500] for k, v in list(fields.items())[:30]} if isinstance(
+        fields, dict) else {}
+
+
+def _pick(developer: dict, fields: dict[str, str], *names: str) -> str:
+    """The first of `names` the developer record or its sign-up fields have (any case)."""
+    lowered = {k.lower(): v for k, v in fields.items()}
+    for name in names:
+        value = developer.get(name) or lowered.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:200]
+    return ""
+
+
+def _api_names(context) -> list[str]:
+    """The APIs a request opens: those its policies grant, else its catalogue entries'
+    names (a new portal's products are named as the policies themselves)."""
+    found = []
+    for policy in context.policies.values():
+        rights = (policy or {}).get("access_rights")
+        found += [r.get("apiname") or r.get("api_name") for r in
+                  (rights.values() if isinstance(rights, dict) else []) if isinstance(r, dict)]
+    if not found:
+        found = [e.get("name") for e in context.request.get("catalogues") or []
+                 if isinstance(e, dict)]
+    return list(dict.fromkeys(str(n)[:100] for n in found if n))[:20]
 
 
 def clean_reason(text: str | None, required: bool) -> str:
@@ -112,6 +151,7 @@ def summary(request_id: str, state: dict, since: float | None, now: float) -> di
         "waiting": state["state"] == st.WAITING,
         "developer_id": state.get("developer_id") or "",
         "developer_email": state.get("developer_email") or "",
+        "developer_name": state.get("developer_name") or "",
         "policies": state.get("policy_names") or state.get("policies") or [],
         "rule": state.get("rule") or "default",
         "reason": state.get("reason") or "",
@@ -133,12 +173,21 @@ def show(store: st.Store, request_id: str, history: int = 50) -> dict | None:
     others = [r for r in store.developer_requests(developer) if r != request_id] \
         if developer else []
     earlier = [summary(r, s, None, time.time()) | {"state": s["state"],
-                                                   "outcome": s.get("outcome") or ""}
+                                                   "outcome": s.get("outcome") or "",
+                                                   "decided_by": s.get("decided_by") or ""}
                for r, s in zip(others, store.records(others), strict=True) if s]
     return {
         "request": summary(request_id, state, since, time.time()) | {
             "outcome": state.get("outcome") or "", "decided_by": state.get("decided_by") or "",
-            "fields": state.get("request_fields") or {}, "revision": state.get("revision")},
+            "fields": state.get("request_fields") or {}, "revision": state.get("revision"),
+            "company": state.get("developer_company") or "",
+            "signed_up": state.get("developer_fields") or {},
+            "held": state.get("developer_keys") or [],
+            "apis": state.get("api_names") or [],
+            # Who sent it to review and why, kept once a person has decided it.
+            "review_rule": state.get("review_rule") or "",
+            "review_reason": state.get("review_reason") or "",
+            "message": state.get("message") or ""},
         "in_inbox": state["state"] in st.INBOX_STATES,
         "facts": state.get("facts") or {},
         "trace": state.get("trace") or [],

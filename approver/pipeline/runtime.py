@@ -24,6 +24,10 @@ class Runtime:
     """Settings plus the clients built from them, one of each per process."""
 
     settings: config.Settings
+    # Whether this process chooses a decision's notifications with its own settings (a
+    # worker); False in a command, whose environment may lack the mail and webhook
+    # settings: a worker then chooses them (notify.tell).
+    notify_here: bool = True
 
     def __post_init__(self) -> None:
         # Every process that may log a secret builds one: web tier, workers, commands.
@@ -103,7 +107,9 @@ class Runtime:
 
         portal, native_id = split(ref)
         if portal not in self.sources:
-            raise UnknownSource(f"no {portal} portal is configured for request {ref}")
+            settings = SOURCE_SETTINGS.get(portal, "its settings")
+            raise UnknownSource(f"no {portal} portal is configured for request {ref}: "
+                                f"set {settings}")
         return self.sources[portal], native_id
 
     @cached_property
@@ -112,6 +118,10 @@ class Runtime:
 
         return LiveRules(self.settings.rules_path)
 
+
+# What configures each portal, for the error that says one is missing.
+SOURCE_SETTINGS = {"classic": "APPROVER_DASHBOARD_URL and APPROVER_DASHBOARD_SECRET",
+                   "portal": "APPROVER_PORTAL_URL and APPROVER_PORTAL_TOKEN"}
 
 _current: Runtime | None = None
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from approver.errors import ApproverError
 from approver.process.embedded_redis import EmbeddedRedis, free_port
 from approver.sandbox import create_app, serve
 from approver.sandbox.portal import create_portal_app
+from approver.sandbox.state import SandboxError
 from approver.state import IN_REVIEW, SETTLED_STATES, Store, accounts, connection
 from approver.terminal import printable
 
@@ -65,11 +68,15 @@ PORTAL_SAMPLES = tuple((email, ["Free"], "Free plan") for email, _, _ in SAMPLES
 PORTAL_LABELS = {"classic": "classic portal", "portal": "new portal"}
 
 
-def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
-    """Start everything, decide the sample requests, print each decision, serve until Ctrl-C.
+def main(once: bool = False, port: int = 8000, portal: str = "classic",
+         seed: str | None = None) -> int:
+    """Start everything, decide the sample requests, print each decision, serve until Ctrl-C
+    (or SIGTERM, or SIGHUP: everything started is stopped either way).
 
     `portal`: "classic" (the sandbox Dashboard), "new" (the sandbox Developer Portal) or
-    "both", decided by the same rules in one service.
+    "both", decided by the same rules in one service. `seed`: the sandbox Dashboard's data
+    (developers with their sign-up fields, policies, the catalogue), as `approver sandbox
+    --seed` takes it.
     """
     classic, new = portal in ("classic", "both"), portal in ("new", "both")
     rules = Path(os.environ.get("APPROVER_RULES", "rules"))
@@ -77,20 +84,32 @@ def main(once: bool = False, port: int = 8000, portal: str = "classic") -> int:
         raise ApproverError(f"no rules at {rules}: run the demo from the project folder "
                             "or set APPROVER_RULES")
     if not port or not _port_free(port):
+        if port:
+            print(f"port {port} is taken (another demo still running, or another service): "
+                  "using a free one", file=sys.stderr)
         port = free_port()  # 8000 taken (or 0 asked for): any free port will do
+    # A terminal closed (SIGHUP) or a `kill` (SIGTERM) ends the demo as Ctrl-C does, so
+    # Redis, the web tier and the worker are stopped, not left holding the port.
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
     # Everything started is stopped, and the temporary folder removed, however the demo
     # ends (--once, Ctrl-C, an error).
     with contextlib.ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="approver-demo-"))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
-            return _serve(cleanup, workdir, rules, once, port, portal, classic, new)
+            return _serve(cleanup, workdir, rules, once, port, portal, classic, new, seed)
         except KeyboardInterrupt:
             return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool, port: int,
-           portal: str, classic: bool, new: bool) -> int:
+           portal: str, classic: bool, new: bool, seed: str | None) -> int:
     token = secrets.token_urlsafe(24)
     dashboard_secret = secrets.token_hex(16)
     redis_server = EmbeddedRedis(directory=workdir / "redis")
@@ -98,7 +117,8 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
     redis_server.start()
     cleanup.callback(redis_server.stop)
     sandbox_server = serve(create_app(
-        secret=dashboard_secret, webhook_url=f"http://127.0.0.1:{port}/hooks/tyk/{token}"
+        secret=dashboard_secret, seed=seed,
+        webhook_url=f"http://127.0.0.1:{port}/hooks/tyk/{token}"
     )) if classic else None
     sandbox = sandbox_server.app.sandbox if sandbox_server else None
     portal_token, portal_hook_token = secrets.token_hex(16), secrets.token_urlsafe(24)
@@ -149,15 +169,24 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
             where.append(f"sandbox Developer Portal {portal_server.url}/portal-api")
         print(f"tyk-approver demo: {', '.join(where)}, Redis {redis_server.url}")
         st = Store(connection.connect(redis_server.url))
-        password = secrets.token_urlsafe(12)
-        accounts.add(st, "admin", password)
-        print(f"review console: http://127.0.0.1:{port}/console/ "
-              f"(sign in as admin, password {password})")
+        if not once:  # with --once, the console is gone before anyone could sign in
+            password = secrets.token_urlsafe(12)
+            accounts.add(st, "admin", password)
+            print(f"review console: http://127.0.0.1:{port}/console/ "
+                  f"(sign in as admin, password {password})")
+            print("the command line, in another shell (approver rules explain, review list, "
+                  "decisions list …):")
+            print("  " + cli_exports(env))
         print(f"service logs: {log_path} (removed when the demo stops)\n")
         pending = {}
         if sandbox:
             for email, policies, fields in SAMPLES:
-                kr = sandbox.create_key_request(email, _policy_ids(sandbox, policies), fields)
+                try:
+                    kr = sandbox.create_key_request(email, _policy_ids(sandbox, policies),
+                                                    fields)
+                except (KeyError, SandboxError):  # a seed of your own without this sample
+                    print(f"sample {email} skipped: the seed lacks them or {policies[0]}")
+                    continue
                 pending[kr["id"]] = _label(email, "classic", portal)
                 print(f"key request {kr['id']} from {email} for {', '.join(policies)}"
                       + (" (classic portal)" if portal == "both" else ""))
@@ -174,6 +203,10 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
         print("\nServing; Ctrl-C to stop. Make another request with:")
         if sandbox_server:
             free = _policy_ids(sandbox, ["Free"])[0]
+            print(f"  curl -X POST {sandbox_server.url}/api/portal/developers "
+                  f"-H 'authorization: {dashboard_secret}' -d '{{\"email\": "
+                  f"\"gina@example.org\", \"fields\": {{\"Name\": \"Gina Gold\", "
+                  f"\"company size\": \"4\"}}}}'   (a developer with sign-up fields)")
             print(f"  curl -X POST {sandbox_server.url}/_sandbox/key-requests "
                   f"-H 'authorization: {dashboard_secret}' "
                   f"-d '{{\"developer\": \"dave@example.com\", \"policies\": [\"{free}\"]}}'")
@@ -240,3 +273,10 @@ def _report(st: Store, pending: dict[str, str], timeout: float = 30.0) -> None:
         time.sleep(0.1)
     if pending:
         raise ApproverError(f"not decided within {timeout:.0f}s: {', '.join(pending)}")
+
+
+def cli_exports(env: dict) -> str:
+    """The `export` line that points `approver` commands at this demo."""
+    names = ("APPROVER_REDIS_URL", "APPROVER_DASHBOARD_URL", "APPROVER_DASHBOARD_SECRET",
+             "APPROVER_PORTAL_URL", "APPROVER_PORTAL_TOKEN", "APPROVER_RULES")
+    return "export " + " ".join(f"{n}={shlex.quote(env[n])}" for n in names if env.get(n))

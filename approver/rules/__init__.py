@@ -9,7 +9,7 @@ from approver.rules.loader import check, load_rules, schema
 from approver.rules.plugins import load_plugins, register_plugin
 from approver.rules.registry import REGISTRY, FactDef, OperatorDef, Registry, fact, operator
 from approver.rules.resolver import Facts
-from approver.rules.ruleset import Rule, RuleSet, WaitSpec
+from approver.rules.ruleset import DEFAULT_MESSAGES, Rule, RuleSet, WaitSpec, developer_message
 from approver.rules.testing import CaseResult, TestReport, run_rule_tests
 from approver.rules.values import UNKNOWN, FactUnavailable
 from approver.rules.vocabulary import (
@@ -21,6 +21,7 @@ from approver.rules.vocabulary import (
 
 __all__ = [
     "BUILTIN_MODULES",
+    "DEFAULT_MESSAGES",
     "REGISTRY",
     "UNKNOWN",
     "CaseResult",
@@ -41,6 +42,7 @@ __all__ = [
     "builtin_registry",
     "check",
     "default_registry",
+    "developer_message",
     "evaluate",
     "fact",
     "load_plugins",

@@ -25,6 +25,8 @@ class Decision:
     reason: str
     wait: WaitSpec | None = None
     revision: str = ""
+    # The deciding rule's `message` for the developer; "" means the outcome's default.
+    message: str = ""
     trace_fn: Callable[[], list] = field(default=list, repr=False, compare=False)
     facts_fn: Callable[[], dict] = field(default=dict, repr=False, compare=False)
     notes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -54,6 +56,7 @@ class Decision:
             if wait
             else None,
             revision=data.get("revision", ""),
+            message=data.get("message") or "",
             trace_fn=partial(_given, data.get("trace") or []),
             facts_fn=partial(_given, data.get("facts") or {}),
             notes=dict(data.get("notes") or {}),
@@ -71,6 +74,7 @@ class Decision:
             "reason": self.reason,
             "wait": self.wait.to_dict() if self.wait else None,
             "revision": self.revision,
+            "message": self.message,
             "trace": self.trace,
             "facts": self.facts,
             "notes": dict(self.notes),
@@ -103,6 +107,7 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
     get = facts.get
     notes = facts.notes
     wait = None
+    message = ""
     if stop is None:
         outcome, rule_id = ruleset.default, None
         reason = f"No rule matched; default is {ruleset.default}."
@@ -112,10 +117,11 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
     else:
         outcome, rule_id, wait = stop.outcome, stop.id, stop.wait
         reason = _render(stop, get) if stop.reason_parts else f"Matched rule {stop.id}."
+        message = stop.message or ""
     if skipped and (outcome == "approve" or (wait and wait.on_timeout == "approve")):
         # A wait approves when it times out: after a skip it ends in review instead.
         if outcome == "approve":
-            outcome, wait, when = "review", None, ""
+            outcome, wait, when, message = "review", None, "", ""
         else:
             wait, when = replace(wait, on_timeout="review"), " when the wait ends"
         reason = (f"{reason} Not approved{when}: rule {skipped[0].id} before it could not be "
@@ -128,6 +134,7 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
         reason=reason,
         wait=wait,
         revision=ruleset.revision,
+        message=message,
         trace_fn=lambda: _trace(tried_rules, get, notes),
         facts_fn=facts.readable,
         notes=notes,

@@ -291,6 +291,12 @@ def _rule(
                 )
             elif kind == "fact":
                 facts_used.add(value)
+    message = item.get("message")
+    if isinstance(message, str) and (not message.isprintable() or "{" in message):
+        problems.append(Problem(
+            name, located.line((*path, "message")),
+            "message is shown to the developer as written: one line of plain text, no "
+            "{fact} placeholders (those are for reason, which the developer never sees)"))
     if len(problems) > before or not isinstance(rule_id, str) or not isinstance(outcome, str):
         return None
     return Rule(
@@ -300,6 +306,7 @@ def _rule(
         line=located.line(path),
         condition=condition,
         reason=reason if isinstance(reason, str) else None,
+        message=message.strip() if isinstance(message, str) else None,
         wait=wait,
         description=item.get("description") or "",
         on_unknown=item.get("on_unknown"),

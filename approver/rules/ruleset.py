@@ -8,6 +8,19 @@ from dataclasses import dataclass, field
 from approver.rules.conditions import Evaluator, Node
 
 OUTCOMES = ("approve", "deny", "review", "wait")
+# What the developer is told when the deciding rule has no `message` (or did not decide
+# by matching): never the rule's id, a fact or its internal `reason`.
+DEFAULT_MESSAGES = {
+    "approve": "Your request meets the conditions for access.",
+    "deny": "Your request does not meet the conditions for access to this API.",
+    "review": "A person checks requests like this one before a key is issued.",
+    "wait": "Your request is decided as soon as your subscription is active.",
+}
+
+
+def developer_message(outcome: str | None, message: str | None = None) -> str:
+    """What the developer is told of a decision: its message, else the plain default."""
+    return (message or "").strip() or DEFAULT_MESSAGES.get(outcome or "", "")
 ON_UNKNOWN = ("review", "deny", "skip")
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -56,6 +69,8 @@ class Rule:
     line: int
     condition: Node | None = None
     reason: str | None = None
+    # For the developer (mail, hand-off page); `reason` is for admins, the log, the trace.
+    message: str | None = None
     wait: WaitSpec | None = None
     description: str = ""
     # What an unknown condition leads to: an outcome (never approve), or "skip"; None: review.

@@ -34,7 +34,8 @@ DEVELOPER_HISTORY = 100  # a developer's latest requests kept for the review pag
 SETTLED_STATES = FINAL_STATES | {IN_REVIEW}
 
 _JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies", "policy_names",
-                "request_fields", "held_before")
+                "request_fields", "held_before", "notes", "developer_fields",
+                "developer_keys", "api_names")
 _FORGET_SKIP = """
 if redis.call('hget', KEYS[1], 'state') == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0

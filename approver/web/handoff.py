@@ -1,9 +1,11 @@
 """The redirect-on-key-request hand-off and the page that follows its decision.
 
 Tyk gives no proof that the browser holding a key request id is its developer's, so these
-pages tell a visitor only what the developer needs to go on: where the request stands,
-never the rule's reason or who asked. No request waits for a decision: an undecided one
-gets a page that reloads itself (a meta refresh: no script runs under the CSP).
+pages tell a visitor only what the developer needs to go on: where the request stands and
+the decision's message for the developer (a rule's `message`, a person's reason, or the
+outcome's plain default), never a rule, a fact, a rule's internal reason or who asked.
+No request waits for a decision: an undecided one gets a page that reloads itself (a meta
+refresh: no script runs under the CSP).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import re
 import secrets
 import time
+from functools import partial
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, request, url_for
@@ -19,6 +22,7 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from approver import signing
 from approver import state as st
 from approver.pipeline import enqueue
+from approver.rules import developer_message
 from approver.web import limits
 from approver.web.pages import page
 
@@ -107,37 +111,41 @@ def _unknown():
 def _answer(request_id: str, state: dict | None, token: str, polling: bool = True):
     name = (state or {}).get("state")
     outcome = (state or {}).get("outcome")
+    if name in (st.APPLIED, st.IN_REVIEW, st.WAITING) and outcome:
+        say = partial(page, note=developer_message(outcome, (state or {}).get("message")))
+    else:
+        say = page
     if name == st.SKIPPED and "no longer exists" in (state.get("reason") or ""):
         return _unknown()
     if name == st.SKIPPED:
-        return page(200, "Already approved", "This key request was already approved.",
-                    advice="Your key is in the developer portal.", request_id=request_id)
+        return say(200, "Already approved", "This key request was already approved.",
+                   advice="Your key is in the developer portal.", request_id=request_id)
     if name == st.APPLIED and outcome == "approve":
-        return page(200, "Approved", "Your key request is approved.",
-                    advice="Your key is in the developer portal (and on its way by email).",
-                    request_id=request_id)
+        return say(200, "Approved", "Your key request is approved.",
+                   advice="Your key is in the developer portal (and on its way by email).",
+                   request_id=request_id)
     if name == st.APPLIED and outcome == "deny":
-        return page(200, "Not approved", "Your key request was not approved.",
-                    advice="If you think this is a mistake, contact the API's owners.",
-                    request_id=request_id)
+        return say(200, "Not approved", "Your key request was not approved.",
+                   advice="If you think this is a mistake, contact the API's owners.",
+                   request_id=request_id)
     if name in (st.APPLIED, st.SHADOWED, st.IN_REVIEW):
-        return page(200, "Waiting for review", "A person will look at your key request.",
-                    advice="You will hear from the portal once it is decided.",
-                    request_id=request_id)
+        return say(200, "Waiting for review", "A person will look at your key request.",
+                   advice="You will hear from the portal once it is decided.",
+                   request_id=request_id)
     if name == st.WAITING:
         checkout = _runtime().settings.checkout_url
         if checkout and (state.get("wait") or {}).get("for") == "billing":
             return _to_checkout(checkout, request_id, state.get("developer_id") or "")
-        return page(200, "Waiting for payment", "Your key request waits for your subscription.",
-                    advice="It is approved as soon as billing confirms it.",
-                    request_id=request_id)
+        return say(200, "Waiting for payment", "Your key request waits for your subscription.",
+                   advice="It is approved as soon as billing confirms it.",
+                   request_id=request_id)
     if not polling:
-        return page(202, "Still being processed", "Your key request is still being processed.",
-                    advice="You will hear from the portal once it is decided.",
-                    request_id=request_id)
+        return say(202, "Still being processed", "Your key request is still being processed.",
+                   advice="You will hear from the portal once it is decided.",
+                   request_id=request_id)
     # Not decided yet (or being retried): the page asks again by itself, under the CSP.
     url = _status_url(token)
-    return page(202, "Deciding", "Your key request is being decided.",
+    return say(202, "Deciding", "Your key request is being decided.",
                 advice="This page updates itself in a moment.", request_id=request_id,
                 refresh=f"{POLL}; url={url}", status_url=url)
 

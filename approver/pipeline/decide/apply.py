@@ -62,7 +62,7 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
     log.info("key request %s decided %s by %s: %s", request.ref, outcome, rule or "default",
              reason)
     # Announces review and wait now; approve/deny are announced by apply once carried out.
-    notify.enqueue_notifications(rt.queue, rt.settings, record, request.ref)
+    notify.tell(rt, record, request.ref)
     return record
 
 
@@ -127,7 +127,6 @@ def apply_decision(rt: Runtime, request, record: dict, trigger: str,
         {"outcome": outcome, "decision_id": record.get("decision_id"), "trigger": trigger,
          **fields}, also=remember)
     log.info("key request %s: %s applied in Tyk", ref, outcome)
-    notify.enqueue_notifications(rt.queue, rt.settings,
-                                 {**record, **fields, "state": st.APPLIED}, ref)
+    notify.tell(rt, {**record, **fields, "state": st.APPLIED}, ref)
     return Result(ref, st.APPLIED, outcome, record.get("rule") or None, record.get("reason"),
                   applied_now=True)

@@ -14,6 +14,7 @@ from approver.pipeline.decide.apply import apply_decision, apply_recorded, recor
 from approver.pipeline.decide.pending import adopt, fetch, still_pending
 from approver.pipeline.decide.result import BY_PERSON, IN_TYK, RESUMABLE, Result
 from approver.pipeline.runtime import Runtime
+from approver.rules import developer_message
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,10 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
                            "the key request is no longer pending in Tyk")
         if state.get("state") == st.WAITING:
             rt.store.unpark(ref, state.get("developer_id"))
+        # A system's reason is kept for admins; the developer is told the plain default.
         record = record_decision(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
-                                 reason=reason, revision="", decided_by=source, **_about(state))
+                                 reason=reason, revision="", decided_by=source,
+                                 message=developer_message(outcome), **_about(state))
         return apply_recorded(rt, request, record, source)
 
 
@@ -68,7 +71,8 @@ def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
             rt.store.unpark(ref, state.get("developer_id"))
         record = record_decision(rt, request, via, outcome=outcome, rule=BY_PERSON, reason=reason,
                                  revision=_revision(rt), decided_by=by, via=via,
-                                 review_rule=state.get("rule") or "", **_about(state), **audit)
+                                 message=developer_message(outcome, reason),
+                                 **_review(state), **_about(state), **audit)
         return apply_recorded(rt, request, record, via)
 
 
@@ -108,10 +112,18 @@ def _revision(rt: Runtime) -> str:
         return ""
 
 
+ABOUT = ("developer_email", "developer_name", "developer_company", "developer_fields",
+         "developer_keys", "policy_names", "api_names", "request_fields")
+
+
 def _about(state: dict) -> dict:
     """What a new decision record carries over from the request's earlier one."""
-    return {k: state[k] for k in ("developer_email", "policy_names", "request_fields")
-            if state.get(k)}
+    return {k: state[k] for k in ABOUT if state.get(k)}
+
+
+def _review(state: dict) -> dict:
+    """The rule that left the request to a person and why, kept beside who decided it."""
+    return {"review_rule": state.get("rule") or "", "review_reason": state.get("reason") or ""}
 
 
 
@@ -125,7 +137,7 @@ def decided_in_tyk(rt: Runtime, ref: str, request, state: dict, trigger: str) ->
     """
     if state["state"] == st.WAITING:
         rt.store.unpark(ref, state.get("developer_id"))
-    carried = dict(review_rule=state.get("rule") or "", decided_by=IN_TYK, **_about(state))
+    carried = dict(decided_by=IN_TYK, **_review(state), **_about(state))
     if request is not None and request.approved:
         record = record_decision(rt, request, trigger, outcome="approve", rule=IN_TYK,
                                  reason="approved in Tyk by a person", revision="", **carried)
@@ -143,5 +155,5 @@ def decided_in_tyk(rt: Runtime, ref: str, request, state: dict, trigger: str) ->
     rt.store.save_and_log(ref, {**record, "state": st.APPLIED, "applied_at": st.now_iso()},
                           "decided", record)
     log.info("key request %s was %s", ref, reason)
-    notify.enqueue_notifications(rt.queue, rt.settings, {**record, "state": st.APPLIED}, ref)
+    notify.tell(rt, {**record, "state": st.APPLIED}, ref)
     return Result(ref, st.APPLIED, "deny", IN_TYK, reason)

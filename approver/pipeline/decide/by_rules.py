@@ -21,7 +21,7 @@ from approver.pipeline.decide.result import (
     permanent,
 )
 from approver.pipeline.runtime import Runtime
-from approver.rules import Facts, evaluate
+from approver.rules import Facts, developer_message, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         _undecided(rt, request.ref, trigger, previous, exc)
         raise
     outcome, rule, reason = decision.outcome, decision.rule_id, decision.reason
+    message = decision.message
     wait = None
     if outcome == "wait":
         deadline = float((previous or {}).get("deadline") or 0) or (
@@ -128,11 +129,13 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
             # The wait is over: its on_timeout outcome decides now.
             outcome = decision.wait.on_timeout
             reason = f"{reason} (waited past the deadline: {outcome})"
+            message = ""  # the rule's message spoke of the wait
         else:
             wait = {**decision.wait.to_dict(), "deadline": deadline}
     record = record_decision(
         rt, request, trigger, outcome=outcome, rule=rule or "", reason=reason,
         revision=decision.revision, trace=decision.trace, facts=decision.facts, wait=wait,
+        notes=dict(decision.notes), message=developer_message(outcome, message),
         waited_since=(previous or {}).get("waited_since") or (st.now_iso() if wait else ""),
         # The billing state this was decided on (see stale_wait).
         billing_ts=(context.billing or {}).get("updated_ts") if wait else "",

@@ -97,8 +97,7 @@ def still_pending(rt: Runtime, request_id: str, trigger: str, state: dict | None
                             already_processed=True)
         rt.store.log("applied", request_id, outcome=state.get("outcome"), trigger=trigger,
                      already_processed=True, decision_id=state.get("decision_id"))
-        notify.enqueue_notifications(rt.queue, rt.settings,
-                                     {**state, "state": st.APPLIED}, request_id)
+        notify.tell(rt, {**state, "state": st.APPLIED}, request_id)
     elif record:
         rt.store.save_state(request_id, state=st.SKIPPED, reason=why, updated_at=st.now_iso())
         rt.store.log("skipped", request_id, reason=why, trigger=trigger)

@@ -3,6 +3,7 @@ queues them, `delivery` sends them) and email (`mail`), each sent by RQ jobs of 
 
 from approver.pipeline.notify.delivery import deliver, send, sign, signing_key, slack_message
 from approver.pipeline.notify.events import (
+    ANNOUNCE,
     DELIVER,
     EVENT_TYPES,
     KINDS,
@@ -10,15 +11,19 @@ from approver.pipeline.notify.events import (
     WEBHOOK,
     NotifyError,
     NotifySettings,
+    announce,
+    developer_link,
     enqueue_notifications,
     event_id,
     events_for,
     ref,
     request_link,
+    tell,
     wanted,
 )
 
 __all__ = [
+    "ANNOUNCE",
     "DELIVER",
     "EVENT_TYPES",
     "KINDS",
@@ -26,7 +31,9 @@ __all__ = [
     "WEBHOOK",
     "NotifyError",
     "NotifySettings",
+    "announce",
     "deliver",
+    "developer_link",
     "enqueue_notifications",
     "event_id",
     "events_for",
@@ -36,5 +43,6 @@ __all__ = [
     "sign",
     "signing_key",
     "slack_message",
+    "tell",
     "wanted",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import redis
 from rq import Queue, Retry
@@ -24,12 +24,18 @@ from approver.config import NOTIFY_KINDS, Settings
 from approver.errors import ApproverError
 from approver.pipeline.enqueue import notify_queue
 from approver.pipeline.notify import mail
+from approver.rules import developer_message
 from approver.state import now_iso
 
 log = logging.getLogger(__name__)
 
-# The job's dotted path, kept in approver/notify.py: queued jobs and older workers name it.
+# The jobs' dotted paths, kept in approver/notify.py: queued jobs and older workers name them.
 DELIVER = "approver.notify.deliver"
+ANNOUNCE = "approver.notify.announce"
+# What an announce job carries of a decision record: what events_for and mail read.
+_ANNOUNCED = ("decision_id", "outcome", "state", "mode", "rule", "reason", "message",
+              "revision", "portal", "developer_id", "developer_email", "policies",
+              "policy_names", "decided_at", "decided_by", "waited_since", "deadline", "wait")
 WEBHOOK, SLACK = "webhook", "slack"
 KINDS = NOTIFY_KINDS
 EVENT_TYPES = {
@@ -51,6 +57,8 @@ USER_AGENT = "tyk-approver-notify/1"
 # The Dashboard API documents /api/portal/requests/{id}; the UI route is not documented
 # and differs between Dashboard versions, so check it against yours.
 DASHBOARD_REQUEST_PATH = "/#/portal/requests/{id}"
+# ASSUMPTION, as above: a developer's page in the Dashboard UI (classic portal).
+DASHBOARD_DEVELOPER_PATH = "/#/portal/developers/{id}"
 _NEW_PORTAL_PREFIX = "portal-"  # approver.pipeline.sources.ref() of a new Developer Portal request
 
 
@@ -131,6 +139,15 @@ def request_link(dashboard_url: str | None, request_id: str) -> str | None:
     return dashboard_url.rstrip("/") + DASHBOARD_REQUEST_PATH.format(id=request_id)
 
 
+def developer_link(dashboard_url: str | None, request_id: str,
+                   developer_id: str | None) -> str | None:
+    """The Dashboard UI page of a classic-portal developer (DASHBOARD_DEVELOPER_PATH)."""
+    if not developer_id or request_link(dashboard_url, request_id) is None:
+        return None
+    return dashboard_url.rstrip("/") + DASHBOARD_DEVELOPER_PATH.format(
+        id=quote(developer_id, safe=""))
+
+
 def events_for(record: dict, dashboard_url: str | None, request_id: str | None = None) -> dict:
     """The Standard Webhooks event announcing a decision record.
 
@@ -150,6 +167,9 @@ def events_for(record: dict, dashboard_url: str | None, request_id: str | None =
         "outcome": outcome,
         "rule": record.get("rule") or None,
         "reason": record.get("reason") or "",
+        # What the developer may be told (the rule's `message`, a person's reason, or the
+        # outcome's default): a receiver that writes to developers uses this, not reason.
+        "message": developer_message(outcome, record.get("message")),
         "revision": record.get("revision") or None,
         "decision_id": record.get("decision_id") or None,
         "decided_at": record.get("decided_at") or None,
@@ -243,3 +263,34 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ApproverError | ValueError | redis.RedisError):
         return f"{type(exc).__name__}: {exc}"
     return type(exc).__name__
+
+
+def tell(rt, record: dict, request_id: str) -> None:
+    """Queue what a decision announces, whoever decided: chosen here in a worker, else
+    (a command) one `announce` job, so a worker chooses them with its own settings (the
+    command's environment may have no mail or webhook settings). Never raises."""
+    if rt.notify_here:
+        enqueue_notifications(rt.queue, rt.settings, record, request_id)
+        return
+    try:
+        notify_queue(rt.queue, rt.settings.queue_name).enqueue(
+            ANNOUNCE, request_id, {k: record[k] for k in _ANNOUNCED if k in record},
+            # Per state: a decision is recorded (applying), then announced once applied.
+            job_id=f"announce-{event_id(record, request_id)}-{record.get('state')}",
+            unique=True,
+            retry=Retry(max=len(RETRY_DELAYS), interval=list(RETRY_DELAYS)),
+            job_timeout=JOB_TIMEOUT, result_ttl=KEEP, failure_ttl=KEEP,
+            description=f"announce the decision on key request {request_id}")
+    except DuplicateJobError:
+        pass
+    except Exception as exc:  # the decision path must never fail on a notification
+        log.warning("notifications for key request %s not queued: %s", request_id,
+                    _describe(exc))
+
+
+def announce(request_id: str, record: dict) -> int:
+    """RQ job: queue a decision's notifications and mail with this worker's settings."""
+    from approver.pipeline import runtime
+
+    rt = runtime.current()
+    return enqueue_notifications(rt.queue, rt.settings, record, request_id)

@@ -1,6 +1,10 @@
 """Email about decisions: the developer told the outcome and the reason, admins told when a
 request enters review. Sent by RQ jobs with retries, at most once per decision.
 
+A developer's message carries the decision's `message` (the rule's, a person's reason, or
+the outcome's plain default), never a rule id, a fact or a rule's internal `reason`: those
+are for admins, whose messages carry them.
+
 Messages come from templates (a subject, a text and an HTML part each): the shipped set in
 `mail_templates/` beside this file, any of which an admin's own folder
 (APPROVER_MAIL_TEMPLATES) overrides. Templates see only named, non-secret values: never a
@@ -28,6 +32,7 @@ from approver import state as st
 from approver.errors import ApproverError
 from approver.pipeline import runtime
 from approver.pipeline.enqueue import notify_queue
+from approver.rules import developer_message
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +88,11 @@ def enqueue(queue_or_connection, settings, record: dict, request_id: str) -> int
             return 0
         queue = notify_queue(queue_or_connection,
                              getattr(settings, "queue_name", None) or "approver")
-        values = _values(record, request_id, settings)
         queued = 0
         for template, recipients in wanted:
             try:
                 queue.enqueue(
-                    SEND, template, recipients, values,
+                    SEND, template, recipients, values(template, record, request_id, settings),
                     job_id=f"mail-{template}-{record['decision_id']}", unique=True,
                     retry=Retry(max=len(RETRY_DELAYS), interval=list(RETRY_DELAYS)),
                     job_timeout=60, result_ttl=KEEP, failure_ttl=KEEP,
@@ -103,22 +107,26 @@ def enqueue(queue_or_connection, settings, record: dict, request_id: str) -> int
         return 0
 
 
-def _values(record: dict, request_id: str, settings) -> dict:
-    """What templates may show: named values only (developer-controlled ones are escaped
-    in the HTML part by the template engine)."""
-    base = getattr(settings, "public_url", None)
-    return {
+def values(template: str, record: dict, request_id: str, settings) -> dict:
+    """What a template may show: named values only (developer-controlled ones are escaped
+    in the HTML part by the template engine). A developer's template gets the decision's
+    message; only an admin's gets the rule and its reason."""
+    found = {
         "decision_id": record["decision_id"],
         "request_id": request_id,
         "portal": "new Developer Portal" if record.get("portal") == "portal" else "portal",
         "outcome": record.get("outcome") or "",
-        "reason": record.get("reason") or "",
-        "rule": record.get("rule") or "default",
+        "message": developer_message(record.get("outcome"), record.get("message")),
         "developer_email": record.get("developer_email") or "",
         "policies": list(record.get("policy_names") or record.get("policies") or []),
         "decided_at": record.get("decided_at") or "",
-        "console_url": f"{base}/console/requests/{request_id}" if base else "",
     }
+    if template.startswith("developer_"):
+        return found
+    base = getattr(settings, "public_url", None)
+    return {**found, "reason": record.get("reason") or "",
+            "rule": record.get("rule") or "default",
+            "console_url": f"{base}/console/requests/{request_id}" if base else ""}
 
 
 # -- rendering ------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
+from markupsafe import Markup
 
 from approver import config
-from approver.web.console import auth, views
+from approver.terminal import printable
+from approver.web.console import assets, auth, views
 
 # The console's own stylesheet is the one thing its pages may load.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -47,7 +49,12 @@ def init_app(app: Flask, settings: config.Settings) -> None:
     )
     app.session_interface = ConsoleSessions(
         https=(settings.public_url or "").startswith("https://"))
+    # Every text a page shows has its control, bidi and invisible characters written out
+    # (`\u202e`), as the command line shows them: a developer's field cannot reorder or
+    # hide what a reviewer reads.
+    app.jinja_env.finalize = visible
     auth.init_app(app, settings)
+    app.register_blueprint(assets.bp)  # no session needed: the login page uses them
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
 
@@ -61,3 +68,11 @@ def init_app(app: Flask, settings: config.Settings) -> None:
             if not request.path.startswith("/console/static/"):
                 response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def visible(value):
+    """A value as a page shows it: text with its invisible characters written out; markup
+    (a macro's output) as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return printable(value)
+    return value

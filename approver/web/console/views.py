@@ -11,17 +11,20 @@ from redis.exceptions import RedisError, ResponseError
 
 from approver import config
 from approver.errors import ConfigError
-from approver.pipeline import enqueue, review
+from approver.pipeline import enqueue, notify, review
+from approver.rules import explain
 from approver.web.console.auth import origin, require_login
 from approver.web.console.pages import message, render
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint("console", __name__, url_prefix="/console")
 bp.before_request(require_login)
 
 BULK_LIMIT = 100
+# The decision log view shows decisions, or (a filter of their own) console sign-ins.
+KINDS = ("decisions", "sign-ins")
+SIGN_IN_PREFIX = "console_"
 LOG_PAGE = 50
 _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _WORD = re.compile(r"[a-z_]{1,40}")
@@ -91,8 +94,13 @@ def _request_page(ref: str, status: int = 200, error: str | None = None, reason:
         return message(404, "Not found", f"This service has no record of key request {ref}.")
     claim = shown["claim"]
     pending = claim is not None and not claim.get("result") and shown["in_inbox"]
-    return render("request.html", status, title=f"Key request {ref}", shown=shown,
-                  r=shown["request"], claim=claim, refresh=2 if pending else None,
+    r = shown["request"]
+    dashboard = _rt().settings.dashboard_url
+    links = {"request": notify.request_link(dashboard, ref),
+             "developer": notify.developer_link(dashboard, ref, r["developer_id"])}
+    return render("request.html", status, title=f"Key request {ref}", shown=shown, r=r,
+                  claim=claim, refresh=2 if pending else None, links=links,
+                  steps=explain.steps(shown["trace"]), used=explain.used(shown["trace"]),
                   error=error, reason=reason, reason_limit=review.REASON_LIMIT)
 
 
@@ -175,6 +183,9 @@ def decision_log():
     event, outcome = args.get("event", "").strip(), args.get("outcome", "").strip()
     ref, by = args.get("request", "").strip(), args.get("by", "").strip()[:254]
     before = args.get("before", "").strip()
+    kind = args.get("kind", "decisions").strip()
+    if kind not in KINDS:
+        return message(400, "Bad filter", f"Show decisions or sign-ins, not {kind[:20]!r}.")
     problems = [name for name, value, pattern in (
         ("event", event, _WORD), ("outcome", outcome, _WORD),
         ("request", ref, enqueue.ID_PATTERN), ("before", before, _ENTRY_ID)) if value and
@@ -183,7 +194,9 @@ def decision_log():
         return message(400, "Bad filter", f"Not a valid {', '.join(problems)}.")
 
     def wanted(entry: dict) -> bool:
-        return ((not event or entry.get("event") == event)
+        signin = str(entry.get("event") or "").startswith(SIGN_IN_PREFIX)
+        return ((signin == (kind == "sign-ins"))
+                and (not event or entry.get("event") == event)
                 and (not outcome or entry.get("outcome") == outcome)
                 and (not by or by in (entry.get("decided_by"), entry.get("by"))))
 
@@ -194,4 +207,5 @@ def decision_log():
         return message(400, "Bad filter", "Not a valid before.")
     older = entries[-1]["id"] if len(entries) == LOG_PAGE else None
     return render("log.html", title="Decision log", entries=entries, older=older,
-                  filters={"event": event, "outcome": outcome, "request": ref, "by": by})
+                  filters={"event": event, "outcome": outcome, "request": ref, "by": by,
+                           "kind": kind}, kinds=KINDS)
