@@ -92,6 +92,9 @@ class Settings:
     oidc_allowed_users: tuple[str, ...] = ()
     oidc_allowed_groups: tuple[str, ...] = ()
     oidc_groups_claim: str = "groups"
+    # Deciding from a mail's action links (pipeline/actions.py).
+    action_link_ttl: int = 86400
+    action_link_sign_in: bool = False
 
     @property
     def internal_port(self) -> int | None:
@@ -488,6 +491,23 @@ def _console(env: Mapping[str, str]) -> dict:
                 console_session_lifetime=lifetime or Settings.console_session_lifetime, **oidc)
 
 
+def _flag(name: str, value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return text in ("1", "true", "yes")
+
+
+def _actions(env: Mapping[str, str]) -> dict:
+    """Action links in mail: how long they live, whether they need a console sign-in."""
+    ttl = _duration("APPROVER_ACTION_LINK_TTL", env.get("APPROVER_ACTION_LINK_TTL"))
+    if ttl is not None and not 60 <= ttl <= 30 * 86400:
+        raise ConfigError("APPROVER_ACTION_LINK_TTL must be between 1m and 30d")
+    return dict(action_link_ttl=ttl or Settings.action_link_ttl,
+                action_link_sign_in=_flag("APPROVER_ACTION_LINK_SIGN_IN",
+                                          env.get("APPROVER_ACTION_LINK_SIGN_IN")))
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
@@ -556,4 +576,5 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_networks("APPROVER_TRUSTED_PROXIES", env.get("APPROVER_TRUSTED_PROXIES")),
         handoff_limit=_int("APPROVER_HANDOFF_LIMIT", env.get("APPROVER_HANDOFF_LIMIT"), 30, 1),
         internal_bind=_bind("APPROVER_INTERNAL_BIND", env.get("APPROVER_INTERNAL_BIND")),
+        **_actions(env),
     )
