@@ -39,3 +39,16 @@ def same_person(subject: str, person: str) -> bool:
     way, _, address = subject.partition(":")
     return way == "email" and bool(address) and (
         person.partition(":")[2].lower() == address.lower())
+
+
+def by_email(email: str, request_id: str, store: Store, settings) -> str | None:
+    """The person an email someone else vouches for (Slack's profile) names, if one of the
+    ways that name people by email allows them: single sign-on, a mail admin's address, a
+    local account named by it. Never a proxy's user: any name passes as one."""
+    email = (email or "").strip()
+    if not email or "@" not in email:
+        return None
+    for way in ("oidc", "email", "local"):
+        if may_decide(f"{way}:{email}", request_id, store, settings) is None:
+            return f"{way}:{email.lower() if way != 'local' else email}"
+    return None
