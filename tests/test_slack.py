@@ -172,7 +172,7 @@ def test_a_signed_click_by_a_member_applies_once_and_updates_the_message(
     notify_jobs()
     message = slack.messages[(CHANNEL, ts)]
     assert actions_of(message) == []
-    assert "Approved by `email:reviewers@example.com`" in text_of(message)
+    assert "*Approved* by `email:reviewers@example.com` via slack" in text_of(message)
     assert state["decided_at"] in text_of(message)
     # Another click later (a second press, a replay with a new action): told, nothing done.
     assert send(web, click("approve", ref, MEMBER, ts, action_ts="2.2")).status_code == 200
@@ -223,7 +223,7 @@ def test_deny_opens_a_modal_whose_submission_denies_with_the_reason(
     state = rt.store.state(ref)
     assert (state["outcome"], state["reason"], state["via"]) == (
         "deny", "not a business address", "slack")
-    assert "Denied by" in text_of(slack.messages[(CHANNEL, ts)])
+    assert "*Denied* by" in text_of(slack.messages[(CHANNEL, ts)])
 
 
 def test_a_decision_made_elsewhere_updates_the_message(rt, sandbox, posted, slack, notify_jobs):
@@ -231,8 +231,9 @@ def test_a_decision_made_elsewhere_updates_the_message(rt, sandbox, posted, slac
     decide.decide_by_person(rt, ref, "deny", "spam", "local:bob", "console")
     notify_jobs()
     message = slack.messages[(CHANNEL, ts)]
-    assert actions_of(message) == [] and "Denied by `local:bob`" in text_of(message)
-    assert "(via `console`)" in text_of(message)
+    assert actions_of(message) == [] and "*Denied* by `local:bob` via console" in text_of(
+        message)
+    assert "free-mail-to-review" in text_of(message)  # why it was left to people
 
 
 def test_a_slack_that_is_down_is_retried_and_posts_once(rt, sandbox, slack, notify_jobs):

@@ -37,9 +37,9 @@ def _about(state: dict, request_id: str) -> list[dict]:
         f"*Developer* {inert(state.get('developer_email') or state.get('developer_id'))}"
         + (f" {who}" if who else ""),
         f"*Asked for* {inert(', '.join(state.get('policy_names') or state.get('policies') or []))}",
-        f"*Sent here by* rule {inert(state.get('rule') or 'default', 100)}: "
-        f"{inert(state.get('reason'), 300)}",
-        *[f"*{inert(k, 50)}* {inert(v)}" for k, v in list(fields.items())[:5]],
+        f"*Sent here by* rule {inert(state.get('review_rule') or state.get('rule'), 100)}: "
+        f"{inert(state.get('review_reason') or state.get('reason'), 300)}",
+        *[f"{inert(k, 50)}: {inert(v)}" for k, v in list(fields.items())[:5]],
     ]
     return [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
             {"type": "context", "elements": [{"type": "mrkdwn",
@@ -77,15 +77,15 @@ def decided(state: dict, request_id: str) -> dict:
     outcome = state.get("outcome") or ""
     by = state.get("decided_by") or f"rule {state.get('rule') or 'default'}"
     if state.get("state") == "skipped":
-        headline = "No longer pending in Tyk"
+        headline = "*No longer pending in Tyk*"
     else:
-        headline = f"{PAST.get(outcome, 'Decided')} by {inert(by, 100)}"
-    via = f" (via {inert(state.get('via'), 20)})" if state.get("via") else ""
-    when = inert(state.get("decided_at") or "", 40)
-    reason = f"\n>{inert(state.get('reason'), 300)}" if state.get("reason") and by else ""
+        headline = f"*{PAST.get(outcome, 'Decided')}* by {inert(by, 100)}"
+    via = f" via {escape(str(state['via']))[:20]}" if state.get("via") else ""
+    when = escape(str(state.get("decided_at") or ""))[:40]
+    reason = f"\n>{inert(state.get('reason'), 300)}" if state.get("reason") else ""
     return {"text": f"Key request {escape(request_id)}: {PAST.get(outcome, 'decided')}",
             "blocks": [{"type": "section", "text": {
-                "type": "mrkdwn", "text": f"*{headline}*{via} at {when}{reason}"[:3000]}},
+                "type": "mrkdwn", "text": f"{headline}{via} at {when}{reason}"[:3000]}},
                 *_about(state, request_id)]}
 
 
