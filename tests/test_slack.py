@@ -206,6 +206,18 @@ def test_a_non_members_click_changes_nothing_and_is_answered_privately(
     assert refused[0]["via"] == "slack"
 
 
+def test_someone_of_another_workspace_in_a_shared_channel_cannot_decide(
+        rt, sandbox, posted, web, slack, notify_jobs):
+    ref, ts = posted
+    outsider = click("approve", ref, MEMBER, ts)
+    outsider["user"]["team_id"] = "T0OTHER01"  # Slack Connect: the same email, their org
+    send(web, outsider)
+    notify_jobs()
+    assert rt.store.claim_of(ref) is None and slack.called("users.info") == []
+    [told] = slack.called("chat.postEphemeral")
+    assert "another Slack workspace" in told["text"]
+
+
 def test_deny_opens_a_modal_whose_submission_denies_with_the_reason(
         rt, sandbox, posted, web, slack, notify_jobs, work):
     ref, ts = posted

@@ -94,13 +94,14 @@ def _gone(store: st.Store, found: dict) -> str | None:
 
 def refuse(store: st.Store, found: dict | None, refusal: Refusal, origin: str,
            person: str | None = None) -> Refusal:
-    """Audit a refused link (never the token) and hand the refusal back."""
-    found = found or {}
-    store.log("link_refused", found.get("request_id", ""), by=person or found.get(
-        "subject", "unknown link"), link_for=found.get("subject", ""), via=VIA,
-        why=refusal.text, **{"from": origin})
-    log.info("action link refused for key request %s: %s", found.get("request_id") or "?",
-             refusal.title)
+    """Audit a refused link (never the token) and hand the refusal back. A token this
+    service never made is logged, not audited: guesses cost nothing to send, and must not
+    fill the decision log."""
+    if found:
+        store.log("link_refused", found["request_id"], by=person or found["subject"],
+                  link_for=found["subject"], via=VIA, why=refusal.text, **{"from": origin})
+    log.info("action link refused for key request %s: %s",
+             (found or {}).get("request_id") or "?", refusal.title)
     return refusal
 
 

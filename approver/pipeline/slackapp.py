@@ -132,7 +132,12 @@ def act(click: dict) -> dict:
     rt = runtime.current()
     settings = rt.settings
     request_id, user = click["request_id"], click["user"]
-    person, refused = _person(rt, user, request_id)
+    if click.get("user_team") and click.get("user_team") != click.get("team"):
+        # Slack Connect: someone of another organisation in a shared channel, whose email
+        # that organisation vouches for, not ours.
+        person, refused = None, "people from another Slack workspace may not decide here"
+    else:
+        person, refused = _person(rt, user, request_id)
     if refused is None:
         try:
             taken = review.claim(rt.store, request_id, click["outcome"], click.get("reason", ""),

@@ -110,7 +110,7 @@ def _clicked(payload: dict):
             log.warning("Slack deny modal not opened: %s", exc)
         return "", 200
     click = {"outcome": "approve", "request_id": request_id, "user": user,
-             "channel": channel, "ts": ts}
+             "channel": channel, "ts": ts, **_teams(payload)}
     slackapp.queue_click(_rt().queue, settings, click,
                          _key(_text(action, "action_ts", 64) or ts, user))
     return "", 200
@@ -133,9 +133,17 @@ def _denied(payload: dict):
     if not user:
         raise ApiError(400, "bad_payload", "The submission names no user.")
     click = {"outcome": "deny", "reason": reason[:500], "request_id": request_id,
-             "user": user, "channel": _text(private, "channel"), "ts": _text(private, "ts")}
+             "user": user, "channel": _text(private, "channel"), "ts": _text(private, "ts"),
+             **_teams(payload)}
     slackapp.queue_click(_rt().queue, _rt().settings, click, _key(_text(view, "id"), user))
     return "", 200
+
+
+def _teams(payload: dict) -> dict:
+    """The workspace the app is in, and the one of who clicked (another organisation's,
+    in a channel shared with it through Slack Connect)."""
+    return {"team": _text(payload.get("team"), "id"),
+            "user_team": _text(payload.get("user"), "team_id")}
 
 
 def _key(event: str, user: str) -> str:
