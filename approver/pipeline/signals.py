@@ -150,8 +150,9 @@ def _lookups(settings, domain: str, cached: dict[str, dict | None],
     fresh: dict[str, tuple[dict, int]] = {}
     for future, key in futures.items():
         if future not in done:
-            out[key] = {"unknown": f"{key.split(':')[0].upper()} lookup not done within "
-                        f"{timeout:g}s (APPROVER_SIGNALS_TIMEOUT)"}
+            kind = "DNS" if key.startswith("mx:") else "RDAP"
+            out[key] = {"unknown": f"{kind}: no answer for {domain} within {timeout:g}s "
+                        "(APPROVER_SIGNALS_TIMEOUT)"}
             continue
         try:
             answer: Answer = future.result()
