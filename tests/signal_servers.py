@@ -3,6 +3,7 @@ answering from a table the test can change, and able to go silent or answer nons
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -100,6 +101,12 @@ class SignalServers:
     @Request.application
     def _rdap(self, request):
         prefix = "/rdap/domain/"
+        if request.path == "/bootstrap/dns.json":  # as IANA's: TLDs → RDAP base URLs
+            https = self.rdap_url.replace("http://", "https://") + "/"
+            body = {"version": "1.0", "services": [
+                [["example", "test"], ["http://plain.invalid/", https]],
+                [["io"], ["https://rdap.invalid/"]]]}
+            return Response(json.dumps(body), 200, content_type="application/json")
         if not request.path.startswith(prefix):
             return Response("not found", 404)
         if self.faults.rdap == "hang":
