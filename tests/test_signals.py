@@ -189,3 +189,19 @@ def test_signal_settings_are_read():
     assert settings.rdap_url == "https://rdap.example"
     assert settings.signals_timeout == 0.5
     assert config.from_env({}).signals_timeout == 2.0
+
+
+def test_the_demos_dns_and_rdap_servers_answer_for_the_sample_domains():
+    from approver.sandbox.signals import SignalServers
+
+    servers = SignalServers()
+    try:
+        host, port = servers.env["APPROVER_DNS_SERVERS"].split(":")
+        resolver = mx.resolver(((host, int(port)),))
+        assert mx.accepts_mail(resolver, "gmail.com", soon()).value is True
+        assert mx.accepts_mail(resolver, "elsewhere.example", soon()).value is False
+        answer = rdap.registered("acme.partner.example", requests.Session(), soon(),
+                                 base=servers.env["APPROVER_RDAP_URL"])
+        assert answer.value.startswith("2001-01-01")
+    finally:
+        servers.shutdown()
