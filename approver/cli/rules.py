@@ -95,8 +95,12 @@ def cmd_rules_explain(args) -> int:
         if not isinstance(document, dict):
             raise ApproverError(f"{args.file}: expected a JSON object")
         if isinstance(document.get("data"), dict) and "event" in document:
+            from approver.pipeline.signals import gather_offline
+
             data = document["data"]  # a Tyk webhook payload: take what it embeds
-            facts = Facts(FactContext(request=data, developer=data.get("portal_developer")))
+            context = FactContext(request=data, developer=data.get("portal_developer"))
+            gather_offline(context, Path(args.rules or config.from_env().rules_path))
+            facts = Facts(context)
         else:
             facts = Facts.from_values(document)  # a mapping of fact names to values
     decision = evaluate(ruleset, facts)

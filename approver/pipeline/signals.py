@@ -98,6 +98,26 @@ def gather(rt, ref: str, developer_id: str, context: FactContext) -> dict:
     return signals
 
 
+def gather_offline(context: FactContext, rules_path: Path) -> dict:
+    """The signals a dry run from a file can have: the installed and the admins' lists; the
+    rest (DNS, RDAP, history: what needs the network or Redis) unknown, saying so."""
+    signals: dict[str, dict] = {}
+    context.extra["signals"] = signals
+    try:
+        domain = normalise_email_domain(developer_email(context))
+    except FactUnavailable as exc:
+        domain, why = None, str(exc)
+    admin = _admin_lists(lists_folder(rules_path))
+    for kind in datasets.KINDS:
+        signals[f"developer.email_{kind}"] = (_listed(kind, domain, admin, None) if domain
+                                              else {"unknown": why})
+    offline = {"unknown": "not asked in a dry run from a file (DNS, RDAP and history are)"}
+    for name in ("developer.email_domain_accepts_mail", "developer.email_domain_age_days",
+                 *History.FACTS):
+        signals[name] = offline
+    return signals
+
+
 def _listed(kind: str, domain: str, admin: dict[str, datasets.DomainList],
             loaded: tuple[dict, str | None] | None) -> dict:
     stem = kind.replace("_", "-")

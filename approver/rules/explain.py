@@ -28,7 +28,8 @@ def _conditions(items: list, depth: int) -> list[str]:
                 lines.append(f"{pad}{_MARK.get(item.get('result'), '?')} not:")
                 lines += _conditions([item["not"]], depth + 1)
                 continue
-            note = f"  ({item['note']})" if item.get("note") else ""
+            note = (f"  ({item['note']})" if item.get("note") else
+                    f"  (from {item['source']})" if item.get("source") else "")
             converted = (f" as {item['as']} {_value(item.get('converted'))}"
                          if "as" in item else "")
             lines.append(

@@ -48,6 +48,12 @@ def _window(pipe, key: str, member: str, now: float, length: int) -> None:
 class History:
     """Velocity windows and denial/revocation history in Redis."""
 
+    # The facts `read` answers.
+    FACTS = ("history.requests_by_developer_1h", "history.requests_from_domain_24h",
+             "history.developers_from_domain_24h", "history.previously_denied",
+             "history.keys_revoked", "history.denied_from_domain",
+             "history.keys_revoked_from_domain")
+
     def __init__(self, redis):
         self.redis = redis
 
