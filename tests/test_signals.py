@@ -149,6 +149,20 @@ def test_history_knows_a_person_by_normalised_email_and_counts_revocations(redis
     stranger = store.read("r3", "dev3", "ann@gmail.com", "gmail.com")
     assert stranger["history.previously_denied"] is False
     assert stranger["history.developers_from_domain_24h"] == 2
+    # Addresses are kept only as digests.
+    assert not [k for k in redis_conn.keys("approver:history:*") if b"@" in k]
+    assert b"@" not in redis_conn.hget("approver:history:dev:dev1", "email")
+
+
+def test_a_request_with_no_one_to_count_by_has_unknown_velocity(redis_conn):
+    store = History(redis_conn)
+    pipe = redis_conn.pipeline()
+    store.record_decision(pipe, "r1", "", None, None, denied=True)
+    pipe.execute()
+    found = store.read("r2", "", None, None)
+    assert found["history.requests_by_developer_1h"] is None
+    assert found["history.requests_from_domain_24h"] is None
+    assert found["history.previously_denied"] is False
 
 
 def test_signal_facts_are_listed_and_unknown_when_not_gathered(capsys):

@@ -76,7 +76,7 @@ def gather(rt, ref: str, developer_id: str, context: FactContext) -> dict:
     for name, value in History(rt.redis).read(ref, developer_id or "", normalized,
                                               domain).items():
         signals[name] = ({"value": value, "source": HISTORY} if value is not None
-                         else {"unknown": f"{why}: no domain to count by"})
+                         else {"unknown": f"{why}: nothing to count by"})
     if domain is None:
         why = f"{why} (no email domain)" if email is None else "the email has no valid domain"
         for name in ("disposable", "free_mail", "domain_accepts_mail", "domain_age_days"):

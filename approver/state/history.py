@@ -24,15 +24,18 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def person(developer_id: str, email: str | None) -> str:
-    """How a person is counted: their normalised email's digest, else their developer id."""
-    return "e:" + _digest(email) if email else "d:" + developer_id
-
-
-def _identities(developer_id: str, email: str | None, domain: str | None) -> list[str]:
-    found = [f"{KEY}dev:{developer_id}"] if developer_id else []
+def person(developer_id: str, email: str | None) -> str | None:
+    """How a person is counted: their normalised email's digest, else their developer id
+    (None: neither is known, nothing to count by)."""
     if email:
-        found.append(f"{KEY}email:{_digest(email)}")
+        return "e:" + _digest(email)
+    return "d:" + developer_id if developer_id else None
+
+
+def _identities(developer_id: str, digest: str | None, domain: str | None) -> list[str]:
+    found = [f"{KEY}dev:{developer_id}"] if developer_id else []
+    if digest:
+        found.append(f"{KEY}email:{digest}")
     if domain:
         found.append(f"{KEY}domain:{domain}")
     return found
@@ -64,16 +67,18 @@ class History:
         Idempotent for velocity (a request is one member however often it is decided).
         """
         now = time.time() if now is None else now
-        who = person(developer_id, email)
+        who, digest = person(developer_id, email), _digest(email) if email else None
         if domain:
             _window(pipe, f"{KEY}domain-requests:{domain}", ref, now, DAY)
-            _window(pipe, f"{KEY}domain-people:{domain}", who, now, DAY)
-        _window(pipe, f"{KEY}person-requests:{who}", ref, now, HOUR)
+            if who:
+                _window(pipe, f"{KEY}domain-people:{domain}", who, now, DAY)
+        if who:
+            _window(pipe, f"{KEY}person-requests:{who}", ref, now, HOUR)
         if developer_id and (email or domain):
             # What a revocation (which knows only the developer id) counts against.
             pipe.hset(f"{KEY}dev:{developer_id}",
-                      mapping={"email": email or "", "domain": domain or ""})
-        for key in _identities(developer_id, email, domain):
+                      mapping={"email": digest or "", "domain": domain or ""})
+        for key in _identities(developer_id, digest, domain):
             if denied:
                 pipe.hincrby(key, "denied", 1)
             pipe.expire(key, HISTORY_TTL)
@@ -81,9 +86,9 @@ class History:
     def record_revoked(self, developer_id: str) -> None:
         """A key of this developer was revoked: counted for them, their email and domain."""
         about = self.redis.hmget(f"{KEY}dev:{developer_id}", "email", "domain")
-        email, domain = ((v.decode() if v else None) for v in about)
+        digest, domain = ((v.decode() if v else None) for v in about)
         pipe = self.redis.pipeline(transaction=True)
-        for key in _identities(developer_id, email, domain):
+        for key in _identities(developer_id, digest, domain):
             pipe.hincrby(key, "revoked", 1)
             pipe.expire(key, HISTORY_TTL)
         pipe.execute()
@@ -94,10 +99,11 @@ class History:
         now = time.time() if now is None else now
         who = person(developer_id, email)
         pipe = self.redis.pipeline(transaction=False)
-        windows = [(f"{KEY}person-requests:{who}", ref, HOUR)]
+        # With no one to count by, the person's window is an empty one (answered: unknown).
+        windows = [(f"{KEY}person-requests:{who or ''}", ref, HOUR)]
         if domain:
             windows += [(f"{KEY}domain-requests:{domain}", ref, DAY),
-                        (f"{KEY}domain-people:{domain}", who, DAY)]
+                        (f"{KEY}domain-people:{domain}", who or "", DAY)]
         for key, member, length in windows:
             pipe.zcount(key, now - length, "+inf")
             pipe.zscore(key, member)
@@ -112,9 +118,9 @@ class History:
         if not email:
             mail = [0, 0]
         return {
-            "history.requests_by_developer_1h": counts[0],
+            "history.requests_by_developer_1h": counts[0] if who else None,
             "history.requests_from_domain_24h": counts[1] if domain else None,
-            "history.developers_from_domain_24h": counts[2] if domain else None,
+            "history.developers_from_domain_24h": counts[2] if domain and who else None,
             "history.previously_denied": bool(dev[0] or mail[0]),
             "history.keys_revoked": max(dev[1], mail[1]),
             "history.denied_from_domain": dom[0] if domain else None,

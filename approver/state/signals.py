@@ -51,15 +51,15 @@ class Signals:
         pipe = self.redis.pipeline(transaction=False)
         for kind in kinds:
             pipe.get(_list_key(kind) + ":meta")
-            if candidates:
-                pipe.smismember(_list_key(kind), candidates)
+            for candidate in candidates:  # SISMEMBER each: SMISMEMBER needs Redis 6.2
+                pipe.sismember(_list_key(kind), candidate)
         if cache_keys:
             pipe.mget([KEY + "cache:" + k for k in cache_keys])
         found = pipe.execute()
         lists: dict[str, tuple[dict, str | None] | None] = {}
         for kind in kinds:
             meta = found.pop(0)
-            members = found.pop(0) if candidates else []
+            members = [found.pop(0) for _ in candidates]
             hit = next((c for c, m in zip(candidates, members, strict=True) if m), None)
             lists[kind] = (json.loads(meta), hit) if meta else None
         cached = [json.loads(v) if v else None for v in found.pop(0)] if cache_keys else []
