@@ -219,3 +219,26 @@ def test_the_demos_dns_and_rdap_servers_answer_for_the_sample_domains():
         assert answer.value.startswith("2001-01-01")
     finally:
         servers.shutdown()
+
+
+def test_data_update_loads_the_configured_url_and_refuses_a_failed_download(
+        env, rt, capsys, monkeypatch):
+    from werkzeug.wrappers import Request, Response
+
+    from tests.conftest import serving
+
+    @Request.application
+    def lists(request):
+        if request.path == "/free-mail.txt":
+            return Response("gmail.com\nmail.example\n", content_type="text/plain")
+        return Response("gone", 503)
+
+    with serving(lists) as url:
+        monkeypatch.setenv("APPROVER_FREE_MAIL_LIST_URL", f"{url}/free-mail.txt")
+        assert main(["data", "update", "free_mail"]) == 0
+        assert "free_mail: 2 domains from http://127.0.0.1:" in capsys.readouterr().out
+        assert main(["data", "update", "free_mail", "--from", f"{url}/broken.txt"]) == 2
+        assert "answered 503" in capsys.readouterr().err
+    assert rt.redis.scard("approver:signals:list:free_mail") == 2
+    assert main(["data", "update", "disposable"]) == 2
+    assert "set APPROVER_DISPOSABLE_LIST_URL" in capsys.readouterr().err
