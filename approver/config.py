@@ -97,8 +97,9 @@ class Settings:
     dns_servers: tuple[tuple[str, int], ...] = ()
     rdap_url: str | None = None
     signals_timeout: float = 2.0
-    disposable_list_url: str | None = None
-    free_mail_list_url: str | None = None
+    # A private list's URL may carry a token: kept out of repr, redacted from logs.
+    disposable_list_url: str | None = field(default=None, repr=False)
+    free_mail_list_url: str | None = field(default=None, repr=False)
 
     @property
     def internal_port(self) -> int | None:

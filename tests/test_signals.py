@@ -234,11 +234,19 @@ def test_data_update_loads_the_configured_url_and_refuses_a_failed_download(
         return Response("gone", 503)
 
     with serving(lists) as url:
-        monkeypatch.setenv("APPROVER_FREE_MAIL_LIST_URL", f"{url}/free-mail.txt")
+        monkeypatch.setenv("APPROVER_FREE_MAIL_LIST_URL",
+                           url.replace("//", "//lists:pw-123@") + "/free-mail.txt?token=tok-456")
         assert main(["data", "update", "free_mail"]) == 0
-        assert "free_mail: 2 domains from http://127.0.0.1:" in capsys.readouterr().out
-        assert main(["data", "update", "free_mail", "--from", f"{url}/broken.txt"]) == 2
-        assert "answered 503" in capsys.readouterr().err
+        assert f"free_mail: 2 domains from {url}/free-mail.txt in force" in (
+            capsys.readouterr().out)
+        # The list's credentials reach neither Redis nor the output.
+        meta = rt.redis.get("approver:signals:list:free_mail:meta")
+        assert b"pw-123" not in meta and b"tok-456" not in meta
+        assert main(["data", "update", "free_mail", "--from",
+                     f"{url}/broken.txt?token=tok-789"]) == 2
+        ours = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("approver:")]  # not the test server's access log
+        assert ours == [f"approver: {url}/broken.txt answered 503"]
     assert rt.redis.scard("approver:signals:list:free_mail") == 2
     assert main(["data", "update", "disposable"]) == 2
     assert "set APPROVER_DISPOSABLE_LIST_URL" in capsys.readouterr().err

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from approver import config
 from approver.cli.parsing import arg, command, group
@@ -22,6 +23,16 @@ def _source(args, settings) -> str:
     return source
 
 
+def _shown(source: str) -> str:
+    """How a source is named in Redis, traces and output: a URL without its user, password
+    or query (a private list's token stays out), a file by its full path."""
+    if "://" not in source:
+        return str(Path(source).resolve())
+    parts = urlsplit(source)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
 def cmd_data_update(args) -> int:
     """Load a newer list into Redis: every worker uses it from its next decision."""
     from approver.signals import datasets
@@ -30,8 +41,8 @@ def cmd_data_update(args) -> int:
 
     settings = config.from_env()
     source = _source(args, settings)
-    domains, problems = datasets.parse(datasets.read_source(source))
-    shown = config.redact_url(source) if "://" in source else str(Path(source).resolve())
+    shown = _shown(source)
+    domains, problems = datasets.parse(datasets.read_source(source, shown))
     for number, message in problems[:SHOWN_PROBLEMS]:
         print(printable(f"{shown}:{number}: {message}"))
     if problems:

@@ -109,22 +109,23 @@ def list_files(folder: Path | None) -> list[Path]:
     return [folder / n for n in names if (folder / n).is_file()]
 
 
-def read_source(source: str, timeout: float = 30.0) -> str:
-    """A list's text from an https URL or a file, at most LIMIT_BYTES."""
+def read_source(source: str, shown: str, timeout: float = 30.0) -> str:
+    """A list's text from an https URL or a file, at most LIMIT_BYTES; errors name it as
+    `shown` (a URL's token never reaches a message)."""
     if "://" not in source:
         try:
             with open(source, "rb") as handle:
                 data = handle.read(LIMIT_BYTES + 1)
         except OSError as exc:
-            raise Unavailable(f"{source}: {exc.strerror or exc}") from None
+            raise Unavailable(f"{shown}: {exc.strerror or exc}") from None
     else:
         try:
             with requests.get(source, timeout=timeout, stream=True) as resp:
                 if resp.status_code != 200:
-                    raise Unavailable(f"{source} answered {resp.status_code}")
+                    raise Unavailable(f"{shown} answered {resp.status_code}")
                 data = resp.raw.read(LIMIT_BYTES + 1, decode_content=True)
         except requests.RequestException as exc:
-            raise Unavailable(f"{source}: {type(exc).__name__}") from None
+            raise Unavailable(f"{shown}: {type(exc).__name__}") from None
     if len(data) > LIMIT_BYTES:
-        raise Unavailable(f"{source} is over {LIMIT_BYTES} bytes")
+        raise Unavailable(f"{shown} is over {LIMIT_BYTES} bytes")
     return data.decode("utf-8", errors="replace")
