@@ -5,6 +5,7 @@
     python -m bench --profile  # py-spy profiles of the web tier and a worker under load
     python -m bench --no-doc   # print the table only
     python -m bench --only backlog   # the backlog rows alone (10,000 pending; ~5½ minutes)
+    python -m bench --only signals   # what the signal facts cost a decision (seconds)
 
 Everything runs on 127.0.0.1 on free ports and is torn down on exit, Ctrl-C included.
 See docs/performance.md for the method and the latest figures.
