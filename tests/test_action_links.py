@@ -213,6 +213,28 @@ def test_another_persons_link_is_refused_when_sign_in_is_required(
     assert rt.store.state(ref)["decided_by"] == f"local:{ADMINS[1]}"
 
 
+def test_a_proxys_user_is_signed_in_by_the_link_page_as_by_any_console_page(
+        rt, sandbox, mailed, settings, work):
+    import ipaddress
+
+    from approver.web import create_app
+
+    ref, links = mailed
+    proxy = ipaddress.ip_network("10.1.2.3/32")
+    app = create_app(settings.with_(action_link_sign_in=True, console_trusted_proxies=(proxy,),
+                                    console_user_header="X-Forwarded-Email"))
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    path, theirs = links[ADMINS[0]]["approve"], {"X-Forwarded-Email": ADMINS[0]}
+    assert client.get(path, headers={"X-Forwarded-Email": ADMINS[1]}).status_code == 403
+    page = client.get(path, headers=theirs).data.decode()
+    done = client.post("/console/act", headers=theirs,
+                       data={**form_of(page), "csrf_token": csrf(page), "outcome": "approve"})
+    assert done.status_code == 200
+    work()
+    assert rt.store.state(ref)["decided_by"] == f"proxy:{ADMINS[0]}"
+
+
 def test_a_person_no_longer_allowed_cannot_use_their_link(rt, sandbox, mailed, settings):
     from approver.web import create_app
 

@@ -10,7 +10,7 @@ the person the link was sent to.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, redirect, request, url_for
+from flask import Blueprint, current_app, g, request
 
 from approver.pipeline import actions, review
 from approver.rules import explain
@@ -26,16 +26,16 @@ def _rt():
 
 
 def _person() -> tuple[str | None, object]:
-    """(who is signed in, None) when sign-in is required and done; (None, a redirect to the
-    login page) when it is required and not done; (None, None) when not required."""
+    """(who is signed in, None) when sign-in is required and done (a trusted proxy's user
+    is signed in here as on any console page; a form's CSRF token is checked); (None, the
+    answer: the login page, a refused form) when it is required and not done; (None, None)
+    when not required."""
     if not _rt().settings.action_link_sign_in:
         return None, None
-    record = auth.current()
-    if record is None:
-        return None, redirect(url_for("console_auth.login", next=request.full_path
-                                      if request.method == "GET" else None))
-    g.console_user = {"name": record["name"], "via": record["via"]}
-    return record["name"], None
+    refused = auth.require_login()
+    if refused is not None:
+        return None, refused
+    return g.console_user["name"], None
 
 
 @bp.get("/<token>")
@@ -66,12 +66,12 @@ def decide():
     """Decide with a link: its token and this view's nonce, the outcome and a reason."""
     form = request.form
     token, nonce = form.get("token", "")[:100], form.get("nonce", "")[:100]
-    person, elsewhere = _person()
-    if elsewhere is not None:
+    person, refused = _person()
+    if refused is not None:
+        if getattr(refused, "status_code", 0) != 302:
+            return refused  # a form without this session's CSRF token
         return message(401, "Sign in first", "Sign in to the console, then open the link "
                        "from the mail again.")
-    if person is not None and (refused := auth.csrf_refused()) is not None:
-        return refused
     if not tokens.take_nonce(_rt().store, token, nonce):
         return message(400, "Form refused", "This form is out of date or was not sent from "
                        "this service's page. Open the link from the mail again.")
