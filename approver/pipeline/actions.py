@@ -83,7 +83,7 @@ def _gone(store: st.Store, found: dict) -> str | None:
     request_id = found["request_id"]
     state = store.state(request_id) or {}
     since = store.redis.zscore(st.INBOX_KEY, request_id)
-    if found.get("killed") or state.get("state") not in st.INBOX_STATES or (
+    if state.get("state") not in st.INBOX_STATES or (
             since is None or repr(since) != found.get("since")):
         if state.get("state") == st.APPLIED:
             return (f"the request was {PAST.get(state.get('outcome'), 'decided')} by "

@@ -1,6 +1,7 @@
 """Action links' tokens in Redis: random, kept only as their SHA-256, bound to one person (an
-account or an address), one request (and step), single use, expiring, and dead once the
-request is decided by anyone.
+account or an address), one request (and step), single use and expiring. A token also
+records when its request entered the inbox: once the request is decided by anyone it is no
+longer there (or entered again later), and `pipeline.actions` refuses the token.
 
 A token's record outlives its expiry by `KEEP_AFTER`, so an expired or used link is refused
 saying so, not as unknown. The page a link opens hands out a nonce per view; its form must
@@ -17,24 +18,22 @@ from approver.state.common import PREFIX, now_iso
 from approver.state.store import Store
 
 TOKEN_KEY = PREFIX + "action:"  # + the token's SHA-256: subject, request, step, expiry, use
-INDEX_KEY = PREFIX + "actions:"  # + request id: the hashes of its tokens (to kill them)
 NONCE_KEY = PREFIX + "action-nonce:"  # + the token's hash + ":" + the nonce's hash
 KEEP_AFTER = 7 * 86400
 NONCE_TTL = 3600
 TOKEN_BYTES = 32  # 256 bits: guessing one is out of reach, whatever the rate
 
-# Use a token: {1} done; {0} unknown; {2, used_at, used_by} used; {3} killed; {4} expired.
+# Use a token: {1} done; {0} unknown; {2, used_at, used_by} used; {4} expired.
 # KEYS: the token's record; ARGV: now (epoch seconds), who uses it, when (ISO).
 _USE = """
-local found = redis.call('hmget', KEYS[1], 'expires', 'used_at', 'used_by', 'killed')
+local found = redis.call('hmget', KEYS[1], 'expires', 'used_at', 'used_by')
 if not found[1] then return {0} end
 if found[2] then return {2, found[2], found[3] or ''} end
-if found[4] then return {3} end
 if tonumber(found[1]) < tonumber(ARGV[1]) then return {4} end
 redis.call('hset', KEYS[1], 'used_at', ARGV[3], 'used_by', ARGV[2])
 return {1}
 """
-USED, UNKNOWN, SPENT, KILLED, EXPIRED = 1, 0, 2, 3, 4
+USED, UNKNOWN, SPENT, EXPIRED = 1, 0, 2, 4
 
 
 def digest(token: str) -> str:
@@ -54,8 +53,6 @@ def mint(store: Store, subject: str, request_id: str, step: str, since: float,
         "subject": subject, "request_id": request_id, "step": step, "since": repr(since),
         "created_at": now_iso(), "expires": int(time.time()) + ttl})
     pipe.expire(TOKEN_KEY + hashed, ttl + KEEP_AFTER)
-    pipe.sadd(INDEX_KEY + request_id, hashed)
-    pipe.expire(INDEX_KEY + request_id, ttl + KEEP_AFTER)
     pipe.execute()
     return token
 
@@ -68,25 +65,11 @@ def look(store: Store, token: str) -> dict | None:
 
 def use(store: Store, token: str, by: str) -> tuple[int, str, str]:
     """Use a token, atomically: (USED, "", "") once; else why not (UNKNOWN, SPENT with when
-    and by whom, KILLED, EXPIRED)."""
+    and by whom, EXPIRED)."""
     answer = store.redis.eval(_USE, 1, TOKEN_KEY + digest(token), int(time.time()), by,
                               now_iso())
     texts = [a.decode() if isinstance(a, bytes) else str(a) for a in answer[1:]]
     return int(answer[0]), *[*texts, "", ""][:2]
-
-
-def kill(store: Store, request_id: str) -> int:
-    """Kill every link to a request (it was decided); how many were still there."""
-    hashes = [h.decode() for h in store.redis.smembers(INDEX_KEY + request_id)]
-    pipe = store.redis.pipeline(transaction=False)
-    for hashed in hashes:
-        pipe.exists(TOKEN_KEY + hashed)
-    present = [h for h, there in zip(hashes, pipe.execute(), strict=True) if there]
-    pipe = store.redis.pipeline(transaction=True)
-    for hashed in present:
-        pipe.hset(TOKEN_KEY + hashed, "killed", now_iso())
-    pipe.execute()
-    return len(present)
 
 
 def give_nonce(store: Store, token: str) -> str:
