@@ -85,6 +85,8 @@ class Settings:
     console_idle_timeout: int = 1800
     console_session_lifetime: int = 12 * 3600
     console_user_header: str | None = None
+    console_groups_header: str | None = None
+    admins_group: str | None = None
     console_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
@@ -483,7 +485,13 @@ def _console(env: Mapping[str, str]) -> dict:
         if not (env.get("APPROVER_PUBLIC_URL") or "").strip():
             raise ConfigError("APPROVER_PUBLIC_URL is required with APPROVER_OIDC_ISSUER (the "
                               "sign-on callback address, never taken from a request's Host)")
+    groups_header = (env.get("APPROVER_CONSOLE_GROUPS_HEADER") or "").strip() or None
+    if groups_header and not header:
+        raise ConfigError("APPROVER_CONSOLE_GROUPS_HEADER needs APPROVER_CONSOLE_USER_HEADER: "
+                          "the proxy that names the user names their groups")
     return dict(console_user_header=header, console_trusted_proxies=proxies,
+                console_groups_header=groups_header,
+                admins_group=(env.get("APPROVER_ADMINS_GROUP") or "").strip() or None,
                 console_idle_timeout=idle or Settings.console_idle_timeout,
                 console_session_lifetime=lifetime or Settings.console_session_lifetime, **oidc)
 
