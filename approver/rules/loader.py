@@ -15,6 +15,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from approver.rules import approvals as approvals_block
 from approver.rules.conditions import Parser, compile_node
 from approver.rules.errors import Problem, RulesError
 from approver.rules.registry import Registry, suggest
@@ -275,6 +276,7 @@ def _rule(
     problems += parser.problems
     facts_used |= parser.facts_used
     wait = _wait(item, path, name, located, problems)
+    steps, deadline = approvals_block.parse(item, path, name, located, problems)
     reason = item.get("reason")
     reason_parts: tuple = ()
     if isinstance(reason, str):
@@ -308,6 +310,8 @@ def _rule(
         reason=reason if isinstance(reason, str) else None,
         message=message.strip() if isinstance(message, str) else None,
         wait=wait,
+        approvals=steps,
+        deadline=deadline,
         description=item.get("description") or "",
         on_unknown=item.get("on_unknown"),
         match=compile_node(condition),

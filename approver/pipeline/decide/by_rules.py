@@ -21,6 +21,7 @@ from approver.pipeline.decide.result import (
     permanent,
 )
 from approver.pipeline.runtime import Runtime
+from approver.pipeline.steps import approval_fields
 from approver.rules import Facts, developer_message, evaluate
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         # The billing state this was decided on (see stale_wait).
         billing_ts=(context.billing or {}).get("updated_ts") if wait else "",
         held_before=list(held),
+        # The steps people must take before an approval, and by when (review only).
+        **approval_fields(decision) if outcome == "review" else {},
         **review.describe(context),
     )
     if previous and previous.get("state") == st.WAITING and not wait:
