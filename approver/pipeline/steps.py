@@ -33,18 +33,21 @@ class Person:
 
 
 def approval_fields(decision) -> dict:
-    """What a decision record keeps of a rule's steps and deadline (none: empty)."""
-    if not decision.approvals and not decision.deadline:
-        return {}
+    """What a rule's decision record keeps of its steps and deadline, with the id their
+    progress is kept under (a request decided again starts afresh); empty for a decision
+    without them (None: not a review), replacing any a request had before."""
+    if decision is None or not (decision.approvals or decision.deadline):
+        return {"approvals": [], "approval_deadline": None, "approvals_id": ""}
     return {"approvals": [s.to_dict() for s in decision.approvals],
-            "approval_deadline": decision.deadline.to_dict() if decision.deadline else None}
+            "approval_deadline": decision.deadline.to_dict() if decision.deadline else None,
+            "approvals_id": uuid.uuid4().hex}
 
 
 def standing(store: st.Store, request_id: str, state: dict) -> dict:
     """A request's steps as a person reads them: each step, who approved it, what is
     left; the index of the current one; and who approved any step."""
     steps = steps_from(state.get("approvals"))
-    now = progress_of.progress(store, request_id, state.get("decision_id") or "")
+    now = progress_of.progress(store, request_id, state.get("approvals_id") or "")
     rows = []
     for index, step in enumerate(steps):
         approved = now["approved"].get(index, [])
@@ -58,6 +61,32 @@ def standing(store: st.Store, request_id: str, state: dict) -> dict:
     return {"steps": rows, "current": now["current"], "people": now["people"],
             "escalated": now["escalated"],
             "escalate_to": (state.get("approval_deadline") or {}).get("escalate_to")}
+
+
+def show(store: st.Store, request_id: str) -> dict | None:
+    """`review.show`, with the request's steps as they stand (`standing`)."""
+    shown = review.show(store, request_id)
+    if shown is not None:
+        shown["standing"] = standing(store, request_id, store.state(request_id) or {})
+    return shown
+
+
+def waiting_for(store: st.Store, rows: list[dict], person: Person,
+                admins: str | None = None) -> list[dict]:
+    """The inbox rows whose current step names one of `person`'s groups (or that they may
+    decide as the escalation group), each with its standing; requests without steps are
+    everyone's, so they are not "waiting for me"."""
+    mine = []
+    for row in rows:
+        if not row.get("approvals"):
+            continue
+        now = standing(store, row["id"], row)
+        current = now["steps"][min(now["current"], len(now["steps"]) - 1)]
+        groups = {current["group"]} | ({now["escalate_to"]} if now["escalated"] else set())
+        if groups & set(person.groups) and may_decide(
+                person, {**row, "standing": now}, admins) is None:
+            mine.append(row | {"standing": now})
+    return mine
 
 
 def may_decide(person: Person, request: dict, admins: str | None = None,
@@ -120,7 +149,7 @@ def act(store: st.Store, request_id: str, outcome: str, reason: str, person: Per
                    if i == step), 1)
     taken = {"claim_id": uuid.uuid4().hex, "outcome": "approve", "reason": reason,
              "by": person.name, "via": via, "from": origin, "claimed_at": st.now_iso()}
-    done, detail = progress_of.approve(store, request_id, state.get("decision_id") or "",
+    done, detail = progress_of.approve(store, request_id, state.get("approvals_id") or "",
                                        step, person.name, needed, len(now["steps"]),
                                        override, taken)
     event = "step_overridden" if override else "step_approved"

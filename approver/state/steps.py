@@ -3,7 +3,8 @@ and whether its deadline escalated. One Redis hash per request, moved forward at
 with the request's claim: of two people approving the last step at once, one approval
 completes it (and takes the claim that applies it), the other is told.
 
-Bound to the decision that set the steps: a request decided again starts afresh.
+Bound to the decision that set the steps (its `approvals_id`): a request decided again
+starts afresh.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from approver.state.store import Store
 COUNTED, PASSED, COMPLETE = "counted", "passed", "complete"
 NOT_IN_REVIEW, CLAIMED, MOVED, ALREADY = "not_in_review", "claimed", "moved", "already"
 
-# KEYS: the request's state, its steps, its claim. ARGV: decision id, step index decided,
+# KEYS: the request's state, its steps, its claim. ARGV: the approvals id, step index decided,
 # person, how many the step needs, how many steps, override ("1"/""), the claim (JSON), TTL.
 _APPROVE = f"""
 local state = redis.call('hget', KEYS[1], 'state')
@@ -60,12 +61,12 @@ def steps_key(request_id: str) -> str:
     return f"{PREFIX}steps:{request_id}"
 
 
-def progress(store: Store, request_id: str, decision_id: str) -> dict:
+def progress(store: Store, request_id: str, approvals_id: str) -> dict:
     """Where the request stands for the decision that set its steps: the current step's
     index, who approved each step, who overrode which, whether it escalated."""
     raw = {k.decode(): v.decode() for k, v in
            store.redis.hgetall(steps_key(request_id)).items()}
-    if raw.get("decision") != decision_id:
+    if raw.get("decision") != approvals_id:
         raw = {}
     approved, overridden = {}, {}
     for field, value in raw.items():
@@ -80,7 +81,7 @@ def progress(store: Store, request_id: str, decision_id: str) -> dict:
             "reminded": raw.get("reminded") == "1"}
 
 
-def approve(store: Store, request_id: str, decision_id: str, step: int, person: str,
+def approve(store: Store, request_id: str, approvals_id: str, step: int, person: str,
             needed: int, steps: int, override: bool, claim: dict) -> tuple[str, str]:
     """Count `person`'s approval of step `step` (of `steps`; `needed` people), atomically:
     (COUNTED, how many now), (PASSED, the next step), (COMPLETE, "") with `claim` taken;
@@ -88,7 +89,7 @@ def approve(store: Store, request_id: str, decision_id: str, step: int, person: 
     (ALREADY, "") when this person approved a step of this request before."""
     result, detail = store.redis.eval(
         _APPROVE, 3, state_key(request_id), steps_key(request_id), claim_key(request_id),
-        decision_id, step, person, needed, steps, "1" if override else "",
+        approvals_id, step, person, needed, steps, "1" if override else "",
         json.dumps(claim), CLAIM_TTL)
     return _text(result), _text(detail)
 
@@ -97,7 +98,7 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def mark(store: Store, request_id: str, decision_id: str, flag: str) -> bool:
+def mark(store: Store, request_id: str, approvals_id: str, flag: str) -> bool:
     """Set a one-time flag (`escalated`, `reminded`) for this decision's steps; True only
     for the caller that set it (so each is acted on once)."""
     key = steps_key(request_id)
@@ -108,4 +109,4 @@ if redis.call('hget', KEYS[1], 'decision') ~= ARGV[1] then
 end
 return redis.call('hsetnx', KEYS[1], ARGV[2], '1')
 """
-    return bool(store.redis.eval(script, 1, key, decision_id, flag))
+    return bool(store.redis.eval(script, 1, key, approvals_id, flag))

@@ -142,7 +142,7 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         billing_ts=(context.billing or {}).get("updated_ts") if wait else "",
         held_before=list(held),
         # The steps people must take before an approval, and by when (review only).
-        **approval_fields(decision) if outcome == "review" else {},
+        **approval_fields(decision if outcome == "review" else None),
         **review.describe(context),
     )
     if previous and previous.get("state") == st.WAITING and not wait:
