@@ -10,7 +10,16 @@ import time
 from rq import get_current_job
 
 from approver.errors import ApproverError
-from approver.pipeline import billing, decide, health, metrics, reconcile, review, runtime
+from approver.pipeline import (
+    billing,
+    deadlines,
+    decide,
+    health,
+    metrics,
+    reconcile,
+    review,
+    runtime,
+)
 from approver.state import LOCK_TTL, Locked
 
 log = logging.getLogger(__name__)
@@ -100,8 +109,14 @@ def reconcile_pass() -> dict:
     """RQ job: one reconciler pass (workers queue one every APPROVER_RECONCILE_INTERVAL)."""
     rt = runtime.current()
     health.publish_health(rt)
+    # Deadlines need no Dashboard (an expiry's deny is queued as a claim): before the pass.
     try:
-        return reconcile.run(rt).to_dict()
+        passed = deadlines.run(rt)
+    except Exception as exc:  # the reconciler runs all the same; the next pass tries again
+        log.exception("deadlines pass failed: %s", type(exc).__name__)
+        passed = {"error": type(exc).__name__}
+    try:
+        return reconcile.run(rt).to_dict() | {"deadlines": passed}
     except ApproverError as exc:
         # The Dashboard is away: the next pass tries again; /readyz and `approver status`
         # show what publish_health saw.

@@ -59,7 +59,7 @@ def standing(store: st.Store, request_id: str, state: dict) -> dict:
             "left": "" if done else (f"{len(approved)} of {step.count} {step.group}"
                                      if step.group else f"validator {step.validator}")})
     return {"steps": rows, "current": now["current"], "people": now["people"],
-            "escalated": now["escalated"],
+            "escalated": now["escalated"], "expired": now["expired"],
             "escalate_to": (state.get("approval_deadline") or {}).get("escalate_to")}
 
 
@@ -109,6 +109,8 @@ def may_decide(person: Person, request: dict, admins: str | None = None,
         return f"{person.name} already approved a step of this request (four eyes)"
     if admins and admins in person.groups:
         return None
+    if now.get("expired"):  # on_expire: review dropped the steps: the admins decide
+        return None if not admins else f"its deadline passed: only {admins} decides it now"
     current = rows[min(now.get("current", 0), len(rows) - 1)]
     allowed = {current["group"]} if current["group"] else set() if admins else None
     if allowed is None:

@@ -18,6 +18,8 @@ from jsonschema.exceptions import ValidationError, best_match
 from approver.rules import approvals as approvals_block
 from approver.rules.conditions import Parser, compile_node
 from approver.rules.errors import Problem, RulesError
+from approver.rules.groups import GROUPS_FILE
+from approver.rules.groups import load as group_contacts
 from approver.rules.registry import Registry, suggest
 from approver.rules.ruleset import Rule, RuleSet, WaitSpec, parse_template
 from approver.rules.values import parse_duration
@@ -48,7 +50,9 @@ def rule_files(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_dir():
         # Only the folder's own files: `tests/` (and any other subfolder) holds no rules.
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in RULE_SUFFIXES)
+        # `groups.yaml` holds the groups' contacts (rules/groups.py), not rules.
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in RULE_SUFFIXES
+                      and p.name != GROUPS_FILE)
     return [path]
 
 
@@ -75,6 +79,7 @@ def _load(path: str | Path, registry: Registry | None) -> tuple[RuleSet | None, 
     files = rule_files(path)
     if not files:
         return None, [Problem(str(path), 0, "no *.yaml or *.yml rule files in this folder")]
+    problems += group_contacts(path)[1]
     digest = hashlib.sha256()
     total = 0
     rules: list[Rule] = []

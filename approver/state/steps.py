@@ -78,7 +78,7 @@ def progress(store: Store, request_id: str, approvals_id: str) -> dict:
     return {"current": int(raw.get("current") or 0), "approved": approved,
             "overridden": overridden, "people": json.loads(raw.get("people") or "[]"),
             "escalated": raw.get("escalated") == "1",
-            "reminded": raw.get("reminded") == "1"}
+            "reminded": raw.get("reminded") == "1", "expired": raw.get("expired") == "1"}
 
 
 def approve(store: Store, request_id: str, approvals_id: str, step: int, person: str,
