@@ -21,7 +21,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from approver import state as st
-from approver.pipeline import review
+from approver.pipeline import review, validators
 from approver.pipeline.enqueue import notify_queue
 from approver.pipeline.notify import mail
 from approver.pipeline.runtime import Runtime
@@ -57,6 +57,7 @@ def run(rt: Runtime, now: float | None = None) -> dict:
         if not state or state["state"] != st.IN_REVIEW or not state.get("approvals_id"):
             continue
         now_at = standing(rt.store, ref, state)
+        validators.ask_if_due(rt, ref, state)  # a validator's step reached since
         _gather(waiting, ref, state, since, now_at, now)
         deadline = deadline_from(state.get("approval_deadline"))
         if deadline is None or since is None:

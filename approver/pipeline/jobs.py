@@ -19,6 +19,7 @@ from approver.pipeline import (
     reconcile,
     review,
     runtime,
+    validators,
 )
 from approver.state import LOCK_TTL, Locked
 
@@ -122,3 +123,15 @@ def reconcile_pass() -> dict:
         # show what publish_health saw.
         log.warning("reconciler pass failed: %s", exc)
         return {"error": str(exc)}
+
+
+@_job
+def validate(request_id: str, approvals_id: str, step: int) -> dict:
+    """RQ job: ask the validator a request's step names (retried while it does not answer)."""
+    return validators.validate(runtime.current(), request_id, approvals_id, step)
+
+
+@_job
+def validator_answer(name: str, answer: dict) -> dict:
+    """RQ job: a validator's later answer (checked and signed at the web tier), settled."""
+    return validators.late_answer(runtime.current(), name, answer)

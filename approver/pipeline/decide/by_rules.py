@@ -8,7 +8,7 @@ import time
 
 from approver import logs
 from approver import state as st
-from approver.pipeline import review
+from approver.pipeline import review, validators
 from approver.pipeline.decide import pending
 from approver.pipeline.decide.apply import apply_decision, apply_recorded, record_decision
 from approver.pipeline.decide.by_people import decided_in_tyk
@@ -147,4 +147,7 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
     )
     if previous and previous.get("state") == st.WAITING and not wait:
         rt.store.unpark(request.ref, request.developer_id)
-    return apply_recorded(rt, request, record, trigger)
+    result = apply_recorded(rt, request, record, trigger)
+    if record.get("approvals"):  # a first step that is a validator's: ask it now
+        validators.ask_if_due(rt, request.ref)
+    return result
