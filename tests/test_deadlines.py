@@ -12,22 +12,14 @@ from approver import state as st
 from approver.pipeline import deadlines, runtime, steps
 from approver.rules import check
 from approver.state import accounts
-from tests.conftest import wait_for
+from tests.conftest import stop_process, wait_for
 from tests.console_support import PASSWORD
 from tests.rules_support import write
 from tests.test_mail import SENDER, parts, send_mail, smtp  # noqa: F401 (fixtures)
 from tests.test_review import APPROVE, CAROL, in_review
+from tests.test_steps import OWNERS
 
-RULES = """\
-version: 1
-rules:
-  - id: owners-decide
-    then: review
-    reason: Security, then two owners.
-    approvals:
-      - group: security
-      - group: owners
-        count: 2
+RULES = OWNERS + """\
     deadline: {remind_after: 4h, escalate_after: 1d, escalate_to: api-leads,
                expire_after: 14d, on_expire: deny}
 """
@@ -174,12 +166,7 @@ def start_worker(log_path):
 
 
 def stop_worker(proc, log) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc)
     log.close()
 
 
