@@ -208,3 +208,21 @@ def test_the_command_line_is_held_to_the_same_rules(capsys, monkeypatch, rt, san
     assert "step 1: 1 of security: passed; approved by local:sam" in out
     assert "step 2: 2 of owners: passed; approved by local:olga, local:oscar" in out
     assert "[1 of security via cli]" in out
+
+
+def test_bulk_approval_counts_toward_steps_and_refuses_outsiders(app, rt, sandbox, people):
+    first, second = in_review(rt, sandbox), in_review(rt, sandbox, email="dave@example.com")
+    mia, sam = browser(app, "mia"), browser(app, "sam")
+    page = mia.get("/console/")
+    answer = mia.post("/console/decide", data={"csrf_token": csrf(page.data),
+                                               "outcome": "approve", "ids": [first, second]})
+    assert answer.status_code == 403 and b"not in security" in answer.data
+    page = sam.get("/console/")
+    answer = sam.post("/console/decide", data={"csrf_token": csrf(page.data),
+                                               "outcome": "approve", "ids": [first, second]},
+                      follow_redirects=True)
+    assert b"Your approval is recorded on 2 request(s)" in answer.data
+    for ref in (first, second):
+        assert steps.refusal(rt.store, ref, steps.Person("local:sam", ("owners",))) == \
+            "local:sam already approved a step of this request (four eyes)"
+        assert steps.refusal(rt.store, ref, steps.Person("local:olga", ("owners",))) is None

@@ -123,6 +123,16 @@ def may_decide(person: Person, request: dict, admins: str | None = None,
             + (" or ".join(sorted(allowed)) or "the admins' group"))
 
 
+def refusal(store: st.Store, request_id: str, person: Person, admins: str | None = None,
+            outcome: str = "approve") -> str | None:
+    """Why `person` may not `outcome` the request now (its record and steps read from
+    Redis), or None if they may: the one check every channel in (console, command line,
+    a mail's link, a chat button) applies before it acts."""
+    state = store.state(request_id) or {}
+    return may_decide(person, {**state, "standing": standing(store, request_id, state)},
+                      admins, outcome)
+
+
 def act(store: st.Store, request_id: str, outcome: str, reason: str, person: Person,
         via: str, origin: str, admins: str | None = None) -> dict | None:
     """A person approves or denies a request: the claim to carry out when it is decided

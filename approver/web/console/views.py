@@ -144,22 +144,25 @@ def decide_many():
         except review.Refused as exc:
             error = str(exc).capitalize() + "."
         return _inbox_page(400, error, reason[:review.REASON_LIMIT])
-    claimed, refused, not_yours = [], [], 0
+    claimed, counted, refused, not_yours = [], [], [], 0
     for ref in dict.fromkeys(ids):
         if not enqueue.ID_PATTERN.match(ref):
             refused.append(f"{ref[:30]!r} is not a key request id")
             continue
         try:
-            _claim(ref, outcome, reason)
-            claimed.append(ref)
+            (counted if _claim(ref, outcome, reason) else claimed).append(ref)
         except review.Refused as exc:
             not_yours += isinstance(exc, approval_steps.NotYours)
             refused.append(str(exc))
-    if not claimed:
+    if not claimed and not counted:
         return _inbox_page(403 if not_yours == len(refused) else 409,
                            "Nothing was decided: " + "; ".join(refused))
     verb = {"approve": "Approving", "deny": "Denying"}[outcome]
-    flash(f"{verb} {len(claimed)} request(s); the list updates as each is applied.", "ok")
+    if claimed:
+        flash(f"{verb} {len(claimed)} request(s); the list updates as each is applied.", "ok")
+    if counted:
+        flash(f"Your approval is recorded on {len(counted)} request(s) that wait for more "
+              "steps.", "ok")
     for why in refused:
         flash(f"Not decided: {why}", "error")
     return redirect(url_for("console.inbox"), 303)
