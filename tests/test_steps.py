@@ -4,6 +4,7 @@ refused, the last approval applied once in Tyk; the console, the command line, t
 import io
 import sys
 import threading
+import time
 
 import pytest
 
@@ -11,6 +12,7 @@ from approver import cli
 from approver import state as st
 from approver.pipeline import steps
 from approver.state import accounts
+from approver.state.steps import steps_key
 from tests.console_support import PASSWORD, csrf, sign_in
 from tests.rules_support import write
 from tests.test_review import APPROVE, CAROL, in_review
@@ -226,3 +228,23 @@ def test_bulk_approval_counts_toward_steps_and_refuses_outsiders(app, rt, sandbo
         assert steps.refusal(rt.store, ref, steps.Person("local:sam", ("owners",))) == \
             "local:sam already approved a step of this request (four eyes)"
         assert steps.refusal(rt.store, ref, steps.Person("local:olga", ("owners",))) is None
+
+
+def test_a_request_s_steps_go_with_its_record_when_retention_drops_it(rt, sandbox, work,
+                                                                      people):
+    ref = in_review(rt, sandbox)
+    sam = steps.Person("local:sam", ("security", "owners"), "sam@corp.example")
+    assert steps.act(rt.store, ref, "deny", "no", sam, "cli", "here")["outcome"] == "deny"
+    assert rt.redis.exists(steps_key(ref)) == 0  # a deny takes no step
+    olga = steps.Person("local:olga", ("owners",), "olga@corp.example")
+    other = in_review(rt, sandbox, email="dave@example.com")
+    assert steps.act(rt.store, other, "approve", "", sam, "cli", "here") is None
+    assert rt.redis.exists(steps_key(other)) == 1
+    taken = steps.act(rt.store, other, "deny", "no contract", olga, "cli", "here")
+    steps.review.enqueue_claim(rt.queue, other, taken, ())
+    work()
+    assert rt.store.state(other)["state"] == st.APPLIED
+    rt.redis.zadd(st.RECORDS_KEY, {other: time.time() - 86400})
+    trimmed = st.Store(rt.redis, st.Retention(record_max_age=3600)).trim()
+    assert trimmed["records"] >= 1
+    assert rt.store.state(other) is None and rt.redis.exists(steps_key(other)) == 0
