@@ -106,6 +106,15 @@ class Settings:
     oidc_allowed_users: tuple[str, ...] = ()
     oidc_allowed_groups: tuple[str, ...] = ()
     oidc_groups_claim: str = "groups"
+    # Signals (approver/signals/): DNS servers as (ip, port), none for the system's; one
+    # RDAP base URL for every domain, none for the IANA bootstrap; the bound on one
+    # decision's lookups together; where `approver data update` loads newer lists from.
+    dns_servers: tuple[tuple[str, int], ...] = ()
+    rdap_url: str | None = None
+    signals_timeout: float = 2.0
+    # A private list's URL may carry a token: kept out of repr, redacted from logs.
+    disposable_list_url: str | None = field(default=None, repr=False)
+    free_mail_list_url: str | None = field(default=None, repr=False)
 
     @property
     def internal_port(self) -> int | None:
@@ -305,6 +314,53 @@ def _sentinels(value: str | None) -> tuple[tuple[str, int], ...]:
             raise ConfigError(f"APPROVER_REDIS_SENTINELS: {item!r} is not host:port")
         found.append((host.strip("[]"), number))
     return tuple(found)
+
+
+def _dns_servers(value: str | None) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in (v.strip() for v in (value or "").split(",")):
+        if not item:
+            continue
+        host, port = item, "53"
+        if item.startswith("["):  # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ("53" if not rest else "x")
+        elif item.count(":") == 1:
+            host, port = item.split(":")
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+        except ValueError:
+            number = 0
+        if not 0 < number < 65536:
+            raise ConfigError(f"APPROVER_DNS_SERVERS: {item!r} is not an IP address[:port]")
+        found.append((host, number))
+    return tuple(found)
+
+
+def _list_source(name: str, value: str | None) -> str | None:
+    """An http(s) URL or a file path to load a domain list from (`approver data update`)."""
+    if not value or not value.strip():
+        return None
+    if "://" in value:
+        return _url(name, value.strip(), ("https", "http"))
+    return value.strip()
+
+
+def _signals(env: Mapping[str, str]) -> dict:
+    timeout = _float("APPROVER_SIGNALS_TIMEOUT", env.get("APPROVER_SIGNALS_TIMEOUT"), 2.0)
+    if not 0 < timeout <= 60:
+        raise ConfigError(f"APPROVER_SIGNALS_TIMEOUT must be over 0 and at most 60, "
+                          f"got {timeout}")
+    return {
+        "dns_servers": _dns_servers(env.get("APPROVER_DNS_SERVERS")),
+        "rdap_url": _url("APPROVER_RDAP_URL", env.get("APPROVER_RDAP_URL"), ("https", "http")),
+        "signals_timeout": timeout,
+        "disposable_list_url": _list_source("APPROVER_DISPOSABLE_LIST_URL",
+                                            env.get("APPROVER_DISPOSABLE_LIST_URL")),
+        "free_mail_list_url": _list_source("APPROVER_FREE_MAIL_LIST_URL",
+                                           env.get("APPROVER_FREE_MAIL_LIST_URL")),
+    }
 
 
 def _redis(env: Mapping[str, str]) -> dict:
@@ -559,6 +615,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         **_mail(env),
         **_console(env),
         validators=_validators(env),
+        **_signals(env),
         notify_urls=notify_urls,
         notify_secret=_notify_secret(env.get("APPROVER_NOTIFY_SECRET"), notify_urls),
         slack_webhook_url=_url("APPROVER_SLACK_WEBHOOK_URL",

@@ -5,6 +5,7 @@
     python -m bench --profile  # py-spy profiles of the web tier and a worker under load
     python -m bench --no-doc   # print the table only
     python -m bench --only backlog   # the backlog rows alone (10,000 pending; ~5½ minutes)
+    python -m bench --only signals   # what the signal facts cost a decision (seconds)
 
 Everything runs on 127.0.0.1 on free ports and is torn down on exit, Ctrl-C included.
 See docs/performance.md for the method and the latest figures.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from approver.pipeline import enqueue, runtime
 from approver.state import connection
-from bench import backlog, decisions, ingest, latency, procs, rules
+from bench import backlog, decisions, ingest, latency, procs, rules, signals
 from bench.data import write_seed
 from bench.rss import PeakTracker, cpu_seconds, peak_mb
 
@@ -136,6 +137,8 @@ def run(plan: Plan) -> dict:
         log(f"starting Redis, the sandbox Dashboard, the web tier and the bare app "
             f"(workdir {ps.workdir})")
         ps.start_redis()
+        log("signals: a decision's cost with warm caches, and a cold lookup's bound")
+        results["signals"] = signals.measure(ps.redis.url, plan.rules_seconds, plan.runs)
         sandbox = ps.start_sandbox(write_seed(ps.workdir / "seed.json"), plan.sandbox_server)
         token = secrets.token_urlsafe(24)
         env = ps.service_env(sandbox, token)
@@ -312,6 +315,7 @@ def table(r: dict) -> str:
         (f"rule evaluations/s, {rules.STEPS_SIZE} rules with steps",
          _n(r["rules"]["steps"]["rate"]), "", "", "≥ 20,000",
          _ok(r["rules"]["steps"]["rate"] >= 20000)),
+        *signals.rows(r["signals"]),
         ("peak RSS, web worker process, MB", _n(r["rss_web"], 1),
          f"{_n(r['rss_bare'], 1)} (bare app worker)", "", "≤ 80",
          _ok(r["rss_web"] <= 80 if r["rss_web"] else None)),
@@ -509,6 +513,15 @@ def write_block(begin: str, end: str, block: str) -> None:
     DOC.write_text(text)
 
 
+def signals_table(plan: Plan) -> str:
+    """The signals rows alone (`--only signals`), on a Redis of their own."""
+    with procs.Procs() as ps:
+        found = signals.measure(ps.start_redis().url, plan.rules_seconds, plan.runs)
+    head = ("measure", "tyk-approver", "baseline, same run", "ratio", "target", "met")
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---|---|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in signals.rows(found)])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -518,8 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-doc", action="store_true", help="do not write docs/performance.md")
     p.add_argument("--sandbox", choices=("gunicorn", "werkzeug"), default="gunicorn",
                    help="serve the sandbox Dashboard under gunicorn (default) or werkzeug")
-    p.add_argument("--only", choices=("backlog",),
-                   help="run one phase alone (backlog: 10,000 pending, 1/2/4 workers)")
+    p.add_argument("--only", choices=("backlog", "signals"),
+                   help="run one phase alone (backlog: 10,000 pending, 1/2/4 workers; "
+                        "signals: what the signal facts cost a decision)")
     args = p.parse_args(argv)
     began = time.monotonic()
     try:
@@ -533,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             plan = dataclasses.replace(QUICK if args.quick else Plan(),
                                        sandbox_server=args.sandbox)
+            if args.only == "signals":
+                print("\n" + signals_table(plan))
+                return 0
             if args.only == "backlog":
                 results = run_backlog(plan)
             else:

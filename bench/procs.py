@@ -79,6 +79,7 @@ class Procs:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="approver-bench-")))
     procs: list[Proc] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
+    _signals: object = None
 
     def __enter__(self) -> Procs:
         # A Ctrl-C or a SIGTERM to `make` still tears everything down.
@@ -121,6 +122,9 @@ class Procs:
         if self.redis:
             self.redis.close()
             self.redis = None
+        if self._signals is not None:
+            self._signals.shutdown()
+            self._signals = None
 
     def wait_http(self, proc: Proc, path: str, timeout: float = 30.0,
                   headers: dict | None = None) -> None:
@@ -181,7 +185,17 @@ class Procs:
             # The shared ceiling on Dashboard calls out of reach: the figures measure the
             # service (its token-bucket script included), not the ceiling.
             "APPROVER_DASHBOARD_RATE": "100000",
+            # The signal facts ask the sandbox's DNS and RDAP servers: no network.
+            **self.signal_servers().env,
         }
+
+    def signal_servers(self):
+        """The sandbox DNS and RDAP servers, started once, stopped by `close()`."""
+        from approver.sandbox.signals import SignalServers
+
+        if self._signals is None:
+            self._signals = SignalServers()
+        return self._signals
 
     def start_web(self, env: dict) -> Proc:
         """`approver web` under gunicorn, 2 sync workers, the service's gunicorn config."""

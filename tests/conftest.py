@@ -21,6 +21,7 @@ from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
 from approver.state import connection
 from approver.web import create_app
+from tests.signal_servers import SignalServers
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_SECRET = "sandbox-dashboard-secret-0123456789"
@@ -90,10 +91,28 @@ def with_portal(settings, portal):
                           portal_webhook_tokens=(PORTAL_HOOK_TOKEN,))
 
 
+@pytest.fixture(scope="session")
+def signal_servers_running():
+    """A local DNS and RDAP server for the signals, for the whole run (no network)."""
+    servers = SignalServers().start()
+    yield servers
+    servers.close()
+
+
 @pytest.fixture
-def settings(sandbox, redis_server, redis_conn):
-    """Settings pointing at the sandbox, the test Redis and the shipped rules."""
+def signal_servers(signal_servers_running):
+    """The local DNS and RDAP servers, with their sample zone and no faults."""
+    signal_servers_running.reset()
+    return signal_servers_running
+
+
+@pytest.fixture
+def settings(sandbox, redis_server, redis_conn, signal_servers):
+    """Settings pointing at the sandbox, the test Redis, the shipped rules and the local
+    DNS and RDAP servers."""
     return Settings(
+        dns_servers=signal_servers.dns_servers,
+        rdap_url=signal_servers.rdap_url,
         dashboard_url=sandbox.url,
         dashboard_secret=SANDBOX_SECRET,
         redis_url=redis_server.url,
@@ -157,6 +176,8 @@ def env(settings, monkeypatch):
         "APPROVER_RULES": str(settings.rules_path),
         "APPROVER_RETRY_DELAYS": "1,1,1",
         "APPROVER_WEBHOOK_TOKENS": WEBHOOK_TOKEN,
+        "APPROVER_DNS_SERVERS": ",".join(f"{h}:{p}" for h, p in settings.dns_servers),
+        "APPROVER_RDAP_URL": settings.rdap_url,
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -11,6 +11,8 @@ from standardwebhooks.webhooks import Webhook
 from approver import state as st
 from approver.pipeline import billing, decide
 from approver.pipeline.sources import fingerprint
+from approver.rules.signals import normalise_email
+from approver.state.history import History
 from approver.tyk import DashboardError
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
@@ -210,6 +212,11 @@ def test_cancel_revokes_paid_keys_we_approved_and_is_safe_to_repeat(client, sand
     work()
     deletes = tyk.calls(method="DELETE", path=f"/api/portal/developers/{DAVE_ID}/keys/")
     assert len(deletes) == len(key_ids)
+    # The history knows: Dave, back under another account and an alias, had keys revoked.
+    again = History(rt.redis).read("next", "another-id", normalise_email("Dave+2@example.com"),
+                                   "example.com")
+    assert again["history.keys_revoked"] == len(key_ids)
+    assert again["history.keys_revoked_from_domain"] == len(key_ids)
 
 
 def test_past_due_beyond_grace_revokes(settings, sandbox, rt, work):

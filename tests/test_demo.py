@@ -26,6 +26,12 @@ def test_demo_once_approves_denies_and_leaves_for_review():
                and "(applied in Tyk)" in line for line in lines)
     assert any(line.startswith("bob@mailinator.com") and "DENY" in line for line in lines)
     assert any(line.startswith("carol@gmail.com") and "REVIEW" in line for line in lines)
+    # Bob's domain is on the maintained list, which the demo names.
+    assert any("from developer.email_disposable: disposable-email-domains " in line
+               and line.endswith(": mailinator.com") for line in lines)
+    # The signal facts ask the sandbox's own DNS and RDAP servers: no network.
+    assert any(line.startswith("sandbox DNS 127.0.0.1:") and " RDAP http://127.0.0.1:" in line
+               for line in lines)
 
 
 def test_demo_serves_until_ctrl_c_its_hint_works_and_nothing_is_left_behind(tmp_path):

@@ -9,7 +9,7 @@ import sys
 from redis.exceptions import RedisError
 
 from approver import config, logs
-from approver.cli import admin, billing, decisions, review, rules, service
+from approver.cli import admin, billing, data, decisions, review, rules, service
 from approver.errors import ApproverError
 from approver.terminal import printable
 
@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     review.add_commands(sub)
     admin.add_commands(sub)
     rules.add_commands(sub)
+    data.add_commands(sub)
     return p
 
 

@@ -22,10 +22,24 @@ def cmd_rules_check(args) -> int:
         problems = []
     except RulesError as exc:
         problems = exc.problems
+    problems += _list_problems(Path(path))
     for problem in problems:
         print(printable(problem))
     _print_running_rules(settings)
     return 1 if problems else 0
+
+
+def _list_problems(rules_path: Path) -> list[str]:
+    """`file:line: message` for each line of the admins' domain lists that is no domain."""
+    from approver.pipeline.signals import lists_folder
+    from approver.signals import datasets
+
+    found = []
+    for file in datasets.list_files(lists_folder(rules_path)):
+        for number, message in datasets.parse(file.read_text(encoding="utf-8",
+                                                             errors="replace"))[1]:
+            found.append(f"{file}:{number}: {message}")
+    return found
 
 def _print_running_rules(settings) -> None:
     """The revision the workers reported, if Redis answers at once (else nothing)."""
@@ -81,8 +95,12 @@ def cmd_rules_explain(args) -> int:
         if not isinstance(document, dict):
             raise ApproverError(f"{args.file}: expected a JSON object")
         if isinstance(document.get("data"), dict) and "event" in document:
+            from approver.pipeline.signals import gather_offline
+
             data = document["data"]  # a Tyk webhook payload: take what it embeds
-            facts = Facts(FactContext(request=data, developer=data.get("portal_developer")))
+            context = FactContext(request=data, developer=data.get("portal_developer"))
+            gather_offline(context, Path(args.rules or config.from_env().rules_path))
+            facts = Facts(context)
         else:
             facts = Facts.from_values(document)  # a mapping of fact names to values
     decision = evaluate(ruleset, facts)

@@ -12,6 +12,7 @@ from approver.pipeline import decide
 from approver.pipeline.runtime import Runtime
 from approver.pipeline.sources import PENDING_KEY, shown
 from approver.state import Locked
+from approver.state.history import History
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
                      "revoke", about.get("request_id"), developer_id)
             continue
         rt.store.mark_revoked(developer_id, key_id, reason)
+        if existed:
+            History(rt.redis).record_revoked(developer_id)
         rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
                      key_id=shown(key_id), reason=reason, already_gone=not existed)
         log.info("revoked key %s of developer %s: %s", shown(key_id), developer_id, reason)

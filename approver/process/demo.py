@@ -21,6 +21,7 @@ from approver.errors import ApproverError
 from approver.process.embedded_redis import EmbeddedRedis, free_port
 from approver.sandbox import create_app, serve
 from approver.sandbox.portal import create_portal_app
+from approver.sandbox.signals import SignalServers
 from approver.sandbox.state import SandboxError
 from approver.state import IN_REVIEW, SETTLED_STATES, Store, accounts, connection
 from approver.terminal import printable
@@ -126,7 +127,9 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
         secret=portal_token, webhook_url=f"http://127.0.0.1:{port}/hooks/portal",
         webhook_headers={"X-Approver-Token": portal_hook_token},
     )) if new else None
-    for server in (sandbox_server, portal_server):
+    # DNS and RDAP for the signal facts: the sandbox's, so the demo needs no network.
+    signal_servers = SignalServers()
+    for server in (sandbox_server, portal_server, signal_servers):
         if server:
             cleanup.callback(server.shutdown)
     env = {
@@ -138,6 +141,7 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
         "APPROVER_RECONCILE_INTERVAL": "15",
         "APPROVER_RETRY_DELAYS": "1,2,5",
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        **signal_servers.env,
     }
     (workdir / "metrics").mkdir()
     for name in ("APPROVER_DASHBOARD_URL", "APPROVER_DASHBOARD_SECRET", "APPROVER_PORTAL_URL",
@@ -168,6 +172,8 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
         if portal_server:
             where.append(f"sandbox Developer Portal {portal_server.url}/portal-api")
         print(f"tyk-approver demo: {', '.join(where)}, Redis {redis_server.url}")
+        print(f"sandbox DNS {signal_servers.env['APPROVER_DNS_SERVERS']} and RDAP "
+              f"{signal_servers.env['APPROVER_RDAP_URL']} for the signal facts")
         st = Store(connection.connect(redis_server.url))
         if not once:  # with --once, the console is gone before anyone could sign in
             password = secrets.token_urlsafe(12)
@@ -256,6 +262,20 @@ def _describe(entry: dict) -> str:
                      f"by {rule:<24} {entry['reason']}")
 
 
+def _sources(state: dict) -> list[str]:
+    """Where the deciding rule's facts came from, as its trace says (a list, DNS, RDAP)."""
+    found = []
+    for entry in state.get("trace") or []:
+        if entry.get("rule") == state.get("rule"):
+            stack = list(entry.get("conditions") or [])
+            while stack:
+                condition = stack.pop(0)
+                stack[:0] = condition.get("all") or condition.get("any") or []
+                if condition.get("source") and condition["source"] not in found:
+                    found.append(f"{condition['fact']}: {condition['source']}")
+    return found
+
+
 def _report(st: Store, pending: dict[str, str], timeout: float = 30.0) -> None:
     """Print each sample's decision once it is final."""
     deadline = time.monotonic() + timeout
@@ -270,6 +290,8 @@ def _report(st: Store, pending: dict[str, str], timeout: float = 30.0) -> None:
                 label = pending.pop(request_id)
                 print(printable(f"{label:<{width}} {state['outcome'].upper():<7} rule "
                                 f"{state.get('rule') or 'default'}: {state['reason']}{applied}"))
+                for source in _sources(state):
+                    print(printable(f"{'':<{width}} from {source}"))
         time.sleep(0.1)
     if pending:
         raise ApproverError(f"not decided within {timeout:.0f}s: {', '.join(pending)}")

@@ -478,6 +478,8 @@ def trace_node(node: Node, get: Getter, notes: dict[str, str]) -> tuple[bool | N
                 entry["note"] = f"{types.literal(actual)} is not a {node.type}"
         if actual is UNKNOWN:
             entry["note"] = notes.get(node.fact, "unknown")
+        elif node.fact in notes:  # a known fact's source (`rules.values.Sourced`)
+            entry["source"] = notes[node.fact]
         elif result is None and "note" not in entry:
             entry["note"] = f"{node.op.name} could not test {types.literal(actual)}"
         return result, entry

@@ -54,7 +54,8 @@ def _condition(item: dict) -> Step:
     if "as" in item:
         converted = f" as {item['as']} " + (
             "unknown" if item.get("converted") is None else _value(item["converted"]))
-    note = f"  ({item['note']})" if item.get("note") else ""
+    note = (f"  ({item['note']})" if item.get("note") else
+            f"  (from {item['source']})" if item.get("source") else "")
     return _step(result, f"{item['fact']} = {actual}{converted}  {item['op']} "
                          f"{_value(item.get('expected'))}{note}")
 

@@ -174,10 +174,15 @@ def developer_email(ctx: FactContext) -> Any:
 )
 def developer_email_domain(ctx: FactContext) -> Any:
     """Domain of the developer's email, normalised."""
+    return normalise_email_domain(known_email(ctx))
+
+
+def known_email(ctx: FactContext) -> str:
+    """The developer's email address; FactUnavailable if there is none."""
     email = developer_email(ctx)
     if email is UNKNOWN:
         raise FactUnavailable("developer has no email address")
-    return normalise_email_domain(email)
+    return email
 
 
 @builtin_fact(

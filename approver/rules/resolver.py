@@ -10,7 +10,8 @@ from approver.rules import types
 from approver.rules.facts import FactContext, normalise_email_domain
 from approver.rules.plugins import call_with_timeout
 from approver.rules.registry import PREFIX_SUFFIX, FactDef, Registry
-from approver.rules.values import UNKNOWN, FactUnavailable, to_json
+from approver.rules.signals import normalise_email
+from approver.rules.values import UNKNOWN, FactUnavailable, Sourced, to_json
 from approver.rules.vocabulary import default_registry, shared_builtin_registry
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ NOT_GIVEN = "not given"  # the note on a fact `from_values` was not given
 # Facts that `from_values` can work out from another given fact (a rule test gives an email).
 _DERIVED = {
     "developer.email_domain": ("developer.email", normalise_email_domain),
+    "developer.email_normalized": ("developer.email", normalise_email),
 }
 
 
@@ -90,9 +92,15 @@ class Facts:
             kind = "plugin" if definition.plugin else "fact"
             log.warning("%s %s raised %r", kind, name, exc)
             return UNKNOWN, f"{kind} raised {type(exc).__name__}: {exc}"
+        source = None
+        if type(value) is Sourced:  # a known value and where it came from (the trace says)
+            value, source = value
         if value is None or value is UNKNOWN:
-            return UNKNOWN, "no value"
-        return _typed(definition, value)
+            return UNKNOWN, source or "no value"
+        value, note = _typed(definition, value)
+        if note and source:
+            note = f"{note} (from {source})"
+        return value, note or source
 
     def _resolve_given(self, name: str) -> tuple[Any, str | None]:
         assert self._given is not None

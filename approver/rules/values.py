@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class _Unknown:
@@ -32,6 +32,13 @@ UNKNOWN: Any = _Unknown()
 
 class FactUnavailable(Exception):
     """Raised by a fact function to make the fact UNKNOWN with a note saying why."""
+
+
+class Sourced(NamedTuple):
+    """A fact function's value with where it came from, which the trace shows as `source`."""
+
+    value: Any
+    source: str
 
 
 def to_json(value: Any) -> Any:

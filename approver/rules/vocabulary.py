@@ -10,12 +10,12 @@ from __future__ import annotations
 import threading
 from types import ModuleType
 
-from approver.rules import facts, operators, portal
+from approver.rules import facts, operators, portal, signals
 from approver.rules.plugins import load_plugins
 from approver.rules.registry import REGISTRY, FactDef, OperatorDef, Registry
 
 # The built-in vocabulary, in the order it is registered.
-BUILTIN_MODULES: tuple[ModuleType, ...] = (facts, operators, portal)
+BUILTIN_MODULES: tuple[ModuleType, ...] = (facts, operators, portal, signals)
 
 
 def register_builtins(registry: Registry) -> Registry:

@@ -8,7 +8,7 @@ import uuid
 
 from approver import logs
 from approver import state as st
-from approver.pipeline import metrics, notify
+from approver.pipeline import metrics, notify, signals
 from approver.pipeline.decide.result import ReplicaBehind, Result, describe, permanent
 from approver.pipeline.runtime import Runtime
 from approver.pipeline.sources import PENDING_KEY
@@ -52,6 +52,7 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
 
     def counters(pipe) -> None:
         metrics.count_decision(pipe, outcome, rule)
+        signals.record(rt, pipe, request, outcome, record.get("developer_email"))
         if wait:
             rt.store.queue_park(pipe, request.ref, request.developer_id, wait["deadline"])
 

@@ -8,7 +8,7 @@ import logging
 from rq import get_current_job
 
 from approver import state as st
-from approver.pipeline import notify
+from approver.pipeline import notify, signals
 from approver.pipeline.decide.result import RESUMABLE, NotYetReadable
 from approver.pipeline.runtime import Runtime
 from approver.pipeline.sources import MalformedId
@@ -21,10 +21,12 @@ UNKNOWN_TTL = 3600
 
 
 def gather(rt: Runtime, request) -> FactContext:
-    """Everything the rules may ask about this request, from its portal and Redis."""
+    """Everything the rules may ask about this request: from its portal, Redis and the signals."""
     source, _ = rt.source(request.ref)
     billing = rt.billing.get(request.developer_id) if request.developer_id else None
-    return source.gather(request, billing)
+    context = source.gather(request, billing)
+    signals.gather(rt, request.ref, request.developer_id, context)
+    return context
 
 
 def fetch(rt: Runtime, ref: str):
