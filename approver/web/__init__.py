@@ -7,7 +7,17 @@ from flask import Flask
 from approver import config
 from approver.pipeline import runtime
 from approver.state import connection
-from approver.web import billing, errors, handoff, health, hooks, observe, openapi, portal_hooks
+from approver.web import (
+    billing,
+    errors,
+    handoff,
+    health,
+    hooks,
+    observe,
+    openapi,
+    portal_hooks,
+    validators,
+)
 from approver.web.console import init_app as init_console
 
 
@@ -27,6 +37,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(handoff.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(validators.bp)
     app.register_blueprint(openapi.bp)
     init_console(app, settings)
     return app
