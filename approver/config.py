@@ -30,6 +30,17 @@ NOTIFY_KINDS = ("review", "wait", "approve", "deny")
 
 
 @dataclass(frozen=True)
+class Validator:
+    """An outside system a rule's step may hand the decision to: where it is asked, the
+    Standard Webhooks secret both ways, how long a call may take."""
+
+    name: str
+    url: str
+    secret: str = field(repr=False)
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service can be told, validated."""
 
@@ -85,6 +96,9 @@ class Settings:
     console_idle_timeout: int = 1800
     console_session_lifetime: int = 12 * 3600
     console_user_header: str | None = None
+    console_groups_header: str | None = None
+    admins_group: str | None = None
+    validators: tuple[Validator, ...] = ()
     console_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
@@ -548,9 +562,45 @@ def _console(env: Mapping[str, str]) -> dict:
         if not (env.get("APPROVER_PUBLIC_URL") or "").strip():
             raise ConfigError("APPROVER_PUBLIC_URL is required with APPROVER_OIDC_ISSUER (the "
                               "sign-on callback address, never taken from a request's Host)")
+    groups_header = (env.get("APPROVER_CONSOLE_GROUPS_HEADER") or "").strip() or None
+    if groups_header and not header:
+        raise ConfigError("APPROVER_CONSOLE_GROUPS_HEADER needs APPROVER_CONSOLE_USER_HEADER: "
+                          "the proxy that names the user names their groups")
     return dict(console_user_header=header, console_trusted_proxies=proxies,
+                console_groups_header=groups_header,
+                admins_group=(env.get("APPROVER_ADMINS_GROUP") or "").strip() or None,
                 console_idle_timeout=idle or Settings.console_idle_timeout,
                 console_session_lifetime=lifetime or Settings.console_session_lifetime, **oidc)
+
+
+def _validators(env: Mapping[str, str]) -> tuple[Validator, ...]:
+    """`APPROVER_VALIDATORS` (name=URL, ...) with `APPROVER_VALIDATOR_SECRETS` (name=whsec_...,
+    one per validator) and `APPROVER_VALIDATOR_TIMEOUT`."""
+    def pairs(name: str) -> dict[str, str]:
+        found = {}
+        for item in _list(env.get(name)):
+            key, eq, value = item.partition("=")
+            if not eq or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", key.strip()):
+                raise ConfigError(f"{name}: write name=value entries, comma-separated "
+                                  f"(entry {len(found) + 1} is not one)")
+            found[key.strip()] = value.strip()
+        return found
+
+    urls, secrets = pairs("APPROVER_VALIDATORS"), pairs("APPROVER_VALIDATOR_SECRETS")
+    timeout = _float("APPROVER_VALIDATOR_TIMEOUT", env.get("APPROVER_VALIDATOR_TIMEOUT"), 10.0)
+    if set(secrets) - set(urls):
+        raise ConfigError("APPROVER_VALIDATOR_SECRETS names a validator APPROVER_VALIDATORS "
+                          f"does not: {', '.join(sorted(set(secrets) - set(urls)))}")
+    found = []
+    for name, url in urls.items():
+        secret = secrets.get(name, "")
+        if not secret.startswith("whsec_") or not whsec_key(secret) or \
+                len(secret) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"APPROVER_VALIDATOR_SECRETS: validator {name} needs a whsec_ "
+                              "secret (base64 after the prefix)")
+        found.append(Validator(name, _url("APPROVER_VALIDATORS", url, ("https", "http")),
+                               secret, timeout))
+    return tuple(found)
 
 
 def _flag(name: str, value: str | None) -> bool:
@@ -623,6 +673,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         dashboard_rate=_rate(env.get("APPROVER_DASHBOARD_RATE")),
         **_mail(env),
         **_console(env),
+        validators=_validators(env),
         **_signals(env),
         notify_urls=notify_urls,
         notify_secret=_notify_secret(env.get("APPROVER_NOTIFY_SECRET"), notify_urls),

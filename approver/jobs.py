@@ -7,7 +7,9 @@ from approver.pipeline.jobs import (
     decide_request,
     past_due_check,
     reconcile_pass,
+    validate,
+    validator_answer,
 )
 
 __all__ = ["billing_event", "decide_claimed", "decide_request", "past_due_check",
-           "reconcile_pass"]
+           "reconcile_pass", "validate", "validator_answer"]

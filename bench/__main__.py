@@ -130,6 +130,8 @@ def run(plan: Plan) -> dict:
 
     log("rules: evaluations per second for 10/100/1,000 rules")
     results["rules"] = rules.measure(plan.rules_seconds, plan.runs)
+    log(f"rules: evaluations per second for {rules.STEPS_SIZE} rules with steps")
+    results["rules"]["steps"] = rules.measure_steps(plan.rules_seconds, plan.runs)
 
     with procs.Procs() as ps:
         log(f"starting Redis, the sandbox Dashboard, the web tier and the bare app "
@@ -310,6 +312,9 @@ def table(r: dict) -> str:
            "≥ 20,000" if size == 100 else "",
            _ok(rl[size]["rate"] >= 20000) if size == 100 else "")
           for size in rules.SIZES],
+        (f"rule evaluations/s, {rules.STEPS_SIZE} rules with steps",
+         _n(r["rules"]["steps"]["rate"]), "", "", "≥ 20,000",
+         _ok(r["rules"]["steps"]["rate"] >= 20000)),
         *signals.rows(r["signals"]),
         ("peak RSS, web worker process, MB", _n(r["rss_web"], 1),
          f"{_n(r['rss_bare'], 1)} (bare app worker)", "", "≤ 80",

@@ -192,6 +192,12 @@ def worker_process(env, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "approver", "worker"],
                             stdout=log, stderr=subprocess.STDOUT)
     yield tmp_path / "worker.log"
+    stop_process(proc)
+    log.close()
+
+
+def stop_process(proc) -> None:
+    """Stop a worker process: SIGTERM, then SIGKILL if it is still busy after 15 s."""
     proc.terminate()
     try:
         proc.wait(15)
@@ -200,7 +206,6 @@ def worker_process(env, tmp_path):
         # on queueing reconciler passes into the next tests' Redis.
         proc.kill()
         proc.wait()
-    log.close()
 
 
 def drain(rt, work, timeout=30.0):

@@ -132,7 +132,7 @@ def cmd_decisions_export(args) -> int:
 def cmd_decisions_show(args) -> int:
     """Print one key request: who asked for what, the decision, the trace and the history
     (`--json`: its state and history as recorded)."""
-    from approver.pipeline import review, runtime
+    from approver.pipeline import runtime, steps
 
     store = runtime.current().store
     state = store.state(args.id)
@@ -143,7 +143,7 @@ def cmd_decisions_show(args) -> int:
         history = list(reversed(store.entries(200, request_id=args.id)))
         print(json.dumps({"state": state, "history": history}, indent=2, sort_keys=True))
         return 0
-    print_request(review.show(store, args.id))
+    print_request(steps.show(store, args.id))
     return 0
 
 def print_request(shown: dict) -> None:
@@ -172,6 +172,14 @@ def print_request(shown: dict) -> None:
     say += [f"  {name} = {step.text}" for name, step in explain.used(shown["trace"])]
     say.append("trace:")
     say += ["  " + line for line in explain.lines(explain.steps(shown["trace"]))]
+    for n, step in enumerate((shown.get("standing") or {}).get("steps") or [], 1):
+        state = "passed" if step["done"] else ("now: " + step["left"]) if step["current"] \
+            else step["left"]
+        say.append(f"step {n}: {step['step']}: {state}"
+                   + (f"; approved by {', '.join(step['approved_by'])}"
+                      if step["approved_by"] else "")
+                   + (f" (overridden by {step['overridden_by']})"
+                      if step["overridden_by"] else ""))
     if shown["claim"]:
         c = shown["claim"]
         say.append(f"claimed by {c['by']} ({c['via']}) at {c['claimed_at']}: {c['outcome']}")
@@ -192,6 +200,8 @@ def entry_line(entry: dict) -> str:
     rule = entry.get("rule")
     by = person or (f"rule={rule}" if rule else "")
     tail = entry.get("reason") or entry.get("why") or entry.get("error") or ""
+    if entry.get("step"):  # a person's approval of one step, or an override
+        tail = f"[{entry['step']} via {entry.get('via') or '?'}] {tail}"
     when = entry.get("at") or entry.get("deadline") or ""
     return printable(f"{when:<24}  {entry.get('event') or entry.get('state') or '':<12} "
                      f"{entry.get('request_id') or entry.get('developer_id') or '':<26} "

@@ -49,9 +49,9 @@ def _known_rule(rt, rule: str) -> None:
 
 def cmd_review_show(args) -> int:
     """One request as a person reviews it: its record, facts, trace and history."""
-    from approver.pipeline import review, runtime
+    from approver.pipeline import runtime, steps
 
-    shown = review.show(runtime.current().store, args.id)
+    shown = steps.show(runtime.current().store, args.id)
     if shown is None:
         print(f"approver: no record of key request {args.id}", file=sys.stderr)
         return 1
@@ -66,7 +66,7 @@ def cmd_review_decide(args) -> int:
     import getpass
     import socket
 
-    from approver.pipeline import decide, jobs, review, runtime
+    from approver.pipeline import decide, jobs, review, runtime, steps
 
     rt = runtime.current()
     rt.notify_here = False  # a worker mails and notifies, with its own settings
@@ -75,11 +75,16 @@ def cmd_review_decide(args) -> int:
     except (KeyError, OSError):
         origin = socket.gethostname()
     try:
-        taken = review.claim(rt.store, args.id, args.outcome, args.reason,
-                             review.clean_name(args.by), "cli", origin)
+        person = _person(rt, args.id, review.clean_name(args.by))
+        taken = steps.act(rt.store, args.id, args.outcome, args.reason, person, "cli", origin,
+                          rt.settings.admins_group)
     except review.Refused as exc:
         print(printable(f"approver: {exc}"), file=sys.stderr)
         return 1
+    if taken is None:
+        print(f"key request {args.id}: the approval of {person.name} is recorded; it waits "
+              "for its remaining steps (approver review show " + args.id + ")")
+        return 0
     try:
         result = jobs.when_free(lambda: decide.decide_by_person(
             rt, args.id, taken["outcome"], taken["reason"], taken["by"], "cli",
@@ -101,6 +106,24 @@ def cmd_review_decide(args) -> int:
           + (" (shadow mode: recorded, not applied)" if result.state == "shadowed" else
              " in Tyk"))
     return 0
+
+def _person(rt, request_id: str, name: str):
+    """Who `--by` names: a local console account (`NAME` or `local:NAME`), with its groups
+    and email; a name with no account only for a request whose rule named no group."""
+    from approver.pipeline import review, steps
+    from approver.state import accounts
+
+    account = name.removeprefix("local:")
+    found = accounts.profile(rt.store, account)
+    if found is not None:
+        return steps.Person(accounts.person("local", account), tuple(found["groups"]),
+                            found["email"])
+    if (rt.store.state(request_id) or {}).get("approvals"):
+        raise review.Refused(f"--by {name}: no console account of that name, and this "
+                             "request's steps name groups (`approver admin add NAME --group "
+                             "G` adds one)")
+    return steps.Person(name)
+
 
 def _age(text: str) -> int:
     try:
@@ -126,5 +149,6 @@ def add_commands(sub) -> None:
                 arg("id"),
                 arg("--reason", required=outcome == "deny", default="",
                     help="why (recorded; emailed to the developer if configured)"),
-                arg("--by", required=True, metavar="NAME", help="who decides"),
+                arg("--by", required=True, metavar="NAME",
+                    help="who decides: a console account, held to its groups"),
                 outcome=outcome)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from approver.rules import Facts, RuleSet, default_registry, evaluate
 from approver.rules.resolver import NOT_GIVEN
+from approver.rules.ruleset import steps_from
 from approver.state import Store
 
 
@@ -23,6 +24,8 @@ class Backtest:
     transitions: Counter = field(default_factory=Counter)
     changed: list[dict] = field(default_factory=list)
     moved: list[dict] = field(default_factory=list)
+    # Same outcome by the same rule, but other steps of people before an approval.
+    steps: list[dict] = field(default_factory=list)
     not_comparable: list[dict] = field(default_factory=list)
     # People's decisions (the console, the command line, Tyk itself), replayed on the facts
     # the rules recorded before they left the request to a person.
@@ -32,6 +35,7 @@ class Backtest:
     def to_dict(self) -> dict:
         """JSON-friendly form (`rules backtest --json`)."""
         return {"total": self.total, "changed": self.changed, "moved": self.moved,
+                "steps": self.steps,
                 "not_comparable": self.not_comparable,
                 "transitions": [{"old": o, "new": n, "count": c}
                                 for (o, n), c in sorted(self.transitions.items())],
@@ -56,7 +60,9 @@ class Backtest:
         lines = [
             f"{self.total + len(self.not_comparable)} recorded decisions: {self.total} "
             f"replayed, {len(self.changed)} would change outcome, {len(self.moved)} would keep "
-            f"it by another rule, {len(self.not_comparable)} not comparable"
+            f"it by another rule, "
+            + (f"{len(self.steps)} would need other steps, " if self.steps else "")
+            + f"{len(self.not_comparable)} not comparable"
         ]
         for (old, new), count in sorted(self.transitions.items()):
             lines.append(f"  {old:>8} -> {new:<8} {count}")
@@ -64,7 +70,10 @@ class Backtest:
                              ("same outcome, another rule", self.moved)):
             lines += _section(title, items, limit, lambda c: (
                 f"{c['request_id']}: {c['old']} ({c['old_rule'] or 'default'}) -> "
-                f"{c['new']} ({c['new_rule'] or 'default'})"))
+                f"{c['new']} ({c['new_rule'] or 'default'})" + _needs(c["new_steps"])))
+        lines += _section("other steps", self.steps, limit, lambda c: (
+            f"{c['request_id']}: {c['new_rule']}" + _needs(c["old_steps"], "needed")
+            + "; now" + _needs(c["new_steps"])))
         lines += self.against_people()
         lines += [f"  {line}" for line in map(_disagreement, self.disagreements[:limit])]
         if len(self.disagreements) > limit:
@@ -72,6 +81,13 @@ class Backtest:
         lines += _section("not comparable", self.not_comparable, limit,
                           lambda c: f"{c['request_id']}: {c['why']}")
         return "\n".join(lines)
+
+
+def _needs(steps: list[dict], verb: str = "needs") -> str:
+    """`, needs validator crm, 2 of owners` for a list of recorded steps ("" if none)."""
+    if not steps:
+        return "" if verb == "needs" else f" {verb} no steps"
+    return f", {verb} " + ", ".join(s.describe() for s in steps_from(steps))
 
 
 def _disagreement(d: dict) -> str:
@@ -121,12 +137,17 @@ def run(store: Store, ruleset: RuleSet, limit: int = 10_000) -> Backtest:
         old, old_rule = entry["outcome"], entry.get("rule") or None
         result.total += 1
         result.transitions[(old, new.outcome)] += 1
+        old_steps = list(entry.get("approvals") or [])
+        new_steps = [step.to_dict() for step in new.approvals]
         change = {"request_id": request_id, "old": old, "old_rule": old_rule,
-                  "new": new.outcome, "new_rule": new.rule_id}
+                  "new": new.outcome, "new_rule": new.rule_id, "old_steps": old_steps,
+                  "new_steps": new_steps}
         if old != new.outcome:
             result.changed.append(change)
         elif old_rule != new.rule_id:
             result.moved.append(change)
+        elif old_steps != new_steps:
+            result.steps.append(change)
     return result
 
 

@@ -10,7 +10,17 @@ import time
 from rq import get_current_job
 
 from approver.errors import ApproverError
-from approver.pipeline import billing, decide, health, metrics, reconcile, review, runtime
+from approver.pipeline import (
+    billing,
+    deadlines,
+    decide,
+    health,
+    metrics,
+    reconcile,
+    review,
+    runtime,
+    validators,
+)
 from approver.state import LOCK_TTL, Locked
 
 log = logging.getLogger(__name__)
@@ -100,10 +110,28 @@ def reconcile_pass() -> dict:
     """RQ job: one reconciler pass (workers queue one every APPROVER_RECONCILE_INTERVAL)."""
     rt = runtime.current()
     health.publish_health(rt)
+    # Deadlines need no Dashboard (an expiry's deny is queued as a claim): before the pass.
     try:
-        return reconcile.run(rt).to_dict()
+        passed = deadlines.run(rt)
+    except Exception as exc:  # the reconciler runs all the same; the next pass tries again
+        log.exception("deadlines pass failed: %s", type(exc).__name__)
+        passed = {"error": type(exc).__name__}
+    try:
+        return reconcile.run(rt).to_dict() | {"deadlines": passed}
     except ApproverError as exc:
         # The Dashboard is away: the next pass tries again; /readyz and `approver status`
         # show what publish_health saw.
         log.warning("reconciler pass failed: %s", exc)
         return {"error": str(exc)}
+
+
+@_job
+def validate(request_id: str, approvals_id: str, step: int) -> dict:
+    """RQ job: ask the validator a request's step names (retried while it does not answer)."""
+    return validators.validate(runtime.current(), request_id, approvals_id, step)
+
+
+@_job
+def validator_answer(name: str, answer: dict) -> dict:
+    """RQ job: a validator's later answer (checked and signed at the web tier), settled."""
+    return validators.late_answer(runtime.current(), name, answer)

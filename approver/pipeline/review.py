@@ -157,6 +157,9 @@ def summary(request_id: str, state: dict, since: float | None, now: float) -> di
         "reason": state.get("reason") or "",
         "decided_at": state.get("decided_at") or "",
         "deadline": _iso(state.get("deadline")) if state.get("deadline") else "",
+        "approvals": state.get("approvals") or [],
+        "approvals_id": state.get("approvals_id") or "",
+        "approval_deadline": state.get("approval_deadline") or None,
         "entered_at": _iso(since) if since else "",
         "age": max(0.0, now - since) if since else 0.0,
     }

@@ -22,7 +22,7 @@ from rq.exceptions import DuplicateJobError
 
 from approver import slack
 from approver import state as st
-from approver.pipeline import deciders, review, runtime
+from approver.pipeline import deciders, review, runtime, steps
 from approver.pipeline.enqueue import notify_queue
 
 log = logging.getLogger(__name__)
@@ -139,12 +139,18 @@ def act(click: dict) -> dict:
     else:
         person, refused = _person(rt, user, request_id)
     if refused is None:
-        try:
-            taken = review.claim(rt.store, request_id, click["outcome"], click.get("reason", ""),
-                                 person, VIA, f"slack:{user}")
-        except review.Refused as exc:
+        found, refused = deciders.person_of(person, rt.store, settings)
+    if refused is None:
+        try:  # the console's way: a claim, or an approval counted toward the current step
+            taken = steps.act(rt.store, request_id, click["outcome"], click.get("reason", ""),
+                              found, VIA, f"slack:{user}", settings.admins_group)
+        except review.Refused as exc:  # logged there (claim_refused)
             refused = str(exc)
         else:
+            if taken is None:
+                _tell(settings, click, "Your approval is recorded; the request waits for its "
+                      "remaining steps.")
+                return {"counted": True, "by": person}
             try:
                 review.enqueue_claim(rt.queue, request_id, taken, settings.retry_delays)
             except Exception:
@@ -154,14 +160,19 @@ def act(click: dict) -> dict:
     else:
         rt.store.log("claim_refused", request_id, outcome=click["outcome"], by=person or
                      f"slack:{user}", via=VIA, why=refused, **{"from": f"slack:{user}"})
-    if click.get("channel"):
-        client(settings).tell(click["channel"], user, f"Nothing was done: {refused}."[:3000])
+    _tell(settings, click, f"Nothing was done: {refused}.")
     log.info("Slack click on key request %s refused: %s", request_id, refused)
     return {"refused": refused}
 
 
+def _tell(settings, click: dict, text: str) -> None:
+    """Say something to the person who clicked, privately."""
+    if click.get("channel"):
+        client(settings).tell(click["channel"], click["user"], text[:3000])
+
+
 def _person(rt, user: str, request_id: str) -> tuple[str | None, str | None]:
-    """(the person a Slack user is here, None) if they may decide; else (?, why not)."""
+    """(who a Slack user is here, None); else (None, why they are nobody here)."""
     settings = rt.settings
     mapped = dict(settings.slack_users).get(user)
     if mapped is None:
@@ -179,7 +190,7 @@ def _person(rt, user: str, request_id: str) -> tuple[str | None, str | None]:
         if mapped is None:
             return None, ("your Slack account is not one of the people who may decide key "
                           "requests; ask an admin to add you")
-    return mapped, deciders.may_decide(mapped, request_id, rt.store, settings)
+    return mapped, None
 
 
 def open_deny(settings, trigger_id: str, request_id: str, channel: str, ts: str) -> None:

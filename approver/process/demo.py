@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -18,13 +17,13 @@ from pathlib import Path
 import requests
 
 from approver.errors import ApproverError
+from approver.process import demo_report as report
 from approver.process.embedded_redis import EmbeddedRedis, free_port
 from approver.sandbox import create_app, serve
 from approver.sandbox.portal import create_portal_app
 from approver.sandbox.signals import SignalServers
 from approver.sandbox.state import SandboxError
-from approver.state import IN_REVIEW, SETTLED_STATES, Store, accounts, connection
-from approver.terminal import printable
+from approver.state import Store, accounts, connection
 
 # (developer email, policy names, fields): one request the shipped rules approve, one they
 # deny and one they leave for a human.
@@ -66,7 +65,6 @@ def _policy_ids(sandbox, names: list[str]) -> list[str]:
 # The same three developers in the new portal, asking for the Free product on the Free plan
 # (the portal's access requests carry no form answers).
 PORTAL_SAMPLES = tuple((email, ["Free"], "Free plan") for email, _, _ in SAMPLES)
-PORTAL_LABELS = {"classic": "classic portal", "portal": "new portal"}
 
 
 def main(once: bool = False, port: int = 8000, portal: str = "classic",
@@ -182,7 +180,7 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
                   f"(sign in as admin, password {password})")
             print("the command line, in another shell (approver rules explain, review list, "
                   "decisions list …):")
-            print("  " + cli_exports(env))
+            print("  " + report.cli_exports(env))
         print(f"service logs: {log_path} (removed when the demo stops)\n")
         pending = {}
         if sandbox:
@@ -193,17 +191,17 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
                 except (KeyError, SandboxError):  # a seed of your own without this sample
                     print(f"sample {email} skipped: the seed lacks them or {policies[0]}")
                     continue
-                pending[kr["id"]] = _label(email, "classic", portal)
+                pending[kr["id"]] = report.label(email, "classic", portal)
                 print(f"key request {kr['id']} from {email} for {', '.join(policies)}"
                       + (" (classic portal)" if portal == "both" else ""))
         if portal_server:
             for email, products, plan in PORTAL_SAMPLES:
                 ar = portal_server.app.sandbox.create_access_request(email, products, plan)
-                pending[f"portal-{ar['ID']}"] = _label(email, "portal", portal)
+                pending[f"portal-{ar['ID']}"] = report.label(email, "portal", portal)
                 print(f"access request portal-{ar['ID']} from {email} for "
                       f"{', '.join(products)} on {plan} (new portal)")
         print()
-        _report(st, pending)
+        report.report(st, pending)
         if once:
             return 0
         print("\nServing; Ctrl-C to stop. Make another request with:")
@@ -230,7 +228,7 @@ def _serve(cleanup: contextlib.ExitStack, workdir: Path, rules: Path, once: bool
             for entry in reversed(st.entries(20)):
                 if entry["id"] not in seen and entry["event"] in ("decided", "failed"):
                     seen.add(entry["id"])
-                    print(_describe(entry), flush=True)
+                    print(report.describe(entry), flush=True)
     except ApproverError:
         log_file.flush()
         print(f"service log ({log_path}):\n" + log_path.read_text()[-3000:], file=sys.stderr)
@@ -246,59 +244,3 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _label(email: str, source: str, portal: str) -> str:
-    """How a sample is named in the report: its email, and its portal when both run."""
-    return email if portal == "classic" else f"{email} ({PORTAL_LABELS[source]})"
-
-
-def _describe(entry: dict) -> str:
-    if entry["event"] == "failed":
-        return printable(f"{entry['request_id']}: NOT DECIDED: {entry.get('error')}")
-    rule = entry.get("decided_by") or entry.get("rule") or "default"
-    where = PORTAL_LABELS.get(entry.get("portal") or "classic", entry.get("portal"))
-    return printable(f"{entry['request_id']} ({where}): {entry['outcome'].upper():<7} "
-                     f"by {rule:<24} {entry['reason']}")
-
-
-def _sources(state: dict) -> list[str]:
-    """Where the deciding rule's facts came from, as its trace says (a list, DNS, RDAP)."""
-    found = []
-    for entry in state.get("trace") or []:
-        if entry.get("rule") == state.get("rule"):
-            stack = list(entry.get("conditions") or [])
-            while stack:
-                condition = stack.pop(0)
-                stack[:0] = condition.get("all") or condition.get("any") or []
-                if condition.get("source") and condition["source"] not in found:
-                    found.append(f"{condition['fact']}: {condition['source']}")
-    return found
-
-
-def _report(st: Store, pending: dict[str, str], timeout: float = 30.0) -> None:
-    """Print each sample's decision once it is final."""
-    deadline = time.monotonic() + timeout
-    width = max([28, *map(len, pending.values())])
-    while pending and time.monotonic() < deadline:
-        for request_id in list(pending):
-            state = st.state(request_id)
-            if state and state["state"] in SETTLED_STATES:
-                applied = " (applied in Tyk)" if state["outcome"] in ("approve", "deny") else (
-                    " (in the review console's inbox)" if state["state"] == IN_REVIEW
-                    else "")
-                label = pending.pop(request_id)
-                print(printable(f"{label:<{width}} {state['outcome'].upper():<7} rule "
-                                f"{state.get('rule') or 'default'}: {state['reason']}{applied}"))
-                for source in _sources(state):
-                    print(printable(f"{'':<{width}} from {source}"))
-        time.sleep(0.1)
-    if pending:
-        raise ApproverError(f"not decided within {timeout:.0f}s: {', '.join(pending)}")
-
-
-def cli_exports(env: dict) -> str:
-    """The `export` line that points `approver` commands at this demo."""
-    names = ("APPROVER_REDIS_URL", "APPROVER_DASHBOARD_URL", "APPROVER_DASHBOARD_SECRET",
-             "APPROVER_PORTAL_URL", "APPROVER_PORTAL_TOKEN", "APPROVER_RULES")
-    return "export " + " ".join(f"{n}={shlex.quote(env[n])}" for n in names if env.get(n))

@@ -9,7 +9,15 @@ from typing import Any
 
 from approver.rules.conditions import trace_rule
 from approver.rules.resolver import Facts
-from approver.rules.ruleset import Rule, RuleSet, WaitSpec
+from approver.rules.ruleset import (
+    Deadline,
+    Rule,
+    RuleSet,
+    Step,
+    WaitSpec,
+    deadline_from,
+    steps_from,
+)
 from approver.rules.values import to_text
 
 
@@ -27,6 +35,9 @@ class Decision:
     revision: str = ""
     # The deciding rule's `message` for the developer; "" means the outcome's default.
     message: str = ""
+    # What a person must do before a review is approved (the deciding rule's), and by when.
+    approvals: tuple[Step, ...] = ()
+    deadline: Deadline | None = None
     trace_fn: Callable[[], list] = field(default=list, repr=False, compare=False)
     facts_fn: Callable[[], dict] = field(default=dict, repr=False, compare=False)
     notes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -57,6 +68,8 @@ class Decision:
             else None,
             revision=data.get("revision", ""),
             message=data.get("message") or "",
+            approvals=steps_from(data.get("approvals")),
+            deadline=deadline_from(data.get("deadline")),
             trace_fn=partial(_given, data.get("trace") or []),
             facts_fn=partial(_given, data.get("facts") or {}),
             notes=dict(data.get("notes") or {}),
@@ -75,6 +88,8 @@ class Decision:
             "wait": self.wait.to_dict() if self.wait else None,
             "revision": self.revision,
             "message": self.message,
+            "approvals": [step.to_dict() for step in self.approvals],
+            "deadline": self.deadline.to_dict() if self.deadline else None,
             "trace": self.trace,
             "facts": self.facts,
             "notes": dict(self.notes),
@@ -108,6 +123,8 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
     notes = facts.notes
     wait = None
     message = ""
+    approvals: tuple[Step, ...] = ()
+    deadline = None
     if stop is None:
         outcome, rule_id = ruleset.default, None
         reason = f"No rule matched; default is {ruleset.default}."
@@ -118,6 +135,7 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
         outcome, rule_id, wait = stop.outcome, stop.id, stop.wait
         reason = _render(stop, get) if stop.reason_parts else f"Matched rule {stop.id}."
         message = stop.message or ""
+        approvals, deadline = stop.approvals, stop.deadline
     if skipped and (outcome == "approve" or (wait and wait.on_timeout == "approve")):
         # A wait approves when it times out: after a skip it ends in review instead.
         if outcome == "approve":
@@ -135,6 +153,8 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
         wait=wait,
         revision=ruleset.revision,
         message=message,
+        approvals=approvals,
+        deadline=deadline,
         trace_fn=lambda: _trace(tried_rules, get, notes),
         facts_fn=facts.readable,
         notes=notes,

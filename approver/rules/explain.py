@@ -113,8 +113,33 @@ def render(decision: Decision) -> str:
     if decision.wait:
         w = decision.wait
         head.append(f"wait:     for {w.for_}, {w.timeout_seconds}s, then {w.on_timeout}")
+    head += approval_lines(decision.approvals, decision.deadline)
     head.append("")
     return "\n".join(head + trace_lines(decision))
+
+
+def approval_lines(approvals, deadline) -> list[str]:
+    """A review's steps, in order, and its deadline, one line each (none if it has none)."""
+    out = [f"step {n}:   {step.describe()}" for n, step in enumerate(approvals, 1)]
+    if deadline:
+        parts = [f"{label} {seconds_text(getattr(deadline, key))}" for key, label in (
+            ("remind_after", "remind after"), ("escalate_after", "escalate after"),
+            ("expire_after", "expire after")) if getattr(deadline, key)]
+        if deadline.escalate_to:
+            parts.insert(-1 if deadline.expire_after else len(parts),
+                         f"escalate to {deadline.escalate_to}")
+        if deadline.expire_after:
+            parts.append(f"then {deadline.on_expire}")
+        out.append("deadline: " + ", ".join(parts))
+    return out
+
+
+def seconds_text(seconds: int) -> str:
+    """A duration as written in rules: 14d, 4h, 30m, 90s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def trace_lines(decision: Decision) -> list[str]:

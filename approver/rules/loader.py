@@ -15,8 +15,11 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from approver.rules import approvals as approvals_block
 from approver.rules.conditions import Parser, compile_node
 from approver.rules.errors import Problem, RulesError
+from approver.rules.groups import GROUPS_FILE
+from approver.rules.groups import load as group_contacts
 from approver.rules.registry import Registry, suggest
 from approver.rules.ruleset import Rule, RuleSet, WaitSpec, parse_template
 from approver.rules.values import parse_duration
@@ -47,7 +50,9 @@ def rule_files(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_dir():
         # Only the folder's own files: `tests/` (and any other subfolder) holds no rules.
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in RULE_SUFFIXES)
+        # `groups.yaml` holds the groups' contacts (rules/groups.py), not rules.
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in RULE_SUFFIXES
+                      and p.name != GROUPS_FILE)
     return [path]
 
 
@@ -74,6 +79,7 @@ def _load(path: str | Path, registry: Registry | None) -> tuple[RuleSet | None, 
     files = rule_files(path)
     if not files:
         return None, [Problem(str(path), 0, "no *.yaml or *.yml rule files in this folder")]
+    problems += group_contacts(path)[1]
     digest = hashlib.sha256()
     total = 0
     rules: list[Rule] = []
@@ -275,6 +281,7 @@ def _rule(
     problems += parser.problems
     facts_used |= parser.facts_used
     wait = _wait(item, path, name, located, problems)
+    steps, deadline = approvals_block.parse(item, path, name, located, problems)
     reason = item.get("reason")
     reason_parts: tuple = ()
     if isinstance(reason, str):
@@ -308,6 +315,8 @@ def _rule(
         reason=reason if isinstance(reason, str) else None,
         message=message.strip() if isinstance(message, str) else None,
         wait=wait,
+        approvals=steps,
+        deadline=deadline,
         description=item.get("description") or "",
         on_unknown=item.get("on_unknown"),
         match=compile_node(condition),

@@ -43,6 +43,62 @@ class WaitSpec:
         }
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of a `review` rule's approvals: `count` different members of `group`, or
+    the validator named `validator`."""
+
+    group: str | None = None
+    count: int = 1
+    validator: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form, as recorded (the YAML keys)."""
+        if self.validator:
+            return {"validator": self.validator}
+        return {"group": self.group, "count": self.count}
+
+    def describe(self) -> str:
+        """The step as a person reads it: `2 of payments-owners`, `validator crm`."""
+        return f"validator {self.validator}" if self.validator else \
+            f"{self.count} of {self.group}"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a request left to people is reminded, escalated and expired (seconds; 0: never)."""
+
+    remind_after: int = 0
+    escalate_after: int = 0
+    escalate_to: str | None = None
+    expire_after: int = 0
+    on_expire: str = "deny"
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form, as recorded (seconds)."""
+        return {"remind_after": self.remind_after, "escalate_after": self.escalate_after,
+                "escalate_to": self.escalate_to, "expire_after": self.expire_after,
+                "on_expire": self.on_expire}
+
+
+def steps_from(data) -> tuple[Step, ...]:
+    """Steps back from their recorded form."""
+    return tuple(Step(d.get("group"), int(d.get("count") or 1), d.get("validator"))
+                 for d in data or () if isinstance(d, dict))
+
+
+def deadline_from(data) -> Deadline | None:
+    """A deadline back from its recorded form."""
+    if not isinstance(data, dict):
+        return None
+    return Deadline(int(data.get("remind_after") or 0), int(data.get("escalate_after") or 0),
+                    data.get("escalate_to"), int(data.get("expire_after") or 0),
+                    data.get("on_expire") if data.get("on_expire") in ON_EXPIRE else "deny")
+
+
+ON_EXPIRE = ("deny", "review")
+
+
 def parse_template(text: str) -> tuple[tuple[str, str], ...]:
     """Split a reason into ("text", s) and ("fact", name) parts; `{{`/`}}` are literal braces."""
     parts: list[tuple[str, str]] = []
@@ -72,6 +128,9 @@ class Rule:
     # For the developer (mail, hand-off page); `reason` is for admins, the log, the trace.
     message: str | None = None
     wait: WaitSpec | None = None
+    # A review rule's steps of people and validators, and its deadline.
+    approvals: tuple[Step, ...] = ()
+    deadline: Deadline | None = None
     description: str = ""
     # What an unknown condition leads to: an outcome (never approve), or "skip"; None: review.
     on_unknown: str | None = None

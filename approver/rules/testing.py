@@ -209,7 +209,12 @@ def _run_case(
     facts = Facts.from_values(case.get("facts") or {}, registry)
     decision = evaluate(ruleset, facts)
     expected = dict(case["expect"])
-    actual = {"outcome": decision.outcome, "rule": decision.rule_id, "reason": decision.reason}
+    if "steps" in expected:  # as written in a rule: a group's count is 1 when not given
+        expected["steps"] = [{"validator": s["validator"]} if "validator" in s else
+                             {"group": s.get("group"), "count": s.get("count", 1)}
+                             for s in expected["steps"]]
+    actual = {"outcome": decision.outcome, "rule": decision.rule_id, "reason": decision.reason,
+              "steps": [step.to_dict() for step in decision.approvals]}
     passed = all(actual[key] == want for key, want in expected.items())
     return CaseResult(
         name=case["name"],

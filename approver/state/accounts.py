@@ -78,22 +78,80 @@ def check_password(name: str, password: str) -> str:
     return password
 
 
+GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}\Z")
+MAX_GROUPS = 50  # per person: beyond this a provider's list is cut, not stored whole
+
+
+def check_group(group: str) -> str:
+    """`group` if usable as a group name (letters, digits, . _ : @ / -; up to 64)."""
+    if not GROUP.match(group or ""):
+        raise AccountError(f"{group!r} is not a usable group name: letters, digits, '.', "
+                           "'_', ':', '@', '/' and '-', at most 64")
+    return group
+
+
+def clean_groups(groups) -> list[str]:
+    """The usable group names among what a provider or proxy says, sorted, at most 50."""
+    return sorted({g.strip() for g in groups if GROUP.match(str(g).strip())})[:MAX_GROUPS]
+
+
 def exists(store: Store, name: str) -> bool:
     """Whether a local account of that name exists."""
     return bool(store.redis.hexists(ACCOUNTS_KEY, name))
 
 
-def add(store: Store, name: str, password: str) -> int | None:
-    """Store an account's password hash, or replace it and end the sessions signed in with
-    the old one: None if the account is new, else how many sessions ended."""
+def add(store: Store, name: str, password: str, email: str = "",
+        groups: tuple[str, ...] = ()) -> int | None:
+    """Store an account's password hash, email and groups, or replace them and end the
+    sessions signed in with the old password: None if the account is new, else how many
+    sessions ended."""
     check_name(name)
     check_password(name, password)
+    for group in groups:
+        check_group(group)
     # A new stamp each time: sessions hold the stamp they signed in with, and lapse with it.
     record = json.dumps({"hash": _hasher.hash(password), "stamp": secrets.token_hex(8),
-                         "created_at": now_iso()})
+                         "created_at": now_iso(), "email": check_email(email),
+                         "groups": sorted(set(groups))})
     if store.redis.hset(ACCOUNTS_KEY, name, record):
         return None
     return end_all(store, person("local", name))
+
+
+def check_email(email: str) -> str:
+    """`email` if it looks like one address (or is empty)."""
+    email = (email or "").strip()
+    if email and not re.fullmatch(r"[^@\s]{1,64}@[^@\s]{1,189}", email):
+        raise AccountError(f"{email!r} is not an email address")
+    return email
+
+
+def set_profile(store: Store, name: str, email: str | None = None,
+                groups: tuple[str, ...] | None = None) -> bool:
+    """Change an account's email or groups (not its password, so its sessions stay);
+    False if there is no such account. Signed-in people's groups are re-read per request."""
+    for group in groups or ():
+        check_group(group)
+    raw = store.redis.hget(ACCOUNTS_KEY, name)
+    if not raw:
+        return False
+    record = json.loads(raw)
+    if email is not None:
+        record["email"] = check_email(email)
+    if groups is not None:
+        record["groups"] = sorted(set(groups))
+    store.redis.hset(ACCOUNTS_KEY, name, json.dumps(record))
+    return True
+
+
+def profile(store: Store, name: str) -> dict | None:
+    """A local account's email and groups (never its hash); None if there is none."""
+    raw = store.redis.hget(ACCOUNTS_KEY, name) if NAME.match(name or "") else None
+    if not raw:
+        return None
+    record = json.loads(raw)
+    return {"name": name, "email": record.get("email") or "",
+            "groups": list(record.get("groups") or [])}
 
 
 def remove(store: Store, who: str) -> tuple[bool, int]:

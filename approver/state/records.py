@@ -35,7 +35,8 @@ SETTLED_STATES = FINAL_STATES | {IN_REVIEW}
 
 _JSON_FIELDS = ("trace", "facts", "key_ids", "wait", "policies", "policy_names",
                 "request_fields", "held_before", "notes", "developer_fields",
-                "developer_keys", "api_names")
+                "developer_keys", "api_names", "approvals", "approval_deadline",
+                "validator_facts")
 _FORGET_SKIP = """
 if redis.call('hget', KEYS[1], 'state') == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0

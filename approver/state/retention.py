@@ -28,14 +28,16 @@ class Retention:
                    settings.record_max_entries, settings.record_max_age)
 
 
-# Drop the records listed whose finishing time is still at most ARGV[1] (one a request
-# decided again meanwhile is left alone). KEYS: the records index; ARGV: limit, ids...
+# Drop the records listed (and their steps) whose finishing time is still at most ARGV[1]
+# (one a request decided again meanwhile is left alone). KEYS: the records index;
+# ARGV: limit, ids...
 _DROP = f"""
 local dropped = 0
 for i = 2, #ARGV do
   local score = redis.call('zscore', KEYS[1], ARGV[i])
   if score and tonumber(score) <= tonumber(ARGV[1]) then
     redis.call('del', '{PREFIX}request:' .. ARGV[i])
+    redis.call('del', '{PREFIX}steps:' .. ARGV[i])  -- its steps (state/steps.py) go with it
     redis.call('zrem', KEYS[1], ARGV[i])
     dropped = dropped + 1
   end

@@ -8,7 +8,7 @@ import time
 
 from approver import logs
 from approver import state as st
-from approver.pipeline import review
+from approver.pipeline import review, validators
 from approver.pipeline.decide import pending
 from approver.pipeline.decide.apply import apply_decision, apply_recorded, record_decision
 from approver.pipeline.decide.by_people import decided_in_tyk
@@ -21,6 +21,7 @@ from approver.pipeline.decide.result import (
     permanent,
 )
 from approver.pipeline.runtime import Runtime
+from approver.pipeline.steps import approval_fields
 from approver.rules import Facts, developer_message, evaluate
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,13 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         # The billing state this was decided on (see stale_wait).
         billing_ts=(context.billing or {}).get("updated_ts") if wait else "",
         held_before=list(held),
+        # The steps people must take before an approval, and by when (review only).
+        **approval_fields(decision if outcome == "review" else None),
         **review.describe(context),
     )
     if previous and previous.get("state") == st.WAITING and not wait:
         rt.store.unpark(request.ref, request.developer_id)
-    return apply_recorded(rt, request, record, trigger)
+    result = apply_recorded(rt, request, record, trigger)
+    if record.get("approvals"):  # a first step that is a validator's: ask it now
+        validators.ask_if_due(rt, request.ref)
+    return result

@@ -185,10 +185,26 @@ def require_login():
                   "signing in, or a change to your access); sign in again.", "error")
         return redirect(url_for("console_auth.login",
                                 next=request.full_path if request.method == "GET" else None))
-    g.console_user = {"name": record["name"], "via": record["via"]}
+    g.console_user = {"name": record["name"], "via": record["via"], **_membership(record)}
     if request.method == "POST":
         return csrf_refused()
     return None
+
+
+def _membership(record: dict) -> dict:
+    """The signed-in person's groups and email, as their way in says them now: a local
+    account's from its record, single sign-on's from the ID token signed in with, a proxy's
+    from its groups header on this request."""
+    way, name = record.get("via"), str(record.get("name", "")).partition(":")[2]
+    if way == "local":
+        found = accounts.profile(_rt().store, name) or {}
+        return {"groups": found.get("groups") or [], "email": found.get("email") or ""}
+    if way == "oidc":
+        return {"groups": accounts.clean_groups(record.get("groups") or []), "email": name}
+    header = _rt().settings.console_groups_header
+    listed = request.headers.get(header, "") if header and _trusted(request.remote_addr) else ""
+    return {"groups": accounts.clean_groups(listed.split(",")),
+            "email": name if "@" in name else ""}
 
 
 def _closed(record: dict | None) -> bool:
@@ -322,8 +338,8 @@ def oidc_callback():
                        "admin to add your verified email to APPROVER_OIDC_ALLOWED_USERS, or "
                        "you to a group in APPROVER_OIDC_ALLOWED_GROUPS.")
     target = session.pop("oidc_next", None)
-    allowed = sorted(set(groups) & set(_rt().settings.oidc_allowed_groups))
-    sign_in("oidc", email, groups=allowed)
+    # All the person's groups (cut to size): the allow-list admits, the rules' steps route.
+    sign_in("oidc", email, groups=accounts.clean_groups(groups))
     return redirect(safe_next(target), 303)
 
 

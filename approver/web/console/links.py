@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 
-from approver.pipeline import actions, review
+from approver.pipeline import actions, review, steps
 from approver.rules import explain
 from approver.state import actions as tokens
 from approver.web.console import auth
@@ -25,7 +25,7 @@ def _rt():
     return current_app.extensions["approver"]
 
 
-def _person() -> tuple[str | None, object]:
+def _person() -> tuple[steps.Person | None, object]:
     """(who is signed in, None) when sign-in is required and done (a trusted proxy's user
     is signed in here as on any console page; a form's CSRF token is checked); (None, the
     answer: the login page, a refused form) when it is required and not done; (None, None)
@@ -35,7 +35,9 @@ def _person() -> tuple[str | None, object]:
     refused = auth.require_login()
     if refused is not None:
         return None, refused
-    return g.console_user["name"], None
+    user = g.console_user
+    return steps.Person(user["name"], tuple(user.get("groups") or ()),
+                        user.get("email") or ""), None
 
 
 @bp.get("/<token>")
@@ -76,7 +78,12 @@ def decide():
         return message(400, "Form refused", "This form is out of date or was not sent from "
                        "this service's page. Open the link from the mail again.")
     outcome, reason = form.get("outcome", ""), form.get("reason", "")
-    found, refusal = actions.act(_rt(), token, outcome, reason, auth.origin(), person)
+    found, refusal, counted = actions.act(_rt(), token, outcome, reason, auth.origin(),
+                                          person)
+    if refusal is None and counted:
+        return message(200, "Approval recorded", f"Your approval of key request "
+                       f"{found['request_id']} is recorded; the request waits for its "
+                       "remaining steps. This link works no more.")
     if refusal is None:
         verb = "Approving" if outcome == "approve" else "Denying"
         return message(200, "Decided", f"{verb} key request {found['request_id']}: it is "

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError, ResponseError
 from approver import config
 from approver.errors import ConfigError
 from approver.pipeline import enqueue, notify, review
+from approver.pipeline import steps as approval_steps
 from approver.rules import explain
 from approver.web.console.auth import origin, require_login
 from approver.web.console.pages import message, render
@@ -72,8 +73,11 @@ def _inbox_page(status: int = 200, error: str | None = None, reason: str = ""):
     rule = args.get("rule", "").strip()[:100]
     rows = review.matching(everything, portal=portal, rule=rule or None, older_than=older,
                            email=query)
+    mine = approval_steps.waiting_for(_rt().store, rows, _person(), _rt().settings.admins_group)
+    show_mine = args.get("show") == "mine"
     rules = sorted({r["rule"] for r in everything})
-    return render("inbox.html", status, title="Review inbox", rows=rows, total=len(everything),
+    return render("inbox.html", status, title="Review inbox", rows=mine if show_mine else rows,
+                  mine=len(mine), show_mine=show_mine, total=len(everything),
                   rules=rules, ages=AGES, filters={"portal": args.get("portal", ""),
                                                    "rule": rule, "age": args.get("age", ""),
                                                    "q": query},
@@ -89,7 +93,7 @@ def request_page(ref: str):
 def _request_page(ref: str, status: int = 200, error: str | None = None, reason: str = ""):
     if not enqueue.ID_PATTERN.match(ref):
         return message(404, "Not found", "That is not a key request id.")
-    shown = review.show(_rt().store, ref)
+    shown = approval_steps.show(_rt().store, ref)
     if shown is None:
         return message(404, "Not found", f"This service has no record of key request {ref}.")
     claim = shown["claim"]
@@ -99,6 +103,7 @@ def _request_page(ref: str, status: int = 200, error: str | None = None, reason:
     links = {"request": notify.request_link(dashboard, ref),
              "developer": notify.developer_link(dashboard, ref, r["developer_id"])}
     return render("request.html", status, title=f"Key request {ref}", shown=shown, r=r,
+                  standing=shown["standing"],
                   claim=claim, refresh=2 if pending else None, links=links,
                   steps=explain.steps(shown["trace"]), used=explain.used(shown["trace"]),
                   error=error, reason=reason, reason_limit=review.REASON_LIMIT)
@@ -112,10 +117,14 @@ def decide(ref: str):
     outcome = request.form.get("outcome", "")
     reason = request.form.get("reason", "")
     try:
-        _claim(ref, outcome, reason)
+        counted = _claim(ref, outcome, reason)
+    except approval_steps.NotYours as exc:
+        return _request_page(ref, 403, error=str(exc), reason=reason[:review.REASON_LIMIT])
     except review.Refused as exc:
         status = 400 if _bad_input(outcome, reason) else 409
         return _request_page(ref, status, error=str(exc), reason=reason[:review.REASON_LIMIT])
+    if counted:
+        flash("Your approval is recorded; the request waits for its remaining steps.", "ok")
     return redirect(url_for("console.request_page", ref=ref), 303)
 
 
@@ -135,20 +144,25 @@ def decide_many():
         except review.Refused as exc:
             error = str(exc).capitalize() + "."
         return _inbox_page(400, error, reason[:review.REASON_LIMIT])
-    claimed, refused = [], []
+    claimed, counted, refused, not_yours = [], [], [], 0
     for ref in dict.fromkeys(ids):
         if not enqueue.ID_PATTERN.match(ref):
             refused.append(f"{ref[:30]!r} is not a key request id")
             continue
         try:
-            _claim(ref, outcome, reason)
-            claimed.append(ref)
+            (counted if _claim(ref, outcome, reason) else claimed).append(ref)
         except review.Refused as exc:
+            not_yours += isinstance(exc, approval_steps.NotYours)
             refused.append(str(exc))
-    if not claimed:
-        return _inbox_page(409, "Nothing was decided: " + "; ".join(refused))
+    if not claimed and not counted:
+        return _inbox_page(403 if not_yours == len(refused) else 409,
+                           "Nothing was decided: " + "; ".join(refused))
     verb = {"approve": "Approving", "deny": "Denying"}[outcome]
-    flash(f"{verb} {len(claimed)} request(s); the list updates as each is applied.", "ok")
+    if claimed:
+        flash(f"{verb} {len(claimed)} request(s); the list updates as each is applied.", "ok")
+    if counted:
+        flash(f"Your approval is recorded on {len(counted)} request(s) that wait for more "
+              "steps.", "ok")
     for why in refused:
         flash(f"Not decided: {why}", "error")
     return redirect(url_for("console.inbox"), 303)
@@ -165,15 +179,25 @@ def _bad_input(outcome: str, reason: str) -> bool:
     return False
 
 
-def _claim(ref: str, outcome: str, reason: str) -> None:
-    rt = _rt()
+def _person() -> approval_steps.Person:
     user = g.console_user
-    taken = review.claim(rt.store, ref, outcome, reason, user["name"], "console", origin())
+    return approval_steps.Person(user["name"], tuple(user.get("groups") or ()),
+                                 user.get("email") or "")
+
+
+def _claim(ref: str, outcome: str, reason: str) -> bool:
+    """Decide (or count an approval toward a step): True if it only counted."""
+    rt = _rt()
+    taken = approval_steps.act(rt.store, ref, outcome, reason, _person(), "console",
+                               origin(), rt.settings.admins_group)
+    if taken is None:
+        return True
     try:
         review.enqueue_claim(rt.queue, ref, taken, rt.settings.retry_delays)
     except RedisError:
         rt.store.release_claim(ref, taken["claim_id"])
         raise
+    return False
 
 
 @bp.get("/log")
