@@ -81,3 +81,40 @@ def test_slack_clicks_are_held_to_the_steps(rt, sandbox, posted, slack, notify_j
     assert [(e["by"], e["via"]) for e in counted] == [("local:sam", "slack")]
     run_jobs(rt.redis, rt.queue)
     assert rt.store.claim_of(ref) is None  # sam's approval passed security; owners remain
+
+
+@pytest.fixture
+def with_deadlines(rt, settings, tmp_path):
+    from tests.test_deadlines import GROUPS, RULES
+
+    folder = tmp_path / "deadline-rules"
+    write(folder / "owners.yaml", RULES)
+    write(folder / "groups.yaml", GROUPS)
+    rt.settings = settings.with_(rules_path=folder)
+    rt.__dict__.pop("rules", None)  # load the rules just written
+    return rt
+
+
+def test_reminders_go_in_the_thread_and_the_digest_to_the_channel(with_deadlines, sandbox,
+                                                                   slack, notify_jobs):
+    from approver import state as st
+    from approver.pipeline import deadlines
+
+    rt = with_deadlines
+    ref = in_review(rt, sandbox, fields={"company": "<!channel> Co"})
+    notify_jobs()
+    [(_, ts)] = list(slack.messages)
+    since = rt.redis.zscore(st.INBOX_KEY, ref)
+    done = deadlines.run(rt, now=since + 5 * 3600)
+    assert (done["reminded"], done["digests"]) == (1, 1)
+    notify_jobs()
+    posts = slack.called("chat.postMessage")
+    [reminder] = [p for p in posts if p.get("thread_ts") == ts]
+    assert reminder["text"].startswith("Reminded: waited 5 hours at 1 of security")
+    [digest] = [p for p in posts if p["text"].endswith("wait for security")]
+    shown = str(digest["blocks"])
+    assert ref in shown and "https://approver.example.com/console/requests/" in shown
+    assert "<!channel>" not in shown
+    assert deadlines.run(rt, now=since + 6 * 3600)["reminded"] == 0  # once
+    notify_jobs()
+    assert len(slack.called("chat.postMessage")) == len(posts)

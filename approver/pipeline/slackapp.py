@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # The jobs' dotted paths, kept in approver/notify.py: queued jobs and older workers name them.
 POST, UPDATE, ACT = ("approver.notify.slack_post", "approver.notify.slack_update",
                      "approver.notify.slack_act")
+DIGEST, NOTE = "approver.notify.slack_digest", "approver.notify.slack_note"
 VIA = "slack"
 MESSAGE_KEY = st.PREFIX + "slack:message:"  # + request id: {channel, ts} of its message
 KEEP = 30 * 86400
@@ -206,3 +207,39 @@ def queue_click(queue_or_connection, settings, click: dict, key: str) -> None:
     with contextlib.suppress(DuplicateJobError):
         _queue(queue_or_connection, settings, ACT, f"slack-act-{key}", click,
                about=click["request_id"])
+
+
+# -- deadlines (pipeline/deadlines.py): a group's digest, reminders in a request's thread ----
+def later(rt, job: str, key: str, *args, about: str) -> None:
+    """Queue a digest or a thread note (never raises: deadlines go on without Slack)."""
+    if not configured(rt.settings):
+        return
+    try:
+        _queue(rt.queue, rt.settings, job, key, *args, about=about)
+    except DuplicateJobError:
+        pass
+    except Exception as exc:
+        log.warning("Slack %s not queued: %s", job.rpartition(".")[2], type(exc).__name__)
+
+
+def digest(group: str, requests: list[dict]) -> dict:
+    """RQ job: post a group's daily digest to the reviewers' channel."""
+    settings = runtime.current().settings
+    if not configured(settings):
+        return {"dropped": True}
+    channel, ts = client(settings).post_message(settings.slack_channel,
+                                                slack.digest(group, requests))
+    return {"channel": channel, "ts": ts}
+
+
+def note(request_id: str, text: str) -> dict:
+    """RQ job: a reminder or an escalation, in the thread of the request's message (if it
+    was posted); `text` is ours (no developer text), escaped all the same."""
+    rt = runtime.current()
+    raw = rt.redis.get(MESSAGE_KEY + request_id) if configured(rt.settings) else None
+    if raw is None or raw.decode() == _POSTING:
+        return {"skipped": "no message to reply to"}
+    where = json.loads(raw)
+    client(rt.settings).post_message(where["channel"], {"text": slack.escape(text)[:3000]},
+                                     thread_ts=where["ts"])
+    return {"thread": where["ts"]}

@@ -104,3 +104,19 @@ def deny_modal(request_id: str, private: str) -> dict:
                  "label": {"type": "plain_text", "text": "Reason"},
                  "element": {"type": "plain_text_input", "action_id": REASON_INPUT,
                              "multiline": True, "max_length": 500}}]}
+
+
+def digest(group: str, requests: list[dict]) -> dict:
+    """A group's daily digest: what waits for it, oldest first, each with its console page."""
+    lines = []
+    for r in requests[:40]:
+        page = f" <{r['console_url']}|open>" if r.get("console_url") else ""
+        lines.append(f"• {inert(r.get('request_id'), 64)} waiting {escape(r.get('waited', ''))}:"
+                     f" {inert(r.get('developer_email'))} asks for "
+                     f"{inert(', '.join(r.get('policies') or []))} ({escape(r.get('left', ''))})"
+                     f"{page}")
+    title = f"{len(requests)} key request{'' if len(requests) == 1 else 's'} wait for " \
+            f"{escape(group)}"
+    return {"text": title, "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}]}

@@ -55,10 +55,12 @@ class SlackClient:
             raise SlackError(method, str(answer.get("error") or "not ok")[:100])
         return answer
 
-    def post_message(self, channel: str, message: dict) -> tuple[str, str]:
-        """chat.postMessage: (channel, ts) of the message posted."""
+    def post_message(self, channel: str, message: dict,
+                     thread_ts: str | None = None) -> tuple[str, str]:
+        """chat.postMessage (in a message's thread, given its ts): (channel, ts) of it."""
+        thread = {"thread_ts": thread_ts} if thread_ts else {}
         answer = self.call("chat.postMessage", channel=channel, unfurl_links=False,
-                           unfurl_media=False, **message)
+                           unfurl_media=False, **thread, **message)
         return str(answer["channel"]), str(answer["ts"])
 
     def update(self, channel: str, ts: str, message: dict) -> None:
