@@ -16,6 +16,7 @@ from approver.web import (
     observe,
     openapi,
     portal_hooks,
+    slack_hooks,
     validators,
 )
 from approver.web.console import init_app as init_console
@@ -37,6 +38,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(handoff.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(slack_hooks.bp)
     app.register_blueprint(validators.bp)
     app.register_blueprint(openapi.bp)
     init_console(app, settings)
