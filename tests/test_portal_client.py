@@ -40,13 +40,18 @@ def test_lists_pending_access_requests_across_pages(client, state, monkeypatch):
     assert [r.id for r in found] == ids[1:]
     assert all(isinstance(r, AccessRequest) and r.pending for r in found)
     every = [c for c in state.calls("GET", "/portal-api/access_requests")]
-    assert every[0]["query"] == {"page": "1", "per_page": "100"}
-    # Pages of 2: the walk goes on until a short page.
+    # The first page without `page`, then page 1, which repeats it (pages count from 1),
+    # then page 2, empty.
+    assert [c["query"] for c in every] == [
+        {"per_page": "100"}, {"page": "1", "per_page": "100"}, {"page": "2", "per_page": "100"}]
+    # Pages of 2: the walk goes on until a page shorter than the first; page 1 is no
+    # longer asked, now that the client knows pages count from 1.
     monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 2)
     before = len(every)
     assert len(client.list_access_requests()) == 5
     paged = state.calls("GET", "/portal-api/access_requests")[before:]
-    assert [c["query"] for c in paged] == [{"page": str(p), "per_page": "2"} for p in (1, 2, 3)]
+    assert [c["query"] for c in paged] == [{"per_page": "2"}] + [
+        {"page": str(p), "per_page": "2"} for p in (2, 3)]
 
 
 def test_reads_an_access_request_and_its_parts(client, state):
@@ -71,7 +76,8 @@ def test_custom_attributes_are_read_past_the_first_page(client, state, monkeypat
     state._attributes[2] = {f"attr-{n}": str(n) for n in range(5)}
     monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 2)
     assert client.get_user_custom_attributes("2") == {f"attr-{n}": str(n) for n in range(5)}
-    assert len(state.calls("GET", "/portal-api/users/2/custom-attributes")) == 3
+    # The first page, page 1 (the first again: pages count from 1), pages 2 and 3.
+    assert len(state.calls("GET", "/portal-api/users/2/custom-attributes")) == 4
 
 
 def test_plans_are_read_wrapped_or_as_an_array(client, state):

@@ -72,19 +72,18 @@ class Portal(ApiClient):
         return [d for d in body if isinstance(d, dict)]
 
     def _walk(self, path: str) -> Iterator[dict]:
-        """Every item of a paged list (`page`, `per_page`), each id once."""
-        seen: set = set()
-        for page in range(1, MAX_PAGES + 1):
-            items = self._get_items(path, {"page": page, "per_page": PAGE_SIZE})
-            fresh = [i for i in items if i.get("ID") not in seen]
-            # An empty page, or one repeated because the portal ignores `page`: the end.
-            if not fresh:
-                return
-            for item in fresh:
-                seen.add(item.get("ID"))
-                yield item
-            if len(items) < PAGE_SIZE:
-                return
+        """Every item of a paged list (`page`, `per_page`), each id once.
+
+        The first page is asked without `page` (the spec: "Defaults to 1 when omitted"),
+        so it is the first whether the portal counts pages from 0 or 1.
+        """
+        def read(page: int | None) -> list[dict]:
+            params = {"per_page": PAGE_SIZE} if page is None else {
+                "page": page, "per_page": PAGE_SIZE}
+            return self._get_items(path, params)
+
+        return self._walk_pages(read, lambda item: item.get("ID"), first=None,
+                                limit=MAX_PAGES)
 
     # -- access requests --------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import json
 from flask import Blueprint, Response, jsonify, request
 
 from approver.sandbox import responses as base
-from approver.sandbox.state import MALFORMED, SandboxError, paginate
+from approver.sandbox.state import MALFORMED, SandboxError
 
 bp = Blueprint("dashboard", __name__, url_prefix="/api/portal")
 
@@ -79,7 +79,7 @@ def delete_request(request_id: str) -> Response:
 def list_developers() -> Response:
     """List developers, paged."""
     return base.render("GET /api/portal/developers",
-                       paginate(base.sandbox().developers(), _page()))
+                       base.sandbox().paginate(base.sandbox().developers(), _page()))
 
 
 @bp.post("/developers")
@@ -144,7 +144,8 @@ def list_policies() -> Response:
     # Tyk CONTRACT §3.3: any non-empty value of `active` filters.
     active_only = bool(request.args.get("active"))
     return base.render("GET /api/portal/policies",
-                       paginate(base.sandbox().policies(active_only), _page()))
+                       base.sandbox().paginate(base.sandbox().policies(active_only),
+                                               _page()))
 
 
 @bp.post("/policies")

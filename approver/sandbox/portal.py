@@ -64,7 +64,8 @@ class PortalSandbox(Harness):
     answers `GET /plans` "wrapped" in `{"data": […]}` (default, the spec) or as an
     "array"; `status` "shown" (default) or "omitted" answers access requests without
     their `Status` (as one read under its app); `record_delay` hides a new access request
-    after its webhook.
+    after its webhook; `page_base` 1 (default, the spec) or 0 says where pages count from,
+    and `max_per_page` (0: none) caps the `per_page` honoured.
     """
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None,
@@ -75,6 +76,7 @@ class PortalSandbox(Harness):
         self.products_shape = "string"
         self.plans_list = "wrapped"
         self.status_shown = "shown"
+        self.page_base, self.max_per_page = 1, 0
         self._load()
 
     def _load(self) -> None:
@@ -101,25 +103,35 @@ class PortalSandbox(Harness):
             self.shapes.chosen.clear()
             self.products_shape, self.plans_list, self.record_delay = "string", "wrapped", 0.0
             self.status_shown = "shown"
+            self.page_base, self.max_per_page = 1, 0
 
     def set_mode(self, name: str, value) -> None:
-        """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array") and
-        `status` ("shown" or "omitted")."""
+        """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array"),
+        `status` ("shown" or "omitted"), `page_base` (0 or 1) and `max_per_page` (an
+        integer >= 0, 0 for no cap)."""
         choices = {"products": ("products_shape", ("string", "list")),
                    "plans_list": ("plans_list", ("wrapped", "array")),
-                   "status": ("status_shown", ("shown", "omitted"))}
+                   "status": ("status_shown", ("shown", "omitted")),
+                   "page_base": ("page_base", (0, 1))}
+        if name == "max_per_page":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError("max_per_page must be an integer >= 0")
+            with self._lock:
+                self.max_per_page = value
+            return None
         if name not in choices:
             return super().set_mode(name, value)
         attribute, allowed = choices[name]
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        if isinstance(value, bool) or value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
         with self._lock:
             setattr(self, attribute, value)
 
     def modes(self) -> dict:
         with self._lock:
             return {**super().modes(), "products": self.products_shape,
-                    "plans_list": self.plans_list, "status": self.status_shown}
+                    "plans_list": self.plans_list, "status": self.status_shown,
+                    "page_base": self.page_base, "max_per_page": self.max_per_page}
 
     def _new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -394,9 +406,15 @@ def _int_arg(name: str, default: int) -> int:
 
 
 def _paged(items: list) -> list:
-    """One page: `page` from 1, `per_page` (default 20); `limit` caps the rows only."""
-    page, per_page = max(_int_arg("page", 1), 1), max(_int_arg("per_page", PER_PAGE), 1)
-    rows = items[(page - 1) * per_page: page * per_page]
+    """One page: `page` (from 1, or 0 in `page_base` 0; the first when omitted),
+    `per_page` (default 20, capped by `max_per_page`); `limit` caps the rows only."""
+    state = base.sandbox()
+    page = _int_arg("page", state.page_base)
+    per_page = max(_int_arg("per_page", PER_PAGE), 1)
+    if state.max_per_page:
+        per_page = min(per_page, state.max_per_page)
+    start = max(page - state.page_base, 0) * per_page
+    rows = items[start: start + per_page]
     limit = _int_arg("limit", per_page)
     return rows[: max(limit, 0)]
 

@@ -26,6 +26,9 @@ from approver.sandbox.shapes import Shapes
 from approver.tyk.permissions import right_for
 
 PAGE_SIZE = 10
+# How the sandbox pages lists (`set_mode`): Tyk's page size, where pages count from, and
+# whether `Pages` is stated (docs/tyk-compatibility.md, paging).
+PAGING = {"page_size": PAGE_SIZE, "page_base": 1, "pages_total": "counted"}
 
 # Tyk CONTRACT §3.0 / §3.1 / §3.3: the messages Tyk puts in its error envelope.
 NOT_FOUND = "Could not retrieve portal object."
@@ -71,17 +74,20 @@ def new_object_id() -> str:
     return f"{int(time.time()):08x}{secrets.token_hex(5)}{next(_counter) & 0xFFFFFF:06x}"
 
 
-def paginate(items: list, page: int) -> dict:
-    """Tyk's list envelope: pages of 10 from p=1; p=0 means 1; any negative p means all."""
+def paginate(items: list, page: int, size: int = PAGE_SIZE, base: int = 1,
+             total: str = "counted") -> dict:
+    """Tyk's list envelope: pages of `size`; any negative p means all.
+
+    `base` 1: pages count from 1 and p=0 reads as 1; `base` 0: they count from 0 (Tyk's
+    documented sample asks `p=0`). `total` "counted" states the page count in `Pages`;
+    "zero" answers `"Pages": 0` as that sample does.
+    """
     # Tyk CONTRACT §3.0: "p=-1 (or any negative number) disables paging".
     if page < 0:
         return {"Data": items, "Pages": 1}
-    page = max(page, 1)
-    start = (page - 1) * PAGE_SIZE
-    return {
-        "Data": items[start : start + PAGE_SIZE],
-        "Pages": max(1, math.ceil(len(items) / PAGE_SIZE)),
-    }
+    start = max(page - base, 0) * size
+    counted = max(1, math.ceil(len(items) / size))
+    return {"Data": items[start : start + size], "Pages": counted if total == "counted" else 0}
 
 
 def load_seed(seed: str | Path | dict | None) -> dict:
@@ -118,6 +124,7 @@ class Sandbox(Harness):
         self._seed = load_seed(seed)
         self.shapes = Shapes("classic")
         self.withheld_rights: set[str] = set()
+        self.paging = dict(PAGING)
         # Every RawKey, Password and OAuth secret handed out, kept only so that tests can
         # search logs and Redis for them; a real Dashboard shows them once.
         self._issued: list[str] = []
@@ -211,6 +218,7 @@ class Sandbox(Harness):
             self._faults.clear()
             self._calls.clear()
             self.withheld_rights.clear()
+            self.paging = dict(PAGING)
             self.shapes.chosen.clear()
             self.record_delay = 0.0
 
@@ -288,10 +296,16 @@ class Sandbox(Harness):
         """One page of `key_requests` in Tyk's list envelope; only that page's requests are
         given their embedded objects (a backlog of thousands stays cheap to page through)."""
         with self._lock:
-            found = paginate([r for r in self._requests.values()
-                              if (approved is None or r["approved"] is approved)
-                              and self.readable(r["id"])], page)
+            found = self.paginate([r for r in self._requests.values()
+                                   if (approved is None or r["approved"] is approved)
+                                   and self.readable(r["id"])], page)
             return {**found, "Data": [self._request_view(r) for r in found["Data"]]}
+
+    def paginate(self, items: list, page: int) -> dict:
+        """One page of `items` in Tyk's list envelope, as the paging modes say."""
+        with self._lock:
+            return paginate(items, page, self.paging["page_size"], self.paging["page_base"],
+                            self.paging["pages_total"])
 
     def read_key_request(self, request_id: str) -> dict:
         """One key request with embedded objects; SandboxError 400 malformed id, 404 unknown."""
@@ -545,7 +559,9 @@ class Sandbox(Harness):
 
     def set_mode(self, name: str, value) -> None:
         """Also `withheld_rights` (a list of Dashboard areas), `hash_keys` and
-        `secure_key_approval` (booleans, the portal configuration's)."""
+        `secure_key_approval` (booleans, the portal configuration's), and the paging
+        modes: `page_size` (an integer >= 1), `page_base` (0 or 1) and `pages_total`
+        ("counted" or "zero")."""
         config = {"hash_keys": "HashKeys", "secure_key_approval": "secure_key_approval"}
         if name == "withheld_rights":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -557,6 +573,10 @@ class Sandbox(Harness):
                 raise ValueError(f"{name} must be true or false")
             with self._lock:
                 self._config[config[name]] = value
+        elif name in PAGING:
+            _check_paging(name, value)
+            with self._lock:
+                self.paging[name] = value
         else:
             super().set_mode(name, value)
 
@@ -564,7 +584,8 @@ class Sandbox(Harness):
         with self._lock:
             return {**super().modes(), "withheld_rights": sorted(self.withheld_rights),
                     "hash_keys": bool(self._config.get("HashKeys")),
-                    "secure_key_approval": bool(self._config.get("secure_key_approval"))}
+                    "secure_key_approval": bool(self._config.get("secure_key_approval")),
+                    **self.paging}
 
     def refused(self, method: str, path: str) -> str | None:
         """Tyk's 403 message if the call needs a withheld right, else None."""
@@ -614,6 +635,16 @@ class Sandbox(Harness):
         view["catalogue_entry"] = copy.deepcopy(first) if first else {}
         view["catalogues"] = copy.deepcopy(entries)
         return view
+
+
+def _check_paging(name: str, value) -> None:
+    """ValueError unless `value` is one a paging mode takes."""
+    allowed = {"page_base": (0, 1), "pages_total": ("counted", "zero")}.get(name)
+    if allowed is not None and (isinstance(value, bool) or value not in allowed):
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
+    if name == "page_size" and (isinstance(value, bool) or not isinstance(value, int)
+                                or value < 1):
+        raise ValueError("page_size must be an integer >= 1")
 
 
 def _known(body: dict, template: dict) -> dict:

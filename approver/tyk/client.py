@@ -20,7 +20,7 @@ from approver.tyk.models import Approval, Developer, KeyRequest, Policy
 
 log = logging.getLogger(__name__)
 
-# A guard for iter_key_requests when Tyk reports no page count.
+# A guard for iter_key_requests against a list that never ends.
 MAX_PAGES = 10_000
 
 
@@ -69,33 +69,20 @@ class Dashboard(ApiClient):
         items, _ = self._get_list("/api/portal/requests", self._request_params(approved, page))
         return [KeyRequest.from_json(d) for d in items]
 
-    def iter_key_requests(
-        self, approved: bool | None = None, page_size_hint: int | None = None
-    ) -> Iterator[KeyRequest]:
-        """Key requests page by page (p=1..Pages), for installs where p=-1 is slow.
+    def iter_key_requests(self, approved: bool | None = None) -> Iterator[KeyRequest]:
+        """Key requests page by page (p=0, 1, 2, …), for installs where p=-1 is slow.
 
-        Each id is yielded once. Requests that move between pages while walking may be
-        missed; the reconciler's next pass sees them. ``page_size_hint`` (Tyk's
-        ``page_size``) only lets the walk stop at a short page when Tyk gives no ``Pages``.
+        Each id is yielded once, whether Tyk counts pages from 0 (its documented sample
+        asks `p=0`) or from 1, and whatever its `page_size`; `Pages` is not trusted (the
+        same sample answers `"Pages": 0` beside a full page). Requests that move between
+        pages while walking may be missed; the reconciler's next pass sees them.
         """
-        seen: set[str] = set()
-        page, last = 1, None
-        while page <= (last if last is not None else MAX_PAGES):
-            items, pages = self._get_list(
-                "/api/portal/requests", self._request_params(approved, page)
-            )
-            if last is None:
-                last = pages if pages is not None else MAX_PAGES
-            fresh = [r for r in map(KeyRequest.from_json, items) if r.id not in seen]
-            if not fresh:
-                # An empty page, or one Tyk repeated because it ignores `p`: the end.
-                return
-            for request in fresh:
-                seen.add(request.id)
-                yield request
-            if pages is None and page_size_hint and len(items) < page_size_hint:
-                return
-            page += 1
+        def read(page: int | None) -> list[KeyRequest]:
+            items, _ = self._get_list("/api/portal/requests",
+                                      self._request_params(approved, page or 0))
+            return [KeyRequest.from_json(d) for d in items]
+
+        return self._walk_pages(read, lambda r: r.id, first=0, limit=MAX_PAGES)
 
     def get_key_request(self, id: str) -> KeyRequest:
         """One key request, with its developer and catalogue entry embedded."""

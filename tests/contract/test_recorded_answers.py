@@ -40,6 +40,16 @@ def test_recorded_key_request_lists_parse(replay, dashboard, file):
     assert all("jwt_secret" not in r.raw for r in requests)
 
 
+def test_recorded_p0_list_with_pages_0_is_walked_once(replay, dashboard):
+    # Tyk's sample asks p=0 and answers "Pages": 0 beside a page of requests; a server
+    # answering it for every p (one that ignores p) is read once, not forever.
+    file = "classic/GET-api-portal-requests.json"
+    assert corpus.load(file)["Pages"] == 0
+    replay[1].answer("GET", "/api/portal/requests", file)
+    walked = [r.id for r in dashboard.iter_key_requests(approved=False)]
+    assert walked == [d["id"] for d in corpus.load(file)["Data"]]
+
+
 @pytest.mark.parametrize("file", ["classic/GET-api-portal-requests-id.json",
                                   "classic/GET-api-portal-requests-id.portal-keys-page.json"])
 def test_recorded_key_requests_become_facts(replay, dashboard, file):
