@@ -178,3 +178,33 @@ def test_records_name_their_user_and_give_products_as_a_string_or_a_list():
     listed = AccessRequest.from_json({"ID": 4, "Products": ["A", "B"], "User": "Admin"})
     assert (listed.product_names, listed.user_id) == (("A", "B"), "")
     assert AccessRequest.from_json({"ID": 0, "User": True}).id == ""
+
+
+@pytest.mark.parametrize("taken", ["PUT", "POST", "both"])
+def test_approve_and_reject_work_with_put_or_post(client, state, taken):
+    state.set_mode("decide_method", taken)
+    approved, rejected, again = ask(state), ask(state), ask(state)
+    assert client.approve_access_request(approved).status == "approved"
+    assert client.reject_access_request(rejected).status == "rejected"
+    assert client.approve_access_request(again).already_processed is False
+    sent = [(c["method"], c["path"].rsplit("/", 2)[-2], c["status"])
+            for c in state.calls(path="/portal-api/access_requests/") if c["method"] != "GET"]
+    if taken == "POST":
+        # PUT first (the spec); a 405, not acted on, so POST; POST from then on.
+        assert sent == [("PUT", approved, 405), ("POST", approved, 200),
+                        ("POST", rejected, 200), ("POST", again, 200)]
+    else:
+        assert sent == [("PUT", r, 200) for r in (approved, rejected, again)]
+    assert [state.get_access_request(int(i))["Status"] for i in (approved, rejected, again)] \
+        == ["approved", "rejected", "approved"]
+
+
+def test_a_405_to_post_is_an_error_not_a_third_try(client, state):
+    state.set_mode("decide_method", "POST")
+    client.decide_method = "POST"
+    state.add_fault("POST", "/portal-api/access_requests/", status=405, times=1)
+    request_id = ask(state)
+    with pytest.raises(BadRequest) as caught:
+        client.approve_access_request(request_id)
+    assert caught.value.status == 405
+    assert state.get_access_request(int(request_id))["Status"] == "pending"

@@ -49,8 +49,10 @@ def ref(access_request):
     return f"portal-{access_request['ID']}"
 
 
+@pytest.mark.parametrize("taken", ["PUT", "POST"])
 def test_partner_access_request_is_approved_in_the_portal(client, work, rt, portal,
-                                                         products_shape):
+                                                         products_shape, taken):
+    portal.app.sandbox.set_mode("decide_method", taken)
     ar = ask(portal, ALICE)
     deliver(client, ar)
     work()
@@ -66,14 +68,16 @@ def test_partner_access_request_is_approved_in_the_portal(client, work, rt, port
     assert set(kept) == {str(ar["ID"])} and kept[str(ar["ID"])]["portal"] == "portal"
 
 
-def test_disposable_email_access_request_is_rejected(client, work, rt, portal):
+@pytest.mark.parametrize("taken", ["PUT", "POST"])
+def test_disposable_email_access_request_is_rejected(client, work, rt, portal, taken):
+    portal.app.sandbox.set_mode("decide_method", taken)
     ar = ask(portal, BOB)
     deliver(client, ar)
     work()
     assert portal.app.sandbox.get_access_request(ar["ID"])["Status"] == "rejected"
     state = rt.store.state(ref(ar))
     assert (state["outcome"], state["rule"]) == ("deny", "deny-disposable-email")
-    assert len(calls(portal, "PUT", f"{API}{ar['ID']}/reject")) == 1
+    assert len(calls(portal, taken, f"{API}{ar['ID']}/reject")) == 1
     assert calls(portal, "DELETE", API) == []
 
 

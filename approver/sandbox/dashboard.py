@@ -13,6 +13,15 @@ from approver.sandbox import responses as base
 from approver.sandbox.state import MALFORMED, SandboxError
 
 bp = Blueprint("dashboard", __name__, url_prefix="/api/portal")
+# The Dashboard's liveness endpoint (`health_check_endpoint_name`, default `/hello`).
+health = Blueprint("dashboard_health", __name__)
+
+
+@health.get("/hello")
+def hello() -> Response:
+    """Liveness; `version` only when the `version` mode sets one (Tyk documents none)."""
+    version = base.sandbox().modes()["version"]
+    return jsonify({"status": "ok", **({"version": version} if version else {})})
 
 
 def _page() -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.serving import make_server
 
 from approver.sandbox import control, webhook
@@ -65,7 +66,9 @@ class PortalSandbox(Harness):
     "array"; `status` "shown" (default) or "omitted" answers access requests without
     their `Status` (as one read under its app); `record_delay` hides a new access request
     after its webhook; `page_base` 1 (default, the spec) or 0 says where pages count from,
-    and `max_per_page` (0: none) caps the `per_page` honoured.
+    and `max_per_page` (0: none) caps the `per_page` honoured; `decide_method` "PUT"
+    (default, the spec), "POST" (Tyk's portal-go client since 2024) or "both" says how
+    approve and reject are taken (any other method: 405).
     """
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None,
@@ -77,6 +80,7 @@ class PortalSandbox(Harness):
         self.plans_list = "wrapped"
         self.status_shown = "shown"
         self.page_base, self.max_per_page = 1, 0
+        self.decide_method = "PUT"
         self._load()
 
     def _load(self) -> None:
@@ -104,15 +108,17 @@ class PortalSandbox(Harness):
             self.products_shape, self.plans_list, self.record_delay = "string", "wrapped", 0.0
             self.status_shown = "shown"
             self.page_base, self.max_per_page = 1, 0
+            self.decide_method = "PUT"
 
     def set_mode(self, name: str, value) -> None:
         """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array"),
-        `status` ("shown" or "omitted"), `page_base` (0 or 1) and `max_per_page` (an
-        integer >= 0, 0 for no cap)."""
+        `status` ("shown" or "omitted"), `page_base` (0 or 1), `max_per_page` (an
+        integer >= 0, 0 for no cap) and `decide_method` ("PUT", "POST" or "both")."""
         choices = {"products": ("products_shape", ("string", "list")),
                    "plans_list": ("plans_list", ("wrapped", "array")),
                    "status": ("status_shown", ("shown", "omitted")),
-                   "page_base": ("page_base", (0, 1))}
+                   "page_base": ("page_base", (0, 1)),
+                   "decide_method": ("decide_method", ("PUT", "POST", "both"))}
         if name == "max_per_page":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError("max_per_page must be an integer >= 0")
@@ -131,7 +137,8 @@ class PortalSandbox(Harness):
         with self._lock:
             return {**super().modes(), "products": self.products_shape,
                     "plans_list": self.plans_list, "status": self.status_shown,
-                    "page_base": self.page_base, "max_per_page": self.max_per_page}
+                    "page_base": self.page_base, "max_per_page": self.max_per_page,
+                    "decide_method": self.decide_method}
 
     def _new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -445,13 +452,23 @@ def delete_access_request(request_id: int) -> Response:
     return jsonify({"status": "ok"})
 
 
-@api.put("/access_requests/<int:request_id>/approve")
+def _decide_method_taken() -> None:
+    """405 unless this portal takes approve and reject by this method (`decide_method`)."""
+    taken = base.sandbox().decide_method
+    allowed = ["PUT", "POST"] if taken == "both" else [taken]
+    if request.method not in allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+
+
+@api.route("/access_requests/<int:request_id>/approve", methods=["PUT", "POST"])
 def approve_access_request(request_id: int) -> Response:
+    _decide_method_taken()
     return jsonify(base.sandbox().approve_access_request(request_id))
 
 
-@api.put("/access_requests/<int:request_id>/reject")
+@api.route("/access_requests/<int:request_id>/reject", methods=["PUT", "POST"])
 def reject_access_request(request_id: int) -> Response:
+    _decide_method_taken()
     return jsonify(base.sandbox().reject_access_request(request_id))
 
 

@@ -125,6 +125,7 @@ class Sandbox(Harness):
         self.shapes = Shapes("classic")
         self.withheld_rights: set[str] = set()
         self.paging = dict(PAGING)
+        self.version = ""
         # Every RawKey, Password and OAuth secret handed out, kept only so that tests can
         # search logs and Redis for them; a real Dashboard shows them once.
         self._issued: list[str] = []
@@ -219,6 +220,7 @@ class Sandbox(Harness):
             self._calls.clear()
             self.withheld_rights.clear()
             self.paging = dict(PAGING)
+            self.version = ""
             self.shapes.chosen.clear()
             self.record_delay = 0.0
 
@@ -561,7 +563,7 @@ class Sandbox(Harness):
         """Also `withheld_rights` (a list of Dashboard areas), `hash_keys` and
         `secure_key_approval` (booleans, the portal configuration's), and the paging
         modes: `page_size` (an integer >= 1), `page_base` (0 or 1) and `pages_total`
-        ("counted" or "zero")."""
+        ("counted" or "zero"); `version`: what `/hello` says the version is ("": none)."""
         config = {"hash_keys": "HashKeys", "secure_key_approval": "secure_key_approval"}
         if name == "withheld_rights":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -573,6 +575,11 @@ class Sandbox(Harness):
                 raise ValueError(f"{name} must be true or false")
             with self._lock:
                 self._config[config[name]] = value
+        elif name == "version":
+            if not isinstance(value, str) or len(value) > 40:
+                raise ValueError("version must be a string of at most 40 characters")
+            with self._lock:
+                self.version = value
         elif name in PAGING:
             _check_paging(name, value)
             with self._lock:
@@ -585,7 +592,7 @@ class Sandbox(Harness):
             return {**super().modes(), "withheld_rights": sorted(self.withheld_rights),
                     "hash_keys": bool(self._config.get("HashKeys")),
                     "secure_key_approval": bool(self._config.get("secure_key_approval")),
-                    **self.paging}
+                    **self.paging, "version": self.version}
 
     def refused(self, method: str, path: str) -> str | None:
         """Tyk's 403 message if the call needs a withheld right, else None."""

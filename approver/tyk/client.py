@@ -174,6 +174,18 @@ class Dashboard(ApiClient):
         """The portal catalogue document."""
         return self._get_object("/api/portal/catalogue")
 
+    def version(self) -> str | None:
+        """The Dashboard's version, if its `/hello` says (undocumented: docs/tyk-compatibility.md,
+        versions); None if it does not."""
+        try:
+            body = self._get_json("/hello", retries=0)
+        except DashboardError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            return None  # no /hello, or not JSON: not exposed
+        found = body.get("version") if isinstance(body, dict) else None
+        return (clean_message(found)[:40] or None) if isinstance(found, str) else None
+
     def ping(self, timeout: float = 2.0) -> None:
         """Check the Dashboard answers and accepts the secret; raise DashboardError if not."""
         short = (min(self.timeout[0], timeout), min(self.timeout[1], timeout))

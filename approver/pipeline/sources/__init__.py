@@ -101,6 +101,9 @@ class Source(Protocol):
     def developer_id_by_email(self, email: str) -> str | None: ...
     def ping(self) -> None: ...
 
+    def version(self) -> str | None:
+        """The portal's version, where Tyk exposes it; None where it does not."""
+
 
 class RevocationFailed(ApproverError):
     """Tyk would not revoke a key its records say exists."""

@@ -182,6 +182,9 @@ class ClassicSource:
         except NotFound:
             return None
 
+    def version(self) -> str | None:
+        return self.dashboard.version()
+
     def ping(self) -> None:
         """The Dashboard answers, and lets its user read what decisions read."""
         self.dashboard.ping()

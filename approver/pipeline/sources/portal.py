@@ -227,6 +227,10 @@ class PortalSource:
         # developers by id in billing events.
         return None
 
+    def version(self) -> str | None:
+        # The admin API documents no version (spec 1.14.0), nor do its answers carry one.
+        return None
+
     def ping(self) -> None:
         self.portal.ping()
 
