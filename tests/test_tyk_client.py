@@ -260,8 +260,8 @@ def test_approve_is_retried_only_when_the_connection_never_opened():
     assert session.attempts == 3
 
 
-def test_ping_succeeds_against_the_sandbox(dashboard):
-    assert dashboard.ping() is None
+def test_ping_succeeds_and_names_the_organisation_served(dashboard, state):
+    assert dashboard.ping() == state.org_id
 
 
 def test_credentials_never_leave_the_client(sandbox, state, policies, alice, caplog):

@@ -186,9 +186,21 @@ class Dashboard(ApiClient):
         found = body.get("version") if isinstance(body, dict) else None
         return (clean_message(found)[:40] or None) if isinstance(found, str) else None
 
-    def ping(self, timeout: float = 2.0) -> None:
-        """Check the Dashboard answers and accepts the secret; raise DashboardError if not."""
+    def ping(self, timeout: float = 2.0) -> str | None:
+        """Check the Dashboard answers and accepts the secret; raise DashboardError if not.
+
+        Returns the organisation the secret serves, as the portal configuration names it
+        (`org_id`, tyk-docs `portal-configuration.mdx`), or None where it does not.
+        """
         short = (min(self.timeout[0], timeout), min(self.timeout[1], timeout))
-        self._call(
-            "GET", "/api/portal/configuration", lambda response: None, retries=0, timeout=short
-        )
+        return self._call("GET", "/api/portal/configuration", _org_of, retries=0, timeout=short)
+
+
+def _org_of(response: requests.Response) -> str | None:
+    """The `org_id` of a portal configuration answer, if it is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    org = body.get("org_id") if isinstance(body, dict) else None
+    return (clean_message(org)[:64] or None) if isinstance(org, str) else None

@@ -99,7 +99,8 @@ class Source(Protocol):
 
     def policy_tags(self, policy_id: str) -> set[str]: ...
     def developer_id_by_email(self, email: str) -> str | None: ...
-    def ping(self) -> None: ...
+    def ping(self) -> str | None:
+        """Check the portal answers; the organisation its credential serves, if it says."""
 
     def version(self) -> str | None:
         """The portal's version, where Tyk exposes it; None where it does not."""

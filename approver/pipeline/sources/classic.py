@@ -185,12 +185,14 @@ class ClassicSource:
     def version(self) -> str | None:
         return self.dashboard.version()
 
-    def ping(self) -> None:
-        """The Dashboard answers, and lets its user read what decisions read."""
-        self.dashboard.ping()
+    def ping(self) -> str | None:
+        """The Dashboard answers, and lets its user read what decisions read; the
+        organisation its user serves."""
+        org = self.dashboard.ping()
         # Tyk CONTRACT §3.0: a user with only portal rights may be refused policy reads,
         # which every decision makes (docs/tyk-compatibility.md, permissions).
         self.dashboard.list_policies(page=1)
+        return org
 
 
 class ClassicRequest:

@@ -231,8 +231,11 @@ class PortalSource:
         # The admin API documents no version (spec 1.14.0), nor do its answers carry one.
         return None
 
-    def ping(self) -> None:
+    def ping(self) -> str | None:
+        # One portal serves one Tyk organisation; a webhook of another portal carries
+        # another token, refused as such.
         self.portal.ping()
+        return None
 
 
 def _matching(records: list[dict], name: str) -> list[str]:
