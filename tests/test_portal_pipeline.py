@@ -5,6 +5,7 @@ import pytest
 from approver import state as st
 from approver.pipeline import decide, reconcile
 from approver.pipeline.decide.apply import apply_decision
+from approver.pipeline.sources import RevocationFailed
 from approver.rules import Facts
 from approver.tyk import BadRequest, DashboardError
 from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
@@ -326,6 +327,16 @@ def test_revoking_deletes_the_access_request_and_its_credentials(rt, portal):
     assert source.revoke("2", str(ar["ID"])) is True
     assert source.revoke("2", str(ar["ID"])) is False
     assert [c["active"] for c in portal.app.sandbox.credentials()] == [False]
+
+
+def test_a_deletion_answered_done_while_the_request_stays_is_not_a_revocation(rt, portal):
+    ar = ask(portal, ALICE)
+    portal.app.sandbox.approve_access_request(ar["ID"])
+    portal.app.sandbox.set_mode("revocation", "lost")
+    source, _ = rt.source(ref(ar))
+    with pytest.raises(RevocationFailed, match="still has it"):
+        source.revoke("2", str(ar["ID"]))
+    assert [c["active"] for c in portal.app.sandbox.credentials()] == [True]
 
 
 def test_portal_facts_come_from_the_records_and_are_unknown_for_classic(rt, portal, sandbox):

@@ -81,6 +81,7 @@ class PortalSandbox(Harness):
         self.status_shown = "shown"
         self.page_base, self.max_per_page = 1, 0
         self.decide_method = "PUT"
+        self.revocation = "applied"
         self._load()
 
     def _load(self) -> None:
@@ -109,16 +110,20 @@ class PortalSandbox(Harness):
             self.status_shown = "shown"
             self.page_base, self.max_per_page = 1, 0
             self.decide_method = "PUT"
+            self.revocation = "applied"
 
     def set_mode(self, name: str, value) -> None:
         """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array"),
         `status` ("shown" or "omitted"), `page_base` (0 or 1), `max_per_page` (an
-        integer >= 0, 0 for no cap) and `decide_method` ("PUT", "POST" or "both")."""
+        integer >= 0, 0 for no cap), `decide_method` ("PUT", "POST" or "both") and
+        `revocation` ("applied", or "lost": a deletion answered done that leaves the
+        access request and its credentials in place)."""
         choices = {"products": ("products_shape", ("string", "list")),
                    "plans_list": ("plans_list", ("wrapped", "array")),
                    "status": ("status_shown", ("shown", "omitted")),
                    "page_base": ("page_base", (0, 1)),
-                   "decide_method": ("decide_method", ("PUT", "POST", "both"))}
+                   "decide_method": ("decide_method", ("PUT", "POST", "both")),
+                   "revocation": ("revocation", ("applied", "lost"))}
         if name == "max_per_page":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError("max_per_page must be an integer >= 0")
@@ -138,7 +143,7 @@ class PortalSandbox(Harness):
             return {**super().modes(), "products": self.products_shape,
                     "plans_list": self.plans_list, "status": self.status_shown,
                     "page_base": self.page_base, "max_per_page": self.max_per_page,
-                    "decide_method": self.decide_method}
+                    "decide_method": self.decide_method, "revocation": self.revocation}
 
     def _new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -332,6 +337,8 @@ class PortalSandbox(Harness):
         """Delete a request, revoking its credentials (Tyk CONTRACT §4); 404 if none."""
         with self._lock:
             req = self._get(self._requests, request_id, "access request")
+            if self.revocation == "lost":
+                return  # answered done; the request and its credentials stay
             for credential_id in req["Credentials"]:
                 self._credentials[credential_id]["active"] = False
             del self._requests[request_id]

@@ -29,6 +29,13 @@ PAGE_SIZE = 10
 # How the sandbox pages lists (`set_mode`): Tyk's page size, where pages count from, and
 # whether `Pages` is stated (docs/tyk-compatibility.md, paging).
 PAGING = {"page_size": PAGE_SIZE, "page_base": 1, "pages_total": "counted"}
+# The Dashboard's own settings (tyk_analytics.conf, not the portal configuration) the
+# sandbox models: `hash_keys` (as the Gateway's), `enable_delete_key_by_hash`, and how a
+# revocation ends: "applied", or "lost" (answered done while the key stays, as a hybrid
+# Gateway restoring a revoked session, liip/wp-tyk-dev-portal#6).
+SERVER = {"hash_keys": True, "enable_delete_key_by_hash": True, "revocation": "applied"}
+# The sandbox's wording: what Tyk answers a refused delete by hash is unverified.
+DELETE_BY_HASH_OFF = "Deleting a key by its hash is disabled (enable_delete_key_by_hash)."
 
 # Tyk CONTRACT §3.0 / §3.1 / §3.3: the messages Tyk puts in its error envelope.
 NOT_FOUND = "Could not retrieve portal object."
@@ -112,10 +119,12 @@ class Sandbox(Harness):
     """The simulated Dashboard's state; every public method is thread-safe.
 
     Its answers take the shapes Tyk's recorded answers have (`shapes`, one variant per
-    route, switchable). Tyk-faithful modes: `HashKeys` and `secure_key_approval` in the
-    configuration (keys not hashed; keys generated only when the developer asks,
-    `generate_key`), `withheld_rights` (calls needing those Dashboard user rights get
-    Tyk's 403), and `record_delay` (from the Harness: the webhook fires before the
+    route, switchable). Tyk-faithful modes: `hash_keys` and `enable_delete_key_by_hash`
+    (the Dashboard's and Gateway's own settings, not the portal configuration's
+    `HashKeys`, which Tyk's samples show false beside hashed key ids), `revocation`,
+    `secure_key_approval` in the configuration (keys generated only when the developer
+    asks, `generate_key`), `withheld_rights` (calls needing those Dashboard user rights
+    get Tyk's 403), and `record_delay` (from the Harness: the webhook fires before the
     record can be read).
     """
 
@@ -125,6 +134,7 @@ class Sandbox(Harness):
         self.shapes = Shapes("classic")
         self.withheld_rights: set[str] = set()
         self.paging = dict(PAGING)
+        self.server = dict(SERVER)
         self.version = ""
         # Every RawKey, Password and OAuth secret handed out, kept only so that tests can
         # search logs and Redis for them; a real Dashboard shows them once.
@@ -220,6 +230,7 @@ class Sandbox(Harness):
             self._calls.clear()
             self.withheld_rights.clear()
             self.paging = dict(PAGING)
+            self.server = dict(SERVER)
             self.version = ""
             self.shapes.chosen.clear()
             self.record_delay = 0.0
@@ -489,12 +500,11 @@ class Sandbox(Harness):
 
     def _issue_key(self, dev: dict, policies: list[str], raw: str, auth_type: str) -> str:
         """Record a new key on the developer and in the key store; return its key id."""
-        # Tyk CONTRACT §3.5/§3.6: with HashKeys the developer record holds the key's hash,
-        # never the raw key. 16 hex chars stand in for Tyk's murmur64 hash.
-        if self._config.get("HashKeys"):
-            key_id = hashlib.sha256(raw.encode()).hexdigest()[:16]
-        else:
-            key_id = raw
+        # With the Dashboard's and Gateway's `hash_keys` the developer record holds the
+        # key's hash, never the raw key (tyk-docs `key-hashing.mdx`). 16 hex chars stand
+        # in for Tyk's murmur64 hash.
+        key_id = hashlib.sha256(raw.encode()).hexdigest()[:16] if self.server["hash_keys"] \
+            else raw
         dev["keys"][key_id] = list(policies)
         for policy_id in policies:
             dev["subscriptions"][policy_id] = key_id
@@ -535,6 +545,10 @@ class Sandbox(Harness):
             dev = self._developer_or_raise(developer_id)
             if key_id not in dev["keys"]:
                 raise SandboxError(404, KEY_NOT_FOUND)
+            if self.server["hash_keys"] and not self.server["enable_delete_key_by_hash"]:
+                raise SandboxError(400, DELETE_BY_HASH_OFF)
+            if self.server["revocation"] == "lost":
+                return  # answered done; the key stays
             del dev["keys"][key_id]
             dev["subscriptions"] = {p: k for p, k in dev["subscriptions"].items() if k != key_id}
             if key_id in self._keys:
@@ -550,6 +564,8 @@ class Sandbox(Harness):
                     kept = [c for c in clients if c.get("client_id") != client_id]
                     if len(kept) == len(clients):
                         continue
+                    if self.server["revocation"] == "lost":
+                        return  # answered done; the client stays
                     if kept:
                         dev["oauth_clients"][policy_id] = kept
                     else:
@@ -560,21 +576,25 @@ class Sandbox(Harness):
             raise SandboxError(404, NOT_FOUND)
 
     def set_mode(self, name: str, value) -> None:
-        """Also `withheld_rights` (a list of Dashboard areas), `hash_keys` and
-        `secure_key_approval` (booleans, the portal configuration's), and the paging
-        modes: `page_size` (an integer >= 1), `page_base` (0 or 1) and `pages_total`
+        """Also `withheld_rights` (a list of Dashboard areas), `secure_key_approval`
+        (a boolean, the portal configuration's), the Dashboard's own `hash_keys` and
+        `enable_delete_key_by_hash` (booleans), `revocation` ("applied" or "lost"), the
+        paging modes: `page_size` (an integer >= 1), `page_base` (0 or 1) and `pages_total`
         ("counted" or "zero"); `version`: what `/hello` says the version is ("": none)."""
-        config = {"hash_keys": "HashKeys", "secure_key_approval": "secure_key_approval"}
         if name == "withheld_rights":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("withheld_rights must be a list of areas, e.g. [\"policy\"]")
             with self._lock:
                 self.withheld_rights = set(value)
-        elif name in config:
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false")
+        elif name == "secure_key_approval" or name in SERVER:
+            allowed = (("applied", "lost") if name == "revocation" else (True, False))
+            if isinstance(value, bool) is (name == "revocation") or value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
             with self._lock:
-                self._config[config[name]] = value
+                if name in SERVER:
+                    self.server[name] = value
+                else:
+                    self._config[name] = value
         elif name == "version":
             if not isinstance(value, str) or len(value) > 40:
                 raise ValueError("version must be a string of at most 40 characters")
@@ -590,7 +610,7 @@ class Sandbox(Harness):
     def modes(self) -> dict:
         with self._lock:
             return {**super().modes(), "withheld_rights": sorted(self.withheld_rights),
-                    "hash_keys": bool(self._config.get("HashKeys")),
+                    **self.server,
                     "secure_key_approval": bool(self._config.get("secure_key_approval")),
                     **self.paging, "version": self.version}
 

@@ -162,8 +162,22 @@ class ClassicSource:
             if not done:
                 raise RevocationFailed(
                     f"developer {developer_id} holds {'OAuth client' if oauth else 'key'} "
-                    f"{fingerprint(target)}, but Tyk's endpoint answered that it does not exist")
+                    f"{fingerprint(target)}, but Tyk's endpoint answered that it does not exist"
+                    " (with hashed keys, `enable_delete_key_by_hash` may be off)")
+        if targets:
+            self._gone_after_revoking(developer_id, targets)
         return bool(targets)
+
+    def _gone_after_revoking(self, developer_id: str, targets: list[str]) -> None:
+        """RevocationFailed unless the developer, read back, no longer holds the targets
+        (a delete answered done is not taken for one: docs/tyk-compatibility.md)."""
+        after = self.dashboard.get_developer(developer_id)
+        held = {*after.keys, *(c for ids in after.oauth_clients.values() for c in ids)}
+        kept = [fingerprint(t) for t in targets if t in held]
+        if kept:
+            raise RevocationFailed(
+                f"Tyk answered the revocation, but developer {developer_id} still holds "
+                f"{', '.join(kept)}: not recorded as revoked")
 
     def policy_tags(self, policy_id: str) -> set[str]:
         """A policy's tags, through the same cache as decisions (a revocation asks per key)."""

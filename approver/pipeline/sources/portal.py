@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 
-from approver.pipeline.sources import Applied, MalformedId, ref
+from approver.pipeline.sources import Applied, MalformedId, RevocationFailed, ref
 from approver.portal.models import int_id
 from approver.rules import FactContext
 
@@ -211,7 +211,17 @@ class PortalSource:
         return [r.id for r in self.portal.list_access_requests(status="pending")]
 
     def revoke(self, developer_id: str, key_id: str, about: dict | None = None) -> bool:
-        return self.portal.delete_access_request(key_id)
+        from approver.tyk import NotFound
+
+        existed = self.portal.delete_access_request(key_id)
+        # Read back: revoked only once the access request (and so its credentials) is
+        # gone, not because the delete was answered.
+        try:
+            self.portal.get_access_request(key_id)
+        except NotFound:
+            return existed
+        raise RevocationFailed(f"the portal answered the deletion of access request "
+                               f"{key_id}, but still has it: not recorded as revoked")
 
     def policy_tags(self, policy_id: str) -> set[str]:
         from approver.tyk import NotFound
