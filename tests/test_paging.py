@@ -24,26 +24,28 @@ def _name(variant: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in variant.items())
 
 
+def paging(state, modes: dict, ask, count: int):
+    """`state` switched to these paging modes, holding `count` more requests (`ask()`)."""
+    for name, value in modes.items():
+        state.set_mode(name, value)
+    for _ in range(count):
+        ask()
+    return state
+
+
 @pytest.fixture(params=CLASSIC_VARIANTS, ids=_name)
 def classic(request, sandbox):
     """The sandbox Dashboard paging one way, with 25 more pending requests than its seed."""
     tyk = sandbox.app.sandbox
-    for name, value in request.param.items():
-        tyk.set_mode(name, value)
-    for n in range(25):
-        tyk.create_key_request(ALICE, [FREE], {"n": str(n)})
-    return tyk
+    return paging(tyk, request.param, lambda: tyk.create_key_request(ALICE, [FREE]), 25)
 
 
 @pytest.fixture(params=PORTAL_VARIANTS, ids=_name)
 def paged_portal(request, portal):
     """The sandbox portal paging one way, with 23 access requests."""
     state = portal.app.sandbox
-    for name, value in request.param.items():
-        state.set_mode(name, value)
-    for _ in range(23):
-        state.create_access_request(ALICE, ["Free"], "Free plan")
-    return state
+    return paging(state, request.param,
+                  lambda: state.create_access_request(ALICE, ["Free"], "Free plan"), 23)
 
 
 def test_every_pending_key_request_is_walked_once(sandbox, classic):
