@@ -33,8 +33,9 @@ def test_an_event_of_another_organisation_is_ignored_logged_once_and_counted(
     for request_id in ids:
         response = post(client, event_of(OTHER, request_id))
         assert response.status_code == 200
-        assert response.json == {"status": "ignored", "reason": "organisation not served",
-                                 "org_id": OTHER, "key_request_id": request_id}
+        assert response.json == {"status": "ignored", "event": SAMPLE["event"],
+                                 "reason": "organisation not served", "org_id": OTHER,
+                                 "key_request_id": request_id}
     assert queued_ids(rt) == []  # never queued, so never retried
     assert foreign_events() - before == 2
     said = [r.getMessage() for r in caplog.records if OTHER in r.getMessage()]

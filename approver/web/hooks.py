@@ -77,14 +77,14 @@ def _served_org(rt) -> str | None:
     return served["org"]
 
 
-def _not_served(rt, org: str, request_id: str):
+def _not_served(rt, event: str, org: str, request_id: str):
     """An event of another organisation: counted, logged once a day, not queued (200)."""
     metrics.FOREIGN_ORG_EVENTS.labels("classic").inc()
     if rt.store.first_sight_of_org(org):
         log.warning("key request %s is of organisation %s, which this service does not "
                     "serve (it serves %s): ignored; run one service per organisation "
                     "(docs/operations.md)", str(request_id)[:40], org[:64], _served_org(rt))
-    return jsonify(status="ignored", reason="organisation not served",
+    return jsonify(status="ignored", event=event[:200], reason="organisation not served",
                    org_id=org[:64], key_request_id=request_id), 200
 
 
@@ -106,7 +106,7 @@ def tyk(token: str | None):
     rt = current_app.extensions["approver"]
     org = data.get("org_id")
     if isinstance(org, str) and org and _served_org(rt) not in (None, org):
-        return _not_served(rt, org, request_id)
+        return _not_served(rt, event, org, request_id)
     queued = enqueue.decision(rt.queue, request_id, "webhook", rt.settings.retry_delays)
     return jsonify(
         status="queued" if queued else "duplicate", key_request_id=request_id
