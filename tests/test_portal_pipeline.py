@@ -334,7 +334,7 @@ def test_a_deletion_answered_done_while_the_request_stays_is_not_a_revocation(rt
     portal.app.sandbox.approve_access_request(ar["ID"])
     portal.app.sandbox.set_mode("revocation", "lost")
     source, _ = rt.source(ref(ar))
-    with pytest.raises(RevocationFailed, match="still has it"):
+    with pytest.raises(RevocationFailed, match="still there after its deletion"):
         source.revoke("2", str(ar["ID"]))
     assert [c["active"] for c in portal.app.sandbox.credentials()] == [True]
 

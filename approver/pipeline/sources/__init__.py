@@ -102,8 +102,8 @@ class Source(Protocol):
     def ping(self) -> str | None:
         """Check the portal answers; the organisation its credential serves, if it says."""
 
-    def version(self) -> str | None:
-        """The portal's version, where Tyk exposes it; None where it does not."""
+    # Optional: `version() -> str | None`, the portal's version where Tyk exposes it (the
+    # classic Dashboard may; the new portal's admin API does not).
 
 
 class RevocationFailed(ApproverError):
