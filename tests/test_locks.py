@@ -33,9 +33,9 @@ def test_a_lock_taken_twice_raises_locked_then_is_free_once_released(redis_conn)
 
 def test_a_developers_billing_lock_held_elsewhere_raises_locked_after_waiting(redis_conn):
     store = st.Store(redis_conn)
-    with store.developer_lock(DAVE_ID):
-        with pytest.raises(st.Locked), store.developer_lock(DAVE_ID, ttl=0.2):
-            pass
+    with store.developer_lock(DAVE_ID), pytest.raises(st.Locked), \
+            store.developer_lock(DAVE_ID, ttl=0.2):
+        pass
     with store.developer_lock(DAVE_ID, ttl=0.2):
         pass
 

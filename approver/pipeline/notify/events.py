@@ -189,15 +189,16 @@ def wanted(record: dict, on) -> bool:
 
 
 def enqueue_notifications(queue_or_connection, settings, record: dict,
-                          request_id: str | None = None) -> int:
-    """Queue one delivery job per destination for a decision record; never raises.
+                          request_id: str | None = None, strict: bool = False) -> int:
+    """Queue one delivery job per destination for a decision record; never raises, unless
+    `strict` (then a failure to queue raises, for the caller to try again later).
 
     `settings` is the service Settings (or a NotifySettings). Returns the number of jobs
     queued (0 when nothing is configured, the outcome is not announced, or they were
     already queued for this decision). Emails the decision calls for are queued too.
     """
     mail.enqueue(queue_or_connection, settings, record,
-                 request_id or record.get("request_id") or "")
+                 request_id or record.get("request_id") or "", strict=strict)
     try:
         notify = settings if isinstance(settings, NotifySettings) else (
             NotifySettings.from_settings(settings))
@@ -219,6 +220,8 @@ def enqueue_notifications(queue_or_connection, settings, record: dict,
             queued += _enqueue(queue, destination, event, kind, eid, request_id)
         return queued
     except Exception as exc:  # the decision path must never fail on a notification
+        if strict:
+            raise
         log.warning("notifications for key request %s not queued: %s", request_id,
                     _describe(exc))
         return 0
