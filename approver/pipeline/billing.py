@@ -8,6 +8,7 @@ import math
 import time
 from datetime import UTC, datetime
 
+from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from approver.pipeline import decide
@@ -168,9 +169,12 @@ def _schedule_check(rt: Runtime, developer_id: str, status: str, since: str,
     # RQ keeps whole seconds: rounded up, so the check does not run before its time.
     when = datetime.fromtimestamp(math.ceil(due), UTC)
     prefix = "pastdue" if status == "past_due" else "canceled"
+    delays = rt.settings.retry_delays
     with contextlib.suppress(DuplicateJobError):  # the same check is already scheduled
         rt.queue.enqueue_at(
             when, CHECK, developer_id, unique=True,
+            # Tried again if the developer's lock stays held (Locked) or Tyk fails.
+            retry=Retry(max=len(delays), interval=list(delays)) if delays else None,
             job_id=f"{prefix}-{developer_id}-{int(_parse(since).timestamp() * 1000)}",
             description=f"revoke if {developer_id} is still {status}",
         )

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 
+from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from approver import state as st
@@ -52,8 +53,10 @@ def _check_billing(rt: Runtime, record: dict) -> None:
     if not developer_id or (rt.billing.get(developer_id) or {}).get("status") not in UNPAID:
         return
     with contextlib.suppress(DuplicateJobError):  # queued for this decision already
+        delays = rt.settings.retry_delays
         rt.queue.enqueue(BILLING_CHECK, developer_id, unique=True,
                          job_id=f"billcheck-{record.get('decision_id') or uuid.uuid4().hex}",
+                         retry=Retry(max=len(delays), interval=list(delays)) if delays else None,
                          description=f"billing check of {developer_id} after an approval")
 
 
