@@ -8,7 +8,7 @@ import pytest
 from approver import state as st
 from approver.pipeline import billing, decide
 from approver.pipeline.sources import fingerprint
-from tests.conftest import drain
+from tests.conftest import wait_for
 
 DAVE, DAVE_ID = "dave@example.com", "64b0000000000000000000a4"
 PRO = "64b0000000000000000000b2"
@@ -38,6 +38,21 @@ def paid_key(rt, sandbox) -> str:
     return key
 
 
+def run_jobs(rt) -> None:
+    """Run what is queued, and what is scheduled once it is due, in this process: as a
+    worker would, without a worker's start and stop around each try."""
+    registry = rt.queue.scheduled_job_registry
+    while rt.queue.count or registry.count:
+        for job in rt.queue.get_jobs():
+            rt.queue.remove(job)
+            job.perform()
+        for job_id in registry.get_job_ids():
+            when = registry.get_scheduled_time(job_id)
+            wait_for(lambda when=when: datetime.now(UTC) >= when, 30)
+            registry.remove(job_id)
+            rt.queue.fetch_job(job_id).perform()
+
+
 @pytest.fixture
 def settle(rt):
     def set_(seconds: int) -> None:
@@ -45,25 +60,25 @@ def settle(rt):
     return set_
 
 
-def test_a_plan_switch_canceled_then_active_costs_no_key(rt, sandbox, work, settle):
+def test_a_plan_switch_canceled_then_active_costs_no_key(rt, sandbox, settle):
     settle(1)
     billing.handle(rt, event("active", 0))
     key = paid_key(rt, sandbox)
     # The plan switch: `canceled`, then `active` a second later (taken in either order).
     billing.handle(rt, event("canceled", 10))
     billing.handle(rt, event("active", 11))
-    drain(rt, work)  # the settle window's check runs once due
+    run_jobs(rt)  # the settle window's check runs once due
     assert key in held_paid_keys(sandbox)
     assert not rt.store.approved_keys(DAVE_ID)[key].get("revoked_at")
 
 
-def test_a_cancel_revokes_once_it_has_held_for_the_settle_window(rt, sandbox, work, settle):
+def test_a_cancel_revokes_once_it_has_held_for_the_settle_window(rt, sandbox, settle):
     settle(1)
     billing.handle(rt, event("active", 0))
     key = paid_key(rt, sandbox)
     assert billing.handle(rt, event("canceled", 10))["revoked"] == []  # not yet
     assert key in held_paid_keys(sandbox)
-    drain(rt, work)
+    run_jobs(rt)
     assert key not in held_paid_keys(sandbox)
     assert rt.store.approved_keys(DAVE_ID)[key]["revoked_because"] == "billing canceled"
 
@@ -88,7 +103,7 @@ def test_the_reaction_to_an_older_cancel_is_decided_by_the_newer_state_stored_si
 
 
 def test_a_key_approved_while_a_cancel_is_handled_is_revoked_afterwards(
-        rt, sandbox, work, settle, monkeypatch):
+        rt, sandbox, settle, monkeypatch):
     settle(0)
     billing.handle(rt, event("active", 0))
     request = sandbox.app.sandbox.create_key_request(DAVE, [PRO], {"use_case": "x"})
@@ -105,17 +120,17 @@ def test_a_key_approved_while_a_cancel_is_handled_is_revoked_afterwards(
     assert (result.state, result.outcome) == (st.APPLIED, "approve")
     assert handled[0]["revoked"] == []  # the cancel found no key of ours to revoke
     [key] = rt.store.state(request["id"])["key_ids"]
-    drain(rt, work)  # the approval saw billing canceled: the check it queued revokes
+    run_jobs(rt)  # the approval saw billing canceled: the check it queued revokes
     assert key not in held_paid_keys(sandbox)
     assert rt.store.approved_keys(DAVE_ID)[key]["revoked_because"] == "billing canceled"
 
 
-def test_a_key_approved_after_a_newer_active_is_kept(rt, sandbox, work, settle):
+def test_a_key_approved_after_a_newer_active_is_kept(rt, sandbox, settle):
     settle(0)
     billing.handle(rt, event("canceled", 0))
     request = sandbox.app.sandbox.create_key_request(DAVE, [PRO], {"use_case": "x"})
     assert decide.run(rt, request["id"], "webhook").state == st.WAITING
     billing.handle(rt, event("active", 5))  # releases the wait: approved
     [key] = rt.store.state(request["id"])["key_ids"]
-    drain(rt, work)
+    run_jobs(rt)
     assert key in held_paid_keys(sandbox)
