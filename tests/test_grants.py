@@ -68,7 +68,7 @@ def test_an_approval_without_a_grant_never_ends(rt, sandbox, settings):
     rt.__dict__.pop("rules", None)
     ref = approved(rt, sandbox)
     assert not rt.store.state(ref).get("expires_at")
-    assert grants.run(rt, now=time.time() + 3650 * DAY) == {"reminded": 0, "expired": 0}
+    assert set(grants.run(rt, now=time.time() + 3650 * DAY).values()) == {0}
 
 
 def test_a_grant_that_ends_is_revoked_once_and_logged(rt, sandbox):
@@ -137,6 +137,8 @@ def test_a_grant_on_the_new_portal_ends_by_deleting_its_access_request(
     ("grant: {expires_after: 7d, remind_before: 7d}", 5, "remind_before is not shorter"),
     ("grant: {expires_after: 7d, renew: automatic}", 5, "renew"),
     ("grant: {remind_before: 7d}", 5, "expires_after"),
+    ("grant: {expires_after: 90d, remind_before: 0}", 5, "bad duration 0"),
+    ("grant: {expires_after: [90d]}", 5, "expires_after"),
 ])
 def test_a_bad_grant_is_reported_at_its_line(tmp_path, grant, line, words):
     outcome = "deny" if "only allowed" in words else "approve"
@@ -194,3 +196,61 @@ def test_real_workers_remind_once_and_revoke_once_across_a_restart(
     assert len(events(rt, ref, "grant_expired")) == 1
     deletes = sandbox.app.sandbox.calls(method="DELETE", path=KEYS + developer + "/keys/")
     assert len(deletes) == 1
+
+
+def renewing(rt, settings, grant="renew: rules"):
+    """The partners rule's grant renewed by the rules from now on."""
+    trust = settings.rules_path / "30-trust.yaml"
+    trust.write_text(trust.read_text().replace("renew: review", grant))
+    rt.__dict__.pop("rules", None)
+
+
+def test_renewed_by_the_rules_the_grant_is_extended_and_nothing_is_revoked(
+        rt, sandbox, settings, smtp, send_mail):  # noqa: F811
+    renewing(rt, settings)
+    ref = approved(rt, sandbox)
+    first_end = ends(rt, ref)
+    assert grants.run(rt, now=first_end - 7 * DAY + 1)["renewed"] == 1
+    assert ends(rt, ref) == first_end + 90 * DAY
+    for late in (1, 2):  # passes at the first end: nothing ends any more
+        assert grants.run(rt, now=first_end + late) == {"reminded": 0, "renewed": 0,
+                                                        "expired": 0}
+    assert sandbox.app.sandbox.calls(method="DELETE", path=KEYS) == []
+    [renewed] = events(rt, ref, "grant_renewed")
+    assert (renewed["rule"], renewed["expires_at"]) == ("partners",
+                                                        rt.store.state(ref)["expires_at"])
+    send_mail()
+    assert [m for r, m in smtp.messages if "ends on" in m["Subject"]] == []
+
+
+def test_when_the_rules_no_longer_approve_the_grant_ends(rt, sandbox, settings):
+    renewing(rt, settings)
+    ref = approved(rt, sandbox)
+    # A rule before the others now leaves partners to a person.
+    write(settings.rules_path / "05-recertify.yaml", """\
+        version: 1
+        rules:
+          - id: partners-recertified
+            when: {developer.email_domain: {ends_with: .partner.example}}
+            then: review
+        """)
+    rt.__dict__.pop("rules", None)
+    end = ends(rt, ref)
+    assert grants.run(rt, now=end - 7 * DAY + 1)["reminded"] == 1
+    [refused] = events(rt, ref, "grant_not_renewed")
+    assert (refused["outcome"], refused["rule"]) == ("review", "partners-recertified")
+    assert grants.run(rt, now=end + 1)["expired"] == 1
+    assert events(rt, ref, "grant_renewed") == []
+    assert len(sandbox.app.sandbox.calls(method="DELETE", path=KEYS)) == 1
+
+
+def test_renewal_by_the_rules_at_the_end_when_there_is_no_reminder(rt, sandbox, settings):
+    trust = settings.rules_path / "30-trust.yaml"
+    trust.write_text(trust.read_text().replace("remind_before: 7d, renew: review",
+                                               "renew: rules"))
+    ref = approved(rt, sandbox)
+    assert not rt.store.state(ref)["remind_at"]
+    end = ends(rt, ref)
+    assert grants.run(rt, now=end + 1)["renewed"] == 1
+    assert ends(rt, ref) == end + 90 * DAY
+    assert sandbox.app.sandbox.calls(method="DELETE", path=KEYS) == []

@@ -63,8 +63,8 @@ def parse(item: dict, path: tuple, name: str, located: Located,
     before = len(problems)
     seconds = {}
     for key in ("expires_after", "remind_before"):
-        if key not in spec:
-            continue
+        if not isinstance(spec.get(key), str | int) or isinstance(spec[key], bool):
+            continue  # absent, or of a type the schema has reported
         value = parse_duration(spec[key])
         if not value or value > LONGEST:
             problems.append(Problem(name, located.line((*where, key)),
