@@ -7,12 +7,14 @@ import time
 
 import pytest
 
+from approver import cli
 from approver import state as st
 from approver.pipeline import decide, grants, runtime
 from approver.pipeline.sources import shown
 from approver.rules import check
 from approver.state import grants as schedule
 from tests.conftest import ROOT, wait_for, with_portal
+from tests.console_support import add_admin, sign_in
 from tests.rules_support import write
 from tests.test_deadlines import start_worker, stop_worker
 from tests.test_mail import SENDER, parts, send_mail, smtp  # noqa: F401 (fixtures)
@@ -254,3 +256,20 @@ def test_renewal_by_the_rules_at_the_end_when_there_is_no_reminder(rt, sandbox, 
     assert grants.run(rt, now=end + 1)["renewed"] == 1
     assert ends(rt, ref) == end + 90 * DAY
     assert sandbox.app.sandbox.calls(method="DELETE", path=KEYS) == []
+
+
+def test_the_console_page_and_decisions_show_say_when_access_ends(rt, sandbox, app,
+                                                                 capsys):
+    ref = approved(rt, sandbox)
+    expires = rt.store.state(ref)["expires_at"]
+    add_admin(rt)
+    console = app.test_client()
+    assert sign_in(console).status_code == 303
+    page = console.get(f"/console/requests/{ref}").data.decode()
+    assert "<dt>Access ends</dt>" in page
+    assert f"{expires} (in 90d; renewal: none by itself: the developer asks again)" in page
+    assert cli.main(["decisions", "show", ref]) == 0
+    assert f"access ends: {expires} (in 90d;" in capsys.readouterr().out
+    grants.run(rt, now=ends(rt, ref) + 1)
+    page = console.get(f"/console/requests/{ref}").data.decode()
+    assert f"{expires} (ended: keys revoked at" in page

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 
+from approver import state as st
 from approver.pipeline.billing import revoke_key
 from approver.pipeline.deadlines import _mail, _spoken
 from approver.pipeline.decide.pending import fetch, gather
@@ -114,7 +115,8 @@ def _end(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
             continue
         if revoke_key(rt, source, developer_id, key_id, about, "grant expired"):
             revoked.append(shown(key_id))
-    rt.store.log("grant_expired", ref, by=BY, via=BY, developer_id=developer_id,
-                 expires_at=record.get("expires_at") or "", keys_revoked=revoked)
+    rt.store.save_and_log(ref, {"grant_ended_at": st.now_iso()}, "grant_expired", {
+        "by": BY, "via": BY, "developer_id": developer_id,
+        "expires_at": record.get("expires_at") or "", "keys_revoked": revoked})
     log.info("grant of key request %s ended: %d key(s) revoked", ref, len(revoked))
     return "expired"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from approver.rules.explain import seconds_text
 from approver.state.common import PREFIX
 
 REMIND_KEY = PREFIX + "grants:remind"
@@ -68,3 +69,21 @@ def of(record: dict) -> dict | None:
         except ValueError:
             return None
     return grant if isinstance(grant, dict) else None
+
+
+RENEWAL = {"rules": "the rules decide again before it ends",
+           "review": "none by itself: the developer asks again"}
+
+
+def ends_text(record: dict, now: float) -> str:
+    """When the access an approval gave ends, in words ("" when it does not end)."""
+    if not record.get("expires_at") or not record.get("expires_ts"):
+        return ""
+    if record.get("grant_ended_at"):
+        return f"{record['expires_at']} (ended: keys revoked at {record['grant_ended_at']})"
+    left = float(record["expires_ts"]) - now
+    if left <= 0:
+        return f"{record['expires_at']} (due to end: the next pass revokes the keys)"
+    renew = RENEWAL.get((of(record) or {}).get("renew") or "review", RENEWAL["review"])
+    return f"{record['expires_at']} (in {seconds_text(int(-(-left // 60)) * 60)}; " \
+        f"renewal: {renew})"
