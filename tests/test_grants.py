@@ -181,23 +181,28 @@ def test_real_workers_remind_once_and_revoke_once_across_a_restart(
     monkeypatch.setenv("APPROVER_RECONCILE_INTERVAL", "1")
     ref = approved(rt, sandbox)
     developer = rt.store.state(ref)["developer_id"]
-    now = time.time()
-    rt.redis.zadd(schedule.REMIND_KEY, {ref: now - 1})  # due now; its end not yet
-    proc, log = start_worker(tmp_path / "first.log")
-    try:
-        wait_for(lambda: events(rt, ref, "grant_reminded"), 60)
-    finally:
-        stop_worker(proc, log)
-    rt.redis.zadd(schedule.END_KEY, {ref: time.time() - 1})  # now its end is due too
-    proc, log = start_worker(tmp_path / "second.log")
-    try:
-        wait_for(lambda: events(rt, ref, "grant_expired"), 60)
-    finally:
-        stop_worker(proc, log)
+    for key in (schedule.REMIND_KEY, schedule.END_KEY):
+        rt.redis.zadd(key, {ref: time.time() - 1})  # its reminder and its end: due now
+    worker_until(tmp_path / "first.log", lambda: events(rt, ref, "grant_expired"))
+    # Another grant, due only now: its end shows that the restarted worker's passes ran,
+    # and ran over the first grant too.
+    later = approved(rt, sandbox)
+    rt.redis.zadd(schedule.END_KEY, {later: time.time() - 1})
+    worker_until(tmp_path / "second.log", lambda: events(rt, later, "grant_expired"))
     assert len(events(rt, ref, "grant_reminded")) == 1
     assert len(events(rt, ref, "grant_expired")) == 1
+    assert events(rt, later, "grant_reminded") == []  # its reminder was not due
     deletes = sandbox.app.sandbox.calls(method="DELETE", path=KEYS + developer + "/keys/")
-    assert len(deletes) == 1
+    assert len(deletes) == 2  # one key each, revoked once
+
+
+def worker_until(log_path, done) -> None:
+    """Run a real `approver worker` process until `done()`, then stop it."""
+    proc, log = start_worker(log_path)
+    try:
+        wait_for(done, 60)
+    finally:
+        stop_worker(proc, log)
 
 
 def renewing(rt, settings, grant="renew: rules"):
