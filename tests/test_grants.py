@@ -3,6 +3,7 @@ access ends, the developer reminded once and the keys revoked once at the end, o
 portals, also across worker restarts."""
 
 import shutil
+import threading
 import time
 
 import pytest
@@ -278,3 +279,25 @@ def test_the_console_page_and_decisions_show_say_when_access_ends(rt, sandbox, a
     grants.run(rt, now=ends(rt, ref) + 1)
     page = console.get(f"/console/requests/{ref}").data.decode()
     assert f"{expires} (ended: keys revoked at" in page
+
+
+def test_two_passes_at_once_revoke_once(rt, sandbox, settings):
+    ref = approved(rt, sandbox)
+    developer = rt.store.state(ref)["developer_id"]
+    at = ends(rt, ref) + 1
+    start, counts = threading.Barrier(2), []
+
+    def one_pass():
+        other = runtime.Runtime(settings)  # each worker process has its own
+        start.wait()
+        counts.append(grants.run(other, now=at)["expired"])
+
+    threads = [threading.Thread(target=one_pass) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(counts) == [0, 1]
+    assert len(sandbox.app.sandbox.calls(method="DELETE",
+                                         path=KEYS + developer + "/keys/")) == 1
+    assert len(events(rt, ref, "grant_expired")) == 1
