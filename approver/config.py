@@ -115,6 +115,15 @@ class Settings:
     # A private list's URL may carry a token: kept out of repr, redacted from logs.
     disposable_list_url: str | None = field(default=None, repr=False)
     free_mail_list_url: str | None = field(default=None, repr=False)
+    # Deciding from a mail's action links (pipeline/actions.py).
+    action_link_ttl: int = 86400
+    action_link_sign_in: bool = False
+    # The Slack app that posts requests waiting for people, with buttons (approver/slack/).
+    slack_api_url: str = "https://slack.com/api"
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_channel: str | None = None
+    slack_users: tuple[tuple[str, str], ...] = ()
 
     @property
     def internal_port(self) -> int | None:
@@ -594,6 +603,56 @@ def _validators(env: Mapping[str, str]) -> tuple[Validator, ...]:
     return tuple(found)
 
 
+def _flag(name: str, value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return text in ("1", "true", "yes")
+
+
+def _actions(env: Mapping[str, str]) -> dict:
+    """Action links in mail: how long they live, whether they need a console sign-in."""
+    ttl = _duration("APPROVER_ACTION_LINK_TTL", env.get("APPROVER_ACTION_LINK_TTL"))
+    if ttl is not None and not 60 <= ttl <= 30 * 86400:
+        raise ConfigError("APPROVER_ACTION_LINK_TTL must be between 1m and 30d")
+    return dict(action_link_ttl=ttl or Settings.action_link_ttl,
+                action_link_sign_in=_flag("APPROVER_ACTION_LINK_SIGN_IN",
+                                          env.get("APPROVER_ACTION_LINK_SIGN_IN")))
+
+
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
+_PEOPLE = ("local", "oidc", "proxy", "email")
+
+
+def _slack(env: Mapping[str, str]) -> dict:
+    """The Slack app: its API, bot token, signing secret, reviewers' channel, user mapping."""
+    token = (env.get("APPROVER_SLACK_BOT_TOKEN") or "").strip() or None
+    secret = (env.get("APPROVER_SLACK_SIGNING_SECRET") or "").strip() or None
+    channel = (env.get("APPROVER_SLACK_CHANNEL") or "").strip() or None
+    given = [n for n, v in (("APPROVER_SLACK_BOT_TOKEN", token),
+                            ("APPROVER_SLACK_SIGNING_SECRET", secret),
+                            ("APPROVER_SLACK_CHANNEL", channel)) if v]
+    if given and len(given) < 3:
+        raise ConfigError("APPROVER_SLACK_BOT_TOKEN, APPROVER_SLACK_SIGNING_SECRET and "
+                          "APPROVER_SLACK_CHANNEL go together (set: " + ", ".join(given) + ")")
+    if token and not token.startswith("xoxb-"):
+        raise ConfigError("APPROVER_SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
+    if channel and not _SLACK_ID.fullmatch(channel):
+        raise ConfigError("APPROVER_SLACK_CHANNEL must be a channel id (C0123ABCD), "
+                          f"got {channel!r}")
+    users = []
+    for item in _list(env.get("APPROVER_SLACK_USERS")):
+        user, _, person = item.partition("=")
+        way, _, name = person.strip().partition(":")
+        if not _SLACK_ID.fullmatch(user.strip()) or way not in _PEOPLE or not name:
+            raise ConfigError(f"APPROVER_SLACK_USERS: {item!r} is not SLACK_USER_ID=way:name "
+                              "(U0123ABCD=local:alice, U0456EFGH=oidc:bob@example.com)")
+        users.append((user.strip(), person.strip()))
+    api = _url("APPROVER_SLACK_API_URL", env.get("APPROVER_SLACK_API_URL"), ("https", "http"))
+    return dict(slack_api_url=api or Settings.slack_api_url, slack_bot_token=token,
+                slack_signing_secret=secret, slack_channel=channel, slack_users=tuple(users))
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
@@ -664,4 +723,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_networks("APPROVER_TRUSTED_PROXIES", env.get("APPROVER_TRUSTED_PROXIES")),
         handoff_limit=_int("APPROVER_HANDOFF_LIMIT", env.get("APPROVER_HANDOFF_LIMIT"), 30, 1),
         internal_bind=_bind("APPROVER_INTERNAL_BIND", env.get("APPROVER_INTERNAL_BIND")),
+        **_actions(env),
+        **_slack(env),
     )

@@ -22,6 +22,8 @@ _PATTERNS = (
     (re.compile(r"(?i)(/hooks(?:/|%2f)+(?:(?:tyk|portal)(?:/|%2f)+)?)"
                 r"(?!(?:tyk|portal)(?:[\s?\"'#\\]|$))[^\s?\"'#\\]+"), r"\1[redacted]"),
     (re.compile(r"(?i)(/status(?:/|%2f)+)[^\s?\"'#\\]+"), r"\1[redacted]"),
+    # A mail's action link: its token is the path's last part (also inside a ?next=).
+    (re.compile(r"(?i)((?:/|%2f)act(?:/|%2f)+)[^\s?&\"'#\\]+"), r"\1[redacted]"),
     # A header's value may start with its scheme (RFC 9110 §11.4), kept: the credential
     # is what follows; the header may be quoted, as in a Python dict's repr.
     (re.compile(r"(?i)\b(bearer|(?:authorization|x-approver-token)[\"']?:?)(\s+[\"']?)"
@@ -43,7 +45,7 @@ _context: dict[str, contextvars.ContextVar] = {
 
 # Every pattern above needs one of these words: text without any of them is returned as it
 # is after one search instead of four substitutions.
-_TRIGGER = re.compile(r"(?i)/hooks|/status|bearer|authorization|x-approver-token|rawkey"
+_TRIGGER = re.compile(r"(?i)/hooks|/status|act/|act%2f|bearer|authorization|x-approver-token|rawkey"
                       r"|password|secret")
 
 

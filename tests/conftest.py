@@ -45,6 +45,7 @@ def redis_conn(redis_server):
     conn.flushall()
     yield conn
     conn.close()
+    conn.connection_pool.disconnect()  # close() leaves a pool it was given connected
 
 
 @pytest.fixture(scope="session")

@@ -400,7 +400,7 @@ def test_passwords_never_reach_redis_or_the_logs(console, rt, caplog):
 CONSOLE_PATHS = ("/console/", "/console/decide", "/console/log", "/console/login",
                  "/console/logout", "/console/oidc/login", "/console/oidc/callback",
                  "/console/requests/{ref}", "/console/requests/{ref}/decide",
-                 "/console/static/{ref}")
+                 "/console/static/{ref}", "/console/act/{ref}", "/console/act")
 
 
 @SETTINGS
@@ -419,7 +419,8 @@ def test_the_console_survives_hostile_requests_from_a_signed_in_browser(
     method = data.draw(s.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]), label="m")
     token = csrf(signed_in.get("/console/log").data)
     form = data.draw(s.dictionaries(s.sampled_from(["outcome", "reason", "ids", "next",
-                                                    "name", "password", "q"]),
+                                                    "name", "password", "q", "token",
+                                                    "nonce"]),
                                     weird_text, max_size=4), label="form")
     query = data.draw(s.dictionaries(s.sampled_from(["portal", "rule", "age", "q", "event",
                                                      "outcome", "request", "by", "before",

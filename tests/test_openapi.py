@@ -184,6 +184,8 @@ CASES = [
       "data": raw(tyk_event(request_id="64b0000000000000000000c2"))}, 202),
     ("hook-other-event", "app", "post", "/hooks/tyk/{token}", T,
      {"content_type": "application/json", "data": raw(tyk_event("api_key_request.x"))}, 200),
+    ("hook-other-organisation", "app", "post", "/hooks/tyk/{token}", T, HOOK, 200,
+     lambda store: store.publish_health(org_id="64b0000000000000000000e0")),
     ("hook-wrong-token", "app", "post", "/hooks/tyk/{token}", "/hooks/tyk/wrong/token", HOOK, 401),
     ("hook-no-token", "app", "post", "/hooks/tyk", "/hooks/tyk", HOOK, 401),
     ("hook-malformed", "app", "post", "/hooks/tyk/{token}", T,

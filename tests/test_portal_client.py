@@ -40,13 +40,18 @@ def test_lists_pending_access_requests_across_pages(client, state, monkeypatch):
     assert [r.id for r in found] == ids[1:]
     assert all(isinstance(r, AccessRequest) and r.pending for r in found)
     every = [c for c in state.calls("GET", "/portal-api/access_requests")]
-    assert every[0]["query"] == {"page": "1", "per_page": "100"}
-    # Pages of 2: the walk goes on until a short page.
+    # The first page without `page`, then page 1, which repeats it (pages count from 1),
+    # then page 2, empty.
+    assert [c["query"] for c in every] == [
+        {"per_page": "100"}, {"page": "1", "per_page": "100"}, {"page": "2", "per_page": "100"}]
+    # Pages of 2: the walk goes on until a page shorter than the first; page 1 is no
+    # longer asked, now that the client knows pages count from 1.
     monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 2)
     before = len(every)
     assert len(client.list_access_requests()) == 5
     paged = state.calls("GET", "/portal-api/access_requests")[before:]
-    assert [c["query"] for c in paged] == [{"page": str(p), "per_page": "2"} for p in (1, 2, 3)]
+    assert [c["query"] for c in paged] == [{"per_page": "2"}] + [
+        {"page": str(p), "per_page": "2"} for p in (2, 3)]
 
 
 def test_reads_an_access_request_and_its_parts(client, state):
@@ -71,7 +76,8 @@ def test_custom_attributes_are_read_past_the_first_page(client, state, monkeypat
     state._attributes[2] = {f"attr-{n}": str(n) for n in range(5)}
     monkeypatch.setattr("approver.portal.client.PAGE_SIZE", 2)
     assert client.get_user_custom_attributes("2") == {f"attr-{n}": str(n) for n in range(5)}
-    assert len(state.calls("GET", "/portal-api/users/2/custom-attributes")) == 3
+    # The first page, page 1 (the first again: pages count from 1), pages 2 and 3.
+    assert len(state.calls("GET", "/portal-api/users/2/custom-attributes")) == 4
 
 
 def test_plans_are_read_wrapped_or_as_an_array(client, state):
@@ -172,3 +178,33 @@ def test_records_name_their_user_and_give_products_as_a_string_or_a_list():
     listed = AccessRequest.from_json({"ID": 4, "Products": ["A", "B"], "User": "Admin"})
     assert (listed.product_names, listed.user_id) == (("A", "B"), "")
     assert AccessRequest.from_json({"ID": 0, "User": True}).id == ""
+
+
+@pytest.mark.parametrize("taken", ["PUT", "POST", "both"])
+def test_approve_and_reject_work_with_put_or_post(client, state, taken):
+    state.set_mode("decide_method", taken)
+    approved, rejected, again = ask(state), ask(state), ask(state)
+    assert client.approve_access_request(approved).status == "approved"
+    assert client.reject_access_request(rejected).status == "rejected"
+    assert client.approve_access_request(again).already_processed is False
+    sent = [(c["method"], c["path"].rsplit("/", 2)[-2], c["status"])
+            for c in state.calls(path="/portal-api/access_requests/") if c["method"] != "GET"]
+    if taken == "POST":
+        # PUT first (the spec); a 405, not acted on, so POST; POST from then on.
+        assert sent == [("PUT", approved, 405), ("POST", approved, 200),
+                        ("POST", rejected, 200), ("POST", again, 200)]
+    else:
+        assert sent == [("PUT", r, 200) for r in (approved, rejected, again)]
+    assert [state.get_access_request(int(i))["Status"] for i in (approved, rejected, again)] \
+        == ["approved", "rejected", "approved"]
+
+
+def test_a_405_to_post_is_an_error_not_a_third_try(client, state):
+    state.set_mode("decide_method", "POST")
+    client.decide_method = "POST"
+    state.add_fault("POST", "/portal-api/access_requests/", status=405, times=1)
+    request_id = ask(state)
+    with pytest.raises(BadRequest) as caught:
+        client.approve_access_request(request_id)
+    assert caught.value.status == 405
+    assert state.get_access_request(int(request_id))["Status"] == "pending"

@@ -23,6 +23,11 @@ def replicated_redis(tmp_path):
                            args=("--repl-diskless-sync-delay", "0")).start()
     replica = EmbeddedRedis(directory=tmp_path / "r", appendonly=False,
                             args=("--replicaof", "127.0.0.1", str(master.port))).start()
+    # Until the replica has connected, "no replica to promote" is true as well: wait for it,
+    # so the tests below stop a replica the master counts on.
+    probe = connection.connect(master.url)
+    assert wait_for(lambda: probe.info("replication").get("connected_slaves"), timeout=15)
+    probe.close()
     yield master, replica
     replica.close()
     master.close()

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from approver.sandbox import Sandbox, create_app, serve
-from approver.sandbox.state import load_seed, new_object_id
+from approver.sandbox.state import new_object_id
 
 SECRET = "test-sandbox-secret"
 ORG = "64b0000000000000000000e0"
@@ -211,7 +211,8 @@ def test_approve_returns_raw_key_and_records_its_hash_on_the_developer(sandbox):
     (key_id, policies), = dev["keys"].items()  # fmt: skip
     assert policies == [PRO, ENTERPRISE]
     assert dev["subscriptions"] == {PRO: key_id, ENTERPRISE: key_id}
-    # HashKeys is on in the seed: the developer record holds a hash, never the raw key.
+    # The Dashboard's hash_keys is on by default: the developer record holds a hash, never
+    # the raw key, though the portal configuration says HashKeys false (as Tyk's samples).
     assert key_id != creds["RawKey"]
     assert creds["RawKey"] not in json.dumps(dev)
     assert get(sandbox, f"/api/portal/requests/{rid}").json()["approved"] is True
@@ -241,12 +242,19 @@ def test_each_approval_issues_a_different_key(sandbox):
 
 
 def test_approve_without_hashing_records_the_raw_key(sandbox):
-    seed = load_seed(None)
-    seed["configuration"]["HashKeys"] = False
-    with serve(create_app(secret=SECRET, seed=seed)) as plain:
-        rid = pending(plain)
-        raw = put(plain, f"/api/portal/requests/approve/{rid}").json()["RawKey"]
-        assert plain.app.sandbox.developer(ALICE)["keys"] == {raw: [PRO]}
+    sandbox.app.sandbox.set_mode("hash_keys", False)  # the Dashboard's setting, not HashKeys
+    rid = pending(sandbox)
+    raw = put(sandbox, f"/api/portal/requests/approve/{rid}").json()["RawKey"]
+    assert sandbox.app.sandbox.developer(ALICE)["keys"] == {raw: [PRO]}
+    assert get(sandbox, "/api/portal/configuration").json()["HashKeys"] is False
+
+
+def test_hashing_follows_the_dashboard_setting_not_the_portal_configuration(sandbox):
+    assert get(sandbox, "/api/portal/configuration").json()["HashKeys"] is False
+    rid = pending(sandbox)
+    raw = put(sandbox, f"/api/portal/requests/approve/{rid}").json()["RawKey"]
+    assert raw not in sandbox.app.sandbox.developer(ALICE)["keys"]
+    assert sandbox.app.sandbox.modes()["hash_keys"] is True
 
 
 def test_approve_basic_auth_answers_username_and_password(sandbox):
@@ -367,7 +375,7 @@ def test_catalogue_and_configuration(sandbox):
         BASIC: "basic", OAUTH: "oauth",
     }  # fmt: skip
     config = get(sandbox, "/api/portal/configuration").json()
-    assert config["HashKeys"] is True
+    assert config["HashKeys"] is False  # as Tyk's samples show it beside hashed key ids
     assert config["require_key_approval"] is True
     assert config["key_request_fields"] == ["company", "use_case"]
     assert config["org_id"] == ORG
@@ -407,7 +415,7 @@ def test_hang_fault_delays_then_answers_normally(sandbox):
     started = time.monotonic()
     slow = get(sandbox, "/api/portal/configuration")
     took = time.monotonic() - started
-    assert slow.status_code == 200 and slow.json()["HashKeys"] is True
+    assert slow.status_code == 200 and slow.json()["HashKeys"] is False
     assert took >= 0.4
     # A hang longer than the client's timeout looks like an unresponsive Dashboard.
     sandbox.app.sandbox.add_fault("GET", "/api/portal/configuration", hang=0.6)

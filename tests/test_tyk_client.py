@@ -17,6 +17,7 @@ from approver.tyk import (
     DashboardServerError,
     DashboardTimeout,
     DashboardUnavailable,
+    DeleteByHashRefused,
     Developer,
     KeyRequest,
     NotFound,
@@ -151,6 +152,22 @@ def test_revoke_developer_key_is_true_then_false(dashboard, state, policies, ali
     assert dashboard.revoke_developer_key(alice.id, key_id) is False
 
 
+def test_a_refused_delete_by_hash_is_named_and_other_refusals_are_not(dashboard, state,
+                                                                      policies, alice):
+    request = new_request(dashboard, state, alice, policies["Free"])
+    (key_id,) = dashboard.approve_key_request(request).key_ids
+    state.set_mode("enable_delete_key_by_hash", False)
+    with pytest.raises(DeleteByHashRefused) as caught:
+        dashboard.revoke_developer_key(alice.id, key_id)
+    assert "enable `enable_delete_key_by_hash`" in str(caught.value)
+    assert key_id not in str(caught.value)  # the path is shown without the key id
+    state.add_fault("DELETE", "/api/portal/developers/", status=400, message="No.")
+    with pytest.raises(BadRequest) as other:
+        dashboard.revoke_developer_key(alice.id, key_id)
+    assert not isinstance(other.value, DeleteByHashRefused)
+    assert key_id in dashboard.get_developer(alice.id).keys
+
+
 def test_wrong_secret_is_unauthorized_without_the_secret(sandbox):
     wrong = "wrong-secret-that-must-not-leak-42"
     with (
@@ -260,8 +277,8 @@ def test_approve_is_retried_only_when_the_connection_never_opened():
     assert session.attempts == 3
 
 
-def test_ping_succeeds_against_the_sandbox(dashboard):
-    assert dashboard.ping() is None
+def test_ping_succeeds_and_names_the_organisation_served(dashboard, state):
+    assert dashboard.ping() == state.org_id
 
 
 def test_credentials_never_leave_the_client(sandbox, state, policies, alice, caplog):

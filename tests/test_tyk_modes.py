@@ -12,6 +12,7 @@ from approver import cli
 from approver import state as st
 from approver.pipeline import billing, health
 from approver.pipeline.sources import PENDING_KEY, RevocationFailed, fingerprint
+from approver.tyk import DeleteByHashRefused
 from approver.web import create_app
 from tests.conftest import WEBHOOK_TOKEN
 
@@ -184,3 +185,44 @@ def test_the_documented_least_rights_cover_every_call_the_service_makes(client, 
     assert calls and not refused, refused
     assert {right_for(c["method"], c["path"]) for c in calls} == {
         ("portal", "read"), ("portal", "write"), ("policy", "read")}
+
+
+def test_a_delete_by_hash_refused_by_tyk_is_named_and_never_counted_as_revoked(
+        client, work, rt, sandbox):
+    tyk = sandbox.app.sandbox
+    tyk.set_mode("enable_delete_key_by_hash", False)  # hash_keys is on
+    decide(client, work, sandbox, ALICE, FREE)
+    with pytest.raises(DeleteByHashRefused, match="enable `enable_delete_key_by_hash`"):
+        billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
+    (about,) = rt.store.approved_keys(ALICE_ID).values()
+    assert "revoked_at" not in about
+    issued = tyk.keys()  # the sandbox's key store (not a dict)
+    assert all(k["active"] for k in issued if k["developer_id"] == ALICE_ID)
+    tyk.set_mode("enable_delete_key_by_hash", True)
+    assert len(billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")) == 1
+
+
+@pytest.mark.parametrize("policy", [FREE, OAUTH])
+def test_a_revocation_answered_done_while_the_key_stays_is_not_recorded(
+        client, work, rt, sandbox, policy):
+    tyk = sandbox.app.sandbox
+    decide(client, work, sandbox, ALICE, policy)
+    # A delete answered done whose key stays: as a hybrid Gateway that restores a revoked
+    # session (liip/wp-tyk-dev-portal#6). The developer is read back after revoking.
+    tyk.set_mode("revocation", "lost")
+    with pytest.raises(RevocationFailed, match="still holds"):
+        billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")
+    (about,) = rt.store.approved_keys(ALICE_ID).values()
+    assert "revoked_at" not in about
+    tyk.set_mode("revocation", "applied")
+    assert len(billing.revoke_paid_keys(rt, ALICE_ID, reason="billing canceled")) == 1
+    assert "revoked_at" in next(iter(rt.store.approved_keys(ALICE_ID).values()))
+
+
+def test_hashing_follows_the_dashboards_switch_not_the_portal_configuration(
+        client, work, rt, sandbox):
+    tyk = sandbox.app.sandbox
+    assert tyk.configuration()["HashKeys"] is False  # as Tyk's samples show it
+    decide(client, work, sandbox, ALICE, FREE)
+    (key_id,) = tyk.developer(ALICE)["keys"]
+    assert key_id not in tyk.issued_secrets()  # the record holds a hash: hash_keys is on

@@ -151,7 +151,7 @@ def cmd_status(args) -> int:
     """Queues, failed jobs, waits, the last decisions, rules and the Dashboard, at a glance."""
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-    from approver.pipeline import health, runtime
+    from approver.pipeline import health, runtime, versions
 
     rt = runtime.current()
     queue = rt.queue
@@ -167,6 +167,7 @@ def cmd_status(args) -> int:
                   "revision": live.get("rules_revision") or reported.get("rules_revision"),
                   "error": live.get("rules_error") or reported.get("rules_error") or None},
         "dashboard": live.get("dashboard") or reported.get("dashboard") or "not configured",
+        "versions": versions.report(rt),
         "workers_last_report": reported.get("at"),
         "last_decisions": [
             {k: e.get(k) for k in ("at", "request_id", "outcome", "rule", "reason",
@@ -184,6 +185,8 @@ def cmd_status(args) -> int:
     print(printable(f"rules: {rules['path']} revision {rules['revision'] or '-'}"
                     + (f"  PROBLEM: {rules['error']}" if rules["error"] else "")))
     print(printable(f"dashboard: {report['dashboard']}"))
+    for name, seen in report["versions"].items():
+        print(printable(versions.describe(name, seen)))
     print(f"last decisions ({len(report['last_decisions'])}):")
     for e in report["last_decisions"]:
         by = e["decided_by"] or f"rule={e['rule'] or 'default'}"
@@ -228,7 +231,8 @@ def add_processes(sub) -> None:
 
 def add_operations(sub) -> None:
     """`status`, `replay`."""
-    command(sub, "status", cmd_status, "queues, failures, waits, rules, Dashboard",
+    command(sub, "status", cmd_status,
+            "queues, failures, waits, rules, Dashboard, Tyk versions",
             arg("--last", type=count, default=10, help="decisions to show"),
             arg("--json", action="store_true"))
     command(sub, "replay", cmd_replay, "run a failed job again",

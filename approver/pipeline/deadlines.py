@@ -13,6 +13,7 @@ applied once; nothing ever approves on expiry.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from approver import state as st
-from approver.pipeline import review, validators
+from approver.pipeline import review, slackapp, validators
 from approver.pipeline.enqueue import notify_queue
 from approver.pipeline.notify import mail
 from approver.pipeline.runtime import Runtime
@@ -112,6 +113,9 @@ def _tell(rt: Runtime, event: str, template: str, group: str | None, ref: str, s
     current = _current(now_at)
     rt.store.log(event, ref, by=BY, via=BY, group=group or "", step=current["step"],
                  reason=f"waited {_spoken(age)}; told {contact or 'nobody (no contact)'}")
+    slackapp.later(rt, slackapp.NOTE, f"slack-{event}-{state['approvals_id']}", ref,
+                   f"{event.capitalize()}: waited {_spoken(age)} at {current['step']}"
+                   f"{f'; {group} was told' if group else ''}.", about=ref)
     if contact:
         values = _values(rt, ref, state, now_at, age) | {
             "group": group, "decision_id": f"{state['approvals_id']}-{event}"}
@@ -157,12 +161,15 @@ def _digests(rt: Runtime, waiting: dict, contacts: dict, now: float) -> int:
         return 0
     sent = 0
     for group, rows in sorted(waiting.items()):
-        contact = (contacts.get(group) or {}).get("email")
-        if not contact:
-            continue
         rows = sorted(rows, key=lambda r: r["since"])
         requests = [_values(rt, r["ref"], r["state"], r["now_at"], r["age"]) | {
             "request_id": r["ref"]} for r in rows]
+        tag = hashlib.sha256(group.encode()).hexdigest()[:16]  # job ids: letters, digits
+        slackapp.later(rt, slackapp.DIGEST, f"slack-digest-{day}-{tag}", group, requests,
+                       about=f"group {group}")
+        contact = (contacts.get(group) or {}).get("email")
+        if not contact:
+            continue
         rt.store.log("digest", "", by=BY, via=BY, group=group, count=len(requests))
         _mail(rt, "group_digest", [contact], {"group": group, "requests": requests,
                                               "decision_id": f"digest-{group}-{day}"},

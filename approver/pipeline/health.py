@@ -11,9 +11,10 @@ from approver.tyk.permissions import grant
 def publish_health(rt: Runtime) -> dict:
     """Check the Dashboard and the rules now, and record what was seen for the web tier."""
     problems = []
+    org = None
     for name, source in rt.sources.items():
         try:
-            source.ping()
+            org = source.ping() or org
         except ApproverError as exc:
             problems.append(f"{name}: {exc}")
     # Calls refused for lack of rights lately (writes cannot be tried out by a ping).
@@ -29,7 +30,8 @@ def publish_health(rt: Runtime) -> dict:
         error = str(exc)[:300]
     else:
         error = "; ".join(str(p) for p in (rules.last_error or []))[:300]
-    fields = {"dashboard": dashboard, "rules_revision": revision,
+    fields = {"dashboard": dashboard, "org_id": org or rt.store.served_org(),
+              "rules_revision": revision,
               "rules_reload_failures": rules.reload_failures if rules else 0,
               "rules_error": error}
     rt.store.publish_health(**fields)

@@ -30,6 +30,11 @@ WEBHOOKS = Counter(
     "approver_webhooks_received_total", "Inbound webhooks and hand-offs, by source and answer",
     ["source", "code"],
 )
+FOREIGN_ORG_EVENTS = Counter(
+    "approver_foreign_org_events_total",
+    "Key request events of a Tyk organisation this service does not serve, by portal",
+    ["portal"],
+)
 DASHBOARD_CALLS = Counter(
     "approver_dashboard_calls_total", "Tyk Dashboard API calls, by route and status",
     ["method", "route", "status"],

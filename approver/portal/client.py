@@ -47,6 +47,9 @@ class Portal(ApiClient):
         super().__init__(base_url, token, **kwargs)
         if not self.base_url.endswith(API_PREFIX):
             self.base_url += API_PREFIX
+        # How this portal takes approve and reject: PUT (the spec), else POST (Tyk's
+        # portal-go client since its 2024 revamp), once a 405 has said so.
+        self.decide_method = "PUT"
 
     def __enter__(self) -> Portal:
         return self
@@ -72,19 +75,18 @@ class Portal(ApiClient):
         return [d for d in body if isinstance(d, dict)]
 
     def _walk(self, path: str) -> Iterator[dict]:
-        """Every item of a paged list (`page`, `per_page`), each id once."""
-        seen: set = set()
-        for page in range(1, MAX_PAGES + 1):
-            items = self._get_items(path, {"page": page, "per_page": PAGE_SIZE})
-            fresh = [i for i in items if i.get("ID") not in seen]
-            # An empty page, or one repeated because the portal ignores `page`: the end.
-            if not fresh:
-                return
-            for item in fresh:
-                seen.add(item.get("ID"))
-                yield item
-            if len(items) < PAGE_SIZE:
-                return
+        """Every item of a paged list (`page`, `per_page`), each id once.
+
+        The first page is asked without `page` (the spec: "Defaults to 1 when omitted"),
+        so it is the first whether the portal counts pages from 0 or 1.
+        """
+        def read(page: int | None) -> list[dict]:
+            params = {"per_page": PAGE_SIZE} if page is None else {
+                "page": page, "per_page": PAGE_SIZE}
+            return self._get_items(path, params)
+
+        return self._walk_pages(read, lambda item: item.get("ID"), first=None,
+                                limit=MAX_PAGES)
 
     # -- access requests --------------------------------------------------------------
 
@@ -107,7 +109,6 @@ class Portal(ApiClient):
 
     def approve_access_request(self, id: str) -> Decision:
         """Approve (the portal issues credentials); one approved already is done."""
-        # Not idempotent: approving creates credentials, so retried only if never sent.
         return self._decide(id, "approve")
 
     def reject_access_request(self, id: str) -> Decision:
@@ -117,7 +118,7 @@ class Portal(ApiClient):
     def _decide(self, id: str, verb: str) -> Decision:
         path = f"/access_requests/{_q(id)}/{verb}"
         try:
-            self._call("PUT", path, _status_answer, idempotent=False)
+            self._send_decision(path)
         except BadRequest as exc:
             # Tyk CONTRACT §4: 422 with a StatusWithMessage when the portal refuses; the
             # wording is undocumented, so the request's own status decides.
@@ -129,10 +130,27 @@ class Portal(ApiClient):
             if status != _DONE[verb]:
                 # Decided the other way meanwhile: not done.
                 raise BadRequest(f"cannot {verb}: the access request is {status}",
-                                 status=exc.status, method="PUT", path=path) from exc
+                                 status=exc.status, method=exc.method, path=path) from exc
             log.info("access request %s was already %s at %s: done", id, status, verb)
             return Decision(already_processed=True, status=status)
         return Decision(already_processed=False, status=_DONE[verb])
+
+    def _send_decision(self, path: str) -> None:
+        """PUT an approve or reject, or POST it where the portal answers PUT with 405.
+
+        A 405 means the call was not acted on, so sending it again as POST is safe; the
+        method that worked is kept for the next decisions.
+        """
+        # Not idempotent: approving creates credentials, so retried only if never sent.
+        try:
+            self._call(self.decide_method, path, _status_answer, idempotent=False)
+        except BadRequest as exc:
+            if exc.status != 405 or self.decide_method == "POST":
+                raise
+            log.warning("the portal answered PUT %s with 405: approving and rejecting "
+                        "with POST from now on", path)
+            self.decide_method = "POST"
+            self._call("POST", path, _status_answer, idempotent=False)
 
     def delete_access_request(self, id: str) -> bool:
         """Delete an access request, revoking its credentials: False if already gone."""

@@ -37,6 +37,7 @@ def create_app(
     app = Flask(__name__)
     instrument(app, Sandbox(seed=seed, webhook_url=webhook_url), secret, envelope)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(dashboard.health)
     app.register_blueprint(control.bp)
     app.register_blueprint(control.classic)
     return app

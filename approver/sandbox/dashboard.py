@@ -10,9 +10,18 @@ import json
 from flask import Blueprint, Response, jsonify, request
 
 from approver.sandbox import responses as base
-from approver.sandbox.state import MALFORMED, SandboxError, paginate
+from approver.sandbox.state import MALFORMED, SandboxError
 
 bp = Blueprint("dashboard", __name__, url_prefix="/api/portal")
+# The Dashboard's liveness endpoint (`health_check_endpoint_name`, default `/hello`).
+health = Blueprint("dashboard_health", __name__)
+
+
+@health.get("/hello")
+def hello() -> Response:
+    """Liveness; `version` only when the `version` mode sets one (Tyk documents none)."""
+    version = base.sandbox().modes()["version"]
+    return jsonify({"status": "ok", **({"version": version} if version else {})})
 
 
 def _page() -> int:
@@ -79,7 +88,7 @@ def delete_request(request_id: str) -> Response:
 def list_developers() -> Response:
     """List developers, paged."""
     return base.render("GET /api/portal/developers",
-                       paginate(base.sandbox().developers(), _page()))
+                       base.sandbox().paginate(base.sandbox().developers(), _page()))
 
 
 @bp.post("/developers")
@@ -144,7 +153,8 @@ def list_policies() -> Response:
     # Tyk CONTRACT §3.3: any non-empty value of `active` filters.
     active_only = bool(request.args.get("active"))
     return base.render("GET /api/portal/policies",
-                       paginate(base.sandbox().policies(active_only), _page()))
+                       base.sandbox().paginate(base.sandbox().policies(active_only),
+                                               _page()))
 
 
 @bp.post("/policies")

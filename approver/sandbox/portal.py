@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.serving import make_server
 
 from approver.sandbox import control, webhook
@@ -64,7 +65,10 @@ class PortalSandbox(Harness):
     answers `GET /plans` "wrapped" in `{"data": […]}` (default, the spec) or as an
     "array"; `status` "shown" (default) or "omitted" answers access requests without
     their `Status` (as one read under its app); `record_delay` hides a new access request
-    after its webhook.
+    after its webhook; `page_base` 1 (default, the spec) or 0 says where pages count from,
+    and `max_per_page` (0: none) caps the `per_page` honoured; `decide_method` "PUT"
+    (default, the spec), "POST" (Tyk's portal-go client since 2024) or "both" says how
+    approve and reject are taken (any other method: 405).
     """
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None,
@@ -75,6 +79,9 @@ class PortalSandbox(Harness):
         self.products_shape = "string"
         self.plans_list = "wrapped"
         self.status_shown = "shown"
+        self.page_base, self.max_per_page = 1, 0
+        self.decide_method = "PUT"
+        self.revocation = "applied"
         self._load()
 
     def _load(self) -> None:
@@ -101,25 +108,42 @@ class PortalSandbox(Harness):
             self.shapes.chosen.clear()
             self.products_shape, self.plans_list, self.record_delay = "string", "wrapped", 0.0
             self.status_shown = "shown"
+            self.page_base, self.max_per_page = 1, 0
+            self.decide_method = "PUT"
+            self.revocation = "applied"
 
     def set_mode(self, name: str, value) -> None:
-        """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array") and
-        `status` ("shown" or "omitted")."""
+        """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array"),
+        `status` ("shown" or "omitted"), `page_base` (0 or 1), `max_per_page` (an
+        integer >= 0, 0 for no cap), `decide_method` ("PUT", "POST" or "both") and
+        `revocation` ("applied", or "lost": a deletion answered done that leaves the
+        access request and its credentials in place)."""
         choices = {"products": ("products_shape", ("string", "list")),
                    "plans_list": ("plans_list", ("wrapped", "array")),
-                   "status": ("status_shown", ("shown", "omitted"))}
+                   "status": ("status_shown", ("shown", "omitted")),
+                   "page_base": ("page_base", (0, 1)),
+                   "decide_method": ("decide_method", ("PUT", "POST", "both")),
+                   "revocation": ("revocation", ("applied", "lost"))}
+        if name == "max_per_page":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError("max_per_page must be an integer >= 0")
+            with self._lock:
+                self.max_per_page = value
+            return None
         if name not in choices:
             return super().set_mode(name, value)
         attribute, allowed = choices[name]
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        if isinstance(value, bool) or value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
         with self._lock:
             setattr(self, attribute, value)
 
     def modes(self) -> dict:
         with self._lock:
             return {**super().modes(), "products": self.products_shape,
-                    "plans_list": self.plans_list, "status": self.status_shown}
+                    "plans_list": self.plans_list, "status": self.status_shown,
+                    "page_base": self.page_base, "max_per_page": self.max_per_page,
+                    "decide_method": self.decide_method, "revocation": self.revocation}
 
     def _new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -313,6 +337,8 @@ class PortalSandbox(Harness):
         """Delete a request, revoking its credentials (Tyk CONTRACT §4); 404 if none."""
         with self._lock:
             req = self._get(self._requests, request_id, "access request")
+            if self.revocation == "lost":
+                return  # answered done; the request and its credentials stay
             for credential_id in req["Credentials"]:
                 self._credentials[credential_id]["active"] = False
             del self._requests[request_id]
@@ -394,9 +420,15 @@ def _int_arg(name: str, default: int) -> int:
 
 
 def _paged(items: list) -> list:
-    """One page: `page` from 1, `per_page` (default 20); `limit` caps the rows only."""
-    page, per_page = max(_int_arg("page", 1), 1), max(_int_arg("per_page", PER_PAGE), 1)
-    rows = items[(page - 1) * per_page: page * per_page]
+    """One page: `page` (from 1, or 0 in `page_base` 0; the first when omitted),
+    `per_page` (default 20, capped by `max_per_page`); `limit` caps the rows only."""
+    state = base.sandbox()
+    page = _int_arg("page", state.page_base)
+    per_page = max(_int_arg("per_page", PER_PAGE), 1)
+    if state.max_per_page:
+        per_page = min(per_page, state.max_per_page)
+    start = max(page - state.page_base, 0) * per_page
+    rows = items[start: start + per_page]
     limit = _int_arg("limit", per_page)
     return rows[: max(limit, 0)]
 
@@ -427,13 +459,23 @@ def delete_access_request(request_id: int) -> Response:
     return jsonify({"status": "ok"})
 
 
-@api.put("/access_requests/<int:request_id>/approve")
+def _decide_method_taken() -> None:
+    """405 unless this portal takes approve and reject by this method (`decide_method`)."""
+    taken = base.sandbox().decide_method
+    allowed = ["PUT", "POST"] if taken == "both" else [taken]
+    if request.method not in allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+
+
+@api.route("/access_requests/<int:request_id>/approve", methods=["PUT", "POST"])
 def approve_access_request(request_id: int) -> Response:
+    _decide_method_taken()
     return jsonify(base.sandbox().approve_access_request(request_id))
 
 
-@api.put("/access_requests/<int:request_id>/reject")
+@api.route("/access_requests/<int:request_id>/reject", methods=["PUT", "POST"])
 def reject_access_request(request_id: int) -> Response:
+    _decide_method_taken()
     return jsonify(base.sandbox().reject_access_request(request_id))
 
 

@@ -26,6 +26,16 @@ from approver.sandbox.shapes import Shapes
 from approver.tyk.permissions import right_for
 
 PAGE_SIZE = 10
+# How the sandbox pages lists (`set_mode`): Tyk's page size, where pages count from, and
+# whether `Pages` is stated (docs/tyk-compatibility.md, paging).
+PAGING = {"page_size": PAGE_SIZE, "page_base": 1, "pages_total": "counted"}
+# The Dashboard's own settings (tyk_analytics.conf, not the portal configuration) the
+# sandbox models: `hash_keys` (as the Gateway's), `enable_delete_key_by_hash`, and how a
+# revocation ends: "applied", or "lost" (answered done while the key stays, as a hybrid
+# Gateway restoring a revoked session, liip/wp-tyk-dev-portal#6).
+SERVER = {"hash_keys": True, "enable_delete_key_by_hash": True, "revocation": "applied"}
+# The sandbox's wording: what Tyk answers a refused delete by hash is unverified.
+DELETE_BY_HASH_OFF = "Deleting a key by its hash is disabled (enable_delete_key_by_hash)."
 
 # Tyk CONTRACT §3.0 / §3.1 / §3.3: the messages Tyk puts in its error envelope.
 NOT_FOUND = "Could not retrieve portal object."
@@ -71,17 +81,20 @@ def new_object_id() -> str:
     return f"{int(time.time()):08x}{secrets.token_hex(5)}{next(_counter) & 0xFFFFFF:06x}"
 
 
-def paginate(items: list, page: int) -> dict:
-    """Tyk's list envelope: pages of 10 from p=1; p=0 means 1; any negative p means all."""
+def paginate(items: list, page: int, size: int = PAGE_SIZE, base: int = 1,
+             total: str = "counted") -> dict:
+    """Tyk's list envelope: pages of `size`; any negative p means all.
+
+    `base` 1: pages count from 1 and p=0 reads as 1; `base` 0: they count from 0 (Tyk's
+    documented sample asks `p=0`). `total` "counted" states the page count in `Pages`;
+    "zero" answers `"Pages": 0` as that sample does.
+    """
     # Tyk CONTRACT §3.0: "p=-1 (or any negative number) disables paging".
     if page < 0:
         return {"Data": items, "Pages": 1}
-    page = max(page, 1)
-    start = (page - 1) * PAGE_SIZE
-    return {
-        "Data": items[start : start + PAGE_SIZE],
-        "Pages": max(1, math.ceil(len(items) / PAGE_SIZE)),
-    }
+    start = max(page - base, 0) * size
+    counted = max(1, math.ceil(len(items) / size))
+    return {"Data": items[start : start + size], "Pages": counted if total == "counted" else 0}
 
 
 def load_seed(seed: str | Path | dict | None) -> dict:
@@ -106,10 +119,12 @@ class Sandbox(Harness):
     """The simulated Dashboard's state; every public method is thread-safe.
 
     Its answers take the shapes Tyk's recorded answers have (`shapes`, one variant per
-    route, switchable). Tyk-faithful modes: `HashKeys` and `secure_key_approval` in the
-    configuration (keys not hashed; keys generated only when the developer asks,
-    `generate_key`), `withheld_rights` (calls needing those Dashboard user rights get
-    Tyk's 403), and `record_delay` (from the Harness: the webhook fires before the
+    route, switchable). Tyk-faithful modes: `hash_keys` and `enable_delete_key_by_hash`
+    (the Dashboard's and Gateway's own settings, not the portal configuration's
+    `HashKeys`, which Tyk's samples show false beside hashed key ids), `revocation`,
+    `secure_key_approval` in the configuration (keys generated only when the developer
+    asks, `generate_key`), `withheld_rights` (calls needing those Dashboard user rights
+    get Tyk's 403), and `record_delay` (from the Harness: the webhook fires before the
     record can be read).
     """
 
@@ -118,6 +133,9 @@ class Sandbox(Harness):
         self._seed = load_seed(seed)
         self.shapes = Shapes("classic")
         self.withheld_rights: set[str] = set()
+        self.paging = dict(PAGING)
+        self.server = dict(SERVER)
+        self.version = ""
         # Every RawKey, Password and OAuth secret handed out, kept only so that tests can
         # search logs and Redis for them; a real Dashboard shows them once.
         self._issued: list[str] = []
@@ -211,6 +229,9 @@ class Sandbox(Harness):
             self._faults.clear()
             self._calls.clear()
             self.withheld_rights.clear()
+            self.paging = dict(PAGING)
+            self.server = dict(SERVER)
+            self.version = ""
             self.shapes.chosen.clear()
             self.record_delay = 0.0
 
@@ -288,10 +309,16 @@ class Sandbox(Harness):
         """One page of `key_requests` in Tyk's list envelope; only that page's requests are
         given their embedded objects (a backlog of thousands stays cheap to page through)."""
         with self._lock:
-            found = paginate([r for r in self._requests.values()
-                              if (approved is None or r["approved"] is approved)
-                              and self.readable(r["id"])], page)
+            found = self.paginate([r for r in self._requests.values()
+                                   if (approved is None or r["approved"] is approved)
+                                   and self.readable(r["id"])], page)
             return {**found, "Data": [self._request_view(r) for r in found["Data"]]}
+
+    def paginate(self, items: list, page: int) -> dict:
+        """One page of `items` in Tyk's list envelope, as the paging modes say."""
+        with self._lock:
+            return paginate(items, page, self.paging["page_size"], self.paging["page_base"],
+                            self.paging["pages_total"])
 
     def read_key_request(self, request_id: str) -> dict:
         """One key request with embedded objects; SandboxError 400 malformed id, 404 unknown."""
@@ -473,12 +500,11 @@ class Sandbox(Harness):
 
     def _issue_key(self, dev: dict, policies: list[str], raw: str, auth_type: str) -> str:
         """Record a new key on the developer and in the key store; return its key id."""
-        # Tyk CONTRACT §3.5/§3.6: with HashKeys the developer record holds the key's hash,
-        # never the raw key. 16 hex chars stand in for Tyk's murmur64 hash.
-        if self._config.get("HashKeys"):
-            key_id = hashlib.sha256(raw.encode()).hexdigest()[:16]
-        else:
-            key_id = raw
+        # With the Dashboard's and Gateway's `hash_keys` the developer record holds the
+        # key's hash, never the raw key (tyk-docs `key-hashing.mdx`). 16 hex chars stand
+        # in for Tyk's murmur64 hash.
+        key_id = hashlib.sha256(raw.encode()).hexdigest()[:16] if self.server["hash_keys"] \
+            else raw
         dev["keys"][key_id] = list(policies)
         for policy_id in policies:
             dev["subscriptions"][policy_id] = key_id
@@ -519,6 +545,10 @@ class Sandbox(Harness):
             dev = self._developer_or_raise(developer_id)
             if key_id not in dev["keys"]:
                 raise SandboxError(404, KEY_NOT_FOUND)
+            if self.server["hash_keys"] and not self.server["enable_delete_key_by_hash"]:
+                raise SandboxError(400, DELETE_BY_HASH_OFF)
+            if self.server["revocation"] == "lost":
+                return  # answered done; the key stays
             del dev["keys"][key_id]
             dev["subscriptions"] = {p: k for p, k in dev["subscriptions"].items() if k != key_id}
             if key_id in self._keys:
@@ -534,6 +564,8 @@ class Sandbox(Harness):
                     kept = [c for c in clients if c.get("client_id") != client_id]
                     if len(kept) == len(clients):
                         continue
+                    if self.server["revocation"] == "lost":
+                        return  # answered done; the client stays
                     if kept:
                         dev["oauth_clients"][policy_id] = kept
                     else:
@@ -544,27 +576,43 @@ class Sandbox(Harness):
             raise SandboxError(404, NOT_FOUND)
 
     def set_mode(self, name: str, value) -> None:
-        """Also `withheld_rights` (a list of Dashboard areas), `hash_keys` and
-        `secure_key_approval` (booleans, the portal configuration's)."""
-        config = {"hash_keys": "HashKeys", "secure_key_approval": "secure_key_approval"}
+        """Also `withheld_rights` (a list of Dashboard areas), `secure_key_approval`
+        (a boolean, the portal configuration's), the Dashboard's own `hash_keys` and
+        `enable_delete_key_by_hash` (booleans), `revocation` ("applied" or "lost"), the
+        paging modes: `page_size` (an integer >= 1), `page_base` (0 or 1) and `pages_total`
+        ("counted" or "zero"); `version`: what `/hello` says the version is ("": none)."""
         if name == "withheld_rights":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("withheld_rights must be a list of areas, e.g. [\"policy\"]")
             with self._lock:
                 self.withheld_rights = set(value)
-        elif name in config:
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false")
+        elif name == "secure_key_approval" or name in SERVER:
+            allowed = (("applied", "lost") if name == "revocation" else (True, False))
+            if isinstance(value, bool) is (name == "revocation") or value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
             with self._lock:
-                self._config[config[name]] = value
+                if name in SERVER:
+                    self.server[name] = value
+                else:
+                    self._config[name] = value
+        elif name == "version":
+            if not isinstance(value, str) or len(value) > 40:
+                raise ValueError("version must be a string of at most 40 characters")
+            with self._lock:
+                self.version = value
+        elif name in PAGING:
+            _check_paging(name, value)
+            with self._lock:
+                self.paging[name] = value
         else:
             super().set_mode(name, value)
 
     def modes(self) -> dict:
         with self._lock:
             return {**super().modes(), "withheld_rights": sorted(self.withheld_rights),
-                    "hash_keys": bool(self._config.get("HashKeys")),
-                    "secure_key_approval": bool(self._config.get("secure_key_approval"))}
+                    **self.server,
+                    "secure_key_approval": bool(self._config.get("secure_key_approval")),
+                    **self.paging, "version": self.version}
 
     def refused(self, method: str, path: str) -> str | None:
         """Tyk's 403 message if the call needs a withheld right, else None."""
@@ -614,6 +662,16 @@ class Sandbox(Harness):
         view["catalogue_entry"] = copy.deepcopy(first) if first else {}
         view["catalogues"] = copy.deepcopy(entries)
         return view
+
+
+def _check_paging(name: str, value) -> None:
+    """ValueError unless `value` is one a paging mode takes."""
+    allowed = {"page_base": (0, 1), "pages_total": ("counted", "zero")}.get(name)
+    if allowed is not None and (isinstance(value, bool) or value not in allowed):
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
+    if name == "page_size" and (isinstance(value, bool) or not isinstance(value, int)
+                                or value < 1):
+        raise ValueError("page_size must be an integer >= 1")
 
 
 def _known(body: dict, template: dict) -> dict:

@@ -26,6 +26,16 @@ class Health:
         raw = self.redis.hgetall(f"{PREFIX}health:refused")
         return {k.decode(): v.decode() for k, v in sorted(raw.items())}
 
+    def served_org(self) -> str | None:
+        """The Tyk organisation the Dashboard credential serves, as a worker last saw it."""
+        return (self.redis.hget(f"{PREFIX}health", "org_id") or b"").decode() or None
+
+    def first_sight_of_org(self, org: str, ttl: int = 86400) -> bool:
+        """Whether an event of this organisation (one not served) is the first in `ttl`
+        seconds, across every process."""
+        return bool(self.redis.set(f"{PREFIX}health:foreign-org:{org[:64]}", now_iso(),
+                                   nx=True, ex=ttl))
+
     def health(self) -> dict:
         """The last published health fields."""
         return {k.decode(): v.decode() for k, v in self.redis.hgetall(f"{PREFIX}health").items()}

@@ -11,7 +11,10 @@ import requests
 from approver.tyk import permissions
 from approver.tyk.errors import (
     AlreadyProcessed,
+    BadRequest,
     DashboardError,
+    DeleteByHashRefused,
+    Forbidden,
     clean_message,
 )
 from approver.tyk.http import ApiClient, ErrorEnvelope
@@ -20,7 +23,7 @@ from approver.tyk.models import Approval, Developer, KeyRequest, Policy
 
 log = logging.getLogger(__name__)
 
-# A guard for iter_key_requests when Tyk reports no page count.
+# A guard for iter_key_requests against a list that never ends.
 MAX_PAGES = 10_000
 
 
@@ -69,33 +72,20 @@ class Dashboard(ApiClient):
         items, _ = self._get_list("/api/portal/requests", self._request_params(approved, page))
         return [KeyRequest.from_json(d) for d in items]
 
-    def iter_key_requests(
-        self, approved: bool | None = None, page_size_hint: int | None = None
-    ) -> Iterator[KeyRequest]:
-        """Key requests page by page (p=1..Pages), for installs where p=-1 is slow.
+    def iter_key_requests(self, approved: bool | None = None) -> Iterator[KeyRequest]:
+        """Key requests page by page (p=0, 1, 2, …), for installs where p=-1 is slow.
 
-        Each id is yielded once. Requests that move between pages while walking may be
-        missed; the reconciler's next pass sees them. ``page_size_hint`` (Tyk's
-        ``page_size``) only lets the walk stop at a short page when Tyk gives no ``Pages``.
+        Each id is yielded once, whether Tyk counts pages from 0 (its documented sample
+        asks `p=0`) or from 1, and whatever its `page_size`; `Pages` is not trusted (the
+        same sample answers `"Pages": 0` beside a full page). Requests that move between
+        pages while walking may be missed; the reconciler's next pass sees them.
         """
-        seen: set[str] = set()
-        page, last = 1, None
-        while page <= (last if last is not None else MAX_PAGES):
-            items, pages = self._get_list(
-                "/api/portal/requests", self._request_params(approved, page)
-            )
-            if last is None:
-                last = pages if pages is not None else MAX_PAGES
-            fresh = [r for r in map(KeyRequest.from_json, items) if r.id not in seen]
-            if not fresh:
-                # An empty page, or one Tyk repeated because it ignores `p`: the end.
-                return
-            for request in fresh:
-                seen.add(request.id)
-                yield request
-            if pages is None and page_size_hint and len(items) < page_size_hint:
-                return
-            page += 1
+        def read(page: int | None) -> list[KeyRequest]:
+            items, _ = self._get_list("/api/portal/requests",
+                                      self._request_params(approved, page or 0))
+            return [KeyRequest.from_json(d) for d in items]
+
+        return self._walk_pages(read, lambda r: r.id, first=0, limit=MAX_PAGES)
 
     def get_key_request(self, id: str) -> KeyRequest:
         """One key request, with its developer and catalogue entry embedded."""
@@ -159,11 +149,27 @@ class Dashboard(ApiClient):
         return Developer.from_json(self._get_object(path))
 
     def revoke_developer_key(self, developer_id: str, key_id: str) -> bool:
-        """Revoke a developer's key by its id: True if revoked now, False if already gone."""
+        """Revoke a developer's key by its id: True if revoked now, False if already gone.
+
+        DeleteByHashRefused if Tyk refuses to delete it by its hash (its message says so):
+        an error naming the Dashboard setting, never "revoked".
+        """
         # Tyk CONTRACT §3.7: key_id is the id from developer.keys: the hash when hashed,
         # the key itself when not, so the path is never shown with it.
-        return self._delete(f"/api/portal/developers/{_q(developer_id)}/keys/{_q(key_id)}",
-                            label=f"/api/portal/developers/{_q(developer_id)}/keys/{{key}}")
+        label = f"/api/portal/developers/{_q(developer_id)}/keys/{{key}}"
+        try:
+            return self._delete(f"/api/portal/developers/{_q(developer_id)}/keys/{_q(key_id)}",
+                                label=label)
+        except (BadRequest, Forbidden) as exc:
+            # What Tyk answers then is unverified (docs/tyk-compatibility.md, hashing):
+            # a refusal that speaks of hashes is taken for this one.
+            if "hash" not in exc.message.lower():
+                raise
+            raise DeleteByHashRefused(
+                f"Tyk refused to delete the key by its hash ({exc.message}): enable "
+                "`enable_delete_key_by_hash` in the Dashboard's configuration "
+                "(tyk_analytics.conf)", status=exc.status, method="DELETE",
+                path=label) from None
 
     def delete_oauth_client(self, client_id: str) -> bool:
         """Delete an OAuth client (app) by its client id: False if already gone."""
@@ -187,9 +193,33 @@ class Dashboard(ApiClient):
         """The portal catalogue document."""
         return self._get_object("/api/portal/catalogue")
 
-    def ping(self, timeout: float = 2.0) -> None:
-        """Check the Dashboard answers and accepts the secret; raise DashboardError if not."""
+    def version(self) -> str | None:
+        """The Dashboard's version, if its `/hello` says (undocumented: docs/tyk-compatibility.md,
+        versions); None if it does not."""
+        try:
+            body = self._get_json("/hello", retries=0)
+        except DashboardError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            return None  # no /hello, or not JSON: not exposed
+        found = body.get("version") if isinstance(body, dict) else None
+        return (clean_message(found)[:40] or None) if isinstance(found, str) else None
+
+    def ping(self, timeout: float = 2.0) -> str | None:
+        """Check the Dashboard answers and accepts the secret; raise DashboardError if not.
+
+        Returns the organisation the secret serves, as the portal configuration names it
+        (`org_id`, tyk-docs `portal-configuration.mdx`), or None where it does not.
+        """
         short = (min(self.timeout[0], timeout), min(self.timeout[1], timeout))
-        self._call(
-            "GET", "/api/portal/configuration", lambda response: None, retries=0, timeout=short
-        )
+        return self._call("GET", "/api/portal/configuration", _org_of, retries=0, timeout=short)
+
+
+def _org_of(response: requests.Response) -> str | None:
+    """The `org_id` of a portal configuration answer, if it is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    org = body.get("org_id") if isinstance(body, dict) else None
+    return (clean_message(org)[:64] or None) if isinstance(org, str) else None

@@ -104,6 +104,11 @@ class BadRequest(DashboardError):
     """400, 422 or another 4xx: Tyk refused the request as sent."""
 
 
+class DeleteByHashRefused(BadRequest):
+    """Tyk refused to delete a key by its hash: the Dashboard's `enable_delete_key_by_hash`
+    is off (tyk-docs `key-hashing.mdx`)."""
+
+
 class AlreadyProcessed(DashboardError):
     """Tyk says the key request has already been processed."""
 

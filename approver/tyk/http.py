@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -152,6 +152,8 @@ class ApiClient:
         # Called before every attempt, and may wait: how the caller keeps all its
         # processes under a ceiling of calls per second without this module knowing how.
         self.before_call = before_call
+        # Where the server's pages count from (0 or 1), once a walk has seen it.
+        self.page_base: int | None = None
 
     def _observe(self, method: str, path: str, outcome: str, started: float) -> None:
         if self.observer is not None:
@@ -338,6 +340,40 @@ class ApiClient:
         if not isinstance(body, dict):
             raise DashboardError("expected a JSON object", status=200, method="GET", path=path)
         return body
+
+    def _walk_pages(self, read: Callable[[int | None], list[T]],
+                    key: Callable[[T], Hashable], first: int | None,
+                    limit: int) -> Iterator[T]:
+        """Every item of a paged list, each once, whatever page size the server honours
+        and whether its pages count from 0 or from 1 (docs/tyk-compatibility.md, paging).
+
+        `read(page)` answers one page; the first is asked as `first` (0, or None to leave
+        the page out). Until the count is known, page 1 comes next: where pages count
+        from 1 it repeats the first and is passed over (and the count is kept for later
+        walks); where they count from 0, it is the second. The walk ends at an empty
+        page, at a page that adds nothing new (a server that ignores the page asked for),
+        or after a page shorter than the first (the page size the server honours is at
+        least the first page's), never at a page shorter than the size asked for.
+        """
+        seen: set = set()
+        size = None
+        following = range(1 + (self.page_base or 0), limit)
+        for page in (first, *following):
+            items = read(page)
+            fresh = [item for item in items if key(item) not in seen]
+            if page == 1 and self.page_base is None and items:
+                self.page_base = 0 if fresh else 1
+                if not fresh:
+                    continue  # pages count from 1: page 1 was the first page again
+            if not fresh:
+                return
+            for item in fresh:
+                seen.add(key(item))
+                yield item
+            if size is None:
+                size = len(items)
+            elif len(items) < size:
+                return
 
     def _delete(self, path: str, label: str | None = None) -> bool:
         """DELETE a path: True if it went now, False if it was already gone (404)."""

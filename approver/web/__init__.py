@@ -29,6 +29,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
         observe,
         openapi,
         portal_hooks,
+        slack_hooks,
         validators,
     )
     from approver.web.console import init_app as init_console
@@ -47,6 +48,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(handoff.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(slack_hooks.bp)
     app.register_blueprint(validators.bp)
     app.register_blueprint(openapi.bp)
     init_console(app, settings)

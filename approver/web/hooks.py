@@ -6,10 +6,11 @@ import hmac
 import json
 import logging
 import re
+import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from approver.pipeline import enqueue
+from approver.pipeline import enqueue, metrics
 from approver.web.errors import ApiError
 from approver.web.schemas import first_error
 
@@ -82,6 +83,31 @@ def _json_body(schema: str = "tyk-webhook", what: str = "a Tyk key request event
     return body
 
 
+# The organisation the Dashboard credential serves (what the workers' health checks read
+# from Tyk) is kept by each app this long before it is read from Redis again.
+ORG_TTL = 30.0
+
+
+def _served_org(rt) -> str | None:
+    """The organisation this service serves, or None until a worker has seen it."""
+    served = current_app.extensions.setdefault("approver_served_org", {})
+    now = time.monotonic()
+    if "at" not in served or now - served["at"] >= ORG_TTL:
+        served.update(org=rt.store.served_org(), at=now)
+    return served["org"]
+
+
+def _not_served(rt, event: str, org: str, request_id: str):
+    """An event of another organisation: counted, logged once a day, not queued (200)."""
+    metrics.FOREIGN_ORG_EVENTS.labels("classic").inc()
+    if rt.store.first_sight_of_org(org):
+        log.warning("key request %s is of organisation %s, which this service does not "
+                    "serve (it serves %s): ignored; run one service per organisation "
+                    "(docs/operations.md)", str(request_id)[:40], org[:64], _served_org(rt))
+    return jsonify(status="ignored", event=event[:200], reason="organisation not served",
+                   org_id=org[:64], key_request_id=request_id), 200
+
+
 @bp.route("/hooks/tyk/<path:token>", methods=["POST", "PUT", "HEAD"])
 @bp.route("/hooks/tyk", methods=["POST", "PUT", "HEAD"], defaults={"token": None})
 def tyk(token: str | None):
@@ -98,6 +124,9 @@ def tyk(token: str | None):
     if not event.startswith(KEY_REQUEST_EVENT + "."):
         return jsonify(status="ignored", event=event[:200]), 200
     rt = current_app.extensions["approver"]
+    org = data.get("org_id")
+    if isinstance(org, str) and org and _served_org(rt) not in (None, org):
+        return _not_served(rt, event, org, request_id)
     queued = enqueue.decision(rt.queue, request_id, "webhook", rt.settings.retry_delays)
     return jsonify(
         status="queued" if queued else "duplicate", key_request_id=request_id

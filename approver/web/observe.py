@@ -13,7 +13,8 @@ from approver.pipeline import metrics
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Endpoint name -> the source label of approver_webhooks_received_total.
 SOURCES = {"hooks.tyk": "tyk", "portal_hooks.portal": "portal", "billing.receive": "billing",
-           "billing.checkout_state": "billing", "handoff.handoff": "handoff"}
+           "billing.checkout_state": "billing", "handoff.handoff": "handoff",
+           "slack_hooks.interactive": "slack"}
 
 
 def init_app(app: Flask) -> None:

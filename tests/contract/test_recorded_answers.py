@@ -40,6 +40,25 @@ def test_recorded_key_request_lists_parse(replay, dashboard, file):
     assert all("jwt_secret" not in r.raw for r in requests)
 
 
+def test_the_recorded_portal_configuration_names_the_organisation_served(replay, dashboard):
+    # What the workers' health check reads to recognise another organisation's events.
+    file = "classic/GET-api-portal-configuration.json"
+    replay[1].answer("GET", "/api/portal/configuration", file)
+    assert dashboard.ping() == corpus.load(file)["org_id"] == "5cc03283d07e7f00019404b3"
+    # Tyk's own sample says HashKeys false: the service never reads hashing from it.
+    assert corpus.load(file)["HashKeys"] is False
+
+
+def test_recorded_p0_list_with_pages_0_is_walked_once(replay, dashboard):
+    # Tyk's sample asks p=0 and answers "Pages": 0 beside a page of requests; a server
+    # answering it for every p (one that ignores p) is read once, not forever.
+    file = "classic/GET-api-portal-requests.json"
+    assert corpus.load(file)["Pages"] == 0
+    replay[1].answer("GET", "/api/portal/requests", file)
+    walked = [r.id for r in dashboard.iter_key_requests(approved=False)]
+    assert walked == [d["id"] for d in corpus.load(file)["Data"]]
+
+
 @pytest.mark.parametrize("file", ["classic/GET-api-portal-requests-id.json",
                                   "classic/GET-api-portal-requests-id.portal-keys-page.json"])
 def test_recorded_key_requests_become_facts(replay, dashboard, file):

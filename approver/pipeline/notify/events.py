@@ -22,6 +22,7 @@ from rq.exceptions import DuplicateJobError
 
 from approver.config import NOTIFY_KINDS, Settings
 from approver.errors import ApproverError
+from approver.pipeline import slackapp
 from approver.pipeline.enqueue import notify_queue
 from approver.pipeline.notify import mail
 from approver.rules import developer_message
@@ -218,6 +219,8 @@ def enqueue_notifications(queue_or_connection, settings, record: dict,
     """
     mail.enqueue(queue_or_connection, settings, record,
                  request_id or record.get("request_id") or "")
+    slackapp.enqueue(queue_or_connection, settings, record,
+                     request_id or record.get("request_id") or "")
     try:
         notify = settings if isinstance(settings, NotifySettings) else (
             NotifySettings.from_settings(settings))

@@ -13,6 +13,7 @@ key, a key id or a fact.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import smtplib
@@ -30,7 +31,7 @@ from rq.exceptions import DuplicateJobError
 
 from approver import state as st
 from approver.errors import ApproverError
-from approver.pipeline import runtime
+from approver.pipeline import actions, runtime
 from approver.pipeline.enqueue import notify_queue
 from approver.rules import developer_message
 
@@ -42,6 +43,8 @@ TEMPLATES = Path(__file__).parent / "mail_templates"
 RETRY_DELAYS = (10, 60, 300, 900, 3600)
 TIMEOUT = 15
 KEEP = 30 * 86400
+# Messages whose recipients each get Approve and Deny links of their own (pipeline/actions).
+LINKED = ("admin_review",)
 PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 # One address, no display name, nothing that could end a header or add a recipient.
 _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@"
@@ -89,11 +92,11 @@ def enqueue(queue_or_connection, settings, record: dict, request_id: str) -> int
         queue = notify_queue(queue_or_connection,
                              getattr(settings, "queue_name", None) or "approver")
         queued = 0
-        for template, recipients in wanted:
+        for template, recipients, job_id in _jobs(wanted, record["decision_id"], settings):
             try:
                 queue.enqueue(
                     SEND, template, recipients, values(template, record, request_id, settings),
-                    job_id=f"mail-{template}-{record['decision_id']}", unique=True,
+                    job_id=job_id, unique=True,
                     retry=Retry(max=len(RETRY_DELAYS), interval=list(RETRY_DELAYS)),
                     job_timeout=60, result_ttl=KEEP, failure_ttl=KEEP,
                     description=f"email {template} about key request {request_id}")
@@ -105,6 +108,21 @@ def enqueue(queue_or_connection, settings, record: dict, request_id: str) -> int
         log.warning("email about key request %s not queued: %s", request_id,
                     type(exc).__name__)
         return 0
+
+
+def _jobs(wanted, decision_id: str, settings):
+    """(template, recipients, job id) per message: one per recipient where each gets action
+    links of their own (a request awaits review and the service has a public URL)."""
+    for template, recipients in wanted:
+        if template in LINKED and getattr(settings, "public_url", None):
+            for recipient in recipients:
+                yield template, [recipient], f"mail-{template}-{decision_id}-{_tag(recipient)}"
+        else:
+            yield template, recipients, f"mail-{template}-{decision_id}"
+
+
+def _tag(recipient: str) -> str:
+    return hashlib.sha256(recipient.lower().encode()).hexdigest()[:16]
 
 
 def values(template: str, record: dict, request_id: str, settings) -> dict:
@@ -159,8 +177,9 @@ def render(template: str, recipients: list[str], values: dict, settings) -> Emai
 
 
 # -- sending (runs in a worker) -------------------------------------------------------------
-def _marker(template: str, decision_id: str) -> str:
-    return f"{st.PREFIX}mail:{template}:{decision_id}"
+def _marker(template: str, decision_id: str, recipients: list[str]) -> str:
+    alone = f":{_tag(recipients[0])}" if template in LINKED and len(recipients) == 1 else ""
+    return f"{st.PREFIX}mail:{template}:{decision_id}{alone}"
 
 
 def send(template: str, recipients: list[str], values: dict) -> dict:
@@ -171,10 +190,18 @@ def send(template: str, recipients: list[str], values: dict) -> dict:
     if not settings.smtp_url:
         log.warning("email %s: APPROVER_SMTP_URL is no longer set; dropped", template)
         return {"template": template, "dropped": True}
-    marker = _marker(template, values["decision_id"])
+    marker = _marker(template, values["decision_id"], recipients)
     if not rt.redis.set(marker, "sending", nx=True, ex=KEEP):
         return {"template": template, "already": rt.redis.get(marker).decode()}
-    message = render(template, recipients, values, settings)
+    try:
+        if template in LINKED and len(recipients) == 1:
+            # Made here, once per message sent: the token is in the mail and nowhere else.
+            values = {**values, **actions.links(rt.store, settings, recipients[0],
+                                                values["request_id"])}
+        message = render(template, recipients, values, settings)
+    except BaseException:
+        rt.redis.delete(marker)
+        raise
     try:
         deliver(settings.smtp_url, message)
     except MailError:

@@ -99,7 +99,11 @@ class Source(Protocol):
 
     def policy_tags(self, policy_id: str) -> set[str]: ...
     def developer_id_by_email(self, email: str) -> str | None: ...
-    def ping(self) -> None: ...
+    def ping(self) -> str | None:
+        """Check the portal answers; the organisation its credential serves, if it says."""
+
+    # Optional: `version() -> str | None`, the portal's version where Tyk exposes it (the
+    # classic Dashboard may; the new portal's admin API does not).
 
 
 class RevocationFailed(ApproverError):

@@ -162,8 +162,22 @@ class ClassicSource:
             if not done:
                 raise RevocationFailed(
                     f"developer {developer_id} holds {'OAuth client' if oauth else 'key'} "
-                    f"{fingerprint(target)}, but Tyk's endpoint answered that it does not exist")
+                    f"{fingerprint(target)}, but Tyk's endpoint answered that it does not exist"
+                    " (with hashed keys, `enable_delete_key_by_hash` may be off)")
+        if targets:
+            self._gone_after_revoking(developer_id, targets)
         return bool(targets)
+
+    def _gone_after_revoking(self, developer_id: str, targets: list[str]) -> None:
+        """RevocationFailed unless the developer, read back, no longer holds the targets
+        (a delete answered done is not taken for one: docs/tyk-compatibility.md)."""
+        after = self.dashboard.get_developer(developer_id)
+        held = {*after.keys, *(c for ids in after.oauth_clients.values() for c in ids)}
+        kept = [fingerprint(t) for t in targets if t in held]
+        if kept:
+            raise RevocationFailed(
+                f"Tyk answered the revocation, but developer {developer_id} still holds "
+                f"{', '.join(kept)}: not recorded as revoked")
 
     def policy_tags(self, policy_id: str) -> set[str]:
         """A policy's tags, through the same cache as decisions (a revocation asks per key)."""
@@ -182,12 +196,17 @@ class ClassicSource:
         except NotFound:
             return None
 
-    def ping(self) -> None:
-        """The Dashboard answers, and lets its user read what decisions read."""
-        self.dashboard.ping()
+    def version(self) -> str | None:
+        return self.dashboard.version()
+
+    def ping(self) -> str | None:
+        """The Dashboard answers, and lets its user read what decisions read; the
+        organisation its user serves."""
+        org = self.dashboard.ping()
         # Tyk CONTRACT §3.0: a user with only portal rights may be refused policy reads,
         # which every decision makes (docs/tyk-compatibility.md, permissions).
         self.dashboard.list_policies(page=1)
+        return org
 
 
 class ClassicRequest:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 
-from approver.pipeline.sources import Applied, MalformedId, ref
+from approver.pipeline.sources import Applied, MalformedId, RevocationFailed, ref
 from approver.portal.models import int_id
 from approver.rules import FactContext
 
@@ -211,7 +211,14 @@ class PortalSource:
         return [r.id for r in self.portal.list_access_requests(status="pending")]
 
     def revoke(self, developer_id: str, key_id: str, about: dict | None = None) -> bool:
-        return self.portal.delete_access_request(key_id)
+        from approver.tyk import NotFound
+
+        existed = self.portal.delete_access_request(key_id)
+        try:  # read back: revoked only once the access request (its credentials) is gone
+            self.portal.get_access_request(key_id)
+        except NotFound:
+            return existed
+        raise RevocationFailed(f"access request {key_id} is still there after its deletion")
 
     def policy_tags(self, policy_id: str) -> set[str]:
         from approver.tyk import NotFound

@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from approver import config
 from approver.terminal import printable
-from approver.web.console import assets, auth, views
+from approver.web.console import assets, auth, links, views
 
 # The console's own stylesheet is the one thing its pages may load.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -64,6 +64,7 @@ def init_app(app: Flask, settings: config.Settings) -> None:
     app.register_blueprint(assets.bp)  # no session needed: the login page uses them
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(links.bp)  # a mail's action links: no session needed
 
     @app.after_request
     def console_headers(response):

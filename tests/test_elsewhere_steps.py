@@ -1,0 +1,120 @@
+"""Mail links and Slack buttons on requests with steps: held to the steps as the console is
+(pipeline.steps: the current step's group, four eyes, an approval that only counts)."""
+
+import pytest
+
+from approver.state import accounts
+from tests import test_action_links as links_test
+from tests import test_slack as slack_test
+from tests.conftest import run_jobs, serving
+from tests.console_support import PASSWORD, csrf, sign_in
+from tests.rules_support import write
+from tests.slack_fake import CHANNEL, TOKEN, click
+from tests.test_action_links import ADMINS, form_of
+from tests.test_review import in_review
+from tests.test_steps import OWNERS
+
+smtp, send_mail = links_test.smtp, links_test.send_mail
+fake_slack, slack, notify_jobs, posted = (slack_test.fake_slack, slack_test.slack,
+                                          slack_test.notify_jobs, slack_test.posted)
+SAM, MIA = "U0SAM0001", "U0MIA0001"
+
+
+@pytest.fixture
+def settings(settings, tmp_path, smtp, fake_slack):
+    return settings.with_(
+        rules_path=write(tmp_path / "rules" / "owners.yaml", OWNERS), admins_group="api-admins",
+        smtp_url=smtp.url, mail_from="api@example.com", mail_on=("review",), mail_admins=ADMINS,
+        public_url="https://approver.example.com", slack_api_url=fake_slack.url,
+        slack_bot_token=TOKEN, slack_signing_secret=slack_test.SECRET, slack_channel=CHANNEL,
+        slack_users=((SAM, "local:sam"), (MIA, "local:mia")))
+
+
+@pytest.fixture
+def people(rt):
+    accounts.add(rt.store, "sam", PASSWORD, "sam@corp.example", ("security", "owners"))
+    accounts.add(rt.store, "mia", PASSWORD, "mia@corp.example", ("marketing",))
+    accounts.add(rt.store, ADMINS[0], PASSWORD, ADMINS[0], ("security",))
+
+
+def test_an_address_in_no_group_cannot_decide_a_step_by_its_link(rt, sandbox, smtp, send_mail,
+                                                                   app, people):
+    ref = in_review(rt, sandbox)
+    send_mail()
+    path = links_test.mailed_links(smtp)[ADMINS[1]]["approve"]
+    page = app.test_client().get(path)
+    assert page.status_code == 403 and b"current step is 1 of security" in page.data
+    assert rt.store.claim_of(ref) is None
+
+
+def test_a_members_link_counts_their_approval_toward_the_step(rt, sandbox, smtp, send_mail,
+                                                               settings, people):
+    from approver.web import create_app
+
+    ref = in_review(rt, sandbox)
+    send_mail()
+    path = links_test.mailed_links(smtp)[ADMINS[0]]["approve"]
+    client = create_app(settings.with_(action_link_sign_in=True)).test_client()
+    assert sign_in(client, ADMINS[0]).status_code == 303  # the account named by the address
+    page = client.get(path).data.decode()
+    done = client.post("/console/act", data={**form_of(page), "csrf_token": csrf(page),
+                                             "outcome": "approve"})
+    assert done.status_code == 200 and b"waits for its remaining steps" in done.data
+    assert rt.store.claim_of(ref) is None  # counted toward the security step, nothing applied
+    steps = [e for e in rt.store.entries(20) if e["event"] == "step_approved"]
+    assert (steps[0]["by"], steps[0]["via"]) == (f"local:{ADMINS[0]}", "email")
+    assert client.get(path).status_code == 410  # used
+
+
+def test_slack_clicks_are_held_to_the_steps(rt, sandbox, posted, slack, notify_jobs, people,
+                                            app):
+    ref, ts = posted
+    with serving(app) as url:
+        for user in (MIA, SAM):
+            answer = slack_test.send(url + "/hooks/slack/interactive",
+                                     click("approve", ref, user, ts, action_ts=user))
+            assert answer.status_code == 200
+    notify_jobs()
+    told = {t["user"]: t["text"] for t in slack.called("chat.postEphemeral")}
+    assert "not in security" in told[MIA] and "waits for its remaining steps" in told[SAM]
+    counted = [e for e in rt.store.entries(20) if e["event"] == "step_approved"]
+    assert [(e["by"], e["via"]) for e in counted] == [("local:sam", "slack")]
+    run_jobs(rt.redis, rt.queue)
+    assert rt.store.claim_of(ref) is None  # sam's approval passed security; owners remain
+
+
+@pytest.fixture
+def with_deadlines(rt, settings, tmp_path):
+    from tests.test_deadlines import GROUPS, RULES
+
+    folder = tmp_path / "deadline-rules"
+    write(folder / "owners.yaml", RULES)
+    write(folder / "groups.yaml", GROUPS)
+    rt.settings = settings.with_(rules_path=folder)
+    rt.__dict__.pop("rules", None)  # load the rules just written
+    return rt
+
+
+def test_reminders_go_in_the_thread_and_the_digest_to_the_channel(with_deadlines, sandbox,
+                                                                   slack, notify_jobs):
+    from approver import state as st
+    from approver.pipeline import deadlines
+
+    rt = with_deadlines
+    ref = in_review(rt, sandbox, fields={"company": "<!channel> Co"})
+    notify_jobs()
+    [(_, ts)] = list(slack.messages)
+    since = rt.redis.zscore(st.INBOX_KEY, ref)
+    done = deadlines.run(rt, now=since + 5 * 3600)
+    assert (done["reminded"], done["digests"]) == (1, 1)
+    notify_jobs()
+    posts = slack.called("chat.postMessage")
+    [reminder] = [p for p in posts if p.get("thread_ts") == ts]
+    assert reminder["text"].startswith("Reminded: waited 5 hours at 1 of security")
+    [digest] = [p for p in posts if p["text"].endswith("wait for security")]
+    shown = str(digest["blocks"])
+    assert ref in shown and "https://approver.example.com/console/requests/" in shown
+    assert "<!channel>" not in shown
+    assert deadlines.run(rt, now=since + 6 * 3600)["reminded"] == 0  # once
+    notify_jobs()
+    assert len(slack.called("chat.postMessage")) == len(posts)
