@@ -65,6 +65,9 @@ class Settings:
     secret_key: bytes = field(default=b"", repr=False)
     paid_policy_tags: tuple[str, ...] = ("paid",)
     past_due_grace: int | None = None
+    # A `canceled` revokes only once it has been the newest state this long (a plan switch
+    # sends `canceled` then `active` within seconds).
+    billing_cancel_settle: int = 15
     notify_urls: tuple[str, ...] = field(default=(), repr=False)
     notify_secret: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
@@ -664,6 +667,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     redis_name = "APPROVER_REDIS_URL" if env.get("APPROVER_REDIS_URL") else "REDIS_URL"
     _url(redis_name, redis_url, ("redis", "rediss", "unix"))
     secret = env.get("APPROVER_DASHBOARD_SECRET") or None
+    cancel_settle = _duration("APPROVER_BILLING_CANCEL_SETTLE",
+                              env.get("APPROVER_BILLING_CANCEL_SETTLE"))
     tokens = _secrets("APPROVER_WEBHOOK_TOKENS", env.get("APPROVER_WEBHOOK_TOKENS"),
                       url_safe=True)
     notify_urls = _url_list("APPROVER_NOTIFY_URLS", env.get("APPROVER_NOTIFY_URLS"))
@@ -697,6 +702,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             t.strip() for t in env.get("APPROVER_PAID_POLICY_TAGS", "paid").split(",") if t.strip()
         ),
         past_due_grace=_duration("APPROVER_PAST_DUE_GRACE", env.get("APPROVER_PAST_DUE_GRACE")),
+        billing_cancel_settle=15 if cancel_settle is None else cancel_settle,
         billing_secrets=_secrets(
             "APPROVER_BILLING_SECRETS", env.get("APPROVER_BILLING_SECRETS"), prefix="whsec_"
         ),

@@ -192,6 +192,7 @@ def test_explicit_deny_deletes_the_request(client, sandbox, rt, work):
 
 def test_cancel_revokes_paid_keys_we_approved_and_is_safe_to_repeat(client, sandbox, rt, work):
     tyk = sandbox.app.sandbox
+    rt.settings = rt.settings.with_(billing_cancel_settle=0)  # no settle window: at once
     request = paid_request(client, sandbox, work)
     status(client, DAVE_ID, "active", seconds_ago=30)
     work()
@@ -232,8 +233,10 @@ def test_past_due_beyond_grace_revokes(settings, sandbox, rt, work):
     work()
     scheduled = rt.queue.scheduled_job_registry.get_job_ids()
     assert any(j.startswith(f"pastdue-{DAVE_ID}-") for j in scheduled)
-    # The grace period ends with the developer still past due: the scheduled check runs.
     held = rt.billing.get(DAVE_ID)
+    assert billing.past_due_check(rt, DAVE_ID, held["updated_at"])["revoked"] == []  # not yet
+    # The grace period ends with the developer still past due: the scheduled check revokes.
+    rt.settings = rt.settings.with_(past_due_grace=5)
     assert billing.past_due_check(rt, DAVE_ID, held["updated_at"])["revoked"] == key_ids
 
 

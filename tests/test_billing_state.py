@@ -16,7 +16,9 @@ def state(redis_conn):
 
 def test_first_status_is_stored(state, redis_conn):
     assert state.apply(DEVELOPER, "active", "pro", "2026-11-23T10:00:00Z") is True
-    assert state.get(DEVELOPER) == {
+    held = state.get(DEVELOPER)
+    assert isinstance(held.pop("stored_ts"), float)  # when it was stored: settle windows
+    assert held == {
         "status": "active", "plan": "pro", "updated_at": "2026-11-23T10:00:00Z",
         "updated_ts": datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp(),
     }

@@ -149,11 +149,13 @@ def test_every_job_is_queued_under_a_path_that_finds_its_function():
     from approver.web import billing as billing_web
 
     queued = {enqueue.DECIDE: jobs.decide_request, enqueue.RECONCILE: jobs.reconcile_pass,
-              review.CLAIM_JOB: jobs.decide_claimed, billing.REVOKE_CHECK: jobs.past_due_check,
+              review.CLAIM_JOB: jobs.decide_claimed, billing.CHECK: jobs.billing_check,
+              "approver.jobs.past_due_check": jobs.past_due_check,
               billing_web.JOB: jobs.billing_event, notify.DELIVER: notify.deliver,
               notify.mail.SEND: notify.mail.send}
     assert sorted(queued) == [
-        "approver.jobs.billing_event", "approver.jobs.decide_claimed",
+        "approver.jobs.billing_check", "approver.jobs.billing_event",
+        "approver.jobs.decide_claimed",
         "approver.jobs.decide_request", "approver.jobs.past_due_check",
         "approver.jobs.reconcile_pass", "approver.mail.send", "approver.notify.deliver"]
     for path, function in queued.items():

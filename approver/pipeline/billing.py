@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+import math
+import time
+from datetime import UTC, datetime
 
+from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from approver.pipeline import decide
@@ -17,11 +20,19 @@ from approver.state.history import History
 log = logging.getLogger(__name__)
 
 # The job's dotted path, kept in approver/jobs.py: queued jobs and older workers name it.
-REVOKE_CHECK = "approver.jobs.past_due_check"
+CHECK = "approver.jobs.billing_check"
+# Seconds a scheduled check may run early (another host's clock) and still act: rescheduled
+# under the same job id while it runs, it would be taken for a duplicate and dropped.
+CLOCK_SKEW = 2.0
 
 
 def handle(rt: Runtime, event: dict) -> dict:
-    """Act on one verified, normalised billing event."""
+    """Act on one verified, normalised billing event.
+
+    The event is stored (if newer than the state held); what follows is decided from the
+    developer's state as stored now, never from the event, under the developer's lock, so
+    that two workers taking two events of one developer react one after the other.
+    """
     data = event["data"]
     if event["type"] == "key_request.decision":
         result = decide.decide_explicitly(
@@ -42,26 +53,59 @@ def handle(rt: Runtime, event: dict) -> dict:
                  event_id=event.get("id"), applied=changed)
     if not changed and not _held(rt, developer_id, data):
         return {"status": "stale", "developer_id": developer_id}
-    # Stored before (`not changed`): a retry of this event, whose first try failed after
-    # storing it. What it set off is done again, for the waits not yet decided on it.
-    released = [_reevaluate(rt, request_id) for request_id in rt.store.waiting_for(developer_id)
-                if changed or decide.stale_wait(rt, request_id)]
-    revoked: list[str] = []
-    if data["status"] == "canceled":
-        revoked = revoke_paid_keys(rt, developer_id, reason="billing canceled")
-    elif data["status"] == "past_due" and rt.settings.past_due_grace is not None:
-        _schedule_past_due_check(rt, developer_id, data["occurred_at"])
+    with rt.store.developer_lock(developer_id):
+        # Stored before (`not changed`): a retry of this event, whose first try failed after
+        # storing it. What it set off is done again, for the waits not yet decided on it.
+        released = [_reevaluate(rt, request_id)
+                    for request_id in rt.store.waiting_for(developer_id)
+                    if changed or decide.stale_wait(rt, request_id)]
+        revoked = react(rt, developer_id)
     return {"status": "applied", "developer_id": developer_id, "released": released,
             "revoked": revoked}
 
 
+def react(rt: Runtime, developer_id: str, early: float = 0.0) -> list[str]:
+    """Revoke the developer's paid keys if their billing state now calls for it, or check
+    again when it will; the shown ids of the keys revoked. Under the developer's lock.
+
+    `canceled` revokes once it has been the newest state for APPROVER_BILLING_CANCEL_SETTLE
+    (a plan switch's `canceled` then `active` costs no key); `past_due`, once the grace
+    period since it began has passed (if there is one). `early`: seconds a scheduled check
+    may run before its time (hosts' clocks differ) and still count as on time.
+    """
+    current = rt.billing.get(developer_id) or {}
+    status, since = current.get("status"), current.get("updated_ts")
+    if status == "canceled":
+        due = (current.get("stored_ts") or since or 0) + rt.settings.billing_cancel_settle
+        reason = "billing canceled"
+    elif status == "past_due" and rt.settings.past_due_grace is not None and since:
+        due = since + rt.settings.past_due_grace
+        reason = "billing past due beyond the grace period"
+    else:
+        return []
+    if time.time() + early < due:
+        _schedule_check(rt, developer_id, status, current["updated_at"], due)
+        return []
+    return revoke_paid_keys(rt, developer_id, reason=reason)
+
+
+def check(rt: Runtime, developer_id: str) -> dict:
+    """A scheduled check (or one queued after an approval): react to the state now."""
+    with rt.store.developer_lock(developer_id):
+        revoked = react(rt, developer_id, early=CLOCK_SKEW)
+    return {"status": "revoked" if revoked else "nothing to revoke",
+            "developer_id": developer_id, "revoked": revoked}
+
+
 def past_due_check(rt: Runtime, developer_id: str, occurred_at: str) -> dict:
-    """After the grace period: revoke if the developer is still past due since then."""
+    """After the grace period: revoke if the developer is still past due since then.
+
+    Kept for checks queued by earlier versions; `check` does the same for any state.
+    """
     current = rt.billing.get(developer_id) or {}
     if current.get("status") != "past_due" or current.get("updated_at") != occurred_at:
         return {"status": "recovered or changed", "developer_id": developer_id}
-    return {"status": "revoked", "revoked": revoke_paid_keys(
-        rt, developer_id, reason="billing past due beyond the grace period")}
+    return check(rt, developer_id)
 
 
 def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
@@ -122,13 +166,20 @@ def _reevaluate(rt: Runtime, request_id: str) -> dict:
         return {"request_id": request_id, "state": "locked"}
 
 
-def _schedule_past_due_check(rt: Runtime, developer_id: str, occurred_at: str) -> None:
-    when = _parse(occurred_at) + timedelta(seconds=rt.settings.past_due_grace)
+def _schedule_check(rt: Runtime, developer_id: str, status: str, since: str,
+                    due: float) -> None:
+    """Check the developer's billing again at `due`: once per state (scheduled or done)."""
+    # RQ keeps whole seconds: rounded up, so the check does not run before its time.
+    when = datetime.fromtimestamp(math.ceil(due), UTC)
+    prefix = "pastdue" if status == "past_due" else "canceled"
+    delays = rt.settings.retry_delays
     with contextlib.suppress(DuplicateJobError):  # the same check is already scheduled
         rt.queue.enqueue_at(
-            when, REVOKE_CHECK, developer_id, occurred_at, unique=True,
-            job_id=f"pastdue-{developer_id}-{int(when.timestamp())}",
-            description=f"revoke if {developer_id} is still past due",
+            when, CHECK, developer_id, unique=True,
+            # Tried again if the developer's lock stays held (Locked) or Tyk fails.
+            retry=Retry(max=len(delays), interval=list(delays)) if delays else None,
+            job_id=f"{prefix}-{developer_id}-{int(_parse(since).timestamp() * 1000)}",
+            description=f"revoke if {developer_id} is still {status}",
         )
 
 

@@ -100,8 +100,17 @@ def billing_event(event: dict) -> dict:
 
 
 @_job
+def billing_check(developer_id: str) -> dict:
+    """RQ job: revoke the developer's paid keys if their billing state now calls for it
+    (scheduled when a `canceled` settles or a grace period ends; queued after an approval
+    made while billing was not paid)."""
+    return billing.check(runtime.current(), developer_id)
+
+
+@_job
 def past_due_check(developer_id: str, occurred_at: str) -> dict:
-    """RQ job: revoke paid keys if the developer is still past due after the grace period."""
+    """RQ job: revoke paid keys if the developer is still past due after the grace period
+    (queued by earlier versions)."""
     return billing.past_due_check(runtime.current(), developer_id, occurred_at)
 
 

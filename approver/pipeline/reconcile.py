@@ -10,6 +10,7 @@ from itertools import islice
 
 from approver import state as st
 from approver.pipeline import enqueue, sources
+from approver.pipeline.decide.followup import redo_lost
 from approver.pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,15 @@ class Pass:
     trimmed: dict = field(default_factory=dict)
     in_review: int = 0
     left_tyk: list[str] = field(default_factory=list)
+    followed_up: list[str] = field(default_factory=list)
+    stranded: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"pending": self.pending, "queued": self.queued,
                 "already_queued": self.already_queued, "decided": self.decided,
                 "waiting": self.waiting, "overdue": self.overdue, "trimmed": self.trimmed,
-                "in_review": self.in_review, "left_tyk": self.left_tyk}
+                "in_review": self.in_review, "left_tyk": self.left_tyk,
+                "followed_up": self.followed_up, "stranded": self.stranded}
 
 
 def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -92,6 +96,13 @@ def run(rt: Runtime) -> Pass:
         if enqueue.decision(rt.queue, request_id, "resume", rt.settings.retry_delays,
                             reclaim=True):
             result.queued.append(request_id)
+    # A decision recorded whose notifications (or billing check) a crash kept from being
+    # queued: queued now. Jobs a lost pop answer left in no queue (billing events,
+    # notifications): queued again, once the queues are idle.
+    result.followed_up = redo_lost(rt)
+    notify_queue = enqueue.notify_queue(rt.queue)
+    if idle and notify_queue.count == 0:
+        result.stranded = enqueue.requeue_stranded([rt.queue, notify_queue])
     result.trimmed = rt.store.trim()
     log.info("reconciler: %d pending, %d queued (%d overdue waits), %d already queued, "
              "%d decided, %d waiting, %d in review, %d gone from Tyk's pending list; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime
 
 import redis
@@ -21,7 +22,7 @@ _APPLY = """
 local held = tonumber(redis.call('hget', KEYS[1], 'updated_ts'))
 if held and tonumber(ARGV[1]) <= held then return 0 end
 redis.call('hset', KEYS[1], 'status', ARGV[2], 'plan', ARGV[3], 'updated_at', ARGV[4],
-           'updated_ts', ARGV[1])
+           'updated_ts', ARGV[1], 'stored_ts', ARGV[5])
 return 1
 """
 
@@ -58,7 +59,8 @@ class BillingState:
             raise ValueError("occurred_at needs a UTC offset")
         changed = self._apply(
             keys=[state_key(developer_id)],
-            args=[f"{moment.timestamp():.6f}", status, plan or "", rfc3339(moment)],
+            args=[f"{moment.timestamp():.6f}", status, plan or "", rfc3339(moment),
+                  f"{time.time():.6f}"],
         )
         return bool(changed)
 
@@ -73,6 +75,8 @@ class BillingState:
             "plan": record.get("plan") or None,
             "updated_at": record.get("updated_at"),
             "updated_ts": float(record["updated_ts"]) if record.get("updated_ts") else None,
+            # When this state was stored (when it began to hold here); none before 0.x kept it.
+            "stored_ts": float(record["stored_ts"]) if record.get("stored_ts") else None,
         }
 
     def seen(self, event_id: str) -> bool:

@@ -22,11 +22,12 @@ _HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 # Take a request's lock (and read its state) in one step. A try whose answer was lost
 # (Redis stopped right after running it) is sent again by redis-py once it reconnects:
 # finding its own token, it has the lock, instead of taking itself for another worker
-# and leaving a lock nobody releases. KEYS: lock, state; ARGV: token, ttl ms.
+# and leaving a lock nobody releases. KEYS: lock, [state]; ARGV: token, ttl ms.
 _ACQUIRE = """
 local held = redis.call('get', KEYS[1])
 if held and held ~= ARGV[1] then return {0} end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if #KEYS < 2 then return {1, {}} end
 return {1, redis.call('hgetall', KEYS[2])}
 """
 _EXTEND = """
@@ -42,6 +43,11 @@ return 0
 def lock_key(request_id: str) -> str:
     """The key of one request's lock."""
     return f"{PREFIX}lock:{request_id}"
+
+
+def developer_lock_key(developer_id: str) -> str:
+    """The key of the lock that serialises one developer's billing reactions."""
+    return f"{PREFIX}lock:developer:{developer_id}"
 
 
 class Locked(ApproverError):
@@ -65,20 +71,40 @@ class Locks:
         The lock is short-lived and renewed while held, so a worker killed while holding
         it blocks the request for at most `ttl` seconds, not for a whole job timeout.
         """
-        key = lock_key(request_id)
+        with self._hold([lock_key(request_id), state_key(request_id)], ttl,
+                        f"key request {request_id}") as raw:
+            yield decode_state(dict(zip(raw[::2], raw[1::2], strict=True)))
+
+    @contextmanager
+    def developer_lock(self, developer_id: str, ttl: float = LOCK_TTL) -> Iterator[None]:
+        """Hold the lock of one developer's billing reactions, waiting for it (at most a
+        lock's lifetime and a little: a dead holder's lapses), else raise Locked."""
+        with self._hold([developer_lock_key(developer_id)], ttl,
+                        f"developer {developer_id}'s billing", wait=ttl + 2):
+            yield
+
+    @contextmanager
+    def _hold(self, keys: list[str], ttl: float, what: str,
+              wait: float = 0) -> Iterator[list]:
+        key = keys[0]
         token = f"{_HOLDER}:{secrets.token_hex(8)}"
-        try:
-            got, raw = self._acquire(keys=[key, state_key(request_id)],
-                                     args=[token, int(ttl * 1000)])
-        except redis.RedisError:
-            self._renewer.release_later(key, token, ttl)  # it may have been taken
-            raise
-        if not got:
-            raise Locked(f"key request {request_id} is being handled by another worker")
+        give_up = time.monotonic() + wait
+        while True:
+            try:
+                # {1, state} when taken, {0} when another holds it: never a pair to unpack.
+                answer = self._acquire(keys=keys, args=[token, int(ttl * 1000)])
+            except redis.RedisError:
+                self._renewer.release_later(key, token, ttl)  # it may have been taken
+                raise
+            if answer[0]:
+                break
+            if time.monotonic() >= give_up:
+                raise Locked(f"{what} is being handled by another worker")
+            time.sleep(0.1)
         # One thread per Store renews every held lock every ttl/4 (not a thread per lock).
         self._renewer.add(key, token, ttl)
         try:
-            yield decode_state(dict(zip(raw[::2], raw[1::2], strict=True)))
+            yield answer[1]
         finally:
             self._renewer.remove(key)
             try:

@@ -31,6 +31,9 @@ WAITS_KEY = PREFIX + "waiting"
 INBOX_STATES = frozenset({IN_REVIEW, WAITING})
 INBOX_KEY = PREFIX + "inbox"
 DEVELOPER_HISTORY = 100  # a developer's latest requests kept for the review pages
+# Requests whose recorded decision's follow-up (its notifications, a billing check) is not
+# queued yet, by when it was recorded: a crash in between leaves them to the reconciler.
+FOLLOWUPS_KEY = PREFIX + "followups"
 # Where the pipeline is done with a request until a person (or Tyk) decides it.
 SETTLED_STATES = FINAL_STATES | {IN_REVIEW}
 
@@ -130,6 +133,20 @@ class Records:
             key = developer_key(fields["developer_id"])
             pipe.zadd(key, {request_id: time.time()}, nx=True)
             pipe.zremrangebyrank(key, 0, -DEVELOPER_HISTORY - 1)  # the latest ones only
+
+    @staticmethod
+    def queue_followup(pipe, request_id: str) -> None:
+        """Mark, in the transaction that records a decision, that its follow-up is due."""
+        pipe.zadd(FOLLOWUPS_KEY, {request_id: time.time()})
+
+    def followed_up(self, request_id: str) -> None:
+        """The follow-up of the request's decision is queued: unmark it."""
+        self.redis.zrem(FOLLOWUPS_KEY, request_id)
+
+    def followups_due(self, marked_before: float) -> list[str]:
+        """Requests whose follow-up was marked before `marked_before` and is still due."""
+        return [m.decode() for m in
+                self.redis.zrangebyscore(FOLLOWUPS_KEY, "-inf", marked_before)]
 
     def skip_unknown(self, request_id: str, reason: str, ttl: int) -> None:
         """Record that Tyk does not know a request: a "skipped" state that expires.

@@ -54,6 +54,8 @@ def with_slow_plugin(stack, tmp_path) -> None:
     stack.env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PLUGINS), stack.env.get("PYTHONPATH")) if p)
     stack.env["APPROVER_RULES"] = str(rules)
+    # Cancels revoke at once: no settle-window check left scheduled after each round.
+    stack.env["APPROVER_BILLING_CANCEL_SETTLE"] = "0"
     for _ in range(2):
         stack.start_worker()
     stack.wait_workers(2)

@@ -8,10 +8,11 @@ import uuid
 
 from approver import logs
 from approver import state as st
-from approver.pipeline import metrics, notify, signals
-from approver.pipeline.decide.result import ReplicaBehind, Result, describe, permanent
+from approver.pipeline import metrics, signals
+from approver.pipeline.decide.followup import follow_up
+from approver.pipeline.decide.result import IN_TYK, ReplicaBehind, Result, describe, permanent
 from approver.pipeline.runtime import Runtime
-from approver.pipeline.sources import PENDING_KEY
+from approver.pipeline.sources import PENDING_KEY, Applied
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,11 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
                     reason: str, revision: str, wait: dict | None = None, **extra) -> dict:
     """Write the decision to the request's state and the log before anything is applied."""
     needs_call = outcome in ("approve", "deny") and not rt.settings.shadow
+    source = rt.source(request.ref)[0]
+    if needs_call and "held_before" not in extra:
+        # What the developer holds before Tyk is called (the outbox keeps it): the keys an
+        # approval adds are told apart by it, even when the answer to the call is lost.
+        extra["held_before"] = list(source.held(request))
     if rt.settings.shadow:
         state = st.SHADOWED
     elif wait:
@@ -36,7 +42,7 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
         "reason": reason,
         "revision": revision,
         "trigger": trigger,
-        "portal": rt.source(request.ref)[0].name,
+        "portal": source.name,
         "developer_id": request.developer_id,
         "policies": list(request.policies),
         "decided_at": st.now_iso(),
@@ -55,6 +61,8 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
         signals.record(rt, pipe, request, outcome, record.get("developer_email"))
         if wait:
             rt.store.queue_park(pipe, request.ref, request.developer_id, wait["deadline"])
+        if state != st.APPLYING:
+            rt.store.queue_followup(pipe, request.ref)
 
     # The state, the counters, the wait and the log entry: one MULTI/EXEC round trip.
     rt.store.save_and_log(request.ref, fields, "decided",
@@ -63,7 +71,8 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
     log.info("key request %s decided %s by %s: %s", request.ref, outcome, rule or "default",
              reason)
     # Announces review and wait now; approve/deny are announced by apply once carried out.
-    notify.tell(rt, record, request.ref)
+    if state != st.APPLYING:
+        follow_up(rt, request.ref, record)
     return record
 
 
@@ -94,40 +103,74 @@ def apply_decision(rt: Runtime, request, record: dict, trigger: str,
         # then carries out (docs/operations.md, 6.4). Tried again later, resumed from it.
         raise ReplicaBehind(f"key request {ref}: the decision record reached no Redis "
                             "replica in time; Tyk is not called until one has it")
-    remember = None
     try:
-        if outcome == "approve":
-            done = (source.approve(request) if held_before is None
-                    else source.approved_elsewhere(request, held_before))
-            about = dict(request_id=ref, policies=list(request.policies),
-                         decision_id=record.get("decision_id"), portal=source.name)
-
-            # A key that does not exist yet (secure key approval) is remembered as
-            # pending, to be told apart from older ones when it appears.
-            keys = list(done.key_ids) or ([PENDING_KEY + ref] if done.key_pending else [])
-
-            def remember(pipe) -> None:
-                rt.store.remember_keys(request.developer_id, keys, pipe=pipe,
-                                       held_before=list(done.held_before), **about)
+        if outcome == "deny":
+            # Non-empty key ids: Tyk approved it before the deny reached it (a person).
+            held = record.get("held_before")
+            done = source.deny(request, record.get("reason") or "",
+                               None if held is None else tuple(held))
+        elif held_before is not None:
+            done = source.approved_elsewhere(request, held_before)
         else:
-            done = source.deny(request, record.get("reason") or "")
+            done = source.approve(request)
+            if done.already_processed and not done.key_ids:
+                # Approved already (an earlier try whose answer was lost, or a person):
+                # its keys are those the developer gained since the decision was recorded.
+                done = source.approved_elsewhere(request,
+                                                 tuple(record.get("held_before") or ()))
     except Exception as exc:
         rt.store.save_and_log(
             ref, {"state": st.FAILED, "error": describe(exc), "updated_at": st.now_iso(),
                   "error_permanent": permanent(exc)},
             "apply_failed", {"outcome": outcome, "error": describe(exc), "trigger": trigger})
         raise
-    fields = {"already_processed": done.already_processed}
+    return record_applied(rt, ref, record, done, trigger, source.name)
+
+
+def record_applied(rt: Runtime, ref: str, record: dict, done: Applied, trigger: str,
+                   portal: str) -> Result:
+    """Record what carrying out `record` did in Tyk (`done`): applied, with the keys an
+    approval produced kept for revocation, its log entry and its follow-up, in one
+    MULTI/EXEC; then queue the follow-up (notifications, a billing check)."""
+    outcome = record["outcome"]
+    fields: dict = {"already_processed": done.already_processed}
+    if outcome == "deny" and done.key_ids:
+        # Tyk approved the request before our deny reached it: what is true is recorded.
+        outcome = "approve"
+        fields.update(outcome=outcome, rule=IN_TYK, decided_by=IN_TYK,
+                      reason="approved in Tyk by a person before this deny reached it",
+                      denied_by=record.get("rule") or "")
+        log.warning("key request %s was approved in Tyk before our deny reached it; "
+                    "its keys are kept for revocation", ref)
+    remember = None
     if outcome == "approve":
         fields["key_ids"] = list(done.key_ids)
         if done.key_pending:
             fields["key_pending"] = True
-    # The key ids approved, the state and the log entry: one MULTI/EXEC round trip.
+        # A key that does not exist yet (secure key approval) is remembered as
+        # pending, to be told apart from older ones when it appears.
+        keys = list(done.key_ids) or ([PENDING_KEY + ref] if done.key_pending else [])
+        about = dict(request_id=ref, policies=list(record.get("policies") or []),
+                     decision_id=record.get("decision_id"), portal=portal,
+                     held_before=list(done.held_before or record.get("held_before") or []))
+
+        def remember(pipe) -> None:
+            rt.store.remember_keys(record.get("developer_id") or "", keys, pipe=pipe,
+                                   **about)
+
+    def also(pipe) -> None:
+        if remember is not None:
+            remember(pipe)
+        rt.store.queue_followup(pipe, ref)
+
+    # The key ids approved, the state, the log entry and the follow-up's mark: one
+    # MULTI/EXEC round trip.
     rt.store.save_and_log(
         ref, {"state": st.APPLIED, "applied_at": st.now_iso(), **fields}, "applied",
         {"outcome": outcome, "decision_id": record.get("decision_id"), "trigger": trigger,
-         **fields}, also=remember)
+         **fields}, also=also)
     log.info("key request %s: %s applied in Tyk", ref, outcome)
-    notify.tell(rt, {**record, **fields, "state": st.APPLIED}, ref)
-    return Result(ref, st.APPLIED, outcome, record.get("rule") or None, record.get("reason"),
-                  applied_now=True)
+    applied = {**record, **fields, "state": st.APPLIED}
+    follow_up(rt, ref, applied)
+    return Result(ref, st.APPLIED, outcome, applied.get("rule") or None,
+                  applied.get("reason"), applied_now=True)

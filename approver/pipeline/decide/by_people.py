@@ -4,13 +4,12 @@ itself, a billing system's."""
 from __future__ import annotations
 
 import logging
-import uuid
 
 from approver import logs
 from approver import state as st
 from approver.errors import ApproverError
-from approver.pipeline import notify
 from approver.pipeline.decide.apply import apply_decision, apply_recorded, record_decision
+from approver.pipeline.decide.in_tyk import about, decided_in_tyk, review
 from approver.pipeline.decide.pending import adopt, fetch, still_pending
 from approver.pipeline.decide.result import BY_PERSON, IN_TYK, RESUMABLE, Result
 from approver.pipeline.runtime import Runtime
@@ -36,7 +35,7 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
         # A system's reason is kept for admins; the developer is told the plain default.
         record = record_decision(rt, request, source, outcome=outcome, rule=f"explicit:{source}",
                                  reason=reason, revision="", decided_by=source,
-                                 message=developer_message(outcome), **_about(state))
+                                 message=developer_message(outcome), **about(state))
         return apply_recorded(rt, request, record, source)
 
 
@@ -52,12 +51,15 @@ def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
             rt.store.lock_and_state(ref) as state:
         state = adopt(rt, ref, state)
         if (state and audit.get("claim_id") and state.get("claim_id") == audit["claim_id"]
+                and state.get("rule") == BY_PERSON
                 and state["state"] in (*RESUMABLE, st.APPLIED)):
             # This very decision was recorded by an earlier try: carry it on (or it is done).
-            request = None if state["state"] == st.APPLIED else still_pending(rt, ref, via, state)
-            if request is None:
+            if state["state"] == st.APPLIED:
                 return Result(ref, st.APPLIED, state.get("outcome"), BY_PERSON, reason)
-            return apply_decision(rt, request, state, via)
+            request = still_pending(rt, ref, via, state)
+            if request is not None:
+                return apply_decision(rt, request, state, via)
+            return _told(rt, ref, state, outcome, reason, via, by, audit)
         if not state or state["state"] not in st.INBOX_STATES:
             return _refuse(rt, ref, outcome, reason, via, _not_in_inbox(state),
                            decided_by=by, **audit)
@@ -72,8 +74,20 @@ def decide_by_person(rt: Runtime, ref: str, outcome: str, reason: str, by: str,
         record = record_decision(rt, request, via, outcome=outcome, rule=BY_PERSON, reason=reason,
                                  revision=_revision(rt), decided_by=by, via=via,
                                  message=developer_message(outcome, reason),
-                                 **_review(state), **_about(state), **audit)
+                                 **review(state), **about(state), **audit)
         return apply_recorded(rt, request, record, via)
+
+
+def _told(rt: Runtime, ref: str, earlier: dict, outcome: str, reason: str, via: str,
+          by: str, audit: dict) -> Result:
+    """What an earlier try of this decision came to, once Tyk no longer lists the request
+    as pending: applied only if the record says this very decision was."""
+    now = rt.store.state(ref) or {}
+    if now.get("state") == st.APPLIED and now.get("decision_id") == earlier.get("decision_id"):
+        return Result(ref, st.APPLIED, now.get("outcome"), BY_PERSON, reason)
+    why = (f"it was {past(now.get('outcome'))} in Tyk meanwhile"
+           if now.get("rule") == IN_TYK else _not_in_inbox(now or None))
+    return _refuse(rt, ref, outcome, reason, via, why, decided_by=by, **audit)
 
 
 def _refuse(rt: Runtime, ref: str, outcome: str, reason: str, trigger: str, why: str,
@@ -110,50 +124,3 @@ def _revision(rt: Runtime) -> str:
         return rt.rules.current().revision
     except ApproverError:
         return ""
-
-
-ABOUT = ("developer_email", "developer_name", "developer_company", "developer_fields",
-         "developer_keys", "policy_names", "api_names", "request_fields")
-
-
-def _about(state: dict) -> dict:
-    """What a new decision record carries over from the request's earlier one."""
-    return {k: state[k] for k in ABOUT if state.get(k)}
-
-
-def _review(state: dict) -> dict:
-    """The rule that left the request to a person and why, kept beside who decided it."""
-    return {"review_rule": state.get("rule") or "", "review_reason": state.get("reason") or ""}
-
-
-
-def decided_in_tyk(rt: Runtime, ref: str, request, state: dict, trigger: str) -> Result:
-    """Record what a person did in Tyk itself to a request left for review (or waiting).
-
-    Approved: its keys are those the developer holds now for the request's policies and
-    did not hold when the request was left for a person (or, if there is none yet, the
-    one generated later), so billing revocation covers them and never an older key.
-    Deleted (classic) or rejected (new portal): recorded as denied there.
-    """
-    if state["state"] == st.WAITING:
-        rt.store.unpark(ref, state.get("developer_id"))
-    carried = dict(decided_by=IN_TYK, **_review(state), **_about(state))
-    if request is not None and request.approved:
-        record = record_decision(rt, request, trigger, outcome="approve", rule=IN_TYK,
-                                 reason="approved in Tyk by a person", revision="", **carried)
-        return apply_decision(rt, request, record, trigger, recorded=True,
-                              held_before=tuple(state.get("held_before") or ()))
-    reason = "rejected in Tyk by a person" if request else "deleted in Tyk by a person"
-    record = {
-        "decision_id": uuid.uuid4().hex, "outcome": "deny", "rule": IN_TYK, "reason": reason,
-        "revision": "", "trigger": trigger, "portal": state.get("portal") or "",
-        "developer_id": state.get("developer_id") or "",
-        "policies": state.get("policies") or [], "decided_at": st.now_iso(),
-        "mode": rt.settings.mode, "wait": None, "deadline": "", "already_processed": True,
-        **carried,
-    }
-    rt.store.save_and_log(ref, {**record, "state": st.APPLIED, "applied_at": st.now_iso()},
-                          "decided", record)
-    log.info("key request %s was %s", ref, reason)
-    notify.tell(rt, {**record, "state": st.APPLIED}, ref)
-    return Result(ref, st.APPLIED, "deny", IN_TYK, reason)

@@ -11,7 +11,7 @@ from approver import state as st
 from approver.pipeline import review, validators
 from approver.pipeline.decide import pending
 from approver.pipeline.decide.apply import apply_decision, apply_recorded, record_decision
-from approver.pipeline.decide.by_people import decided_in_tyk
+from approver.pipeline.decide.in_tyk import decided_in_tyk
 from approver.pipeline.decide.pending import adopt, fetch, still_pending
 from approver.pipeline.decide.result import (
     RESUMABLE,
@@ -113,10 +113,10 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
     try:
         context = pending.gather(rt, request)
         decision = evaluate(rt.rules.current(), Facts(context))
-        # Left for a person (or a fact): what the developer holds now, to tell which key
-        # an approval made in Tyk meanwhile produced (decided_in_tyk).
-        held = (rt.source(request.ref)[0].held(request)
-                if decision.outcome in ("review", "wait") else ())
+        # What the developer holds now (read with the facts), to tell which keys an
+        # approval produces: ours, even if its answer is lost, or one made in Tyk
+        # meanwhile (decided_in_tyk), or one a person made before our deny reached Tyk.
+        held = rt.source(request.ref)[0].held(request)
     except Exception as exc:
         _undecided(rt, request.ref, trigger, previous, exc)
         raise

@@ -8,10 +8,12 @@ import logging
 from rq import get_current_job
 
 from approver import state as st
-from approver.pipeline import notify, signals
+from approver.pipeline import signals
+from approver.pipeline.decide.apply import record_applied
+from approver.pipeline.decide.in_tyk import decided_in_tyk
 from approver.pipeline.decide.result import RESUMABLE, NotYetReadable
 from approver.pipeline.runtime import Runtime
-from approver.pipeline.sources import MalformedId
+from approver.pipeline.sources import Applied, MalformedId
 from approver.rules import FactContext
 
 log = logging.getLogger(__name__)
@@ -83,23 +85,21 @@ def still_pending(rt: Runtime, request_id: str, trigger: str, state: dict | None
         rt.store.skip_unknown(request_id, why, UNKNOWN_TTL)
         log.info("key request %s skipped: %s", request_id, malformed or why)
         return None
-    if state and state["state"] in RESUMABLE and _decided_otherwise(request, state):
-        # Not ours: a person decided the other way in Tyk before this decision reached it.
-        error = (f"decided the other way in Tyk before this {state.get('outcome')} was "
-                 "applied")
-        rt.store.save_and_log(
-            request_id, {"state": st.FAILED, "error": error, "updated_at": st.now_iso(),
-                         "error_permanent": True},
-            "apply_failed", {"outcome": state.get("outcome"), "error": error,
-                             "trigger": trigger})
-        log.warning("key request %s: %s", request_id, error)
-    elif state and state["state"] in RESUMABLE:
-        # A crash after Tyk applied our decision but before we recorded it: done.
-        rt.store.save_state(request_id, state=st.APPLIED, applied_at=st.now_iso(),
-                            already_processed=True)
-        rt.store.log("applied", request_id, outcome=state.get("outcome"), trigger=trigger,
-                     already_processed=True, decision_id=state.get("decision_id"))
-        notify.tell(rt, {**state, "state": st.APPLIED}, request_id)
+    if state and state["state"] in RESUMABLE:
+        if _decided_otherwise(request, state):
+            # Not ours: a person decided the other way in Tyk before this decision reached
+            # it. Recorded as Tyk shows it (with the keys of an approval), for good: the
+            # request leaves the unfinished ones and is not resumed again.
+            log.warning("key request %s: decided the other way in Tyk before this %s was "
+                        "applied", request_id, state.get("outcome"))
+            decided_in_tyk(rt, request_id, request, state, trigger)
+            return None
+        # A crash (or a lost answer) after Tyk applied our decision, before we recorded
+        # it: done, with the keys the developer gained since the decision was recorded.
+        source, _ = rt.source(request_id)
+        done = (source.approved_elsewhere(request, tuple(state.get("held_before") or ()))
+                if state.get("outcome") == "approve" else Applied(already_processed=True))
+        record_applied(rt, request_id, state, done, trigger, source.name)
     elif record:
         rt.store.save_state(request_id, state=st.SKIPPED, reason=why, updated_at=st.now_iso())
         rt.store.log("skipped", request_id, reason=why, trigger=trigger)

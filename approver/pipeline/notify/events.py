@@ -210,15 +210,16 @@ def wanted(record: dict, on) -> bool:
 
 
 def enqueue_notifications(queue_or_connection, settings, record: dict,
-                          request_id: str | None = None) -> int:
-    """Queue one delivery job per destination for a decision record; never raises.
+                          request_id: str | None = None, strict: bool = False) -> int:
+    """Queue one delivery job per destination for a decision record; never raises, unless
+    `strict` (then a failure to queue raises, for the caller to try again later).
 
     `settings` is the service Settings (or a NotifySettings). Returns the number of jobs
     queued (0 when nothing is configured, the outcome is not announced, or they were
     already queued for this decision). Emails the decision calls for are queued too.
     """
     mail.enqueue(queue_or_connection, settings, record,
-                 request_id or record.get("request_id") or "")
+                 request_id or record.get("request_id") or "", strict=strict)
     slackapp.enqueue(queue_or_connection, settings, record,
                      request_id or record.get("request_id") or "")
     try:
@@ -242,6 +243,8 @@ def enqueue_notifications(queue_or_connection, settings, record: dict,
             queued += _enqueue(queue, destination, event, kind, eid, request_id)
         return queued
     except Exception as exc:  # the decision path must never fail on a notification
+        if strict:
+            raise
         log.warning("notifications for key request %s not queued: %s", request_id,
                     _describe(exc))
         return 0
@@ -268,12 +271,13 @@ def _describe(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def tell(rt, record: dict, request_id: str) -> None:
+def tell(rt, record: dict, request_id: str, strict: bool = False) -> None:
     """Queue what a decision announces, whoever decided: chosen here in a worker, else
     (a command) one `announce` job, so a worker chooses them with its own settings (the
-    command's environment may have no mail or webhook settings). Never raises."""
+    command's environment may have no mail or webhook settings). Raises only if `strict`
+    (a failure to queue, for the caller to try again later)."""
     if rt.notify_here:
-        enqueue_notifications(rt.queue, rt.settings, record, request_id)
+        enqueue_notifications(rt.queue, rt.settings, record, request_id, strict=strict)
         return
     try:
         notify_queue(rt.queue, rt.settings.queue_name).enqueue(
@@ -287,6 +291,8 @@ def tell(rt, record: dict, request_id: str) -> None:
     except DuplicateJobError:
         pass
     except Exception as exc:  # the decision path must never fail on a notification
+        if strict:
+            raise
         log.warning("notifications for key request %s not queued: %s", request_id,
                     _describe(exc))
 

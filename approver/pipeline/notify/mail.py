@@ -83,8 +83,10 @@ def messages_for(record: dict, settings) -> list[tuple[str, list[str]]]:
     return found
 
 
-def enqueue(queue_or_connection, settings, record: dict, request_id: str) -> int:
-    """Queue one job per message a decision record calls for; the number queued."""
+def enqueue(queue_or_connection, settings, record: dict, request_id: str,
+            strict: bool = False) -> int:
+    """Queue one job per message a decision record calls for; the number queued (a failure
+    is logged, or raised if `strict`)."""
     try:
         wanted = messages_for(record, settings)
         if not wanted or not record.get("decision_id"):
@@ -105,6 +107,8 @@ def enqueue(queue_or_connection, settings, record: dict, request_id: str) -> int
                 pass
         return queued
     except Exception as exc:  # the decision path must never fail on an email
+        if strict:
+            raise
         log.warning("email about key request %s not queued: %s", request_id,
                     type(exc).__name__)
         return 0

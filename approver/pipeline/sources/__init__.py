@@ -39,7 +39,8 @@ class Applied:
 
     `key_pending`: approved, but the key does not exist yet (secure key approval); then
     `held_before` (fingerprints of what the developer held for the policies) tells its
-    key apart when it appears.
+    key apart when it appears. Key ids from a deny: Tyk approved the request before the
+    deny reached it, and these are the keys the developer gained.
     """
 
     already_processed: bool
@@ -79,7 +80,10 @@ class Source(Protocol):
 
     def gather(self, request: Request, billing: dict | None) -> FactContext: ...
     def approve(self, request: Request) -> Applied: ...
-    def deny(self, request: Request, reason: str) -> Applied: ...
+    def deny(self, request: Request, reason: str,
+             held_before: tuple[str, ...] | None = None) -> Applied:
+        """Decline in Tyk. `held_before` (what the developer held when it was decided):
+        keys gained since are reported, as an approval made in Tyk meanwhile."""
     def pending_ids(self) -> Iterable[str]: ...
 
     def held(self, request: Request) -> tuple[str, ...]:

@@ -98,15 +98,21 @@ class ClassicSource:
             if developer else ()
 
     def approved_elsewhere(self, request, held_before: tuple[str, ...]) -> Applied:
-        tyk = request.tyk
-        developer = self.dashboard.get_developer(tyk.developer_id) if tyk.developer_id else None
-        before = set(held_before)
-        keys = tuple(fp for fp in map(fingerprint, developer.credential_ids(request.policies))
-                     if fp not in before) if developer else ()
+        developer, keys = self._gained(request, held_before)
         # No key yet (secure key approval): the one the developer generates is told apart
         # from older ones by `held_before` when it is revoked.
         return Applied(True, keys, held_before=tuple(held_before),
                        key_pending=not keys and developer is not None)
+
+    def _gained(self, request, held_before: tuple[str, ...]):
+        """(the developer read now, fingerprints of what they hold for the request's
+        policies and did not hold before)."""
+        tyk = request.tyk
+        developer = self.dashboard.get_developer(tyk.developer_id) if tyk.developer_id else None
+        before = set(held_before)
+        return developer, tuple(
+            fp for fp in map(fingerprint, developer.credential_ids(request.policies))
+            if fp not in before) if developer else ()
 
     def _developer(self, request):
         """The request's developer: embedded, else read once and kept on the request."""
@@ -118,10 +124,19 @@ class ClassicSource:
         request.tyk = dataclasses.replace(tyk, developer=developer)
         return developer
 
-    def deny(self, request, reason: str) -> Applied:
+    def deny(self, request, reason: str, held_before: tuple[str, ...] | None = None) -> Applied:
         # The classic portal keeps no reason: declining deletes the request (Tyk CONTRACT
         # §3.1); ours is in the decision log.
-        return Applied(already_processed=not self.dashboard.delete_key_request(request.id))
+        deleted = self.dashboard.delete_key_request(request.id)
+        if held_before is None:
+            return Applied(already_processed=not deleted)
+        # A person may have approved it between our read and the DELETE, which deletes an
+        # approved request too and leaves its key: what the developer holds now says so
+        # (the keys they gained). A key not generated yet (secure key approval) cannot be
+        # seen here.
+        _, gained = self._gained(request, held_before)
+        return Applied(already_processed=not deleted, key_ids=gained,
+                       held_before=held_before if gained else ())
 
     def pending_ids(self) -> Iterator[str]:
         # Page by page (Tyk's p=1..Pages), read as the reconciler goes: one page in memory.

@@ -202,8 +202,9 @@ class PortalSource:
     def approved_elsewhere(self, request, held_before: tuple[str, ...]) -> Applied:
         return Applied(True, (request.id,) if request.approved else ())
 
-    def deny(self, request, reason: str) -> Applied:
+    def deny(self, request, reason: str, held_before: tuple[str, ...] | None = None) -> Applied:
         # The reject call takes no reason (Tyk CONTRACT §4); ours is in the decision log.
+        # One approved meanwhile is refused (422) and found approved on resume.
         return Applied(already_processed=self.portal.reject_access_request(
             request.id).already_processed)
 
