@@ -44,8 +44,9 @@ _checkers = ThreadPoolExecutor(HASHES_AT_ONCE, thread_name_prefix="password-chec
 def _dummy() -> str:
     """Checked against when the name is unknown, so a login takes as long either way.
 
-    Made at the first sign-in, on a checker thread, not at import: hashing takes 19 MiB,
-    which every web worker (and the CLI) would otherwise reach at start and keep as its peak.
+    Made at the first sign-in (whatever the name), on a checker thread, not at import:
+    hashing takes 19 MiB, which every web worker (and the CLI) would otherwise reach at
+    start and keep as its peak.
     """
     return _checkers.submit(_hasher.hash, "no such account: constant-time refusal").result()
 
@@ -192,8 +193,9 @@ def stamp(store: Store, name: str) -> str | None:
 def verify(store: Store, name: str, password: str) -> str | None:
     """The account's stamp if the password is its own, else None; as slow for an unknown
     name as a known one. Raises Busy if this process is checking too many at once."""
+    dummy = _dummy()  # made for a known name too: the first sign-in is as slow either way
     raw = store.redis.hget(ACCOUNTS_KEY, name) if NAME.match(name or "") else None
-    record = json.loads(raw) if raw else {"hash": _dummy()}
+    record = json.loads(raw) if raw else {"hash": dummy}
     if not _hashing.acquire(timeout=HASH_WAIT):
         raise Busy("too many sign-ins are being checked at once")
     try:
