@@ -18,7 +18,7 @@ from approver.rules.yamlsource import SourceError, load_located
 
 GROUPS_FILE = "groups.yaml"
 _GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}\Z")
-_EMAIL = re.compile(r"[^@\s,;<>\"]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}\Z")
+EMAIL = re.compile(r"[^@\s,;<>\"]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}\Z")
 KEYS = ("email",)
 
 
@@ -57,7 +57,7 @@ def load(rules_path: str | Path) -> tuple[dict[str, dict], list[Problem]]:
             extra = sorted(map(str, set(contact) - set(KEYS)))
             problems.append(Problem(name, where, f"group {group}: unexpected key "
                                     f"{extra[0]!r}; a contact has {', '.join(KEYS)}"))
-        elif not isinstance(contact.get("email"), str) or not _EMAIL.match(contact["email"]):
+        elif not isinstance(contact.get("email"), str) or not EMAIL.match(contact["email"]):
             problems.append(Problem(name, located.line(("groups", group, "email")),
                                     f"group {group}: {contact.get('email')!r} is not one "
                                     "email address"))

@@ -44,7 +44,7 @@ RETRY_DELAYS = (10, 60, 300, 900, 3600)
 TIMEOUT = 15
 KEEP = 30 * 86400
 # Messages whose recipients each get Approve and Deny links of their own (pipeline/actions).
-LINKED = ("admin_review",)
+LINKED = ("admin_review", "outside_review")
 PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 # One address, no display name, nothing that could end a header or add a recipient.
 _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@"
@@ -196,8 +196,9 @@ def send(template: str, recipients: list[str], values: dict) -> dict:
     try:
         if template in LINKED and len(recipients) == 1:
             # Made here, once per message sent: the token is in the mail and nowhere else.
-            values = {**values, **actions.links(rt.store, settings, recipients[0],
-                                                values["request_id"])}
+            values = {**values, **actions.links(
+                rt.store, settings, recipients[0], values["request_id"],
+                values.get("link_step", ""), values.get("link_subject", ""))}
         message = render(template, recipients, values, settings)
     except BaseException:
         rt.redis.delete(marker)
