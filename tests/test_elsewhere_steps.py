@@ -118,3 +118,49 @@ def test_reminders_go_in_the_thread_and_the_digest_to_the_channel(with_deadlines
     assert deadlines.run(rt, now=since + 6 * 3600)["reminded"] == 0  # once
     notify_jobs()
     assert len(slack.called("chat.postMessage")) == len(posts)
+
+
+SECURITY_CHANNEL = "C0SECURE1"
+
+
+def test_a_groups_own_channel_gets_its_requests_reminders_and_digest(with_deadlines, sandbox,
+                                                                     slack, notify_jobs, app,
+                                                                     people, tmp_path):
+    from approver import state as st
+    from approver.pipeline import deadlines
+    from tests.test_deadlines import GROUPS
+
+    rt = with_deadlines
+    write(rt.settings.rules_path / "groups.yaml", GROUPS.replace(
+        "security: {email: security@corp.example}",
+        f"security: {{email: security@corp.example, slack: {SECURITY_CHANNEL}}}"))
+    slack.channels.add(SECURITY_CHANNEL)
+    ref = in_review(rt, sandbox)  # its first step is security's
+    notify_jobs()
+    [(channel, ts)] = list(slack.messages)
+    assert channel == SECURITY_CHANNEL
+    since = rt.redis.zscore(st.INBOX_KEY, ref)
+    assert deadlines.run(rt, now=since + 5 * 3600)["reminded"] == 1
+    notify_jobs()
+    posts = slack.called("chat.postMessage")
+    [reminder] = [p for p in posts if p.get("thread_ts") == ts]
+    assert reminder["channel"] == SECURITY_CHANNEL
+    [digest] = [p for p in posts if p["text"].endswith("wait for security")]
+    assert digest["channel"] == SECURITY_CHANNEL
+    # A member's click in the group's channel counts, answered privately there.
+    with serving(app) as url:
+        answer = slack_test.send(url + "/hooks/slack/interactive",
+                                 click("approve", ref, SAM, ts, channel=SECURITY_CHANNEL))
+        assert answer.status_code == 200
+    notify_jobs()
+    [told] = slack.called("chat.postEphemeral")
+    assert told["channel"] == SECURITY_CHANNEL and "remaining steps" in told["text"]
+
+
+def test_a_request_whose_group_has_no_channel_goes_to_the_reviewers(with_deadlines, sandbox,
+                                                                   slack, notify_jobs):
+    ref = in_review(with_deadlines, sandbox)  # security has an email only
+    notify_jobs()
+    assert [c for c, _ in slack.messages] == [CHANNEL]
+    [message] = slack.messages.values()
+    assert ref in str(message["blocks"])

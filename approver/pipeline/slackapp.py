@@ -1,9 +1,11 @@
-"""Deciding from Slack: a request waiting for people is posted to the reviewers' channel
-(APPROVER_SLACK_CHANNEL; a group's own channel once requests have groups) with Approve and
-Deny buttons; a click is checked in the web tier (Slack's signature) and carried out here, in
-a worker: the person who clicked is found (APPROVER_SLACK_USERS, else the email Slack has
-for them), must be allowed to decide, and decides through the console's claim
-(`via: slack`); anyone else is told privately and nothing happens. Once the request is
+"""Deciding from Slack: a request waiting for people is posted with Approve and Deny
+buttons to the channel of the group its current step waits for (`slack:` in groups.yaml),
+else to the reviewers' channel (APPROVER_SLACK_CHANNEL); its reminders and escalations go in
+that message's thread, and a group's digest to the group's channel. A click is checked in
+the web tier (Slack's signature) and carried out here, in a worker: the person who clicked
+is found (APPROVER_SLACK_USERS, else the email Slack has for them), must be allowed to
+decide, and decides through the console's claim (`via: slack`); anyone else is told
+privately and nothing happens. Once the request is
 decided, anywhere, a worker updates the message for everyone: outcome, who, when, no
 buttons.
 
@@ -24,6 +26,7 @@ from approver import slack
 from approver import state as st
 from approver.pipeline import deciders, review, runtime, steps
 from approver.pipeline.enqueue import notify_queue
+from approver.rules.groups import load as load_contacts
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,20 @@ _POSTING = "posting"
 
 def configured(settings) -> bool:
     return bool(getattr(settings, "slack_bot_token", None) and settings.slack_channel)
+
+
+def channel_of(settings, group: str | None) -> str:
+    """Where a group's requests and digest go: its own channel, else the reviewers'."""
+    contact = load_contacts(settings.rules_path)[0].get(group or "") or {}
+    return contact.get("slack") or settings.slack_channel
+
+
+def _group_of(store: st.Store, request_id: str, state: dict) -> str | None:
+    """The group the request's current step waits for (None: no steps, or not a group's)."""
+    now = steps.standing(store, request_id, state) if state.get("approvals_id") else None
+    if not now or not now["steps"]:
+        return None
+    return now["steps"][min(now["current"], len(now["steps"]) - 1)]["group"]
 
 
 def client(settings) -> slack.SlackClient:
@@ -97,7 +114,8 @@ def post(request_id: str) -> dict:
             if settings.public_url else None)
     try:
         channel, ts = client(settings).post_message(
-            settings.slack_channel, slack.waiting(state, request_id, page))
+            channel_of(settings, _group_of(rt.store, request_id, state)),
+            slack.waiting(state, request_id, page))
     except slack.SlackError:
         rt.redis.delete(key)
         raise
@@ -223,11 +241,11 @@ def later(rt, job: str, key: str, *args, about: str) -> None:
 
 
 def digest(group: str, requests: list[dict]) -> dict:
-    """RQ job: post a group's daily digest to the reviewers' channel."""
+    """RQ job: post a group's daily digest to its channel (else the reviewers')."""
     settings = runtime.current().settings
     if not configured(settings):
         return {"dropped": True}
-    channel, ts = client(settings).post_message(settings.slack_channel,
+    channel, ts = client(settings).post_message(channel_of(settings, group),
                                                 slack.digest(group, requests))
     return {"channel": channel, "ts": ts}
 
