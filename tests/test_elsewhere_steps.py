@@ -164,3 +164,44 @@ def test_a_request_whose_group_has_no_channel_goes_to_the_reviewers(with_deadlin
     assert [c for c, _ in slack.messages] == [CHANNEL]
     [message] = slack.messages.values()
     assert ref in str(message["blocks"])
+
+
+def test_a_reminder_mail_carries_each_members_own_links_and_one_decides_the_step_once(
+        with_deadlines, sandbox, smtp, send_mail, people, app):
+    import requests
+
+    from approver import state as st
+    from approver.pipeline import deadlines, steps
+    from tests.test_mail import parts
+
+    rt = with_deadlines
+    ref = in_review(rt, sandbox)
+    send_mail()
+    smtp.messages.clear()  # the admins' mails about the new request
+    deadlines.run(rt, now=rt.redis.zscore(st.INBOX_KEY, ref) + 5 * 3600)
+    send_mail()
+    reminders = {r[0]: parts(m)[0] for r, m in smtp.messages
+                 if m["Subject"].startswith("Reminder")}
+    # The group's address (a shared mailbox) has no links; each member in security who may
+    # decide has their own; mia is in no such group.
+    assert set(reminders) == {"security@corp.example", "sam@corp.example", ADMINS[0]}
+    assert "/console/act/" not in reminders["security@corp.example"]
+    sams = dict((o, p) for p, o in links_test.LINK.findall(reminders["sam@corp.example"]))
+    theirs = links_test.LINK.findall(reminders[ADMINS[0]])
+    assert set(sams) == {"approve", "deny"} and sams["approve"] not in str(theirs)
+    with serving(app) as web:
+        tab = requests.Session()
+        page = tab.get(web + sams["approve"], timeout=5)
+        assert page.status_code == 200
+        done = tab.post(web + "/console/act", data={**form_of(page.text),
+                                                    "outcome": "approve"}, timeout=5)
+        assert done.status_code == 200 and "waits for its remaining steps" in done.text
+        again = requests.get(web + sams["approve"], timeout=5)
+        assert again.status_code == 410 and "was used at" in again.text
+        # The other member's link was for the security step, which has passed.
+        other = requests.get(web + theirs[0][0], timeout=5)
+        assert other.status_code == 410 and "step it was sent for has been decided" in other.text
+    now = steps.standing(rt.store, ref, rt.store.state(ref))
+    assert now["current"] == 1 and now["steps"][0]["approved_by"] == ["local:sam"]
+    [approved] = [e for e in rt.store.entries(50, request_id=ref) if e["event"] == "step_approved"]
+    assert (approved["by"], approved["via"]) == ("local:sam", "email")

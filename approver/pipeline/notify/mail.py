@@ -43,8 +43,10 @@ TEMPLATES = Path(__file__).parent / "mail_templates"
 RETRY_DELAYS = (10, 60, 300, 900, 3600)
 TIMEOUT = 15
 KEEP = 30 * 86400
-# Messages whose recipients each get Approve and Deny links of their own (pipeline/actions).
-LINKED = ("admin_review", "outside_review")
+# Messages whose recipients each get Approve and Deny links of their own (pipeline/actions),
+# made for their address; a message whose values name `link_subject` (an outside approver,
+# a group's member) gets links made for that subject, bound to `link_step`.
+LINKED = ("admin_review",)
 PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 # One address, no display name, nothing that could end a header or add a recipient.
 _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@"
@@ -194,7 +196,7 @@ def send(template: str, recipients: list[str], values: dict) -> dict:
     if not rt.redis.set(marker, "sending", nx=True, ex=KEEP):
         return {"template": template, "already": rt.redis.get(marker).decode()}
     try:
-        if template in LINKED and len(recipients) == 1:
+        if len(recipients) == 1 and (template in LINKED or values.get("link_subject")):
             # Made here, once per message sent: the token is in the mail and nowhere else.
             values = {**values, **actions.links(
                 rt.store, settings, recipients[0], values["request_id"],
