@@ -173,3 +173,30 @@ def test_rules_check_reports_bad_email_steps_at_their_line(tmp_path):
     assert check(good) == []
     decision = evaluate(load_rules(good), Facts.from_values({}))
     assert "step 1:   email legal@partner.example\nstep 2:   1 of security" in render(decision)
+
+
+def test_an_admins_reminder_link_overrides_the_step_only_with_a_reason(
+        rt, sandbox, smtp, send_mail, web, settings, tmp_path):
+    from approver.pipeline import deadlines
+
+    rt.settings = settings.with_(rules_path=write(
+        tmp_path / "late" / "r.yaml", RULES.format(address=LEGAL)
+        + "    deadline: {remind_after: 4h}\n"))
+    rt.__dict__.pop("rules", None)
+    accounts.add(rt.store, "ada", PASSWORD, "ada@corp.example", ("api-admins",))
+    ref = in_review(rt, sandbox)
+    deadlines.run(rt, now=rt.redis.zscore(st.INBOX_KEY, ref) + 5 * 3600)
+    send_mail()
+    [(_, reminder)] = [(r, m) for r, m in smtp.messages if r == ["ada@corp.example"]]
+    path = LINK.findall(parts(reminder)[0])[0][0]
+    tab = requests.Session()
+    page = tab.get(web + path, timeout=5)
+    refused = tab.post(web + "/console/act", data={**form_of(page.text), "outcome": "approve"},
+                       timeout=5)
+    assert refused.status_code == 400 and "required to override" in refused.text
+    done = tab.post(web + "/console/act", data={**form_of(refused.text), "outcome": "approve",
+                                                "reason": "legal agreed by phone"}, timeout=5)
+    assert done.status_code == 200  # the link was still good
+    [override] = events(rt, ref, "step_overridden")
+    assert (override["by"], override["via"]) == ("local:ada", "email")
+    assert steps.standing(rt.store, ref, rt.store.state(ref))["current"] == 1

@@ -166,6 +166,10 @@ def act(rt, token: str, outcome: str, reason: str, origin: str,
     except review.Refused as exc:
         return found, Refusal(400, "A reason is needed", str(exc).capitalize() + "."), False
     who = person or _holder(rt.store, rt.settings, found)[0]
+    if outcome == "approve" and not reason and steps.overrides(
+            rt.store, found["request_id"], who, rt.settings.admins_group):
+        return found, Refusal(400, "A reason is needed", "A reason is required to override "
+                              "a step that is not your group's."), False
     done, at, used_by = actions.use(rt.store, token, who.name)
     if done != actions.USED:  # another tab or a replay used it a moment ago
         again = _used(at, used_by) if done == actions.SPENT else Refusal(

@@ -142,6 +142,18 @@ def refusal(store: st.Store, request_id: str, person: Person, admins: str | None
                       admins, outcome)
 
 
+def _overrides(person: Person, row: dict, admins: str | None) -> bool:
+    return bool(admins and admins in person.groups and row["group"] not in person.groups)
+
+
+def overrides(store: st.Store, request_id: str, person: Person, admins: str | None) -> bool:
+    """Whether `person`'s approval of the request's current step would override it (a
+    member of the admins' group, not of the step's): it then needs a reason."""
+    now = standing(store, request_id, store.state(request_id) or {})
+    rows = now["steps"]
+    return bool(rows) and _overrides(person, rows[min(now["current"], len(rows) - 1)], admins)
+
+
 def act(store: st.Store, request_id: str, outcome: str, reason: str, person: Person,
         via: str, origin: str, admins: str | None = None) -> dict | None:
     """A person approves or denies a request: the claim to carry out when it is decided
@@ -163,7 +175,7 @@ def act(store: st.Store, request_id: str, outcome: str, reason: str, person: Per
         return review.claim(store, request_id, outcome, reason, person.name, via, origin)
     step = now["current"]
     row = now["steps"][min(step, len(now["steps"]) - 1)]
-    override = bool(admins and admins in person.groups and row["group"] not in person.groups)
+    override = _overrides(person, row, admins)
     if override and not reason:
         raise review.Refused("a reason is required to override a step")
     needed = next((s.count for i, s in enumerate(steps_from(state.get("approvals")))
