@@ -205,3 +205,44 @@ def test_a_reminder_mail_carries_each_members_own_links_and_one_decides_the_step
     assert now["current"] == 1 and now["steps"][0]["approved_by"] == ["local:sam"]
     [approved] = [e for e in rt.store.entries(50, request_id=ref) if e["event"] == "step_approved"]
     assert (approved["by"], approved["via"]) == ("local:sam", "email")
+
+
+def test_a_request_moving_on_to_a_group_with_its_own_channel_is_posted_there(
+        with_deadlines, sandbox, slack, notify_jobs, app, people):
+    from approver import state as st
+    from approver.pipeline import deadlines, decide
+    from tests.test_deadlines import GROUPS
+
+    rt = with_deadlines
+    owners = "C0OWNERS1"
+    write(rt.settings.rules_path / "groups.yaml", GROUPS.replace(
+        "owners: {email: owners@corp.example}",
+        f"owners: {{email: owners@corp.example, slack: {owners}}}"))
+    slack.channels.add(owners)
+    ref = in_review(rt, sandbox)  # security first: it has no channel of its own
+    notify_jobs()
+    [(first, ts)] = list(slack.messages)
+    assert first == CHANNEL
+    since = rt.redis.zscore(st.INBOX_KEY, ref)
+    assert deadlines.run(rt, now=since + 60)["reminded"] == 0
+    notify_jobs()
+    assert [k for k, m in slack.messages.items() if "awaits a decision" in m["text"]] == [
+        (CHANNEL, ts)]  # still at security's step: no other post (the day's digest aside)
+    with serving(app) as url:  # sam passes the security step from the reviewers' channel
+        slack_test.send(url + "/hooks/slack/interactive", click("approve", ref, SAM, ts))
+    notify_jobs()
+    deadlines.run(rt, now=since + 120)  # the watchdog's pass sees the owners' step reached
+    deadlines.run(rt, now=since + 180)  # and the next: posted there once
+    notify_jobs()
+    [(_, owners_ts)] = [k for k, m in slack.messages.items()
+                        if k[0] == owners and "awaits a decision" in m["text"]]
+    assert ref in str(slack.messages[(owners, owners_ts)]["blocks"])
+    deadlines.run(rt, now=since + 5 * 3600)  # the reminder: in the newest message's thread
+    notify_jobs()
+    [reminder] = [p for p in slack.called("chat.postMessage") if p.get("thread_ts")]
+    assert (reminder["channel"], reminder["thread_ts"]) == (owners, owners_ts)
+    decide.decide_by_person(rt, ref, "deny", "not now", "local:ada", "console")
+    notify_jobs()
+    for where in ((CHANNEL, ts), (owners, owners_ts)):  # both say it is decided
+        assert slack_test.actions_of(slack.messages[where]) == []
+        assert "*Denied*" in slack_test.text_of(slack.messages[where])
