@@ -200,3 +200,23 @@ def test_an_admins_reminder_link_overrides_the_step_only_with_a_reason(
     [override] = events(rt, ref, "step_overridden")
     assert (override["by"], override["via"]) == ("local:ada", "email")
     assert steps.standing(rt.store, ref, rt.store.state(ref))["current"] == 1
+
+
+def test_rule_test_cases_may_expect_an_email_step(tmp_path):
+    from approver.rules import run_rule_tests
+
+    write(tmp_path / "rules.yaml", RULES.format(address=LEGAL))
+    write(tmp_path / "tests" / "cases.yaml", """\
+        cases:
+          - name: the partner's legal team, then security
+            facts: {}
+            expect:
+              outcome: review
+              steps: [{email: legal@partner.example}, {group: security}]
+          - name: a wrong address is a failure
+            facts: {}
+            expect: {steps: [{email: other@partner.example}, {group: security}]}
+        """)
+    report = run_rule_tests(tmp_path)
+    assert [c.name for c in report.failed] == ["a wrong address is a failure"]
+    assert len(report.passed) == 1
