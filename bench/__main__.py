@@ -337,6 +337,11 @@ def _ratio(value) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def _by_command(run: dict) -> str:
+    return ", ".join(f"{name} {count:.1f}" for name, count in run["redis_by_command"].items()
+                     if count >= 0.05)
+
+
 def details(r: dict) -> str:
     """Every run's figures, so medians can be checked."""
     def runs(items, key, digits=0):
@@ -366,6 +371,8 @@ def details(r: dict) -> str:
         f"- Redis commands per decision (worker start-up and exit included): "
         f"{_med(r['decisions'], 'redis_commands', 1)}; per no-op job: "
         f"{_med(r['noop'], 'redis_commands', 1)}",
+        f"- Redis commands per decision by command (first run): "
+        f"{_by_command(r['decisions'][0])}; per no-op job: {_by_command(r['noop'][0])}",
         "- latency per run, p50 / p99 ms: "
         + "; ".join(f"{_n(x['p50_ms'], 1)} / {_n(x['p99_ms'], 1)}" for x in lat)
         + f"; worst {_n(max(x['max_ms'] or 0 for x in lat), 1)} ms. "

@@ -55,7 +55,7 @@ def used_memory(conn) -> int:
 
 def reconcile_pass(env: dict, sandbox: Sandbox, conn) -> dict:
     """One `approver reconcile --once`: seconds, Dashboard calls, Redis commands, result."""
-    calls, commands = len(sandbox.calls("", "/api/")), _commands(conn)
+    calls, commands = len(sandbox.calls("", "/api/")), _commands(conn).total()
     started = time.monotonic()
     done = subprocess.run([PY, "-m", "approver", "--log-level", "WARNING", "reconcile",
                            "--once"], env=env, cwd=ROOT, capture_output=True, text=True,
@@ -65,7 +65,7 @@ def reconcile_pass(env: dict, sandbox: Sandbox, conn) -> dict:
         raise RuntimeError(f"reconcile --once failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {"seconds": seconds, "calls": len(sandbox.calls("", "/api/")) - calls,
-            "commands": _commands(conn) - commands - 1, "pending": result["pending"],
+            "commands": _commands(conn).total() - commands - 1, "pending": result["pending"],
             "queued": len(result["queued"]), "already_queued": result["already_queued"],
             "decided": result["decided"]}
 

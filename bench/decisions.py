@@ -19,6 +19,7 @@ written, so the baseline stays fixed while the service's own enqueue options are
 
 from __future__ import annotations
 
+import collections
 import time
 from datetime import datetime
 
@@ -37,10 +38,18 @@ NOOP_QUEUE = "bench-noop"
 RETRY_DELAYS = (1, 5, 15, 60, 300)  # the service's default APPROVER_RETRY_DELAYS
 
 
-def _commands(conn) -> int:
-    """Redis commands served so far (INFO commandstats), INFO itself excluded."""
+def _commands(conn) -> collections.Counter:
+    """Redis commands served so far by command (INFO commandstats), INFO itself excluded."""
     stats = conn.info("commandstats")
-    return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+    return collections.Counter({k.removeprefix("cmdstat_"): v["calls"]
+                                for k, v in stats.items() if k != "cmdstat_info"})
+
+
+def _per_job(before: collections.Counter, after: collections.Counter, n: int) -> dict:
+    """Redis commands per job: in all, and by command (most first)."""
+    spent = after - before
+    return {"redis_commands": sum(spent.values()) / n,
+            "redis_by_command": {k: v / n for k, v in spent.most_common()}}
 
 
 def _rate(ends: list[float]) -> float | None:
@@ -118,7 +127,7 @@ def decisions_run(procs: Procs, sandbox: Sandbox, env: dict, n: int,
     proc = procs.start_worker(env, burst=True)
     cpu = _run_burst(procs, proc, timeout=60 + n / 10, peaks=peaks,
                      others={"sandbox": sandbox.pid, "redis": procs.redis.process.pid})
-    commands = (_commands(conn) - commands) / n
+    commands = _per_job(commands, _commands(conn), n)
     ends = _applied_ends(conn, ids)
     states = Store(conn).states(ids)
     applied = sum(1 for s in states if s == APPLIED)
@@ -127,7 +136,7 @@ def decisions_run(procs: Procs, sandbox: Sandbox, env: dict, n: int,
     if applied != n:
         raise RuntimeError(f"only {applied} of {n} decisions applied:\n{tail(proc.log)}")
     return {"rate": _rate(ends), "jobs": len(ends), "seconds": max(ends) - min(ends),
-            "calls_per_decision": calls / n, "redis_commands": commands,
+            "calls_per_decision": calls / n, **commands,
             "worker_pid": proc.pid, **_cpu_per_job(cpu, ends)}
 
 
@@ -152,10 +161,10 @@ def noop_run(procs: Procs, n: int, peaks: PeakTracker) -> dict:
     proc = procs.start_noop_worker(procs.redis.url, NOOP_QUEUE, burst=True)
     cpu = _run_burst(procs, proc, timeout=60 + n / 50, peaks=peaks,
                      others={"redis": procs.redis.process.pid})
-    commands = (_commands(conn) - commands) / n
+    commands = _per_job(commands, _commands(conn), n)
     ends = _noop_ends(conn, job_ids)
     conn.close()
     if len(ends) != n:
         raise RuntimeError(f"only {len(ends)} of {n} no-op jobs finished:\n{tail(proc.log)}")
     return {"rate": _rate(ends), "jobs": len(ends), "seconds": max(ends) - min(ends),
-            "redis_commands": commands, "worker_pid": proc.pid, **_cpu_per_job(cpu, ends)}
+            **commands, "worker_pid": proc.pid, **_cpu_per_job(cpu, ends)}

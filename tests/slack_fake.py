@@ -47,6 +47,7 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict] = {}
         self.users: dict[str, dict] = {}
         self.limited = False
+        self.channels = {CHANNEL}  # the channels the app was invited to
         self._ts = itertools.count(1)
         self.app = self._app()
 
@@ -81,13 +82,14 @@ class FakeSlack:
         return app
 
     def _chat_postMessage(self, body):
-        if body.get("channel") != CHANNEL:
+        channel = body.get("channel")
+        if channel not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
         ts = f"{int(time.time())}.{next(self._ts):06d}"
         message = {"type": "message", "subtype": "bot_message", "bot_id": "B0BOT0001",
                    "text": body.get("text", ""), "blocks": body.get("blocks", []), "ts": ts}
-        self.messages[(CHANNEL, ts)] = message
-        return {"ok": True, "channel": CHANNEL, "ts": ts, "message": message}
+        self.messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _chat_update(self, body):
         key = (body.get("channel"), body.get("ts"))
@@ -99,7 +101,7 @@ class FakeSlack:
                 "message": self.messages[key]}
 
     def _chat_postEphemeral(self, body):
-        if body.get("channel") != CHANNEL:
+        if body.get("channel") not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
 
@@ -128,13 +130,14 @@ def form(payload: dict) -> bytes:
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def click(action: str, request_id: str, user: str, ts: str, action_ts: str = "1.1") -> dict:
-    """A block_actions payload: `user` pressed `action` on the message `ts`."""
+def click(action: str, request_id: str, user: str, ts: str, action_ts: str = "1.1",
+          channel: str = CHANNEL) -> dict:
+    """A block_actions payload: `user` pressed `action` on the message `ts` in `channel`."""
     return {"type": "block_actions", "team": TEAM, "api_app_id": "A0APP0001",
             "user": {"id": user, "username": user.lower(), "team_id": TEAM["id"]},
-            "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL,
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel,
                           "is_ephemeral": False},
-            "trigger_id": "12345.98765.abcd2358fdea", "channel": {"id": CHANNEL,
+            "trigger_id": "12345.98765.abcd2358fdea", "channel": {"id": channel,
                                                                   "name": "reviewers"},
             "message": {"type": "message", "ts": ts},
             "response_url": "https://hooks.slack.com/actions/T0TEAM001/1/xyz",

@@ -9,6 +9,7 @@ import pytest
 
 from approver import cli
 from approver import state as st
+from approver.state.packed import MARK, unpack
 from approver.web import create_app
 from tests.conftest import ROOT, WEBHOOK_TOKEN
 
@@ -272,8 +273,9 @@ def test_decisions_verify_finds_the_first_tampered_entry(capsys, client, sandbox
     assert (code, out.strip()) == (0, "ok: 5 entries, chain intact")
     entries = rt.redis.xrange("approver:log")
     position, (victim_id, victim) = next(
-        (i, e) for i, e in enumerate(entries) if json.loads(e[1][b"json"]).get("outcome") == "deny")
-    body = json.loads(victim[b"json"])
+        (i, e) for i, e in enumerate(entries)
+        if json.loads(unpack(e[1][b"json"])).get("outcome") == "deny")
+    body = json.loads(unpack(victim[b"json"]))
     body["outcome"] = "approve"  # someone rewrites a deny as an approve
     # Streams cannot be edited in place: rebuild the log with the altered entry.
     rt.redis.delete("approver:log")
@@ -285,6 +287,46 @@ def test_decisions_verify_finds_the_first_tampered_entry(capsys, client, sandbox
     assert code == 1
     assert f"entry {victim_id.decode()}: its content does not match its hash" in out
     assert f"after {position} good entries" in out
+
+
+def as_written_before_packing(redis) -> None:
+    """Rewrite the log and the request records as the version before approver.state.packed
+    wrote them: each entry's JSON text and each record's JSON fields stored as they are."""
+    entries = redis.xrange("approver:log")
+    assert all(data[b"json"].startswith(MARK) for _, data in entries if len(data[b"json"]) > 64)
+    redis.delete("approver:log")
+    for entry_id, data in entries:
+        redis.xadd("approver:log", {**data, b"json": unpack(data[b"json"]).encode()}, id=entry_id)
+    for key in redis.scan_iter("approver:request:*"):
+        for field, value in redis.hgetall(key).items():
+            if value.startswith(MARK):
+                redis.hset(key, field, unpack(value))
+
+
+def test_a_log_and_records_written_before_packing_still_verify_and_read(
+        capsys, client, sandbox, work, rt, tmp_path):
+    _alice, bob, carol = decide_samples(client, sandbox, work)
+    as_written_before_packing(rt.redis)
+    assert json.loads(rt.redis.xrange("approver:log", count=1)[0][1][b"json"])["event"]
+    assert run(capsys, "decisions", "verify")[1].strip() == "ok: 5 entries, chain intact"
+    _, out, _ = run(capsys, "decisions", "show", bob, "--json")
+    shown = json.loads(out)
+    assert shown["state"]["facts"]["developer.email_domain"] == "mailinator.com"
+    assert shown["state"]["trace"][0]["rule"] == "deny-disposable-email"
+    assert [h["event"] for h in shown["history"]] == ["decided", "applied"]
+    code, out, _ = run(capsys, "rules", "backtest", str(ROOT / "rules"))
+    assert code == 0 and "3 recorded decisions: 3 replayed" in out
+    # New, packed entries chain on to the old ones; a record read old is written back new.
+    rt.store.save_state(carol, notes={"why": "asked again"})
+    rt.store.log("note", carol, by="test")
+    assert rt.redis.hget(f"approver:request:{carol}", "trace").startswith(b"[")  # as it was
+    assert rt.store.state(carol)["notes"] == {"why": "asked again"}
+    assert run(capsys, "decisions", "verify")[1].strip() == "ok: 6 entries, chain intact"
+    export = tmp_path / "log.jsonl"
+    assert run(capsys, "decisions", "export", "--output", str(export))[0] == 0
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    assert len(lines) == 6 and lines[0]["event"] == "decided" and lines[-1]["event"] == "note"
+    assert run(capsys, "decisions", "verify", "--file", str(export))[0] == 0
 
 
 def test_decisions_verify_notices_removed_entries(capsys, client, sandbox, work, rt):

@@ -151,11 +151,15 @@ def test_group_contacts_are_checked_at_their_line(tmp_path):
           owners: {email: "not an address"}
           bad group: {email: a@corp.example}
           leads: {mail: leads@corp.example}
+          ops: {slack: "#ops"}
+          sre: {slack: C0SRE0001}
         """)
     problems = {p.line: p.message for p in check(folder)}
     assert "is not one email address" in problems[3]
     assert "not a usable group name" in problems[4]
     assert "unexpected key 'mail'" in problems[5]
+    assert "'#ops' is not a Slack channel id" in problems[6]
+    assert 7 not in problems  # a Slack channel alone is a contact
     assert all(p.file.endswith("groups.yaml") for p in check(folder))
 
 

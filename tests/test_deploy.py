@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 from approver import config
 from approver.errors import ConfigError
 from approver.logs import redact
+from approver.process.embedded_redis import HASH_VALUE_LIMIT
 from approver.sandbox import serve
 from approver.web import create_app
 
@@ -200,6 +201,10 @@ def test_redis_conf_persistence_and_eviction():
     save = d["save"]
     assert save and len(save) % 2 == 0, "RDB snapshots stay on as a second line of defence"
     assert d["dir"] == ["/data"]
+
+
+def test_redis_conf_keeps_records_compact_as_the_embedded_redis_does():
+    assert redis_directives()["hash-max-listpack-value"] == [HASH_VALUE_LIMIT[1]]
 
 
 def test_redis_conf_says_why():

@@ -118,3 +118,131 @@ def test_reminders_go_in_the_thread_and_the_digest_to_the_channel(with_deadlines
     assert deadlines.run(rt, now=since + 6 * 3600)["reminded"] == 0  # once
     notify_jobs()
     assert len(slack.called("chat.postMessage")) == len(posts)
+
+
+SECURITY_CHANNEL = "C0SECURE1"
+
+
+def test_a_groups_own_channel_gets_its_requests_reminders_and_digest(with_deadlines, sandbox,
+                                                                     slack, notify_jobs, app,
+                                                                     people, tmp_path):
+    from approver import state as st
+    from approver.pipeline import deadlines
+    from tests.test_deadlines import GROUPS
+
+    rt = with_deadlines
+    write(rt.settings.rules_path / "groups.yaml", GROUPS.replace(
+        "security: {email: security@corp.example}",
+        f"security: {{email: security@corp.example, slack: {SECURITY_CHANNEL}}}"))
+    slack.channels.add(SECURITY_CHANNEL)
+    ref = in_review(rt, sandbox)  # its first step is security's
+    notify_jobs()
+    [(channel, ts)] = list(slack.messages)
+    assert channel == SECURITY_CHANNEL
+    since = rt.redis.zscore(st.INBOX_KEY, ref)
+    assert deadlines.run(rt, now=since + 5 * 3600)["reminded"] == 1
+    notify_jobs()
+    posts = slack.called("chat.postMessage")
+    [reminder] = [p for p in posts if p.get("thread_ts") == ts]
+    assert reminder["channel"] == SECURITY_CHANNEL
+    [digest] = [p for p in posts if p["text"].endswith("wait for security")]
+    assert digest["channel"] == SECURITY_CHANNEL
+    # A member's click in the group's channel counts, answered privately there.
+    with serving(app) as url:
+        answer = slack_test.send(url + "/hooks/slack/interactive",
+                                 click("approve", ref, SAM, ts, channel=SECURITY_CHANNEL))
+        assert answer.status_code == 200
+    notify_jobs()
+    [told] = slack.called("chat.postEphemeral")
+    assert told["channel"] == SECURITY_CHANNEL and "remaining steps" in told["text"]
+
+
+def test_a_request_whose_group_has_no_channel_goes_to_the_reviewers(with_deadlines, sandbox,
+                                                                   slack, notify_jobs):
+    ref = in_review(with_deadlines, sandbox)  # security has an email only
+    notify_jobs()
+    assert [c for c, _ in slack.messages] == [CHANNEL]
+    [message] = slack.messages.values()
+    assert ref in str(message["blocks"])
+
+
+def test_a_reminder_mail_carries_each_members_own_links_and_one_decides_the_step_once(
+        with_deadlines, sandbox, smtp, send_mail, people, app):
+    import requests
+
+    from approver import state as st
+    from approver.pipeline import deadlines, steps
+    from tests.test_mail import parts
+
+    rt = with_deadlines
+    ref = in_review(rt, sandbox)
+    send_mail()
+    smtp.messages.clear()  # the admins' mails about the new request
+    deadlines.run(rt, now=rt.redis.zscore(st.INBOX_KEY, ref) + 5 * 3600)
+    send_mail()
+    reminders = {r[0]: parts(m)[0] for r, m in smtp.messages
+                 if m["Subject"].startswith("Reminder")}
+    # The group's address (a shared mailbox) has no links; each member in security who may
+    # decide has their own; mia is in no such group.
+    assert set(reminders) == {"security@corp.example", "sam@corp.example", ADMINS[0]}
+    assert "/console/act/" not in reminders["security@corp.example"]
+    sams = dict((o, p) for p, o in links_test.LINK.findall(reminders["sam@corp.example"]))
+    theirs = links_test.LINK.findall(reminders[ADMINS[0]])
+    assert set(sams) == {"approve", "deny"} and sams["approve"] not in str(theirs)
+    with serving(app) as web:
+        tab = requests.Session()
+        page = tab.get(web + sams["approve"], timeout=5)
+        assert page.status_code == 200
+        done = tab.post(web + "/console/act", data={**form_of(page.text),
+                                                    "outcome": "approve"}, timeout=5)
+        assert done.status_code == 200 and "waits for its remaining steps" in done.text
+        again = requests.get(web + sams["approve"], timeout=5)
+        assert again.status_code == 410 and "was used at" in again.text
+        # The other member's link was for the security step, which has passed.
+        other = requests.get(web + theirs[0][0], timeout=5)
+        assert other.status_code == 410 and "step it was sent for has been decided" in other.text
+    now = steps.standing(rt.store, ref, rt.store.state(ref))
+    assert now["current"] == 1 and now["steps"][0]["approved_by"] == ["local:sam"]
+    [approved] = [e for e in rt.store.entries(50, request_id=ref) if e["event"] == "step_approved"]
+    assert (approved["by"], approved["via"]) == ("local:sam", "email")
+
+
+def test_a_request_moving_on_to_a_group_with_its_own_channel_is_posted_there(
+        with_deadlines, sandbox, slack, notify_jobs, app, people):
+    from approver import state as st
+    from approver.pipeline import deadlines, decide
+    from tests.test_deadlines import GROUPS
+
+    rt = with_deadlines
+    owners = "C0OWNERS1"
+    write(rt.settings.rules_path / "groups.yaml", GROUPS.replace(
+        "owners: {email: owners@corp.example}",
+        f"owners: {{email: owners@corp.example, slack: {owners}}}"))
+    slack.channels.add(owners)
+    ref = in_review(rt, sandbox)  # security first: it has no channel of its own
+    notify_jobs()
+    [(first, ts)] = list(slack.messages)
+    assert first == CHANNEL
+    since = rt.redis.zscore(st.INBOX_KEY, ref)
+    assert deadlines.run(rt, now=since + 60)["reminded"] == 0
+    notify_jobs()
+    assert [k for k, m in slack.messages.items() if "awaits a decision" in m["text"]] == [
+        (CHANNEL, ts)]  # still at security's step: no other post (the day's digest aside)
+    with serving(app) as url:  # sam passes the security step from the reviewers' channel
+        slack_test.send(url + "/hooks/slack/interactive", click("approve", ref, SAM, ts))
+    notify_jobs()
+    deadlines.run(rt, now=since + 120)  # the watchdog's pass sees the owners' step reached
+    deadlines.run(rt, now=since + 180)  # and the next: posted there once
+    notify_jobs()
+    [(_, owners_ts)] = [k for k, m in slack.messages.items()
+                        if k[0] == owners and "awaits a decision" in m["text"]]
+    assert ref in str(slack.messages[(owners, owners_ts)]["blocks"])
+    deadlines.run(rt, now=since + 5 * 3600)  # the reminder: in the newest message's thread
+    notify_jobs()
+    [reminder] = [p for p in slack.called("chat.postMessage") if p.get("thread_ts")]
+    assert (reminder["channel"], reminder["thread_ts"]) == (owners, owners_ts)
+    decide.decide_by_person(rt, ref, "deny", "not now", "local:ada", "console")
+    notify_jobs()
+    for where in ((CHANNEL, ts), (owners, owners_ts)):  # both say it is decided
+        assert slack_test.actions_of(slack.messages[where]) == []
+        assert "*Denied*" in slack_test.text_of(slack.messages[where])

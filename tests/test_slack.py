@@ -48,6 +48,7 @@ def slack(fake_slack):
     fake_slack.messages.clear()
     fake_slack.users.clear()
     fake_slack.limited = False
+    fake_slack.channels = {CHANNEL}
     fake_slack.add_user(MEMBER, "reviewers@example.com")
     fake_slack.add_user(MAPPED, "someone-else@example.com")
     fake_slack.add_user(STRANGER, "stranger@example.com")

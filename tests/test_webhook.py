@@ -7,6 +7,8 @@ import pytest
 from approver.config import Settings
 from approver.pipeline import enqueue
 from approver.web import create_app
+from approver.web.hooks import _key_request_event
+from approver.web.schemas import first_error
 from tests.conftest import WEBHOOK_TOKEN
 
 REQUEST_ID = "5e543dd0f56e1a4affdd7acd"
@@ -113,6 +115,39 @@ def test_malformed_body_is_400_never_500(client, rt, body, code):
     assert response.status_code == 400, response.data
     assert response.json["error"]["code"] == code
     assert queued_ids(rt) == []
+
+
+_ID = REQUEST_ID
+_SHAPES = [
+    SAMPLE,
+    {"event": "key_request_event.submitted", "data": {"_id": _ID}},
+    {"event": "key_request_event.approved", "data": {"id": _ID, "_id": _ID}},
+    {"event": "key_request_event.x", "data": {"id": _ID, "_id": "5E543DD0F56E1A4AFFDD7ACD"}},
+    {"event": "key_request_event.x", "data": {"id": _ID + "\n"}},
+    {"event": "key_request_event.x", "data": {"id": _ID[:-1]}},
+    {"event": "key_request_event.x", "data": {"id": None, "_id": _ID}},
+    {"event": "key_request_event.x", "data": {"id": True}},
+    {"event": "key_request_event.x", "data": []},
+    {"event": "key_request_event", "data": {"id": _ID}},
+    {"event": "key_request_event." + "x" * 200, "data": {"id": _ID}},
+    {"event": "", "data": {"id": _ID}},
+    {"event": "api_key_request.x", "data": {"id": "any-id"}},
+    {"event": "key_request_event.x"},
+    {"data": {"id": _ID}},
+    [SAMPLE],
+    "text",
+]
+
+
+@pytest.mark.parametrize("body", _SHAPES)
+def test_the_hand_check_accepts_only_what_the_schema_accepts(body):
+    if _key_request_event(body):
+        assert first_error("tyk-webhook", body) is None
+
+
+def test_the_hand_check_takes_the_common_shapes():
+    assert [_key_request_event(b) for b in _SHAPES[:3]] == [True, True, True]
+    assert not any(_key_request_event(b) for b in _SHAPES[3:])
 
 
 def test_body_over_limit_is_413(client, rt):

@@ -28,9 +28,13 @@ def cmd_web(args) -> int:
             os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True))
     from gunicorn.app.base import Application
 
-    from approver.web import create_app
+    from approver import logs
 
-    app = create_app(config.from_env())  # fail here, with a clear message, not in a worker
+    # Fail here, with a clear message, not in a worker; but without building the app: the
+    # master would keep its ~140 MB (Flask, the console, the rules) for nothing. Each
+    # worker builds it after the fork (create_app makes these same checks).
+    settings = config.from_env().require_webhook_tokens().require_secret_key()
+    logs.redact_values(settings.secret_values())  # the master's own log lines too
 
     class Web(Application):
         def init(self, parser, opts, args):
@@ -39,15 +43,17 @@ def cmd_web(args) -> int:
         def load_config(self):
             self.load_config_from_module_name_or_filename(args.config)
             binds = [args.bind] if args.bind else list(self.cfg.bind)
-            if app.extensions["approver"].settings.internal_bind:
+            if settings.internal_bind:
                 # /metrics and detailed /readyz answer only there (approver.web.health).
-                binds.append(app.extensions["approver"].settings.internal_bind)
+                binds.append(settings.internal_bind)
             self.cfg.set("bind", binds)
             if args.workers:
                 self.cfg.set("workers", args.workers)
 
         def load(self):
-            return app
+            from approver.web import create_app
+
+            return create_app(settings)
 
     Web().run()
     return 0

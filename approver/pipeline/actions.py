@@ -33,17 +33,55 @@ class Refusal:
     text: str
 
 
-def links(store: st.Store, settings, address: str, request_id: str, step: str = "") -> dict:
+def links(store: st.Store, settings, address: str, request_id: str, step: str = "",
+          subject: str = "") -> dict:
     """The approve and deny URLs for one recipient's mail about a request in the inbox
-    (a fresh token each call); {} when the request left the inbox or there is no public URL."""
+    (a fresh token each call), for `subject` (else the address), bound to `step` when given
+    (`step_of`); {} when the request left the inbox or there is no public URL."""
     since = store.redis.zscore(st.INBOX_KEY, request_id)
     if not settings.public_url or since is None:
         return {}
-    token = actions.mint(store, f"email:{address}", request_id, step, since,
+    token = actions.mint(store, subject or f"email:{address}", request_id, step, since,
                          settings.action_link_ttl)
     base = settings.public_url.rstrip("/") + PATH + token
     return {"approve_url": f"{base}?outcome=approve", "deny_url": f"{base}?outcome=deny",
             "links_expire": _when(datetime.now(UTC).timestamp() + settings.action_link_ttl)}
+
+
+def step_of(state: dict, index: int) -> str:
+    """What binds a link to one step of a request: the decision that set the steps, and the
+    step's index. The link dies once the request is at another step."""
+    return f"{state.get('approvals_id') or ''}:{index}"
+
+
+def outside(found: dict | None) -> bool:
+    """Whether a link is an outside approver's: an address bound to a step, no account
+    behind it (no console sign-in is asked of them)."""
+    return bool(found and found.get("step") and found["subject"].startswith("email:"))
+
+
+def _holder(store: st.Store, settings, found: dict) -> tuple[steps.Person | None, str | None]:
+    """Who a link decides as: the outside approver its step names (their address is their
+    email, for four eyes), else the person its subject names (`deciders.person_of`)."""
+    if outside(found):
+        state = store.state(found["request_id"]) or {}
+        now = steps.standing(store, found["request_id"], state)
+        rows = now["steps"]
+        current = rows[now["current"]] if now["current"] < len(rows) else {}
+        if current.get("email") and steps.outsider(current["email"]) == found["subject"]:
+            return steps.Person(found["subject"], (), current["email"]), None
+    return deciders.person_of(found["subject"], store, settings)
+
+
+def _step_gone(store: st.Store, found: dict) -> str | None:
+    """Why a link bound to a step no longer decides it, if it does not."""
+    if not found.get("step"):
+        return None
+    state = store.state(found["request_id"]) or {}
+    now = steps.standing(store, found["request_id"], state)
+    if step_of(state, now["current"]) != found["step"]:
+        return "the step it was sent for has been decided"
+    return None
 
 
 def check(store: st.Store, settings, token: str, person: steps.Person | None = None,
@@ -56,13 +94,13 @@ def check(store: st.Store, settings, token: str, person: steps.Person | None = N
                              "or it was cut short. Open the request from the console.")
     if found.get("used_at"):
         return found, _used(found["used_at"], found.get("used_by", ""))
-    why = _gone(store, found)
+    why = _gone(store, found) or _step_gone(store, found)
     if why:
         return found, Refusal(410, "Already decided", f"This link no longer works: {why}.")
     if int(found["expires"]) < datetime.now(UTC).timestamp():
         return found, Refusal(410, "Link expired", "This link expired at "
                               f"{_when(found['expires'])}. Open the request from the console.")
-    subject, refused = deciders.person_of(found["subject"], store, settings)
+    subject, refused = _holder(store, settings, found)
     if refused:
         return found, Refusal(403, "Not allowed", f"This link no longer works: {refused}.")
     if person and not deciders.same_person(found["subject"], person.name):
@@ -127,7 +165,11 @@ def act(rt, token: str, outcome: str, reason: str, origin: str,
         reason = review.clean_reason(reason, required=outcome == "deny")
     except review.Refused as exc:
         return found, Refusal(400, "A reason is needed", str(exc).capitalize() + "."), False
-    who = person or deciders.person_of(found["subject"], rt.store, rt.settings)[0]
+    who = person or _holder(rt.store, rt.settings, found)[0]
+    if outcome == "approve" and not reason and steps.overrides(
+            rt.store, found["request_id"], who, rt.settings.admins_group):
+        return found, Refusal(400, "A reason is needed", "A reason is required to override "
+                              "a step that is not your group's."), False
     done, at, used_by = actions.use(rt.store, token, who.name)
     if done != actions.USED:  # another tab or a replay used it a moment ago
         again = _used(at, used_by) if done == actions.SPENT else Refusal(

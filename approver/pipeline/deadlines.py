@@ -22,7 +22,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from approver import state as st
-from approver.pipeline import review, slackapp, validators
+from approver.pipeline import actions, deciders, review, slackapp, validators
 from approver.pipeline.enqueue import notify_queue
 from approver.pipeline.notify import mail
 from approver.pipeline.runtime import Runtime
@@ -30,6 +30,7 @@ from approver.pipeline.steps import standing
 from approver.rules.explain import seconds_text
 from approver.rules.groups import load as load_contacts
 from approver.rules.ruleset import deadline_from
+from approver.state import accounts
 from approver.state import steps as progress
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ def _expire(rt: Runtime, ref: str, state: dict, deadline) -> int:
 
 def _tell(rt: Runtime, event: str, template: str, group: str | None, ref: str, state: dict,
           now_at: dict, age: float, contacts: dict) -> None:
-    """Log what the deadline did, and mail the group's contact (if it has one)."""
+    """Log what the deadline did, and mail the group's contact (if it has one) and each of
+    its members who may decide the step now, with Approve and Deny links of their own."""
     contact = (contacts.get(group or "") or {}).get("email")
     current = _current(now_at)
     rt.store.log(event, ref, by=BY, via=BY, group=group or "", step=current["step"],
@@ -120,6 +122,29 @@ def _tell(rt: Runtime, event: str, template: str, group: str | None, ref: str, s
         values = _values(rt, ref, state, now_at, age) | {
             "group": group, "decision_id": f"{state['approvals_id']}-{event}"}
         _mail(rt, template, [contact], values, f"{event} about key request {ref}")
+    for name, email in _members(rt, group, ref, contact):
+        values = _values(rt, ref, state, now_at, age) | {
+            "group": group, "decision_id": f"{state['approvals_id']}-{event}-{_tag(name)}",
+            "link_subject": f"local:{name}",
+            "link_step": actions.step_of(state, now_at["current"])}
+        _mail(rt, template, [email], values, f"{event} about key request {ref}")
+
+
+def _members(rt: Runtime, group: str | None, ref: str, contact: str | None):
+    """(name, email) of each local account in `group` with an email (not the group's own
+    address) who may decide the request's current step now (`deciders.may_decide`)."""
+    if not group or not rt.settings.public_url:
+        return
+    for name in accounts.names(rt.store):
+        found = accounts.profile(rt.store, name) or {}
+        email = mail.address(found.get("email"))
+        if group in found.get("groups", ()) and email and email != contact and \
+                deciders.may_decide(f"local:{name}", ref, rt.store, rt.settings) is None:
+            yield name, email
+
+
+def _tag(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]  # job ids: letters, digits
 
 
 def _values(rt: Runtime, ref: str, state: dict, now_at: dict, age: float) -> dict:
@@ -164,7 +189,7 @@ def _digests(rt: Runtime, waiting: dict, contacts: dict, now: float) -> int:
         rows = sorted(rows, key=lambda r: r["since"])
         requests = [_values(rt, r["ref"], r["state"], r["now_at"], r["age"]) | {
             "request_id": r["ref"]} for r in rows]
-        tag = hashlib.sha256(group.encode()).hexdigest()[:16]  # job ids: letters, digits
+        tag = _tag(group)
         slackapp.later(rt, slackapp.DIGEST, f"slack-digest-{day}-{tag}", group, requests,
                        about=f"group {group}")
         contact = (contacts.get(group) or {}).get("email")

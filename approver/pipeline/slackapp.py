@@ -1,9 +1,11 @@
-"""Deciding from Slack: a request waiting for people is posted to the reviewers' channel
-(APPROVER_SLACK_CHANNEL; a group's own channel once requests have groups) with Approve and
-Deny buttons; a click is checked in the web tier (Slack's signature) and carried out here, in
-a worker: the person who clicked is found (APPROVER_SLACK_USERS, else the email Slack has
-for them), must be allowed to decide, and decides through the console's claim
-(`via: slack`); anyone else is told privately and nothing happens. Once the request is
+"""Deciding from Slack: a request waiting for people is posted with Approve and Deny
+buttons to the channel of the group its current step waits for (`slack:` in groups.yaml),
+else to the reviewers' channel (APPROVER_SLACK_CHANNEL); its reminders and escalations go in
+that message's thread, and a group's digest to the group's channel. A click is checked in
+the web tier (Slack's signature) and carried out here, in a worker: the person who clicked
+is found (APPROVER_SLACK_USERS, else the email Slack has for them), must be allowed to
+decide, and decides through the console's claim (`via: slack`); anyone else is told
+privately and nothing happens. Once the request is
 decided, anywhere, a worker updates the message for everyone: outcome, who, when, no
 buttons.
 
@@ -24,6 +26,7 @@ from approver import slack
 from approver import state as st
 from approver.pipeline import deciders, review, runtime, steps
 from approver.pipeline.enqueue import notify_queue
+from approver.rules.groups import load as load_contacts
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +35,29 @@ POST, UPDATE, ACT = ("approver.notify.slack_post", "approver.notify.slack_update
                      "approver.notify.slack_act")
 DIGEST, NOTE = "approver.notify.slack_digest", "approver.notify.slack_note"
 VIA = "slack"
-MESSAGE_KEY = st.PREFIX + "slack:message:"  # + request id: {channel, ts} of its message
+MESSAGE_KEY = st.PREFIX + "slack:message:"  # + request id: {channel, ts} of its newest message
+EARLIER = ":earlier"  # MESSAGE_KEY + request id + this: its earlier messages (other channels)
 KEEP = 30 * 86400
 RETRY_DELAYS = (5, 30, 120, 600, 1800)
-_POSTING = "posting"
+_POSTING = "posting"  # what an earlier version kept under MESSAGE_KEY while posting
 
 
 def configured(settings) -> bool:
     return bool(getattr(settings, "slack_bot_token", None) and settings.slack_channel)
+
+
+def channel_of(settings, group: str | None) -> str:
+    """Where a group's requests and digest go: its own channel, else the reviewers'."""
+    contact = load_contacts(settings.rules_path)[0].get(group or "") or {}
+    return contact.get("slack") or settings.slack_channel
+
+
+def _group_of(store: st.Store, request_id: str, state: dict) -> str | None:
+    """The group the request's current step waits for (None: no steps, or not a group's)."""
+    now = steps.standing(store, request_id, state) if state.get("approvals_id") else None
+    if not now or not now["steps"]:
+        return None
+    return now["steps"][min(now["current"], len(now["steps"]) - 1)]["group"]
 
 
 def client(settings) -> slack.SlackClient:
@@ -81,27 +99,34 @@ def _queue(queue_or_connection, settings, job: str, key: str, *args, about: str)
 
 # -- jobs (run in a worker) --------------------------------------------------------------------
 def post(request_id: str) -> dict:
-    """RQ job: post a request waiting for people, once; raise so RQ retries."""
+    """RQ job: post a request waiting for people to its current step's group's channel (else
+    the reviewers'), once per channel; raise so RQ retries. A request whose steps moved on
+    to a group with another channel is posted there too (`step_reached`): the newest
+    message gets the thread notes, and every one of them is updated once it is decided."""
     rt = runtime.current()
     settings = rt.settings
     if not configured(settings):
         return {"dropped": True}
-    key = MESSAGE_KEY + request_id
-    if not rt.redis.set(key, _POSTING, nx=True, ex=KEEP):
-        return {"already": True}
     state = rt.store.state(request_id) or {}
     if state.get("state") not in st.INBOX_STATES:
-        rt.redis.delete(key)
         return {"skipped": "no longer awaiting a decision"}
+    key = MESSAGE_KEY + request_id
+    channel = channel_of(settings, _group_of(rt.store, request_id, state))
+    marker = f"{key}:in:{channel}"
+    if not rt.redis.set(marker, "1", nx=True, ex=KEEP):
+        return {"already": True}
     page = (f"{settings.public_url}/console/requests/{request_id}"
             if settings.public_url else None)
     try:
         channel, ts = client(settings).post_message(
-            settings.slack_channel, slack.waiting(state, request_id, page))
+            channel, slack.waiting(state, request_id, page))
     except slack.SlackError:
-        rt.redis.delete(key)
+        rt.redis.delete(marker)
         raise
-    rt.redis.set(key, json.dumps({"channel": channel, "ts": ts}), ex=KEEP)
+    earlier = rt.redis.set(key, json.dumps({"channel": channel, "ts": ts}), ex=KEEP, get=True)
+    if earlier is not None and earlier.decode() != _POSTING:
+        rt.redis.rpush(key + EARLIER, earlier)
+        rt.redis.expire(key + EARLIER, KEEP)
     log.info("key request %s posted to Slack", request_id)
     if (rt.store.state(request_id) or {}).get("state") not in st.INBOX_STATES:
         return update(request_id)  # decided while it was being posted
@@ -109,22 +134,38 @@ def post(request_id: str) -> dict:
 
 
 def update(request_id: str) -> dict:
-    """RQ job: show a decided request's message decided, for everyone; raise to retry."""
+    """RQ job: show a decided request's messages decided, for everyone; raise to retry."""
     rt = runtime.current()
     if not configured(rt.settings):
         return {"dropped": True}
-    raw = rt.redis.get(MESSAGE_KEY + request_id)
+    key = MESSAGE_KEY + request_id
+    raw = rt.redis.get(key)
     if raw is None:
         return {"skipped": "never posted"}
     if raw.decode() == _POSTING:
         raise slack.SlackError("chat.update", "the message is still being posted")
-    where = json.loads(raw)
     state = rt.store.state(request_id) or {}
     if state.get("state") in st.INBOX_STATES:
         return {"skipped": "still awaiting a decision"}
-    client(rt.settings).update(where["channel"], where["ts"], slack.decided(state, request_id))
+    messages = [json.loads(m) for m in (*rt.redis.lrange(key + EARLIER, 0, -1), raw)]
+    for where in messages:
+        client(rt.settings).update(where["channel"], where["ts"],
+                                   slack.decided(state, request_id))
     log.info("Slack message of key request %s updated: %s", request_id, state.get("outcome"))
-    return {"updated": where["ts"]}
+    return {"updated": messages[-1]["ts"]}
+
+
+def step_reached(rt, ref: str, state: dict, now: dict) -> None:
+    """Queue the post of a request whose steps moved on to a group whose channel is not
+    where its message is (never raises: steps go on without Slack)."""
+    current = now["current"]
+    if not configured(rt.settings) or not 0 < current < len(now["steps"]):
+        return
+    raw = rt.redis.get(MESSAGE_KEY + ref)
+    if raw is None or raw.decode() == _POSTING or json.loads(raw)["channel"] == channel_of(
+            rt.settings, now["steps"][current]["group"]):
+        return
+    later(rt, POST, f"slack-post-{ref}-{state.get('approvals_id')}-{current}", ref, about=ref)
 
 
 def act(click: dict) -> dict:
@@ -223,11 +264,11 @@ def later(rt, job: str, key: str, *args, about: str) -> None:
 
 
 def digest(group: str, requests: list[dict]) -> dict:
-    """RQ job: post a group's daily digest to the reviewers' channel."""
+    """RQ job: post a group's daily digest to its channel (else the reviewers')."""
     settings = runtime.current().settings
     if not configured(settings):
         return {"dropped": True}
-    channel, ts = client(settings).post_message(settings.slack_channel,
+    channel, ts = client(settings).post_message(channel_of(settings, group),
                                                 slack.digest(group, requests))
     return {"channel": channel, "ts": ts}
 

@@ -32,6 +32,11 @@ class Person:
     email: str = ""
 
 
+def outsider(address: str) -> str:
+    """The name an outside approver (a step's `email:`, no account) decides as."""
+    return f"email:{address.strip().lower()}"
+
+
 def approval_fields(decision) -> dict:
     """What a rule's decision record keeps of its steps and deadline, with the id their
     progress is kept under (a request decided again starts afresh); empty for a decision
@@ -54,10 +59,11 @@ def standing(store: st.Store, request_id: str, state: dict) -> dict:
         done = index < now["current"]
         rows.append({
             "step": step.describe(), "group": step.group, "validator": step.validator,
-            "approved_by": approved, "overridden_by": now["overridden"].get(index, ""),
+            "email": step.email, "approved_by": approved,
+            "overridden_by": now["overridden"].get(index, ""),
             "done": done, "current": index == now["current"],
             "left": "" if done else (f"{len(approved)} of {step.count} {step.group}"
-                                     if step.group else f"validator {step.validator}")})
+                                     if step.group else step.describe())})
     return {"steps": rows, "current": now["current"], "people": now["people"],
             "escalated": now["escalated"], "expired": now["expired"],
             "escalate_to": (state.get("approval_deadline") or {}).get("escalate_to")}
@@ -95,7 +101,8 @@ def may_decide(person: Person, request: dict, admins: str | None = None,
 
     `request` is the request's record with its `standing` under "standing". The admins'
     group may decide any step (an approval of a step not theirs is an override). A
-    validator's step left to people is the admins' (anyone's, if no admins' group is set).
+    validator's or an outside approver's step left to people is the admins' (anyone's, if
+    no admins' group is set); an outside approver decides their own step only.
     """
     email = person.email.strip().lower()
     if email and email == str(request.get("developer_email") or "").strip().lower():
@@ -112,6 +119,8 @@ def may_decide(person: Person, request: dict, admins: str | None = None,
     if now.get("expired"):  # on_expire: review dropped the steps: the admins decide
         return None if not admins else f"its deadline passed: only {admins} decides it now"
     current = rows[min(now.get("current", 0), len(rows) - 1)]
+    if current.get("email") and outsider(current["email"]) == person.name:
+        return None  # the outside approver the step names, by the link mailed to them
     allowed = {current["group"]} if current["group"] else set() if admins else None
     if allowed is None:
         return None
@@ -131,6 +140,18 @@ def refusal(store: st.Store, request_id: str, person: Person, admins: str | None
     state = store.state(request_id) or {}
     return may_decide(person, {**state, "standing": standing(store, request_id, state)},
                       admins, outcome)
+
+
+def _overrides(person: Person, row: dict, admins: str | None) -> bool:
+    return bool(admins and admins in person.groups and row["group"] not in person.groups)
+
+
+def overrides(store: st.Store, request_id: str, person: Person, admins: str | None) -> bool:
+    """Whether `person`'s approval of the request's current step would override it (a
+    member of the admins' group, not of the step's): it then needs a reason."""
+    now = standing(store, request_id, store.state(request_id) or {})
+    rows = now["steps"]
+    return bool(rows) and _overrides(person, rows[min(now["current"], len(rows) - 1)], admins)
 
 
 def act(store: st.Store, request_id: str, outcome: str, reason: str, person: Person,
@@ -154,7 +175,7 @@ def act(store: st.Store, request_id: str, outcome: str, reason: str, person: Per
         return review.claim(store, request_id, outcome, reason, person.name, via, origin)
     step = now["current"]
     row = now["steps"][min(step, len(now["steps"]) - 1)]
-    override = bool(admins and admins in person.groups and row["group"] not in person.groups)
+    override = _overrides(person, row, admins)
     if override and not reason:
         raise review.Refused("a reason is required to override a step")
     needed = next((s.count for i, s in enumerate(steps_from(state.get("approvals")))

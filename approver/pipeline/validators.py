@@ -22,7 +22,7 @@ from rq import Retry, get_current_job
 
 from approver import state as st
 from approver.errors import ApproverError
-from approver.pipeline import review
+from approver.pipeline import outside, review, slackapp
 from approver.pipeline.notify.delivery import sign
 from approver.pipeline.runtime import Runtime
 from approver.pipeline.steps import standing
@@ -48,12 +48,17 @@ def person(name: str) -> str:
 
 
 def ask_if_due(rt: Runtime, ref: str, state: dict | None = None) -> bool:
-    """Queue the call to the validator whose step a request is at, once per step."""
+    """Queue the call to the validator whose step a request is at, once per step (or the
+    mail to the outside approver whose step it is: `pipeline/outside.py`); and the request's
+    post to its group's Slack channel, when its steps moved on to another channel."""
     state = state if state is not None else rt.store.state(ref) or {}
     if state.get("state") != st.IN_REVIEW or not state.get("approvals_id"):
         return False
     now = standing(rt.store, ref, state)
     step = now["current"]
+    slackapp.step_reached(rt, ref, state, now)
+    if step < len(now["steps"]) and now["steps"][step]["email"]:
+        return outside.mail_step(rt, ref, state, step, now["steps"][step]["email"])
     if step >= len(now["steps"]) or not now["steps"][step]["validator"]:
         return False
     aid = state["approvals_id"]

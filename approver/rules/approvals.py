@@ -8,6 +8,7 @@ each problem at its line. Nothing ever approves on expiry: `on_expire` is deny o
 from __future__ import annotations
 
 from approver.rules.errors import Problem
+from approver.rules.groups import EMAIL
 from approver.rules.ruleset import Deadline, Step
 from approver.rules.values import parse_duration
 from approver.rules.yamlsource import Located
@@ -37,15 +38,19 @@ def _steps(spec, path: tuple, name: str, located: Located,
         where = located.line((*path, index))
         if not isinstance(step, dict):
             continue  # the schema has reported it
-        group, validator = step.get("group"), step.get("validator")
-        if bool(group) == bool(validator):
-            problems.append(Problem(name, where, "a step names a group or a validator "
-                                    "(exactly one of them)"))
-        elif validator and "count" in step:
+        group, validator, email = step.get("group"), step.get("validator"), step.get("email")
+        if [bool(group), bool(validator), bool(email)].count(True) != 1:
+            problems.append(Problem(name, where, "a step names a group, a validator or an "
+                                    "email address (exactly one of them)"))
+        elif (validator or email) and "count" in step:
             problems.append(Problem(name, located.line((*path, index, "count")),
-                                    "count: is for a group's step; a validator answers once"))
+                                    "count: is for a group's step; a validator or an "
+                                    "email address answers once"))
+        elif email and not (isinstance(email, str) and EMAIL.match(email)):
+            problems.append(Problem(name, located.line((*path, index, "email")),
+                                    f"{email!r} is not one email address"))
         elif isinstance(step.get("count", 1), int) and not isinstance(step.get("count"), bool):
-            steps.append(Step(group, step.get("count", 1), validator))
+            steps.append(Step(group, step.get("count", 1), validator, email))
     groups = [s.group for s in steps if s.group]
     for group in {g for g in groups if groups.count(g) > 1}:
         problems.append(Problem(name, located.line(path), f"group {group} has two steps: "

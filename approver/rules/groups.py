@@ -1,8 +1,9 @@
 """Group contacts: `groups.yaml` beside the rules, where the admin says how to reach each
-group the rules' steps name (an email address), checked with the rules at file:line.
+group the rules' steps name (an email address, a Slack channel of its own, or both),
+checked with the rules at file:line.
 
     groups:
-      security: {email: security@corp.example}
+      security: {email: security@corp.example, slack: C0123ABCD}
       payments-owners: {email: payments-owners@corp.example}
 """
 
@@ -18,8 +19,9 @@ from approver.rules.yamlsource import SourceError, load_located
 
 GROUPS_FILE = "groups.yaml"
 _GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}\Z")
-_EMAIL = re.compile(r"[^@\s,;<>\"]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}\Z")
-KEYS = ("email",)
+EMAIL = re.compile(r"[^@\s,;<>\"]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}\Z")
+_CHANNEL = re.compile(r"[CG][A-Z0-9]{6,20}\Z")  # a Slack channel's id, not its #name
+KEYS = ("email", "slack")
 
 
 def groups_file(rules_path: str | Path) -> Path | None:
@@ -30,7 +32,8 @@ def groups_file(rules_path: str | Path) -> Path | None:
 
 
 def load(rules_path: str | Path) -> tuple[dict[str, dict], list[Problem]]:
-    """Each group's contact ({"email": ...}) and the file's problems (none: no file)."""
+    """Each group's contact ({"email": ..., "slack": ...}, either or both) and the file's
+    problems (none: no file)."""
     file = groups_file(rules_path)
     if file is None:
         return {}, []
@@ -52,15 +55,22 @@ def load(rules_path: str | Path) -> tuple[dict[str, dict], list[Problem]]:
         if not isinstance(group, str) or not _GROUP.match(group):
             problems.append(Problem(name, where, f"{group!r} is not a usable group name"))
         elif not isinstance(contact, dict) or not contact:
-            problems.append(Problem(name, where, f"group {group}: write {{email: ADDRESS}}"))
+            problems.append(Problem(name, where, f"group {group}: write {{email: ADDRESS}}, "
+                                                 "{slack: CHANNEL_ID} or both"))
         elif set(contact) - set(KEYS):
             extra = sorted(map(str, set(contact) - set(KEYS)))
             problems.append(Problem(name, where, f"group {group}: unexpected key "
                                     f"{extra[0]!r}; a contact has {', '.join(KEYS)}"))
-        elif not isinstance(contact.get("email"), str) or not _EMAIL.match(contact["email"]):
+        elif "email" in contact and not (isinstance(contact["email"], str)
+                                         and EMAIL.match(contact["email"])):
             problems.append(Problem(name, located.line(("groups", group, "email")),
                                     f"group {group}: {contact.get('email')!r} is not one "
                                     "email address"))
+        elif "slack" in contact and not (isinstance(contact["slack"], str)
+                                         and _CHANNEL.match(contact["slack"])):
+            problems.append(Problem(name, located.line(("groups", group, "slack")),
+                                    f"group {group}: {contact.get('slack')!r} is not a Slack "
+                                    "channel id (like C0123ABCD, from the channel's details)"))
         else:
-            contacts[group] = {"email": contact["email"]}
+            contacts[group] = dict(contact)
     return contacts, problems

@@ -47,22 +47,27 @@ class WaitSpec:
 @dataclass(frozen=True)
 class Step:
     """One step of a `review` rule's approvals: `count` different members of `group`, or
-    the validator named `validator`."""
+    the validator named `validator`, or the outside approver at the address `email`."""
 
     group: str | None = None
     count: int = 1
     validator: str | None = None
+    email: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-friendly form, as recorded (the YAML keys)."""
         if self.validator:
             return {"validator": self.validator}
+        if self.email:
+            return {"email": self.email}
         return {"group": self.group, "count": self.count}
 
     def describe(self) -> str:
-        """The step as a person reads it: `2 of payments-owners`, `validator crm`."""
-        return f"validator {self.validator}" if self.validator else \
-            f"{self.count} of {self.group}"
+        """The step as a person reads it: `2 of payments-owners`, `validator crm`,
+        `email legal@partner.example`."""
+        if self.validator or self.email:
+            return f"validator {self.validator}" if self.validator else f"email {self.email}"
+        return f"{self.count} of {self.group}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ class Deadline:
 
 def steps_from(data) -> tuple[Step, ...]:
     """Steps back from their recorded form."""
-    return tuple(Step(d.get("group"), int(d.get("count") or 1), d.get("validator"))
+    return tuple(Step(d.get("group"), int(d.get("count") or 1), d.get("validator"),
+                      d.get("email"))
                  for d in data or () if isinstance(d, dict))
 
 

@@ -203,6 +203,14 @@ def _fact_problem(registry: Registry, name: str, value: Any) -> str | None:
     return None
 
 
+def _as_written(step: dict) -> dict:
+    """An expected step as `Step.to_dict` records it."""
+    for key in ("validator", "email"):
+        if key in step:
+            return {key: step[key]}
+    return {"group": step.get("group"), "count": step.get("count", 1)}
+
+
 def _run_case(
     ruleset: Any, case: dict, file: str, line: int, registry: Registry | None
 ) -> CaseResult:
@@ -210,9 +218,7 @@ def _run_case(
     decision = evaluate(ruleset, facts)
     expected = dict(case["expect"])
     if "steps" in expected:  # as written in a rule: a group's count is 1 when not given
-        expected["steps"] = [{"validator": s["validator"]} if "validator" in s else
-                             {"group": s.get("group"), "count": s.get("count", 1)}
-                             for s in expected["steps"]]
+        expected["steps"] = [_as_written(s) for s in expected["steps"]]
     actual = {"outcome": decision.outcome, "rule": decision.rule_id, "reason": decision.reason,
               "steps": [step.to_dict() for step in decision.approvals]}
     passed = all(actual[key] == want for key, want in expected.items())

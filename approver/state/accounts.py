@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -37,8 +38,17 @@ _hashing = threading.BoundedSemaphore(HASHES_AT_ONCE)
 # Checks run on these threads only: the C allocator keeps a thread's freed memory for that
 # thread, so checks spread over a web worker's 16 threads would keep 16 checks' worth.
 _checkers = ThreadPoolExecutor(HASHES_AT_ONCE, thread_name_prefix="password-check")
-# Checked against when the name is unknown, so a login takes as long either way.
-_DUMMY = _hasher.hash("no such account: constant-time refusal")
+
+
+@cache
+def _dummy() -> str:
+    """Checked against when the name is unknown, so a login takes as long either way.
+
+    Made at the first sign-in (whatever the name), on a checker thread, not at import:
+    hashing takes 19 MiB, which every web worker (and the CLI) would otherwise reach at
+    start and keep as its peak.
+    """
+    return _checkers.submit(_hasher.hash, "no such account: constant-time refusal").result()
 
 
 class AccountError(ApproverError):
@@ -183,8 +193,9 @@ def stamp(store: Store, name: str) -> str | None:
 def verify(store: Store, name: str, password: str) -> str | None:
     """The account's stamp if the password is its own, else None; as slow for an unknown
     name as a known one. Raises Busy if this process is checking too many at once."""
+    dummy = _dummy()  # made for a known name too: the first sign-in is as slow either way
     raw = store.redis.hget(ACCOUNTS_KEY, name) if NAME.match(name or "") else None
-    record = json.loads(raw) if raw else {"hash": _DUMMY}
+    record = json.loads(raw) if raw else {"hash": dummy}
     if not _hashing.acquire(timeout=HASH_WAIT):
         raise Busy("too many sign-ins are being checked at once")
     try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from approver.errors import ApproverError
 from approver.state.common import PREFIX, now_iso
+from approver.state.packed import pack, unpack
 
 LOG_KEY = PREFIX + "log"
 LOG_HEAD_KEY = PREFIX + "log:head"
@@ -97,7 +98,8 @@ class DecisionLog:
             digest = chain_hash(prev, body)
             # EVAL, not EVALSHA: no NOSCRIPT case after a Redis restart (Redis caches the
             # compiled script by its hash; the text is ~300 bytes).
-            pipe.eval(_APPEND, 2, LOG_HEAD_KEY, LOG_KEY, prev, body, digest,
+            # The body is stored packed (approver.state.packed); the hash is of its text.
+            pipe.eval(_APPEND, 2, LOG_HEAD_KEY, LOG_KEY, prev, pack(body), digest,
                       self.retention.log_max_entries)
             done, value = pipe.execute()[-1]
             value = value.decode()
@@ -117,7 +119,7 @@ class DecisionLog:
             entries = self.redis.xrange(LOG_KEY, min=start, max=until, count=batch)
             for entry_id, data in entries:
                 yield (entry_id.decode(), data.get(b"prev", b"").decode(),
-                       data.get(b"hash", b"").decode(), data.get(b"json", b"").decode())
+                       data.get(b"hash", b"").decode(), unpack(data.get(b"json", b"")))
             if len(entries) < batch:
                 return
             start = "(" + entries[-1][0].decode()
@@ -148,7 +150,7 @@ class DecisionLog:
         while len(found) < count:
             batch = self.redis.xrevrange(LOG_KEY, max=last, min="-", count=500)
             for entry_id, data in batch:
-                entry = json.loads(data[b"json"])
+                entry = json.loads(unpack(data[b"json"]))
                 entry["id"] = entry_id.decode()
                 if (request_id is None or entry.get("request_id") == request_id) and (
                         match is None or match(entry)):

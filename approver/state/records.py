@@ -10,6 +10,7 @@ import time
 import redis
 
 from approver.state.common import PREFIX, now_iso
+from approver.state.packed import pack, unpack
 
 # Finished requests' records by the time they finished: what retention drops first.
 RECORDS_KEY = PREFIX + "records"
@@ -54,11 +55,24 @@ def decode_state(raw: dict) -> dict | None:
     """A record as HGETALL answered it, decoded (None if there is none)."""
     if not raw:
         return None
-    record = {k.decode(): v.decode() for k, v in raw.items()}
-    for name in _JSON_FIELDS:
-        if name in record:
-            record[name] = json.loads(record[name]) if record[name] else None
+    record = {}
+    for key, value in raw.items():
+        name = key.decode()
+        if name in _JSON_FIELDS:  # packed (approver.state.packed), or plain JSON before
+            text = unpack(value)
+            record[name] = json.loads(text) if text else None
+        else:
+            record[name] = value.decode()
     return record
+
+def _encoded(name: str, value) -> str | bytes:
+    """A field's value as stored: lists and dicts as JSON (packed where decode_state
+    unpacks them), None as ""."""
+    if isinstance(value, list | dict | tuple):
+        text = json.dumps(value, sort_keys=True, default=str)
+        return pack(text) if name in _JSON_FIELDS else text
+    return "" if value is None else str(value)
+
 
 def developer_key(developer_id: str) -> str:
     """The sorted set of one developer's requests."""
@@ -92,11 +106,7 @@ class Records:
         pipe.execute()
 
     def _queue_state(self, pipe, request_id: str, fields: dict) -> None:
-        encoded = {
-            k: json.dumps(v, sort_keys=True, default=str) if isinstance(v, list | dict | tuple)
-            else ("" if v is None else str(v))
-            for k, v in fields.items()
-        }
+        encoded = {k: _encoded(k, v) for k, v in fields.items()}
         key = state_key(request_id)
         if fields.get("state") not in (None, FAILED, ERROR) and "error" not in fields:
             pipe.hdel(key, "error", "error_permanent")  # what failed before is in the log

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from approver import config
-from approver.pipeline import runtime
-from approver.state import connection
-from approver.web import (
-    billing,
-    errors,
-    handoff,
-    health,
-    hooks,
-    observe,
-    openapi,
-    portal_hooks,
-    slack_hooks,
-    validators,
-)
-from approver.web.console import init_app as init_console
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from approver import config
+    from approver.pipeline import runtime
+
+# Imported inside the functions: gunicorn's master imports this package for its config
+# (approver.web.gunicorn_conf) and worker class, and has no use for the app's ~60 MB of
+# modules; each worker imports them when it builds the app.
 
 
 def create_app(settings: config.Settings | None = None) -> Flask:
     """Build the web app; settings default to the environment."""
+    from flask import Flask
+
+    from approver import config
+    from approver.web import (
+        billing,
+        errors,
+        handoff,
+        health,
+        hooks,
+        observe,
+        openapi,
+        portal_hooks,
+        slack_hooks,
+        validators,
+    )
+    from approver.web.console import init_app as init_console
+
     settings = (settings or config.from_env()).require_webhook_tokens().require_secret_key()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.body_limit, JSON_SORT_KEYS=False)
@@ -47,6 +57,9 @@ def create_app(settings: config.Settings | None = None) -> Flask:
 
 def web_runtime(settings: config.Settings) -> runtime.Runtime:
     """The web tier's runtime: Redis with sub-second timeouts so an outage answers 503 fast."""
+    from approver.pipeline import runtime
+    from approver.state import connection
+
     rt = runtime.Runtime(settings)
     rt.redis = connection.connect(settings, timeout=0.5)
     return rt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 
 from flask import Blueprint, current_app, jsonify, request
@@ -20,6 +21,24 @@ bp = Blueprint("hooks", __name__)
 # "not JSON at all" (415).
 _JSON_TYPES = ("", "application/json", "text/plain")
 KEY_REQUEST_EVENT = "key_request_event"
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}\Z")
+
+
+def _key_request_event(body) -> bool:
+    """True if `body` is a key request event that schemas/tyk-webhook.json accepts.
+
+    Checked by hand because nearly every webhook has this shape and the schema's validator
+    costs ~200 µs of a ~600 µs request; False only sends the body to the validator, which
+    accepts or names the fault (tests/test_webhook.py checks that the two agree).
+    """
+    if type(body) is not dict:
+        return False
+    event, data = body.get("event"), body.get("data")
+    if (type(event) is not str or not 0 < len(event) <= 200 or type(data) is not dict
+            or not event.startswith(KEY_REQUEST_EVENT + ".")):
+        return False
+    ids = [data[k] for k in ("id", "_id") if k in data]
+    return bool(ids) and all(type(i) is str and _OBJECT_ID.match(i) for i in ids)
 
 
 def _token_ok(given: str | None, tokens: tuple[str, ...] | None = None) -> bool:
@@ -42,7 +61,8 @@ def _header_token() -> str | None:
     return request.headers.get("X-Approver-Token")
 
 
-def _json_body(schema: str = "tyk-webhook", what: str = "a Tyk key request event") -> dict:
+def _json_body(schema: str = "tyk-webhook", what: str = "a Tyk key request event",
+               accepts=None) -> dict:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"The body is over the {limit}-byte limit.")
@@ -57,7 +77,7 @@ def _json_body(schema: str = "tyk-webhook", what: str = "a Tyk key request event
             raise ApiError(415, "unsupported_media_type",
                            "Send the event as application/json.") from None
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
-    problem = first_error(schema, body)
+    problem = None if accepts and accepts(body) else first_error(schema, body)
     if problem:
         raise ApiError(400, "bad_shape", f"Not {what}: {problem}")
     return body
@@ -97,7 +117,7 @@ def tyk(token: str | None):
         return "", 200
     if not _token_ok(token if token is not None else _header_token()):
         raise ApiError(401, "unauthorized", "Missing or wrong webhook token.")
-    body = _json_body()
+    body = _json_body(accepts=_key_request_event)
     event = body["event"]
     data = body["data"]
     request_id = data.get("id") or data["_id"]

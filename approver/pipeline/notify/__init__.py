@@ -1,9 +1,9 @@
 """Telling people about decisions: webhook and Slack notifications (`events` chooses and
 queues them, `delivery` sends them) and email (`mail`), each sent by RQ jobs of its own."""
 
+from approver.pipeline.notify.announce import ANNOUNCE, announce, tell
 from approver.pipeline.notify.delivery import deliver, send, sign, signing_key, slack_message
 from approver.pipeline.notify.events import (
-    ANNOUNCE,
     DELIVER,
     EVENT_TYPES,
     KINDS,
@@ -11,14 +11,12 @@ from approver.pipeline.notify.events import (
     WEBHOOK,
     NotifyError,
     NotifySettings,
-    announce,
     developer_link,
     enqueue_notifications,
     event_id,
     events_for,
     ref,
     request_link,
-    tell,
     wanted,
 )
 

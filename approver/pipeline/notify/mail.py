@@ -43,7 +43,9 @@ TEMPLATES = Path(__file__).parent / "mail_templates"
 RETRY_DELAYS = (10, 60, 300, 900, 3600)
 TIMEOUT = 15
 KEEP = 30 * 86400
-# Messages whose recipients each get Approve and Deny links of their own (pipeline/actions).
+# Messages whose recipients each get Approve and Deny links of their own (pipeline/actions),
+# made for their address; a message whose values name `link_subject` (an outside approver,
+# a group's member) gets links made for that subject, bound to `link_step`.
 LINKED = ("admin_review",)
 PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 # One address, no display name, nothing that could end a header or add a recipient.
@@ -198,10 +200,11 @@ def send(template: str, recipients: list[str], values: dict) -> dict:
     if not rt.redis.set(marker, "sending", nx=True, ex=KEEP):
         return {"template": template, "already": rt.redis.get(marker).decode()}
     try:
-        if template in LINKED and len(recipients) == 1:
+        if len(recipients) == 1 and (template in LINKED or values.get("link_subject")):
             # Made here, once per message sent: the token is in the mail and nowhere else.
-            values = {**values, **actions.links(rt.store, settings, recipients[0],
-                                                values["request_id"])}
+            values = {**values, **actions.links(
+                rt.store, settings, recipients[0], values["request_id"],
+                values.get("link_step", ""), values.get("link_subject", ""))}
         message = render(template, recipients, values, settings)
     except BaseException:
         rt.redis.delete(marker)

@@ -17,6 +17,7 @@ import time
 from approver.pipeline.sources import Applied, MalformedId, RevocationFailed, ref
 from approver.portal.models import int_id
 from approver.rules import FactContext
+from approver.tyk import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ class PortalSource:
         self._lists: dict[str, tuple[float, list[dict]]] = {}
 
     def fetch(self, native_id: str, hint: dict | None = None):
-        from approver.tyk import NotFound
-
         if not native_id.isdigit() or not int(native_id):
             raise MalformedId(f"access request ids are positive integers, not {native_id[:40]!r}")
         try:
@@ -138,8 +137,6 @@ class PortalSource:
         return False
 
     def gather(self, request, billing: dict | None) -> FactContext:
-        from approver.tyk import NotFound
-
         ar = request.portal
         developer = None
         if request.developer_id:
@@ -181,8 +178,6 @@ class PortalSource:
 
     def _record(self, policy_id: str) -> dict:
         """The product or plan a policy id names; NotFound for neither."""
-        from approver.tyk import NotFound
-
         for prefix, read in ((PRODUCT_PREFIX, self.portal.get_product),
                              (PLAN_PREFIX, self.portal.get_plan)):
             if policy_id.startswith(prefix) and policy_id[len(prefix):].isdigit():
@@ -212,8 +207,6 @@ class PortalSource:
         return [r.id for r in self.portal.list_access_requests(status="pending")]
 
     def revoke(self, developer_id: str, key_id: str, about: dict | None = None) -> bool:
-        from approver.tyk import NotFound
-
         existed = self.portal.delete_access_request(key_id)
         try:  # read back: revoked only once the access request (its credentials) is gone
             self.portal.get_access_request(key_id)
@@ -222,8 +215,6 @@ class PortalSource:
         raise RevocationFailed(f"access request {key_id} is still there after its deletion")
 
     def policy_tags(self, policy_id: str) -> set[str]:
-        from approver.tyk import NotFound
-
         try:
             return set(_policy(policy_id, self._record(policy_id))["tags"])
         except NotFound:

@@ -29,6 +29,13 @@ class ConsoleSessions(SecureCookieSessionInterface):
     def __init__(self, https: bool):
         self.https = https
 
+    def open_session(self, app: Flask, request):
+        """The console's session; None (Flask's null session) on every other path: only the
+        console has sessions, and a webhook need not pay for reading a cookie."""
+        if not _console_path(request.path):
+            return None
+        return super().open_session(app, request)
+
     def _prefixed(self) -> bool:
         return self.https or request.is_secure
 
@@ -61,7 +68,7 @@ def init_app(app: Flask, settings: config.Settings) -> None:
 
     @app.after_request
     def console_headers(response):
-        if request.path == "/console" or request.path.startswith("/console/"):
+        if _console_path(request.path):
             response.headers["Content-Security-Policy"] = CSP
             response.headers["X-Content-Type-Options"] = "nosniff"
             response.headers["X-Frame-Options"] = "DENY"
@@ -69,6 +76,10 @@ def init_app(app: Flask, settings: config.Settings) -> None:
             if not request.path.startswith("/console/static/"):
                 response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def _console_path(path: str) -> bool:
+    return path == "/console" or path.startswith("/console/")
 
 
 def visible(value):

@@ -16,10 +16,7 @@ import secrets
 from urllib.parse import urlsplit
 
 import requests
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import Blueprint, Flask, current_app, flash, g, redirect, request, session, url_for
-from joserfc.errors import JoseError
 
 from approver.errors import ConfigError
 from approver.state import accounts
@@ -37,6 +34,9 @@ _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,254}")
 def init_app(app: Flask, settings) -> None:
     """Register the single sign-on client (if configured) and the CSRF token helper."""
     if settings.oidc_issuer:
+        # Imported only here: authlib and its crypto add ~15 MB to every web worker.
+        from authlib.integrations.flask_client import OAuth
+
         if not settings.public_url:  # else the callback address would come from Host
             raise ConfigError("APPROVER_PUBLIC_URL is required with APPROVER_OIDC_ISSUER")
         oauth = OAuth(app)
@@ -311,6 +311,10 @@ def oidc_callback():
     client = current_app.extensions.get("approver_oidc")
     if client is None:
         return message(404, "No single sign-on", "Single sign-on is not configured here.")
+    from authlib.common.errors import AuthlibBaseError
+    from authlib.integrations.flask_client import OAuthError
+    from joserfc.errors import JoseError
+
     try:
         token = client.authorize_access_token()
     except OAuthError as exc:

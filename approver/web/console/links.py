@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 
-from approver.pipeline import actions, review, steps
+from approver.pipeline import actions, review, steps, validators
 from approver.rules import explain
 from approver.state import actions as tokens
 from approver.web.console import auth
@@ -25,12 +25,13 @@ def _rt():
     return current_app.extensions["approver"]
 
 
-def _person() -> tuple[steps.Person | None, object]:
+def _person(token: str) -> tuple[steps.Person | None, object]:
     """(who is signed in, None) when sign-in is required and done (a trusted proxy's user
     is signed in here as on any console page; a form's CSRF token is checked); (None, the
     answer: the login page, a refused form) when it is required and not done; (None, None)
-    when not required."""
-    if not _rt().settings.action_link_sign_in:
+    when not required, or for an outside approver's link (they have no account)."""
+    if not _rt().settings.action_link_sign_in or actions.outside(
+            tokens.look(_rt().store, token) if token else None):
         return None, None
     refused = auth.require_login()
     if refused is not None:
@@ -43,7 +44,7 @@ def _person() -> tuple[steps.Person | None, object]:
 @bp.get("/<token>")
 def page(token: str):
     """The request a link is about, and a form to decide it; never acts."""
-    person, elsewhere = _person()
+    person, elsewhere = _person(token)
     if elsewhere is not None:
         return elsewhere
     found, refusal = actions.check(_rt().store, _rt().settings, token, person)
@@ -68,7 +69,7 @@ def decide():
     """Decide with a link: its token and this view's nonce, the outcome and a reason."""
     form = request.form
     token, nonce = form.get("token", "")[:100], form.get("nonce", "")[:100]
-    person, refused = _person()
+    person, refused = _person(token)
     if refused is not None:
         if getattr(refused, "status_code", 0) != 302:
             return refused  # a form without this session's CSRF token
@@ -81,6 +82,7 @@ def decide():
     found, refusal, counted = actions.act(_rt(), token, outcome, reason, auth.origin(),
                                           person)
     if refusal is None and counted:
+        validators.ask_if_due(_rt(), found["request_id"])  # the next step's validator or mail
         return message(200, "Approval recorded", f"Your approval of key request "
                        f"{found['request_id']} is recorded; the request waits for its "
                        "remaining steps. This link works no more.")
