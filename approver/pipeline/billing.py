@@ -123,22 +123,30 @@ def revoke_paid_keys(rt: Runtime, developer_id: str, reason: str) -> list[str]:
             tags |= source.policy_tags(policy_id)
         if not tags & paid:
             continue
-        # Classic: the key (or OAuth client) is found in the developer's record by the
-        # fingerprint kept at approval and deleted through its endpoint; the key itself
-        # was never stored (docs/tyk-compatibility.md). New portal: the access request.
-        existed = source.revoke(developer_id, key_id, about)
-        if key_id.startswith(PENDING_KEY) and not existed:
-            log.info("key approved by %s for developer %s not generated yet: nothing to "
-                     "revoke", about.get("request_id"), developer_id)
-            continue
-        rt.store.mark_revoked(developer_id, key_id, reason)
-        if existed:
-            History(rt.redis).record_revoked(developer_id)
-        rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
-                     key_id=shown(key_id), reason=reason, already_gone=not existed)
-        log.info("revoked key %s of developer %s: %s", shown(key_id), developer_id, reason)
-        revoked.append(shown(key_id))
+        if revoke_key(rt, source, developer_id, key_id, about, reason):
+            revoked.append(shown(key_id))
     return revoked
+
+
+def revoke_key(rt: Runtime, source, developer_id: str, key_id: str, about: dict,
+               reason: str) -> bool:
+    """Revoke one key this service approved, record it and log it; False if the key was
+    not generated yet (nothing to revoke). Tyk's errors are raised."""
+    # Classic: the key (or OAuth client) is found in the developer's record by the
+    # fingerprint kept at approval and deleted through its endpoint; the key itself
+    # was never stored (docs/tyk-compatibility.md). New portal: the access request.
+    existed = source.revoke(developer_id, key_id, about)
+    if key_id.startswith(PENDING_KEY) and not existed:
+        log.info("key approved by %s for developer %s not generated yet: nothing to "
+                 "revoke", about.get("request_id"), developer_id)
+        return False
+    rt.store.mark_revoked(developer_id, key_id, reason)
+    if existed:
+        History(rt.redis).record_revoked(developer_id)
+    rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
+                 key_id=shown(key_id), reason=reason, already_gone=not existed)
+    log.info("revoked key %s of developer %s: %s", shown(key_id), developer_id, reason)
+    return True
 
 
 def _developer_id(rt: Runtime, data: dict) -> str | None:

@@ -14,6 +14,7 @@ from approver.pipeline import (
     billing,
     deadlines,
     decide,
+    grants,
     health,
     metrics,
     reconcile,
@@ -121,7 +122,7 @@ def reconcile_pass() -> dict:
     health.publish_health(rt)
     # Deadlines need no Dashboard (an expiry's deny is queued as a claim): before the pass.
     try:
-        passed = deadlines.run(rt)
+        passed = deadlines.run(rt) | {"grants": grants.run(rt)}
     except Exception as exc:  # the reconciler runs all the same; the next pass tries again
         log.exception("deadlines pass failed: %s", type(exc).__name__)
         passed = {"error": type(exc).__name__}

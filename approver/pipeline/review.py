@@ -20,6 +20,7 @@ from rq import Queue, Retry
 
 from approver import state as st
 from approver.errors import ApproverError
+from approver.state import grants
 
 REASON_LIMIT = 500
 NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
@@ -160,6 +161,7 @@ def summary(request_id: str, state: dict, since: float | None, now: float) -> di
         "approvals": state.get("approvals") or [],
         "approvals_id": state.get("approvals_id") or "",
         "approval_deadline": state.get("approval_deadline") or None,
+        "access_ends": grants.ends_text(state, now),
         "entered_at": _iso(since) if since else "",
         "age": max(0.0, now - since) if since else 0.0,
     }

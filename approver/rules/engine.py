@@ -8,6 +8,7 @@ from functools import cached_property, partial
 from typing import Any
 
 from approver.rules.conditions import trace_rule
+from approver.rules.grants import Grant, grant_from
 from approver.rules.resolver import Facts
 from approver.rules.ruleset import (
     Deadline,
@@ -38,6 +39,8 @@ class Decision:
     # What a person must do before a review is approved (the deciding rule's), and by when.
     approvals: tuple[Step, ...] = ()
     deadline: Deadline | None = None
+    # An approval's period of access (the deciding approve rule's).
+    grant: Grant | None = None
     trace_fn: Callable[[], list] = field(default=list, repr=False, compare=False)
     facts_fn: Callable[[], dict] = field(default=dict, repr=False, compare=False)
     notes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -70,6 +73,7 @@ class Decision:
             message=data.get("message") or "",
             approvals=steps_from(data.get("approvals")),
             deadline=deadline_from(data.get("deadline")),
+            grant=grant_from(data.get("grant")),
             trace_fn=partial(_given, data.get("trace") or []),
             facts_fn=partial(_given, data.get("facts") or {}),
             notes=dict(data.get("notes") or {}),
@@ -90,6 +94,7 @@ class Decision:
             "message": self.message,
             "approvals": [step.to_dict() for step in self.approvals],
             "deadline": self.deadline.to_dict() if self.deadline else None,
+            "grant": self.grant.to_dict() if self.grant else None,
             "trace": self.trace,
             "facts": self.facts,
             "notes": dict(self.notes),
@@ -124,7 +129,7 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
     wait = None
     message = ""
     approvals: tuple[Step, ...] = ()
-    deadline = None
+    deadline = grant = None
     if stop is None:
         outcome, rule_id = ruleset.default, None
         reason = f"No rule matched; default is {ruleset.default}."
@@ -135,11 +140,11 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
         outcome, rule_id, wait = stop.outcome, stop.id, stop.wait
         reason = _render(stop, get) if stop.reason_parts else f"Matched rule {stop.id}."
         message = stop.message or ""
-        approvals, deadline = stop.approvals, stop.deadline
+        approvals, deadline, grant = stop.approvals, stop.deadline, stop.grant
     if skipped and (outcome == "approve" or (wait and wait.on_timeout == "approve")):
         # A wait approves when it times out: after a skip it ends in review instead.
         if outcome == "approve":
-            outcome, wait, when, message = "review", None, "", ""
+            outcome, wait, when, message, grant = "review", None, "", "", None
         else:
             wait, when = replace(wait, on_timeout="review"), " when the wait ends"
         reason = (f"{reason} Not approved{when}: rule {skipped[0].id} before it could not be "
@@ -155,6 +160,7 @@ def evaluate(ruleset: RuleSet, facts: Facts) -> Decision:
         message=message,
         approvals=approvals,
         deadline=deadline,
+        grant=grant,
         trace_fn=lambda: _trace(tried_rules, get, notes),
         facts_fn=facts.readable,
         notes=notes,

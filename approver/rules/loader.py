@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from approver.rules import approvals as approvals_block
+from approver.rules import grants
 from approver.rules.conditions import Parser, compile_node
 from approver.rules.errors import Problem, RulesError
 from approver.rules.groups import GROUPS_FILE
@@ -282,6 +283,7 @@ def _rule(
     facts_used |= parser.facts_used
     wait = _wait(item, path, name, located, problems)
     steps, deadline = approvals_block.parse(item, path, name, located, problems)
+    grant = grants.parse(item, path, name, located, problems)
     reason = item.get("reason")
     reason_parts: tuple = ()
     if isinstance(reason, str):
@@ -317,6 +319,7 @@ def _rule(
         wait=wait,
         approvals=steps,
         deadline=deadline,
+        grant=grant,
         description=item.get("description") or "",
         on_unknown=item.get("on_unknown"),
         match=compile_node(condition),

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from approver.rules.conditions import Evaluator, Node
+from approver.rules.grants import Grant
 
 OUTCOMES = ("approve", "deny", "review", "wait")
 # What the developer is told when the deciding rule has no `message` (or did not decide
@@ -137,6 +138,8 @@ class Rule:
     # A review rule's steps of people and validators, and its deadline.
     approvals: tuple[Step, ...] = ()
     deadline: Deadline | None = None
+    # An approve rule's period of access (rules/grants.py).
+    grant: Grant | None = None
     description: str = ""
     # What an unknown condition leads to: an outcome (never approve), or "skip"; None: review.
     on_unknown: str | None = None

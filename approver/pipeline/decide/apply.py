@@ -4,6 +4,7 @@ exactly once."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from approver import logs
@@ -13,6 +14,7 @@ from approver.pipeline.decide.followup import follow_up
 from approver.pipeline.decide.result import IN_TYK, ReplicaBehind, Result, describe, permanent
 from approver.pipeline.runtime import Runtime
 from approver.pipeline.sources import PENDING_KEY, Applied
+from approver.state import grants
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +156,14 @@ def record_applied(rt: Runtime, ref: str, record: dict, done: Applied, trigger: 
                      decision_id=record.get("decision_id"), portal=portal,
                      held_before=list(done.held_before or record.get("held_before") or []))
 
+        if grant := grants.of(record):  # approved for a period: its end is scheduled
+            fields |= grants.starts(grant, time.time())
+
         def remember(pipe) -> None:
             rt.store.remember_keys(record.get("developer_id") or "", keys, pipe=pipe,
                                    **about)
+            if grant:
+                grants.schedule(pipe, ref, fields)
 
     def also(pipe) -> None:
         if remember is not None:
