@@ -79,8 +79,8 @@ def main(folder: Path) -> None:
         chrome.open(carol)
         chrome.screenshot(folder / "console-request-phone.png")
         taken = review.claim(rt.store, refs[2], "approve", "Known customer: signed the "
-                             "partner agreement.", "alice", "console", "127.0.0.1")
-        decide.decide_by_person(rt, refs[2], "approve", taken["reason"], "alice", "console",
+                             "partner agreement.", "local:alice", "console", "127.0.0.1")
+        decide.decide_by_person(rt, refs[2], "approve", taken["reason"], "local:alice", "console",
                                 **review.audit_fields(taken))
         chrome.resize(browser.LAPTOP)
         chrome.open(carol)
