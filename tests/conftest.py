@@ -264,3 +264,14 @@ def receiver():
 
     with serving(app) as url:
         yield f"{url}/hooks/tyk/token123", got
+
+
+@pytest.fixture
+def admin_client(app, rt):
+    """A test client of the app signed in to the console as the local admin alice."""
+    from tests.console_support import add_admin, sign_in
+
+    add_admin(rt)
+    client = app.test_client()
+    assert sign_in(client).status_code == 303
+    return client

@@ -18,14 +18,6 @@ from tests.test_review import in_review
 NEW_PASSWORD = "a different staple for the horse"
 
 
-@pytest.fixture
-def signed_in(app, rt):
-    add_admin(rt)
-    client = app.test_client()
-    assert sign_in(client).status_code == 303
-    return client
-
-
 def run(capsys, monkeypatch, *argv, stdin=""):
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
     code = cli.main(list(argv))
@@ -34,20 +26,20 @@ def run(capsys, monkeypatch, *argv, stdin=""):
 
 
 # -- 1, 2: sessions end when the access they stood for does --------------------------------
-def test_changing_a_password_ends_the_sessions_signed_in_with_the_old_one(signed_in, rt):
+def test_changing_a_password_ends_the_sessions_signed_in_with_the_old_one(admin_client, rt):
     accounts.add(rt.store, "alice", NEW_PASSWORD)
-    assert signed_in.get("/console/").status_code == 302
-    assert sign_in(signed_in).status_code == 401
-    assert sign_in(signed_in, password=NEW_PASSWORD).status_code == 303
+    assert admin_client.get("/console/").status_code == 302
+    assert sign_in(admin_client).status_code == 401
+    assert sign_in(admin_client, password=NEW_PASSWORD).status_code == 303
 
 
 def test_a_removed_account_loses_its_session_even_when_its_session_index_is_gone(
-        signed_in, rt):
+        admin_client, rt):
     for key in rt.redis.keys(accounts.SESSIONS_KEY + "*"):
         rt.redis.delete(key)  # as when the index expired before the session did
     accounts.remove(rt.store, "alice")
     add_admin(rt, "bob")
-    assert signed_in.get("/console/").status_code == 302
+    assert admin_client.get("/console/").status_code == 302
 
 
 def test_a_session_ends_at_its_lifetime_however_busy(rt, settings):
@@ -60,7 +52,7 @@ def test_a_session_ends_at_its_lifetime_however_busy(rt, settings):
     assert rt.redis.keys(accounts.SESSION_KEY + "*") == []
 
 
-def test_the_lifetime_defaults_to_twelve_hours(signed_in, rt):
+def test_the_lifetime_defaults_to_twelve_hours(admin_client, rt):
     [key] = rt.redis.keys(accounts.SESSION_KEY + "*")
     record = accounts.touch_session(rt.store, key.decode().rsplit(":", 1)[1], 60)
     assert 12 * 3600 - 60 <= record["ends"] - time.time() <= 12 * 3600
@@ -259,15 +251,15 @@ def test_a_request_over_tls_gets_the_host_prefixed_cookie(console):
 
 # -- issue 22, 13: changing a password is asked for ------------------------------------------
 def test_admin_add_on_an_existing_name_changes_nothing_without_reset(capsys, monkeypatch,
-                                                                     signed_in, rt):
+                                                                     admin_client, rt):
     code, _, err = run(capsys, monkeypatch, "admin", "add", "alice", stdin=NEW_PASSWORD + "\n")
     assert code == 1 and "--reset" in err
     assert accounts.verify(rt.store, "alice", PASSWORD) is not None
-    assert signed_in.get("/console/").status_code == 200
+    assert admin_client.get("/console/").status_code == 200
     code, out, _ = run(capsys, monkeypatch, "admin", "add", "--reset", "alice",
                        stdin=NEW_PASSWORD + "\n")
     assert code == 0 and "changed the password of console account alice; ended its 1 " \
         "session" in out
     assert accounts.verify(rt.store, "alice", NEW_PASSWORD) is not None
-    assert signed_in.get("/console/").status_code == 302
+    assert admin_client.get("/console/").status_code == 302
 

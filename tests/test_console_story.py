@@ -4,19 +4,9 @@ prints it, unknown facts with their cause, and who sent it to review after a per
 import re
 from html.parser import HTMLParser
 
-import pytest
-
 from approver.rules import explain
-from tests.console_support import add_admin, sign_in, with_small_companies
+from tests.console_support import add_admin, with_small_companies
 from tests.test_review import by_person, in_review
-
-
-@pytest.fixture
-def signed_in(app, rt):
-    add_admin(rt)
-    client = app.test_client()
-    assert sign_in(client).status_code == 303
-    return client
 
 
 class Tree(HTMLParser):
@@ -50,9 +40,9 @@ def page_tree(html: str) -> list[str]:
     return parser.text()
 
 
-def test_the_request_page_leads_with_who_wants_what(signed_in, rt, sandbox):
+def test_the_request_page_leads_with_who_wants_what(admin_client, rt, sandbox):
     ref = in_review(rt, sandbox)
-    html = signed_in.get(f"/console/requests/{ref}").data.decode()
+    html = admin_client.get(f"/console/requests/{ref}").data.decode()
     heading = re.sub(r"<[^>]+>|\s+", " ", html.split('<h1 class="who">')[1].split("</h1>")[0])
     assert " ".join(heading.split()) == (
         "Carol Chen &lt;carol@gmail.com&gt; · Chen Consulting wants Payments API (Free)")
@@ -65,22 +55,22 @@ def test_the_request_page_leads_with_who_wants_what(signed_in, rt, sandbox):
     assert f'{sandbox.url}/#/portal/requests/{ref}' in html
 
 
-def test_existing_keys_and_past_requests_are_shown_with_outcomes(signed_in, rt, sandbox):
+def test_existing_keys_and_past_requests_are_shown_with_outcomes(admin_client, rt, sandbox):
     first = in_review(rt, sandbox)
     by_person(rt, first, "deny", "not yet")
     ref = in_review(rt, sandbox)
-    html = signed_in.get(f"/console/requests/{ref}").data.decode()
+    html = admin_client.get(f"/console/requests/{ref}").data.decode()
     earlier = html.split("Earlier requests")[1].split("</dd>")[0]
     assert first in earlier and "deny" in earlier and "by alice" in earlier
 
 
 def test_a_nested_rule_with_an_unknown_fact_is_traced_as_the_cli_prints_it(
-        signed_in, rt, sandbox, tmp_path):
+        admin_client, rt, sandbox, tmp_path):
     with_small_companies(rt, tmp_path)
     ref = in_review(rt, sandbox)
     state = rt.store.state(ref)
     assert state["rule"] == "small-companies-to-review"
-    html = signed_in.get(f"/console/requests/{ref}").data.decode()
+    html = admin_client.get(f"/console/requests/{ref}").data.decode()
     shown = page_tree(html)
     assert shown == explain.lines(explain.steps(state["trace"]))
     assert "? rule small-companies-to-review: unknown -> review" in shown
@@ -93,21 +83,21 @@ def test_a_nested_rule_with_an_unknown_fact_is_traced_as_the_cli_prints_it(
     assert "unknown (developer has no field &#39;company size&#39;)" in used
 
 
-def test_after_a_person_decides_the_page_keeps_the_rule_that_sent_it(signed_in, rt, sandbox,
+def test_after_a_person_decides_the_page_keeps_the_rule_that_sent_it(admin_client, rt, sandbox,
                                                                       work):
     ref = in_review(rt, sandbox)
     by_person(rt, ref, "approve", "known customer")
-    html = signed_in.get(f"/console/requests/{ref}").data.decode()
+    html = admin_client.get(f"/console/requests/{ref}").data.decode()
     sent = html.split("<dt>Sent here by</dt><dd>")[1].split("</dd>")[0]
     assert "free-mail-to-review" in sent and "Free-mail address (gmail.com)" in sent
     decided = html.split("<dt>Decided by</dt><dd>")[1].split("</dd>")[0]
     assert "alice: approve (known customer)" in decided
 
 
-def test_bidi_and_invisible_characters_from_a_developer_are_shown_escaped(signed_in, rt,
+def test_bidi_and_invisible_characters_from_a_developer_are_shown_escaped(admin_client, rt,
                                                                           sandbox):
     ref = in_review(rt, sandbox, fields={"company": "Evil\u202etxt.exe", "use_case": "a\u200bb"})
-    html = signed_in.get(f"/console/requests/{ref}").data.decode()
+    html = admin_client.get(f"/console/requests/{ref}").data.decode()
     assert "\u202e" not in html and "\u200b" not in html
     assert "Evil\\u202etxt.exe" in html and "a\\u200bb" in html
 
@@ -127,10 +117,10 @@ def test_static_files_need_no_session_and_carry_their_hash_and_a_long_cache(app,
         assert plain.status_code == 200 and plain.headers["Cache-Control"] == "no-cache"
 
 
-def test_the_log_shows_decisions_and_sign_ins_apart(signed_in, rt, sandbox):
+def test_the_log_shows_decisions_and_sign_ins_apart(admin_client, rt, sandbox):
     ref = in_review(rt, sandbox)
-    decisions = signed_in.get("/console/log").data.decode()
+    decisions = admin_client.get("/console/log").data.decode()
     assert ref in decisions and "console_login" not in decisions
-    sign_ins = signed_in.get("/console/log?kind=sign-ins").data.decode()
+    sign_ins = admin_client.get("/console/log?kind=sign-ins").data.decode()
     assert "console_login" in sign_ins and ref not in sign_ins
-    assert signed_in.get("/console/log?kind=everything").status_code == 400
+    assert admin_client.get("/console/log?kind=everything").status_code == 400
