@@ -13,7 +13,7 @@ from approver.pipeline.notify.events import (
     JOB_TIMEOUT,
     KEEP,
     RETRY_DELAYS,
-    _describe,
+    describe_error,
     enqueue_notifications,
     event_id,
 )
@@ -51,7 +51,7 @@ def tell(rt, record: dict, request_id: str, strict: bool = False) -> None:
         if strict:
             raise
         log.warning("notifications for key request %s not queued: %s", request_id,
-                    _describe(exc))
+                    describe_error(exc))
 
 
 def announce(request_id: str, record: dict) -> int:

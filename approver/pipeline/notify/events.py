@@ -241,7 +241,7 @@ def enqueue_notifications(queue_or_connection, settings, record: dict,
         if strict:
             raise
         log.warning("notifications for key request %s not queued: %s", request_id,
-                    _describe(exc))
+                    describe_error(exc))
         return 0
 
 
@@ -260,7 +260,9 @@ def _enqueue(queue: Queue, destination: str, event: dict, kind: str, eid: str,
     return 1
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
+    """An error as a log line may show it: the message of our own and Redis errors, only
+    the type of others (whose text may carry a URL with its credentials)."""
     if isinstance(exc, ApproverError | ValueError | redis.RedisError):
         return f"{type(exc).__name__}: {exc}"
     return type(exc).__name__
