@@ -5,6 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Test processes: most of the suite waits on servers, workers and clocks, so 3 processes keep
+# 2 cores busy; TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
+
 .PHONY: help run demo test check lint format bench clean
 
 help:  ## list the targets
@@ -22,7 +26,7 @@ run: $(STAMP)  ## the demo: embedded Redis, sandbox Dashboard, web tier and a wo
 demo: run  ## same as run
 
 test: $(STAMP)  ## the test suite (starts its own Redis server)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)  ## ruff, and the import contracts between the layers (lint-imports)
 	$(BIN)/ruff check approver tests bench

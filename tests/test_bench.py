@@ -23,8 +23,9 @@ def test_the_quick_benchmark_runs_every_phase_and_its_figures_are_sane():
     # a reconciler pass (which would make the latency negative).
     applied = re.search(r"(\d+) of (\d+) applied, (\d+) not answered 202", out)
     assert applied and applied[1] == applied[2] and applied[3] == "0", out[-3000:]
-    latency = re.search(r"webhook sent → applied.*?\| ([-\d.]+) / ([-\d.]+) / ([-\d.]+) \|", out)
-    assert latency and all(float(v) > 0 for v in latency.groups()), out[-3000:]
+    latency = re.search(r"webhook sent → applied.*?\| ([-\d.,]+) / ([-\d.,]+) / ([-\d.,]+) \|",
+                        out)
+    assert latency and all(float(v.replace(",", "")) > 0 for v in latency.groups()), out[-3000:]
     # The backlog rows: every request settled (decided, or in the review inbox).
     for row in ("1 worker(s): drain s", "2 worker(s): drain s", "bytes per decided request",
                 "reconciler pass at", "ceiling 50 calls/s"):

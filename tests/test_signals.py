@@ -55,7 +55,7 @@ def test_rdap_gives_the_registration_date_of_the_registered_domain(signal_server
 @pytest.mark.parametrize("registered, message", [
     (days_ago(-3), "says young.example was registered"),  # in the future
     ("last tuesday", "gives no registration date"),
-])
+], ids=["in-the-future", "not-a-date"])
 def test_rdap_dates_that_make_no_sense_are_unavailable(signal_servers, registered, message):
     signal_servers.zone["young.example"]["registered"] = registered
     with pytest.raises(Unavailable, match=message):
