@@ -14,13 +14,8 @@ import contextlib
 import logging
 import time
 
-from approver.pipeline.sources import (
-    Applied,
-    MalformedId,
-    RevocationFailed,
-    RevocationRefused,
-    ref,
-)
+from approver.pipeline.sources import Applied, MalformedId, RevocationFailed, ref
+from approver.pipeline.sources.shared import not_shared
 from approver.portal.models import int_id
 from approver.rules import FactContext
 from approver.tyk import NotFound
@@ -217,54 +212,13 @@ class PortalSource:
             access_request = self.portal.get_access_request(key_id)
         except NotFound:
             return self.portal.delete_access_request(key_id)  # gone already: False
-        self._not_shared(access_request, key_id)
+        not_shared(self.portal, access_request, key_id)
         existed = self.portal.delete_access_request(key_id)
         try:  # read back: revoked only once the access request (its credentials) is gone
             self.portal.get_access_request(key_id)
         except NotFound:
             return existed
         raise RevocationFailed(f"access request {key_id} is still there after its deletion")
-
-    def _not_shared(self, ar, key_id: str) -> None:
-        """RevocationRefused unless the app's access requests, read now, show that no
-        other access request of the app holds this one's credential: since portal 1.16
-        one credential may serve several products (docs/tyk-compatibility.md), and
-        deleting the access request would then cut the others' access too."""
-        try:
-            listed = self._app_access(ar, key_id)
-        except RevocationRefused:
-            raise
-        except Exception as exc:  # any failure: never delete blind
-            raise RevocationRefused(
-                f"access request {key_id} not deleted: its app's access requests and "
-                f"credentials could not be read ({type(exc).__name__})",
-                "revocation_refused_credentials_unread", error=type(exc).__name__) from exc
-        mine = next(a for a in listed if a.id == key_id)
-        sharing = [a for a in listed if a.id != key_id and a.credentials & mine.credentials
-                   and a.status in ("approved", "")]  # no status: it may hold access
-        if sharing:
-            raise RevocationRefused(
-                f"access request {key_id} not deleted: its credential also serves access "
-                f"request(s) {', '.join(a.id for a in sharing)} of the same app "
-                f"({', '.join(n for a in sharing for n in a.product_names) or 'unnamed'})",
-                "revocation_refused_shared_credential",
-                shared_with=[a.id for a in sharing],
-                products=sorted({n for a in sharing for n in a.product_names}))
-
-    def _app_access(self, ar, key_id: str) -> list:
-        """The access requests of the app holding `key_id`, found by the app's name and
-        owner (access requests name their app, they carry no app id)."""
-        apps = [str(a.get("ID")) for a in self.portal.list_apps()
-                if a.get("Name") == ar.app_name and int_id(a.get("ID"))
-                and int_id(a.get("UserID")) in ("", ar.user_id)]
-        for app_id in apps:
-            listed = self.portal.app_access(app_id)
-            if any(a.id == key_id for a in listed):
-                return listed
-        raise RevocationRefused(
-            f"access request {key_id} not deleted: no app named {ar.app_name[:80]!r} lists "
-            f"it, so whether its credential is shared cannot be read",
-            "revocation_refused_credentials_unread", error="app not found")
 
     def policy_tags(self, policy_id: str) -> set[str]:
         try:
