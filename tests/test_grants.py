@@ -295,7 +295,8 @@ def test_the_console_page_and_decisions_show_say_when_access_ends(rt, sandbox, a
     assert sign_in(console).status_code == 303
     page = console.get(f"/console/requests/{ref}").data.decode()
     assert "<dt>Access ends</dt>" in page
-    assert f"{expires} (in 90d; renewal: none by itself: the developer asks again)" in page
+    assert f"{expires} (in 90d; renewal: a person decides in the review inbox before it ends)" \
+        in page
     assert cli.main(["decisions", "show", ref]) == 0
     assert f"access ends: {expires} (in 90d;" in capsys.readouterr().out
     grants.run(rt, now=ends(rt, ref) + 1)
