@@ -171,8 +171,13 @@ def test_hostile_decisions_on_a_renewal_are_refused(rt, app, sandbox, settings):
     # Another person's: the developer's own address may not renew their own access.
     own = console(app, rt, "carol", email=ALICE)
     assert decide_in_console(own, ref, "approve").status_code == 403
-    # Made up: an id that is not the renewal awaiting a decision.
+    # Made up, or another request's renewal: not the renewal awaiting a decision here.
     assert decide_in_console(client, ref, "approve", renewal_id="0" * 32).status_code == 409
+    other = approved(rt, sandbox)
+    remind(rt, other)
+    theirs = kept.get(rt.redis, other)["renewal_id"]
+    assert decide_in_console(client, ref, "approve", renewal_id=theirs).status_code == 409
+    assert kept.get(rt.redis, other)["state"] == kept.OPEN
     assert decide_in_console(client, ref, "maybe").status_code == 400
     assert kept.get(rt.redis, ref)["state"] == kept.OPEN and ends(rt, ref) == end
     # Decided, then the same form replayed: one renewal.
@@ -182,7 +187,7 @@ def test_hostile_decisions_on_a_renewal_are_refused(rt, app, sandbox, settings):
     assert len(events(rt, ref, "grant_renewed")) == 1 and ends(rt, ref) == end + 90 * DAY
     refused = [e["why"] for e in events(rt, ref, "renewal_refused")]
     assert [why.split(" ")[-1] for why in reversed(refused)] == [
-        "address", "again", "local:alice"]  # own email, made up, replayed (newest first)
+        "address", "again", "again", "local:alice"]  # own, made up, another's, replayed
 
 
 def test_two_people_deciding_one_renewal_at_once_one_wins(rt, sandbox, settings):  # noqa: F811
