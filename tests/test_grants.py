@@ -133,6 +133,28 @@ def test_a_grant_on_the_new_portal_ends_by_deleting_its_access_request(
     assert expired["keys_revoked"] == [shown(str(ar["ID"]))]
 
 
+def test_a_grant_whose_credential_another_product_shares_does_not_end_it(
+        rt, portal, settings):
+    rt.settings = with_portal(settings, portal)
+    rt.__dict__.pop("sources", None)
+    tyk = portal.app.sandbox
+    tyk.set_mode("credentials", "shared")
+    ar = ask(portal, ALICE)
+    ref = f"portal-{ar['ID']}"
+    assert decide.run(rt, ref, "webhook").outcome == "approve"
+    (app,) = tyk.apps()
+    other = tyk.create_access_request(ALICE, ["Pro"], "Pro plan", app=app["ID"])
+    tyk.approve_access_request(other["ID"])  # portal 1.16+: the same credential
+    for late in (1, 2):  # each pass refuses; the end stays due
+        assert grants.run(rt, now=ends(rt, ref) + late)["expired"] == 0
+    assert calls(portal, "DELETE", "/portal-api/access_requests/") == []
+    assert [c["active"] for c in tyk.credentials()] == [True]
+    assert events(rt, ref, "grant_expired") == []
+    [refused] = events(rt, ref, "revocation_refused_shared_credential")
+    assert refused["shared_with"] == [str(other["ID"])]
+    assert rt.redis.zscore(schedule.END_KEY, ref) is not None
+
+
 @pytest.mark.parametrize(("grant", "line", "words"), [
     ("grant: {expires_after: 90d}", 4, "only allowed with then: approve"),
     ("grant: {expires_after: -5d}", 5, "bad duration '-5d'"),
@@ -273,7 +295,8 @@ def test_the_console_page_and_decisions_show_say_when_access_ends(rt, sandbox, a
     assert sign_in(console).status_code == 303
     page = console.get(f"/console/requests/{ref}").data.decode()
     assert "<dt>Access ends</dt>" in page
-    assert f"{expires} (in 90d; renewal: none by itself: the developer asks again)" in page
+    assert f"{expires} (in 90d; renewal: a person decides in the review inbox before it ends)" \
+        in page
     assert cli.main(["decisions", "show", ref]) == 0
     assert f"access ends: {expires} (in 90d;" in capsys.readouterr().out
     grants.run(rt, now=ends(rt, ref) + 1)

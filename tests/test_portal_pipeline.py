@@ -3,9 +3,9 @@
 import pytest
 
 from approver import state as st
-from approver.pipeline import decide, reconcile
+from approver.pipeline import billing, decide, reconcile
 from approver.pipeline.decide.apply import apply_decision
-from approver.pipeline.sources import RevocationFailed
+from approver.pipeline.sources import RevocationFailed, RevocationRefused, shown
 from approver.rules import Facts
 from approver.tyk import BadRequest, DashboardError
 from tests.conftest import PORTAL_HOOK_TOKEN, drain, with_portal
@@ -337,6 +337,71 @@ def test_a_deletion_answered_done_while_the_request_stays_is_not_a_revocation(rt
     with pytest.raises(RevocationFailed, match="still there after its deletion"):
         source.revoke("2", str(ar["ID"]))
     assert [c["active"] for c in portal.app.sandbox.credentials()] == [True]
+
+
+def two_in_one_app(portal, credentials: str):
+    """Alice's app with two approved access requests (Free, then Pro), their credentials
+    her own or one shared (portal 1.16+); the two access requests."""
+    tyk = portal.app.sandbox
+    tyk.set_mode("credentials", credentials)
+    first = ask(portal, ALICE)
+    tyk.approve_access_request(first["ID"])
+    (app,) = tyk.apps()
+    second = tyk.create_access_request(ALICE, ["Pro"], "Pro plan", app=app["ID"])
+    tyk.approve_access_request(second["ID"])
+    return first, second
+
+
+def revoke(rt, ar):
+    """Revoke an access request's key as billing and grants do (logged, recorded)."""
+    source, _ = rt.source(ref(ar))
+    about = {"request_id": ref(ar), "portal": "portal"}
+    return billing.revoke_key(rt, source, "2", str(ar["ID"]), about, "grant expired")
+
+
+def refusals(rt, ar, event):
+    return [e for e in rt.store.entries(100, request_id=ref(ar)) if e["event"] == event]
+
+
+def test_a_credential_another_product_shares_is_not_revoked_and_said(rt, portal, caplog):
+    first, second = two_in_one_app(portal, "shared")
+    tyk = portal.app.sandbox
+    assert len(tyk.credentials()) == 1  # one credential, two access requests
+    for _ in range(2):
+        with pytest.raises(RevocationRefused, match="also serves access request"):
+            revoke(rt, first)
+    assert calls(portal, "DELETE", API) == []
+    assert tyk.get_access_request(second["ID"])["Status"] == "approved"
+    assert [c["active"] for c in tyk.credentials()] == [True]  # Pro keeps its access
+    [refused] = refusals(rt, first, "revocation_refused_shared_credential")  # once a day
+    assert (refused["shared_with"], refused["products"]) == ([str(second["ID"])], ["pro_api"])
+    assert refused["key_id"] == shown(str(first["ID"]))
+    assert "revoked_at" not in str(rt.store.approved_keys("2"))
+    assert "revocation_refused_shared_credential" in caplog.text
+    secret = tyk.issued_secrets()[0]
+    assert secret not in caplog.text and secret not in str(rt.store.entries(100))
+
+
+def test_credentials_of_their_own_are_revoked_as_before(rt, portal):
+    first, second = two_in_one_app(portal, "own")
+    tyk = portal.app.sandbox
+    assert revoke(rt, first) is True
+    assert len(calls(portal, "DELETE", f"{API}{first['ID']}")) == 1
+    assert [c["active"] for c in tyk.credentials()] == [False, True]
+    assert tyk.get_access_request(second["ID"])["Status"] == "approved"
+    assert [e["event"] for e in rt.store.entries(10, request_id=ref(first))] == ["revoked"]
+
+
+@pytest.mark.parametrize("unread", ["/portal-api/apps", "/portal-api/apps/1/access-requests"])
+def test_when_the_apps_credentials_cannot_be_read_nothing_is_deleted(rt, portal, unread):
+    first, _ = two_in_one_app(portal, "own")
+    portal.app.sandbox.add_fault("GET", unread, status=403, times=None)
+    with pytest.raises(RevocationRefused, match="could not be read"):
+        revoke(rt, first)
+    assert calls(portal, "DELETE", API) == []
+    assert [c["active"] for c in portal.app.sandbox.credentials()] == [True, True]
+    [refused] = refusals(rt, first, "revocation_refused_credentials_unread")
+    assert "not deleted" in refused["why"]
 
 
 def test_portal_facts_come_from_the_records_and_are_unknown_for_classic(rt, portal, sandbox):

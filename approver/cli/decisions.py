@@ -167,6 +167,8 @@ def print_request(shown: dict) -> None:
         say.append(f"rule {r['rule']}: {r['reason']}")
     if r.get("access_ends"):
         say.append(f"access ends: {r['access_ends']}")
+    if shown.get("renewal"):
+        say.append(f"renewal: {shown['renewal']['said']}")
     if r["message"]:
         say.append(f"the developer is told: {r['message']}")
     say.append(f"rules revision {r['revision'] or '-'}")

@@ -29,11 +29,13 @@ def cmd_review_list(args) -> int:
         print(f"{'REQUEST':<26} {'PORTAL':<7} {'KIND':<6} {'AGE':>7}  {'DEVELOPER':<32} "
               f"{'ASKED FOR':<20} WHY (RULE: REASON)")
     for row in rows:
-        kind = "WAIT" if row["waiting"] else "REVIEW"
+        kind = "RENEW" if row.get("renewal") else "WAIT" if row["waiting"] else "REVIEW"
         print(printable(f"{row['id']:<26} {row['portal']:<7} {kind:<6} "
                         f"{review.age(row['age']):>7}  "
                         f"{row['developer_email'] or row['developer_id']:<32} "
-                        f"{', '.join(row['policies']):<20} {row['rule']}: {row['reason']}"))
+                        f"{', '.join(row['policies']):<20} "
+                        + (row["renewal"]["label"] if row.get("renewal")
+                           else f"{row['rule']}: {row['reason']}")))
     if not rows:
         print("nothing awaits review", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ from rq.exceptions import DuplicateJobError
 
 from approver.pipeline import decide
 from approver.pipeline.runtime import Runtime
-from approver.pipeline.sources import PENDING_KEY, shown
+from approver.pipeline.sources import PENDING_KEY, RevocationRefused, shown
 from approver.state import Locked
 from approver.state.history import History
 
@@ -135,7 +135,17 @@ def revoke_key(rt: Runtime, source, developer_id: str, key_id: str, about: dict,
     # Classic: the key (or OAuth client) is found in the developer's record by the
     # fingerprint kept at approval and deleted through its endpoint; the key itself
     # was never stored (docs/tyk-compatibility.md). New portal: the access request.
-    existed = source.revoke(developer_id, key_id, about)
+    try:
+        existed = source.revoke(developer_id, key_id, about)
+    except RevocationRefused as exc:
+        # Not revoked, and never counted so: the job fails (tried again, then kept among
+        # the failed jobs) and the log says why, once a day per key and outcome.
+        if rt.store.first_refusal(developer_id, shown(key_id), exc.event):
+            rt.store.log(exc.event, about.get("request_id", ""), developer_id=developer_id,
+                         key_id=shown(key_id), reason=reason, why=str(exc), **exc.details)
+        log.warning("key %s of developer %s not revoked (%s): %s", shown(key_id),
+                    developer_id, exc.event, exc)
+        raise
     if key_id.startswith(PENDING_KEY) and not existed:
         log.info("key approved by %s for developer %s not generated yet: nothing to "
                  "revoke", about.get("request_id"), developer_id)

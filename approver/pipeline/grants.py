@@ -11,8 +11,10 @@ Renewal re-certifies, never extends by itself. `renew: rules`: at the reminder (
 end, without one) the request goes through the rules in force again, on fresh facts; if
 they approve, the grant is extended by a period (the approving rule's grant, else the
 same) from its current end, logged `grant_renewed`, and the developer is not reminded.
-Any other outcome, or `renew: review`, leaves the grant to end: the developer is reminded
-and asks again, and that new request is decided like any other (rules, steps, people).
+Any other outcome leaves the grant to end: the developer is reminded. `renew: review`: at
+the reminder the grant becomes a renewal item in the review inbox (`pipeline.renewals`)
+and the developer is reminded; a person's approve before the end extends it, a deny or
+no decision lets it end. Without a reminder nobody is asked before the end, and it ends.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import time
 
 from approver import state as st
+from approver.pipeline import renewals
 from approver.pipeline.billing import revoke_key
 from approver.pipeline.deadlines import _mail, _spoken
 from approver.pipeline.decide.pending import fetch, gather
@@ -82,6 +85,9 @@ def _remind(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
     plain words, no rule or reason."""
     if _renewed(rt, ref, record):
         return "renewed"
+    review = (grants.of(record) or {}).get("renew", "review") == "review"
+    if review and record.get("expires_ts"):
+        renewals.open_for(rt.store, ref, record, now)
     email = record.get("developer_email")
     if not email or not record.get("expires_ts"):
         log.info("grant of key request %s: no developer email, no reminder", ref)
@@ -92,6 +98,7 @@ def _remind(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
         "request_id": ref, "developer_email": email, "ends": record["expires_at"],
         "left": _spoken(left),
         "policies": list(record.get("policy_names") or record.get("policies") or []),
+        "renewal_review": review,
         "decision_id": f"{record.get('decision_id') or ref}-grant-reminder"},
         f"grant reminder for key request {ref}")
     return "reminded"
@@ -102,6 +109,8 @@ def _end(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
     approval produced are revoked (those not revoked already); logged."""
     if not (grants.of(record) or {}).get("remind_before") and _renewed(rt, ref, record):
         return "renewed"
+    if renewals.at_end(rt.store, ref, record):
+        return "renewed"  # by a person, before the end
     developer_id = record.get("developer_id") or ""
     source = rt.sources.get(record.get("portal") or "classic")
     if source is None or not developer_id:

@@ -20,7 +20,7 @@ from rq import Queue, Retry
 
 from approver import state as st
 from approver.errors import ApproverError
-from approver.state import grants
+from approver.state import grants, renewals
 
 REASON_LIMIT = 500
 NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
@@ -129,7 +129,22 @@ def items(store: st.Store, *, portal: str | None = None, rule: str | None = None
                                                   store.claims_of(ids), strict=True):
         if state and state["state"] in st.INBOX_STATES:  # else it left between the reads
             rows.append(summary(request_id, state, since, now) | {"claim": claim})
+    rows += renewal_rows(store, now)
     return matching(rows, portal=portal, rule=rule, older_than=older_than, email=email)
+
+
+def renewal_rows(store: st.Store, now: float) -> list[dict]:
+    """The grants whose renewal awaits a person (`renew: review`), as the inbox lists them:
+    the approved request's summary, marked a renewal (`state` "renewal")."""
+    opened = renewals.opened(store.redis)
+    found = []
+    for (ref, since), state in zip(opened, store.records([r for r, _ in opened]),
+                                   strict=True):
+        renewal = renewals.shown(renewals.get(store.redis, ref))
+        if state and renewal and renewal["open"]:  # else decided between the reads
+            found.append(summary(ref, state, since, now) | {
+                "state": "renewal", "renewal": renewal, "claim": None})
+    return found
 
 
 def matching(rows: list[dict], *, portal: str | None = None, rule: str | None = None,
@@ -194,6 +209,7 @@ def show(store: st.Store, request_id: str, history: int = 50) -> dict | None:
             "review_reason": state.get("review_reason") or "",
             "message": state.get("message") or ""},
         "in_inbox": state["state"] in st.INBOX_STATES,
+        "renewal": renewals.shown(renewals.get(store.redis, request_id)),
         "facts": state.get("facts") or {},
         "trace": state.get("trace") or [],
         "claim": store.claim_of(request_id),
@@ -242,6 +258,9 @@ def claim(store: st.Store, request_id: str, outcome: str, reason: str, by: str, 
         other = json.loads(detail)
         why = (f"{other['by']} is already deciding it ({other['outcome']}, "
                f"since {other['claimed_at']})")
+    elif (renewal := renewals.shown(renewals.get(store.redis, request_id))) and \
+            renewal["open"]:
+        why = f"it awaits a {renewal['label']}: decide the renewal on its page"
     elif detail:
         why = _no_longer(store.state(request_id) or {})
     else:

@@ -8,7 +8,13 @@ from typing import Any
 
 import requests
 
-from approver.portal.models import PENDING, AccessRequest, Decision
+from approver.portal.models import (
+    PENDING,
+    AccessRequest,
+    AppAccess,
+    Decision,
+    credential_ids,
+)
 from approver.tyk.errors import BadRequest, DashboardError, NotFound, clean_message
 from approver.tyk.http import ApiClient, ErrorEnvelope
 from approver.tyk.http import q as _q
@@ -173,6 +179,30 @@ class Portal(ApiClient):
         """The access requests of one app, every page."""
         return [AccessRequest.from_json(d)
                 for d in self._walk(f"/apps/{_q(app_id)}/access-requests")]
+
+    def list_apps(self) -> list[dict]:
+        """Every developer app (`ID`, `Name`, `UserID`), every page."""
+        return list(self._walk("/apps"))
+
+    def app_access(self, app_id: str) -> list[AppAccess]:
+        """The access requests of one app, each with what tells its credentials apart.
+
+        The list carries each request's `Credentials` (the spec's `AccessRequest-index`);
+        where an item has none listed, they are read from its own credentials list.
+        """
+        found = []
+        for item in self._walk(f"/apps/{_q(app_id)}/access-requests"):
+            ar = AccessRequest.from_json(item)
+            if not ar.id:
+                raise DashboardError("an access request of the app has no ID", status=200,
+                                     method="GET", path=f"/apps/{app_id}/access-requests")
+            listed = item.get("Credentials")
+            if not isinstance(listed, list):
+                listed = list(self._walk(
+                    f"/apps/{_q(app_id)}/access-requests/{_q(ar.id)}/credentials"))
+            found.append(AppAccess(ar.id, ar.status, ar.product_names,
+                                   credential_ids(listed)))
+        return found
 
     def get_product(self, id: str) -> dict:
         """One API product."""

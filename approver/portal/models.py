@@ -74,6 +74,31 @@ class AccessRequest:
         )
 
 
+def credential_ids(items: object) -> frozenset[str]:
+    """What tells credentials apart, as listed under an access request (`Credential`):
+    their `ID`, `CredentialHash` and `OAuthClientID`, never the credential itself."""
+    found = set()
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if int_id(item.get("ID")):
+            found.add("id:" + int_id(item.get("ID")))
+        for name, tag in (("CredentialHash", "hash:"), ("OAuthClientID", "oauth:")):
+            if isinstance(item.get(name), str) and item[name].strip():
+                found.add(tag + item[name].strip())
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class AppAccess:
+    """One access request of an app with what tells its credentials apart (no secrets)."""
+
+    id: str
+    status: str
+    product_names: tuple[str, ...]
+    credentials: frozenset[str]
+
+
 @dataclass(frozen=True)
 class Decision:
     """What approving or rejecting did: done now, or found done already (and its status)."""

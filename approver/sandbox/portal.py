@@ -68,7 +68,10 @@ class PortalSandbox(Harness):
     after its webhook; `page_base` 1 (default, the spec) or 0 says where pages count from,
     and `max_per_page` (0: none) caps the `per_page` honoured; `decide_method` "PUT"
     (default, the spec), "POST" (Tyk's portal-go client since 2024) or "both" says how
-    approve and reject are taken (any other method: 405).
+    approve and reject are taken (any other method: 405); `credentials` "own" (default:
+    each approval issues a credential) or "shared" (portal 1.16+: an approval in an app
+    that holds an approved credential reuses it, so two access requests list one
+    credential, and deleting either revokes it for both).
     """
 
     def __init__(self, seed: str | Path | dict | None = None, webhook_url: str | None = None,
@@ -82,6 +85,7 @@ class PortalSandbox(Harness):
         self.page_base, self.max_per_page = 1, 0
         self.decide_method = "PUT"
         self.revocation = "applied"
+        self.credentials_mode = "own"
         self._load()
 
     def _load(self) -> None:
@@ -111,19 +115,22 @@ class PortalSandbox(Harness):
             self.page_base, self.max_per_page = 1, 0
             self.decide_method = "PUT"
             self.revocation = "applied"
+            self.credentials_mode = "own"
 
     def set_mode(self, name: str, value) -> None:
         """Also `products` ("string" or "list"), `plans_list` ("wrapped" or "array"),
         `status` ("shown" or "omitted"), `page_base` (0 or 1), `max_per_page` (an
         integer >= 0, 0 for no cap), `decide_method` ("PUT", "POST" or "both") and
         `revocation` ("applied", or "lost": a deletion answered done that leaves the
-        access request and its credentials in place)."""
+        access request and its credentials in place) and `credentials` ("own" or
+        "shared")."""
         choices = {"products": ("products_shape", ("string", "list")),
                    "plans_list": ("plans_list", ("wrapped", "array")),
                    "status": ("status_shown", ("shown", "omitted")),
                    "page_base": ("page_base", (0, 1)),
                    "decide_method": ("decide_method", ("PUT", "POST", "both")),
-                   "revocation": ("revocation", ("applied", "lost"))}
+                   "revocation": ("revocation", ("applied", "lost")),
+                   "credentials": ("credentials_mode", ("own", "shared"))}
         if name == "max_per_page":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError("max_per_page must be an integer >= 0")
@@ -143,7 +150,8 @@ class PortalSandbox(Harness):
             return {**super().modes(), "products": self.products_shape,
                     "plans_list": self.plans_list, "status": self.status_shown,
                     "page_base": self.page_base, "max_per_page": self.max_per_page,
-                    "decide_method": self.decide_method, "revocation": self.revocation}
+                    "decide_method": self.decide_method, "revocation": self.revocation,
+                    "credentials": self.credentials_mode}
 
     def _new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -211,6 +219,10 @@ class PortalSandbox(Harness):
             if req["AppID"] != app_id or not self.readable(request_id):
                 raise SandboxError(404, "access request not found")
             return self._view(req)
+
+    def app_access_request_credentials(self, app_id: int, request_id: int) -> list[dict]:
+        """The credentials of one access request of an app (`Credential-index`)."""
+        return self.app_access_request(app_id, request_id)["Credentials"]
 
     def products(self) -> list[dict]:
         with self._lock:
@@ -311,6 +323,13 @@ class PortalSandbox(Harness):
         """Approve a pending request and issue its credential; 422 if it is not pending."""
         with self._lock:
             req = self._pending_or_422(request_id, "approve")
+            held = [c for r in self._requests.values() if r["AppID"] == req["AppID"]
+                    and r["Status"] == "approved" for c in r["Credentials"]]
+            if self.credentials_mode == "shared" and held:
+                # Portal 1.16+: the app's credential serves this request's products too.
+                req["Credentials"].append(held[0])
+                req["Status"], req["UpdatedAt"] = "approved", _portal_time()
+                return {"status": "ok", "message": "Access request approved"}
             credential_id = self._new_id("credential")
             # A Tyk key as the recorded credential shows it: base64 of {"org","id","h"}.
             key = base64.b64encode(json.dumps({
@@ -493,6 +512,11 @@ def list_app_access_requests(app_id: int) -> Response:
 def get_app_access_request(app_id: int, request_id: int) -> Response:
     return _render("GET /portal-api/apps/{id}/access-requests/{id}",
                    base.sandbox().app_access_request(app_id, request_id))
+
+
+@api.get("/apps/<int:app_id>/access-requests/<int:request_id>/credentials")
+def list_app_access_request_credentials(app_id: int, request_id: int) -> Response:
+    return jsonify(_paged(base.sandbox().app_access_request_credentials(app_id, request_id)))
 
 
 @api.get("/users")

@@ -72,7 +72,8 @@ def of(record: dict) -> dict | None:
 
 
 RENEWAL = {"rules": "the rules decide again before it ends",
-           "review": "none by itself: the developer asks again"}
+           "review": "a person decides in the review inbox before it ends",
+           "none": "none: without a reminder nobody is asked before the end"}
 
 
 def ends_text(record: dict, now: float) -> str:
@@ -84,6 +85,10 @@ def ends_text(record: dict, now: float) -> str:
     left = float(record["expires_ts"]) - now
     if left <= 0:
         return f"{record['expires_at']} (due to end: the next pass revokes the keys)"
-    renew = RENEWAL.get((of(record) or {}).get("renew") or "review", RENEWAL["review"])
+    grant = of(record) or {}
+    renew = grant.get("renew") if grant.get("renew") in ("rules", "review") else "review"
+    if renew == "review" and not grant.get("remind_before"):
+        renew = "none"
+    renew = RENEWAL[renew]
     return f"{record['expires_at']} (in {seconds_text(int(-(-left // 60)) * 60)}; " \
         f"renewal: {renew})"

@@ -26,6 +26,14 @@ class Health:
         raw = self.redis.hgetall(f"{PREFIX}health:refused")
         return {k.decode(): v.decode() for k, v in sorted(raw.items())}
 
+    def first_refusal(self, developer_id: str, key_id: str, event: str,
+                      ttl: int = 86400) -> bool:
+        """Whether a revocation refused this way (`event`) is the first for this key in
+        `ttl` seconds, across every process (`key_id`: as logged, a fingerprint)."""
+        return bool(self.redis.set(
+            f"{PREFIX}health:revocation-refused:{event}:{developer_id}:{key_id}"[:300],
+            now_iso(), nx=True, ex=ttl))
+
     def served_org(self) -> str | None:
         """The Tyk organisation the Dashboard credential serves, as a worker last saw it."""
         return (self.redis.hget(f"{PREFIX}health", "org_id") or b"").decode() or None

@@ -9,6 +9,7 @@ from approver.config import Settings
 from approver.state.common import PREFIX
 from approver.state.log import LOG_KEY
 from approver.state.records import RECORDS_KEY
+from approver.state.renewals import OPEN_KEY
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class Retention:
                    settings.record_max_entries, settings.record_max_age)
 
 
-# Drop the records listed (and their steps) whose finishing time is still at most ARGV[1]
-# (one a request decided again meanwhile is left alone). KEYS: the records index;
+# Drop the records listed (and their steps and renewals) whose finishing time is still at
+# most ARGV[1] (one a request decided again meanwhile is left alone). KEYS: the records index;
 # ARGV: limit, ids...
 _DROP = f"""
 local dropped = 0
@@ -38,6 +39,8 @@ for i = 2, #ARGV do
   if score and tonumber(score) <= tonumber(ARGV[1]) then
     redis.call('del', '{PREFIX}request:' .. ARGV[i])
     redis.call('del', '{PREFIX}steps:' .. ARGV[i])  -- its steps (state/steps.py) go with it
+    redis.call('del', '{PREFIX}renewal:' .. ARGV[i])  -- and its renewal (state/renewals.py)
+    redis.call('zrem', '{OPEN_KEY}', ARGV[i])
     redis.call('zrem', KEYS[1], ARGV[i])
     dropped = dropped + 1
   end

@@ -217,6 +217,21 @@ def test_recorded_access_requests_parse_with_names_and_without_credentials(repla
     assert single.user_id == "1" and "Credentials" not in single.raw
 
 
+def test_a_recorded_app_list_tells_credentials_apart_without_keeping_them(replay,
+                                                                         portal_api):
+    replay[1].answer("GET", "/portal-api/apps/1/access-requests",
+                     "edp/GET-portal-api-apps-id-access-requests.http")
+    (listed,) = portal_api.app_access("1")
+    assert (listed.id, listed.status, listed.product_names) == ("30", "approved",
+                                                                ("public_product",))
+    # The credential's ID and hash tell it apart (the shared-credential guard compares
+    # them); the credential itself is not kept.
+    assert listed.credentials == {"id:29", "hash:60bf6ae8aeddde79"}
+    secret = corpus.load("edp/GET-portal-api-apps-id-access-requests.json")[0][
+        "Credentials"][0]["Credential"]
+    assert secret not in repr(listed)
+
+
 def test_a_recorded_access_request_becomes_facts_from_records_only(replay, portal_api):
     routes = replay[1]
     listed = corpus.load("edp/GET-portal-api-apps-id-access-requests.json")[0]

@@ -114,6 +114,16 @@ class RevocationFailed(ApproverError):
     """Tyk would not revoke a key its records say exists."""
 
 
+class RevocationRefused(RevocationFailed):
+    """The service would not revoke: doing so could take away more than what lapsed, or
+    it could not tell. `event` names the outcome in the decision log; `details` says more
+    (ids and names only, never a credential)."""
+
+    def __init__(self, message: str, event: str, **details):
+        super().__init__(message)
+        self.event, self.details = event, details
+
+
 class MalformedId(ApproverError):
     """The portal says (or its id rules say) that no request can have this id."""
 

@@ -15,6 +15,7 @@ import logging
 import time
 
 from approver.pipeline.sources import Applied, MalformedId, RevocationFailed, ref
+from approver.pipeline.sources.shared import not_shared
 from approver.portal.models import int_id
 from approver.rules import FactContext
 from approver.tyk import NotFound
@@ -207,6 +208,11 @@ class PortalSource:
         return [r.id for r in self.portal.list_access_requests(status="pending")]
 
     def revoke(self, developer_id: str, key_id: str, about: dict | None = None) -> bool:
+        try:
+            access_request = self.portal.get_access_request(key_id)
+        except NotFound:
+            return self.portal.delete_access_request(key_id)  # gone already: False
+        not_shared(self.portal, access_request, key_id)
         existed = self.portal.delete_access_request(key_id)
         try:  # read back: revoked only once the access request (its credentials) is gone
             self.portal.get_access_request(key_id)

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from approver import config
 from approver.errors import ConfigError
-from approver.pipeline import enqueue, notify, review
+from approver.pipeline import enqueue, notify, renewals, review
 from approver.pipeline import steps as approval_steps
 from approver.rules import explain
 from approver.web.console.auth import origin, require_login
@@ -125,6 +125,26 @@ def decide(ref: str):
         return _request_page(ref, status, error=str(exc), reason=reason[:review.REASON_LIMIT])
     if counted:
         flash("Your approval is recorded; the request waits for its remaining steps.", "ok")
+    return redirect(url_for("console.request_page", ref=ref), 303)
+
+
+@bp.post("/requests/<ref>/renewal")
+def decide_renewal(ref: str):
+    """Approve or deny the renewal of a grant's access (no call to Tyk: decided now)."""
+    if not enqueue.ID_PATTERN.match(ref):
+        return message(404, "Not found", "That is not a key request id.")
+    outcome, reason = request.form.get("outcome", ""), request.form.get("reason", "")
+    rt = _rt()
+    try:
+        renewals.decide(rt.store, ref, request.form.get("renewal_id", ""), outcome, reason,
+                        _person(), "console", origin(), rt.settings.admins_group)
+    except approval_steps.NotYours as exc:
+        return _request_page(ref, 403, error=str(exc), reason=reason[:review.REASON_LIMIT])
+    except review.Refused as exc:
+        status = 400 if _bad_input(outcome, reason) else 409
+        return _request_page(ref, status, error=str(exc), reason=reason[:review.REASON_LIMIT])
+    flash("The renewal is approved: access runs a period more." if outcome == "approve"
+          else "The renewal is denied: access ends as planned.", "ok")
     return redirect(url_for("console.request_page", ref=ref), 303)
 
 
