@@ -275,11 +275,17 @@ def test_a_renewal_is_found_in_the_inbox_and_renewed_on_its_page(
     # Not a pending request: nothing on its row a person can tick for a bulk decision.
     assert [box for box in row.find_elements("css selector", "input") if box.is_enabled()] == []
     row.find_element("link text", ref).click()
-    assert label in b.find(".summary").text
+    assert b.find(".status").text.startswith(
+        f"renewal {label}: awaiting a person (since {kept.get(rt.redis, ref)['opened_at']}); "
+        "access was approved by rule partners at ")
     [box] = b.find_all(".decide")  # the renewal's own box, not a request's Decide box
     assert box.find_element("tag name", "h2").text == f"Decide the {label}"
     assert [e.text for e in box.find_elements("css selector", "button")] == [
         "Renew", "Let it end"]
+    b.resize(browser.PHONE)  # the box fits a phone too
+    assert b.page_width() <= b.driver.execute_script("return window.innerWidth")
+    assert b.button("Let it end").is_displayed()
+    b.resize(browser.LAPTOP)
     b.fill(".decide textarea[name=reason]", "still a partner")
     b.button("Renew").click()
     b.wait_for_text("The renewal is approved: access runs a period more.")
