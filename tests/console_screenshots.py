@@ -4,7 +4,8 @@ Starts a private Redis and the sandbox Dashboard, decides a few sample requests 
 shipped rules plus one nested rule that reads a sign-up field nobody filled in
 (tests.console_support.SMALL_COMPANIES), serves the web app, and with headless Chromium
 saves the login page, the inbox, the page of a request that rule sent to review (before and
-after a person approved it), and the inbox and that page at a phone's width.
+after a person approved it), the inbox and that page at a phone's width, and the page of
+the partner's approval for a period (tests.console_support.GRANT) once its renewal waits.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import tempfile
 from pathlib import Path
 
 from approver.config import Settings
-from approver.pipeline import decide, review, runtime
+from approver.pipeline import decide, grants, review, runtime
 from approver.process.embedded_redis import EmbeddedRedis
 from approver.sandbox import create_app as create_sandbox_app
 from approver.sandbox import serve
 from approver.state import accounts
 from approver.web import create_app
 from tests import browser
-from tests.console_support import SMALL_COMPANIES
+from tests.console_support import SMALL_COMPANIES, with_grant
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "screenshot-dashboard-secret-0123"
@@ -38,7 +39,8 @@ SAMPLES = (  # (email, policies, fields): the shipped rules leave the last four 
 
 
 SHOTS = ("console-login.png", "console-inbox.png", "console-request.png",
-         "console-request-decided.png", "console-phone.png", "console-request-phone.png")
+         "console-request-decided.png", "console-phone.png", "console-request-phone.png",
+         "console-request-renewal.png")
 
 
 def main(folder: Path) -> None:
@@ -47,6 +49,7 @@ def main(folder: Path) -> None:
     rules = work / "rules"
     shutil.copytree(ROOT / "rules", rules)
     (rules / "25-small.yaml").write_text(SMALL_COMPANIES)
+    with_grant(rules)
     redis_server = EmbeddedRedis(directory=work).start()
     sandbox = serve(create_sandbox_app(secret=SECRET))
     settings = Settings(dashboard_url=sandbox.url, dashboard_secret=SECRET,
@@ -85,6 +88,12 @@ def main(folder: Path) -> None:
         chrome.resize(browser.LAPTOP)
         chrome.open(carol)
         chrome.screenshot(folder / "console-request-decided.png")
+        # A week before the partner's access ends: its renewal waits for a person.
+        grants.run(rt, now=float(rt.store.state(refs[0])["remind_ts"]) + 1)
+        chrome.resize(browser.LAPTOP)
+        chrome.open(f"{web.url}/console/requests/{refs[0]}")
+        chrome.fill(".decide textarea[name=reason]", "Still a partner: another quarter.")
+        chrome.screenshot(folder / "console-request-renewal.png")
     finally:
         chrome.quit()
         web.shutdown()

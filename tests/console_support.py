@@ -66,14 +66,38 @@ rules:
 """
 
 
-def with_small_companies(rt, folder):
-    """The shipped rules with SMALL_COMPANIES before the trust rules, in force in `rt`."""
+def own_rules(rt, folder):
+    """A copy of the shipped rules in `folder`, in force in `rt` as they are when next read
+    (change them before deciding); its path."""
     import shutil
     from pathlib import Path
 
     rules = Path(folder) / "rules"
     shutil.copytree(Path(__file__).resolve().parent.parent / "rules", rules)
-    (rules / "25-small.yaml").write_text(SMALL_COMPANIES)
     rt.settings = rt.settings.with_(rules_path=rules)
-    rt.__dict__.pop("rules", None)  # load the rules just written
+    rt.__dict__.pop("rules", None)  # read the copy, once it is written
     return rules
+
+
+def with_small_companies(rt, folder):
+    """The shipped rules with SMALL_COMPANIES before the trust rules, in force in `rt`."""
+    rules = own_rules(rt, folder)
+    (rules / "25-small.yaml").write_text(SMALL_COMPANIES)
+    return rules
+
+
+# The partners' approval for 90 days, its renewal decided by a person at the reminder a week
+# before the end (the grants and renewals tests, the renewal in a browser, its screenshot).
+GRANT = "    grant: {expires_after: 90d, remind_before: 7d, renew: review}\n"
+
+
+def with_grant(rules) -> None:
+    """The partners' rule in the copy of the shipped rules at `rules` approves for GRANT's
+    period."""
+    from pathlib import Path
+
+    trust = Path(rules) / "30-trust.yaml"
+    text = trust.read_text()
+    anchor = "    message: Partner organisations get access at once.\n"
+    assert anchor in text
+    trust.write_text(text.replace(anchor, anchor + GRANT, 1))

@@ -9,9 +9,13 @@ import pytest
 from approver.rules import explain
 from approver.sandbox import serve
 from approver.state import accounts
+from approver.state import grants as schedule
+from approver.state import renewals as kept
 from approver.web import create_app
 from tests import browser
-from tests.console_support import PASSWORD, add_admin, with_small_companies
+from tests.console_support import PASSWORD, add_admin, own_rules, with_grant, with_small_companies
+from tests.test_grants import DAY, approved, ends, events
+from tests.test_renewals import remind
 from tests.test_review import CAROL, DAVE, in_review
 
 
@@ -241,3 +245,82 @@ def test_the_page_leads_with_who_wants_what_before_the_decide_box_on_a_phone(
     assert "APIs\nPayments API" in text
     link = b.driver.find_element("link text", "the request in the Tyk Dashboard")
     assert link.get_attribute("href").endswith(f"/#/portal/requests/{carol}")
+
+
+# -- the renewal of an approval for a period -------------------------------------------------
+def renewal_waiting(rt, sandbox, folder):
+    """A partner's request approved for 90 days (`renew: review`), and the grants pass at
+    its reminder run: its renewal waits for a person. Its id, the end it is about, and
+    the label the inbox and its page give it."""
+    with_grant(own_rules(rt, folder))
+    ref = approved(rt, sandbox)
+    end = remind(rt, ref)
+    return ref, end, f"renewal of access ending {rt.store.state(ref)['expires_at']}"
+
+
+def status(b) -> int:
+    """The HTTP status of the page the browser shows (its navigation's response)."""
+    return b.driver.execute_script(
+        "return performance.getEntriesByType('navigation')[0].responseStatus")
+
+
+def test_a_renewal_is_found_in_the_inbox_and_renewed_on_its_page(
+        b, web, rt, sandbox, tmp_path):
+    ref, end, label = renewal_waiting(rt, sandbox, tmp_path)
+    before = len(sandbox.app.sandbox.calls())
+    b.sign_in(web, "alice", PASSWORD)
+    assert b.title.startswith("Review inbox")
+    row = b.driver.find_element("xpath", f"//tr[.//a[normalize-space()='{ref}']]")
+    assert label in row.text
+    # Not a pending request: nothing on its row a person can tick for a bulk decision.
+    assert [box for box in row.find_elements("css selector", "input") if box.is_enabled()] == []
+    row.find_element("link text", ref).click()
+    assert b.find(".status").text.startswith(
+        f"renewal {label}: awaiting a person (since {kept.get(rt.redis, ref)['opened_at']}); "
+        "access was approved by rule partners at ")
+    [box] = b.find_all(".decide")  # the renewal's own box, not a request's Decide box
+    assert box.find_element("tag name", "h2").text == f"Decide the {label}"
+    assert [e.text for e in box.find_elements("css selector", "button")] == [
+        "Renew", "Let it end"]
+    b.resize(browser.PHONE)  # the box fits a phone too
+    assert b.page_width() <= b.driver.execute_script("return window.innerWidth")
+    assert b.button("Let it end").is_displayed()
+    b.resize(browser.LAPTOP)
+    b.fill(".decide textarea[name=reason]", "still a partner")
+    b.button("Renew").click()
+    b.wait_for_text("The renewal is approved: access runs a period more.")
+    assert b.find_all(".decide") == []
+    state = rt.store.state(ref)
+    assert ends(rt, ref) == end + 90 * DAY
+    assert rt.redis.zscore(schedule.END_KEY, ref) == end + 90 * DAY
+    summary = b.find(".summary").text
+    assert f"Access ends\n{state['expires_at']}" in summary
+    assert f"Renewal\n{label}: approved by local:alice" in summary
+    [renewed] = events(rt, ref, "grant_renewed")
+    assert (renewed["by"], renewed["via"], renewed["reason"]) == (
+        "local:alice", "console", "still a partner")
+    assert sandbox.app.sandbox.calls()[before:] == []  # nothing asked of Tyk
+    b.open(f"{web}/console/")
+    assert ref not in b.text
+
+
+def test_letting_a_renewal_end_needs_a_reason(b, web, rt, sandbox, tmp_path):
+    ref, end, label = renewal_waiting(rt, sandbox, tmp_path)
+    before = len(sandbox.app.sandbox.calls())
+    b.sign_in(web, "alice", PASSWORD)
+    b.open(f"{web}/console/requests/{ref}")
+    b.button("Let it end").click()  # no reason: the server says it is needed
+    b.wait_for_text("a reason is required to deny a request")
+    assert status(b) == 400
+    assert kept.get(rt.redis, ref)["state"] == kept.OPEN and ends(rt, ref) == end
+    assert events(rt, ref, "renewal_denied") == []
+    b.fill(".decide textarea[name=reason]", "project over")
+    b.button("Let it end").click()
+    b.wait_for_text("The renewal is denied: access ends as planned.")
+    assert status(b) == 200
+    assert f"Renewal\n{label}: denied by local:alice" in b.find(".summary").text
+    assert kept.get(rt.redis, ref)["state"] == kept.DENIED and ends(rt, ref) == end
+    [denied] = events(rt, ref, "renewal_denied")
+    assert (denied["by"], denied["reason"]) == ("local:alice", "project over")
+    assert events(rt, ref, "grant_renewed") == []
+    assert sandbox.app.sandbox.calls()[before:] == []

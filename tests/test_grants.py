@@ -15,14 +15,13 @@ from approver.pipeline.sources import shown
 from approver.rules import check
 from approver.state import grants as schedule
 from tests.conftest import ROOT, wait_for, with_portal
-from tests.console_support import add_admin, sign_in
+from tests.console_support import add_admin, sign_in, with_grant
 from tests.rules_support import write
 from tests.test_deadlines import start_worker, stop_worker
 from tests.test_mail import SENDER, parts, send_mail, smtp  # noqa: F401 (fixtures)
 from tests.test_portal_pipeline import ask, calls
 from tests.test_review import ALICE, submit
 
-GRANT = "    grant: {expires_after: 90d, remind_before: 7d, renew: review}\n"
 DAY = 86400
 KEYS = "/api/portal/developers/"
 
@@ -31,11 +30,7 @@ KEYS = "/api/portal/developers/"
 def settings(settings, smtp, tmp_path):  # noqa: F811
     folder = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", folder)
-    trust = folder / "30-trust.yaml"
-    text = trust.read_text()
-    anchor = "    message: Partner organisations get access at once.\n"
-    assert anchor in text
-    trust.write_text(text.replace(anchor, anchor + GRANT, 1))
+    with_grant(folder)
     return settings.with_(rules_path=folder, smtp_url=smtp.url, mail_from=SENDER)
 
 

@@ -16,8 +16,8 @@ from approver.state import accounts
 from approver.state import grants as schedule
 from approver.state import renewals as kept
 from tests.conftest import with_portal
-from tests.console_support import PASSWORD, csrf, sign_in
-from tests.test_grants import DAY, GRANT, approved, ends, events, settings, worker_until  # noqa: F401
+from tests.console_support import GRANT, PASSWORD, csrf, sign_in
+from tests.test_grants import DAY, approved, ends, events, settings, worker_until  # noqa: F401
 from tests.test_mail import SENDER, send_mail, smtp  # noqa: F401 (fixtures)
 from tests.test_portal_pipeline import ask
 from tests.test_review import ALICE
