@@ -276,7 +276,8 @@ def test_a_renewal_is_found_in_the_inbox_and_renewed_on_its_page(
     assert [box for box in row.find_elements("css selector", "input") if box.is_enabled()] == []
     row.find_element("link text", ref).click()
     assert b.find(".status").text.startswith(
-        f"renewal {label}: awaiting a person (since {kept.get(rt.redis, ref)['opened_at']}); "
+        f"renewal Access ending {label.rsplit(' ', 1)[1]}: awaiting a person (since "
+        f"{kept.get(rt.redis, ref)['opened_at']}); "
         "access was approved by rule partners at ")
     [box] = b.find_all(".decide")  # the renewal's own box, not a request's Decide box
     assert box.find_element("tag name", "h2").text == f"Decide the {label}"
