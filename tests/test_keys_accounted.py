@@ -183,3 +183,19 @@ def test_a_billing_event_whose_pop_answer_was_lost_is_queued_again(rt, sandbox, 
     reconcile.run(rt)
     work()
     assert rt.billing.get(DAVE_ID)["status"] == "active"
+
+
+# -- a record a Redis failover lost in part --------------------------------------------------
+
+@pytest.mark.parametrize("left", [st.APPLYING, st.DECIDED, st.FAILED])
+def test_a_record_that_holds_no_decision_is_decided_afresh_not_failed_again(rt, sandbox, left):
+    """A failover can lose a record that reached no replica; a state write after it (the
+    'applying' before a resume's call to Tyk) recreates part of it: a state and no outcome.
+    Such a request is read from Tyk and decided by the rules, once."""
+    request = sandbox.app.sandbox.create_key_request(ALICE, [FREE], {"use_case": "x"})
+    rt.store.save_state(request["id"], state=left, updated_at=st.now_iso())
+    result = decide.run(rt, request["id"], "reconciler")
+    state = rt.store.state(request["id"])
+    assert (result.state, state["state"], state["outcome"], state["rule"]) == (
+        st.APPLIED, st.APPLIED, "approve", "partners")
+    assert len(sandbox.app.sandbox.calls("PUT", "/api/portal/requests/approve/")) == 1

@@ -23,7 +23,7 @@ def decide_explicitly(rt: Runtime, ref: str, outcome: str, reason: str,
     """Apply a decision made elsewhere (a billing system), if the request is still pending."""
     with logs.bound(key_request_id=ref, decision_id=None), \
             rt.store.lock_and_state(ref) as state:
-        state = state or {}
+        state = adopt(rt, ref, state) or {}
         request = still_pending(rt, ref, source, state, record=False)
         if request is not None and state.get("state") in RESUMABLE:
             return apply_decision(rt, request, state, source)

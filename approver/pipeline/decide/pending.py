@@ -43,7 +43,14 @@ def fetch(rt: Runtime, ref: str):
 
 def adopt(rt: Runtime, ref: str, state: dict | None) -> dict | None:
     """The state, with a review recorded before the inbox existed (as "applied") moved
-    into the inbox."""
+    into the inbox; and a record that says it is carrying a decision out but holds none
+    read as no record: a write that outlived the record it belonged to (a Redis failover
+    can lose a record that was not replicated, and a later state write recreate a part
+    of it). The request is then read from Tyk and decided afresh, never left to fail."""
+    if state and state["state"] in RESUMABLE and state.get("outcome") not in ("approve", "deny"):
+        log.warning("key request %s: its record says %s but holds no decision (a part of "
+                    "a record a Redis failover lost): decided afresh", ref, state["state"])
+        return None
     if state and state["state"] == st.APPLIED and state.get("outcome") == "review":
         rt.store.save_state(ref, state=st.IN_REVIEW)
         return {**state, "state": st.IN_REVIEW}
