@@ -171,7 +171,9 @@ class Procs:
         serving = proc.pid if server == "werkzeug" else wait_children(proc, 1)[0]
         return Sandbox(proc, secret, server, serving)
 
-    def service_env(self, sandbox: Sandbox, token: str) -> dict:
+    def service_env(self, sandbox: Sandbox, token: str,
+                    signal_env: dict | None = None) -> dict:
+        """The service's settings; the signal servers' (`signal_env`) else started here."""
         assert self.redis is not None
         return {
             "APPROVER_DASHBOARD_URL": sandbox.url,
@@ -186,7 +188,7 @@ class Procs:
             # service (its token-bucket script included), not the ceiling.
             "APPROVER_DASHBOARD_RATE": "100000",
             # The signal facts ask the sandbox's DNS and RDAP servers: no network.
-            **self.signal_servers().env,
+            **(self.signal_servers().env if signal_env is None else signal_env),
         }
 
     def signal_servers(self):

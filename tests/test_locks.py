@@ -31,6 +31,20 @@ def test_a_lock_taken_twice_raises_locked_then_is_free_once_released(redis_conn)
     assert not store.locked("r1")
 
 
+def test_a_take_sent_again_after_its_answer_was_lost_finds_the_lock_its_own(redis_conn):
+    store = st.Store(redis_conn)
+    keys = [st.lock_key("r2"), st.state_key("r2")]
+    redis_conn.hset(st.state_key("r2"), "state", st.APPLYING)
+    taken = store._acquire(keys=keys, args=["mine", 10_000])
+    assert taken == [1, [b"state", b"applying"]]
+    redis_conn.pexpire(keys[0], 500)
+    # The same take again (redis-py resends it after a reconnect): still ours, TTL renewed.
+    assert store._acquire(keys=keys, args=["mine", 10_000]) == taken
+    assert redis_conn.pttl(keys[0]) > 5_000
+    assert store._acquire(keys=keys, args=["theirs", 10_000]) == [0]
+    assert redis_conn.get(keys[0]) == b"mine"
+
+
 def test_a_developers_billing_lock_held_elsewhere_raises_locked_after_waiting(redis_conn):
     store = st.Store(redis_conn)
     with store.developer_lock(DAVE_ID), pytest.raises(st.Locked), \

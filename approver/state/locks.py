@@ -23,10 +23,12 @@ _HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 # (Redis stopped right after running it) is sent again by redis-py once it reconnects:
 # finding its own token, it has the lock, instead of taking itself for another worker
 # and leaving a lock nobody releases. KEYS: lock, [state]; ARGV: token, ttl ms.
+# A free lock is taken by the SET NX alone; the GET runs only when it is held.
 _ACQUIRE = """
-local held = redis.call('get', KEYS[1])
-if held and held ~= ARGV[1] then return {0} end
-redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('get', KEYS[1]) ~= ARGV[1] then return {0} end
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
 if #KEYS < 2 then return {1, {}} end
 return {1, redis.call('hgetall', KEYS[2])}
 """

@@ -105,29 +105,41 @@ class Records:
         self._queue_state(pipe, request_id, fields)
         pipe.execute()
 
-    def _queue_state(self, pipe, request_id: str, fields: dict) -> None:
+    def _queue_state(self, pipe, request_id: str, fields: dict,
+                     before: dict | None = None) -> None:
+        """Queue the writes of `fields` and of the indexes that follow the state.
+
+        `before`: the record as stored now ({} for none), when the caller knows it exactly
+        (read or written under the request's lock in this run); removals it shows to be
+        no-ops are then not sent. A request is in an index only while its stored state
+        says so: the index is written in the transaction that writes the state, and
+        retention drops both together.
+        """
         encoded = {k: _encoded(k, v) for k, v in fields.items()}
         key = state_key(request_id)
-        if fields.get("state") not in (None, FAILED, ERROR) and "error" not in fields:
+        known = before is not None
+        was = (before or {}).get("state")
+        if (fields.get("state") not in (None, FAILED, ERROR) and "error" not in fields
+                and (not known or "error" in before or "error_permanent" in before)):
             pipe.hdel(key, "error", "error_permanent")  # what failed before is in the log
         pipe.hset(key, mapping=encoded)
         # Requests between deciding and done are kept in a set, so the reconciler resumes
         # them even when they have left Tyk's pending list.
         if fields.get("state") in UNFINISHED_STATES:
             pipe.sadd(UNFINISHED_KEY, request_id)
-        elif "state" in fields:
+        elif "state" in fields and (not known or was in UNFINISHED_STATES):
             pipe.srem(UNFINISHED_KEY, request_id)
         # Finished records are indexed by when they finished, for retention to drop the
         # oldest; any other state takes the record out of retention's reach.
         if fields.get("state") in FINAL_STATES:
             pipe.zadd(RECORDS_KEY, {request_id: time.time()})
-        elif "state" in fields:
+        elif "state" in fields and (not known or was in FINAL_STATES):
             pipe.zrem(RECORDS_KEY, request_id)
         # The inbox follows the state in the same transaction: a request enters it when
         # left for a person or a fact, and leaves it with whatever decides it.
         if fields.get("state") in INBOX_STATES:
             pipe.zadd(INBOX_KEY, {request_id: time.time()}, nx=True)
-        elif "state" in fields:
+        elif "state" in fields and (not known or was in INBOX_STATES):
             pipe.zrem(INBOX_KEY, request_id)
         if fields.get("decision_id") and fields.get("developer_id"):
             key = developer_key(fields["developer_id"])

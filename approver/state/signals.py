@@ -49,20 +49,19 @@ class Signals:
         """In one round trip: per kind, the loaded list's meta and the first of `candidates`
         it holds (None if no list was loaded); the cached answers under `cache_keys`."""
         pipe = self.redis.pipeline(transaction=False)
+        # The lists' metas and the cached answers in one MGET.
+        pipe.mget([_list_key(kind) + ":meta" for kind in kinds]
+                  + [KEY + "cache:" + k for k in cache_keys])
         for kind in kinds:
-            pipe.get(_list_key(kind) + ":meta")
             for candidate in candidates:  # SISMEMBER each: SMISMEMBER needs Redis 6.2
                 pipe.sismember(_list_key(kind), candidate)
-        if cache_keys:
-            pipe.mget([KEY + "cache:" + k for k in cache_keys])
-        found = pipe.execute()
+        values, *found = pipe.execute()
         lists: dict[str, tuple[dict, str | None] | None] = {}
-        for kind in kinds:
-            meta = found.pop(0)
+        for kind, meta in zip(kinds, values[:len(kinds)], strict=True):
             members = [found.pop(0) for _ in candidates]
             hit = next((c for c, m in zip(candidates, members, strict=True) if m), None)
             lists[kind] = (json.loads(meta), hit) if meta else None
-        cached = [json.loads(v) if v else None for v in found.pop(0)] if cache_keys else []
+        cached = [json.loads(v) if v else None for v in values[len(kinds):]]
         return lists, cached
 
     def cache(self, answers: dict[str, tuple[dict, int]]) -> None:

@@ -29,13 +29,15 @@ class Store(Records, DecisionLog, Locks, KeyIds, Waits, Claims, Health, Trimming
         self._head: str | None = None
 
     def save_and_log(self, request_id: str, fields: dict, event: str, entry: dict,
-                     also: Callable[[redis.client.Pipeline], None] | None = None) -> str:
+                     also: Callable[[redis.client.Pipeline], None] | None = None,
+                     before: dict | None = None) -> str:
         """`save_state(request_id, **fields)`, then `log(event, request_id, **entry)`, in
         one MULTI/EXEC round trip (two if another writer moved the log head meanwhile);
-        `also(pipe)` may queue more commands between the two. Returns the entry's id."""
+        `also(pipe)` may queue more commands between the two; `before`: the record as
+        stored now, if known exactly (`_queue_state`). Returns the entry's id."""
         body = self._entry_body(event, request_id, entry)
         pipe = self.redis.pipeline(transaction=True)
-        self._queue_state(pipe, request_id, fields)
+        self._queue_state(pipe, request_id, fields, before)
         if also is not None:
             also(pipe)
         return self._append(body, pipe)

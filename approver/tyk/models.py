@@ -136,10 +136,9 @@ class KeyRequest:
         embedded = d.get("portal_developer")
         developer = Developer.from_json(embedded) if _dict(embedded) else None
         catalogue = d.get("catalogue_entry")
-        raw = {k: v for k, v in d.items() if k not in _KEY_REQUEST_SECRET_FIELDS}
-        raw = copy.deepcopy(raw)
-        if developer is not None:
-            raw["portal_developer"] = developer.raw
+        # The embedded developer is copied once, without its secrets, by Developer.
+        raw = {k: developer.raw if developer and k == "portal_developer" else copy.deepcopy(v)
+               for k, v in d.items() if k not in _KEY_REQUEST_SECRET_FIELDS}
         return cls(
             id=_id(d),
             org_id=_str(d.get("org_id")),

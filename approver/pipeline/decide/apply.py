@@ -20,8 +20,12 @@ log = logging.getLogger(__name__)
 
 
 def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: str,
-                    reason: str, revision: str, wait: dict | None = None, **extra) -> dict:
-    """Write the decision to the request's state and the log before anything is applied."""
+                    reason: str, revision: str, wait: dict | None = None,
+                    before: dict | None = None, **extra) -> dict:
+    """Write the decision to the request's state and the log before anything is applied.
+
+    `before`: the record as stored now ({} for none), read under the request's lock in
+    this run, if the caller has it (Records._queue_state sends fewer commands)."""
     needs_call = outcome in ("approve", "deny") and not rt.settings.shadow
     source = rt.source(request.ref)[0]
     if needs_call and "held_before" not in extra:
@@ -68,7 +72,8 @@ def record_decision(rt: Runtime, request, trigger: str, *, outcome: str, rule: s
 
     # The state, the counters, the wait and the log entry: one MULTI/EXEC round trip.
     rt.store.save_and_log(request.ref, fields, "decided",
-                          {k: v for k, v in record.items() if k != "state"}, also=counters)
+                          {k: v for k, v in record.items() if k != "state"}, also=counters,
+                          before=before)
     logs.bind(decision_id=record["decision_id"])
     log.info("key request %s decided %s by %s: %s", request.ref, outcome, rule or "default",
              reason)
@@ -126,14 +131,18 @@ def apply_decision(rt: Runtime, request, record: dict, trigger: str,
                   "error_permanent": permanent(exc)},
             "apply_failed", {"outcome": outcome, "error": describe(exc), "trigger": trigger})
         raise
-    return record_applied(rt, ref, record, done, trigger, source.name)
+    # A record record_decision just wrote as "applying" is the record as stored.
+    return record_applied(rt, ref, record, done, trigger, source.name,
+                          before=record if recorded and record["state"] == st.APPLYING
+                          else None)
 
 
 def record_applied(rt: Runtime, ref: str, record: dict, done: Applied, trigger: str,
-                   portal: str) -> Result:
+                   portal: str, before: dict | None = None) -> Result:
     """Record what carrying out `record` did in Tyk (`done`): applied, with the keys an
     approval produced kept for revocation, its log entry and its follow-up, in one
-    MULTI/EXEC; then queue the follow-up (notifications, a billing check)."""
+    MULTI/EXEC; then queue the follow-up (notifications, a billing check). `before`: the
+    record as stored now, if known exactly (Records._queue_state)."""
     outcome = record["outcome"]
     fields: dict = {"already_processed": done.already_processed}
     if outcome == "deny" and done.key_ids:
@@ -175,7 +184,7 @@ def record_applied(rt: Runtime, ref: str, record: dict, done: Applied, trigger: 
     rt.store.save_and_log(
         ref, {"state": st.APPLIED, "applied_at": st.now_iso(), **fields}, "applied",
         {"outcome": outcome, "decision_id": record.get("decision_id"), "trigger": trigger,
-         **fields}, also=also)
+         **fields}, also=also, before=before)
     log.info("key request %s: %s applied in Tyk", ref, outcome)
     applied = {**record, **fields, "state": st.APPLIED}
     follow_up(rt, ref, applied)

@@ -141,6 +141,7 @@ def _decide_and_apply(rt: Runtime, request, trigger: str,
         # The billing state this was decided on (see stale_wait).
         billing_ts=(context.billing or {}).get("updated_ts") if wait else "",
         held_before=list(held),
+        before=previous or {},  # read under the lock held since
         grant=decision.grant.to_dict() if decision.grant and outcome == "approve" else None,
         # The steps people must take before an approval, and by when (review only).
         **approval_fields(decision if outcome == "review" else None),
