@@ -117,6 +117,11 @@ def test_a_queued_decision_is_the_job_rq_writes(rt, redis_conn, monkeypatch, ret
                                               if retry_delays else None)
 
 
+def test_values_written_into_the_enqueue_script_reach_redis_byte_for_byte(redis_conn):
+    value = bytes(range(256)) + b'"\\"' + "décidé".encode()
+    assert redis_conn.eval(f"return {enqueue._lua_text(value)}", 0) == value
+
+
 @pytest.mark.parametrize("path", [f"/hooks/tyk/{WEBHOOK_TOKEN}", "/hooks/tyk",
                                   "/hooks/tyk/anything"])
 def test_head_answers_200_with_no_side_effects(client, rt, path):
