@@ -19,16 +19,21 @@ from datetime import UTC, datetime
 _SCHEMES = ("basic|bearer|digest|dpop|gnap|hoba|mutual|negotiate|ntlm|oauth|privatetoken"
             "|scram-sha-1|scram-sha-256|vapid|concealed|aws4-hmac-sha256|token")
 _PATTERNS = (
-    (re.compile(r"(?i)(/hooks(?:/|%2f)+(?:(?:tyk|portal)(?:/|%2f)+)?)"
-                r"(?!(?:tyk|portal)(?:[\s?\"'#\\]|$))[^\s?\"'#\\]+"), r"\1[redacted]"),
-    (re.compile(r"(?i)(/status(?:/|%2f)+)[^\s?\"'#\\]+"), r"\1[redacted]"),
+    # (the words, one of which each match contains, any case; the pattern; its replacement)
+    (("/hooks",), re.compile(r"(?i)(/hooks(?:/|%2f)+(?:(?:tyk|portal)(?:/|%2f)+)?)"
+                             r"(?!(?:tyk|portal)(?:[\s?\"'#\\]|$))[^\s?\"'#\\]+"),
+     r"\1[redacted]"),
+    (("/status",), re.compile(r"(?i)(/status(?:/|%2f)+)[^\s?\"'#\\]+"), r"\1[redacted]"),
     # A mail's action link: its token is the path's last part (also inside a ?next=).
-    (re.compile(r"(?i)((?:/|%2f)act(?:/|%2f)+)[^\s?&\"'#\\]+"), r"\1[redacted]"),
+    (("act/", "act%2f"), re.compile(r"(?i)((?:/|%2f)act(?:/|%2f)+)[^\s?&\"'#\\]+"),
+     r"\1[redacted]"),
     # A header's value may start with its scheme (RFC 9110 §11.4), kept: the credential
     # is what follows; the header may be quoted, as in a Python dict's repr.
-    (re.compile(r"(?i)\b(bearer|(?:authorization|x-approver-token)[\"']?:?)(\s+[\"']?)"
+    (("bearer", "authorization", "x-approver-token"),
+     re.compile(r"(?i)\b(bearer|(?:authorization|x-approver-token)[\"']?:?)(\s+[\"']?)"
                 rf"((?:{_SCHEMES})\s+)?[^\s\"',]+"), r"\1\2\3[redacted]"),
-    (re.compile(r"(?i)([\"']?(?:rawkey|password|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+    (("rawkey", "password", "secret"),
+     re.compile(r"(?i)([\"']?(?:rawkey|password|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
      r"\1[redacted]"),
 )
 # And by value: the configured secrets themselves, wherever they appear (redact_values).
@@ -43,10 +48,14 @@ _context: dict[str, contextvars.ContextVar] = {
 }
 
 
-# Every pattern above needs one of these words: text without any of them is returned as it
-# is after one search instead of four substitutions.
-_TRIGGER = re.compile(r"(?i)/hooks|/status|act/|act%2f|bearer|authorization|x-approver-token|rawkey"
-                      r"|password|secret")
+# Every pattern above needs one of its words: text without any of them is returned as it
+# is after one search instead of five substitutions. In ASCII text (nearly every line)
+# `(?i)` means ASCII case, so each pattern runs only if one of its own words is in the
+# lowered text (a substitution never makes another pattern's word: "[redacted]" holds
+# none, and each word is all letters, digits, "/", "-" and "%"); other text is searched
+# with re's own case rules.
+_TRIGGER = re.compile("(?i)" + "|".join(re.escape(w) for words, _, _ in _PATTERNS
+                                         for w in words))
 
 
 def redact_values(values) -> None:
@@ -62,9 +71,15 @@ def redact(text: str) -> str:
     """The text with webhook tokens, bearer tokens, configured secrets and key material replaced."""
     if _known is not None:
         text = _known.sub("[redacted]", text)
+    if text.isascii():
+        lowered = text.lower()
+        for words, pattern, replacement in _PATTERNS:
+            if any(w in lowered for w in words):
+                text = pattern.sub(replacement, text)
+        return text
     if _TRIGGER.search(text) is None:
         return text
-    for pattern, replacement in _PATTERNS:
+    for _, pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from approver import config, logs
 from approver.errors import ConfigError
@@ -100,6 +103,29 @@ def test_redact_hides_credentials_after_a_scheme_word_and_in_python_reprs(monkey
                                                                           kept):
     monkeypatch.setattr(logs, "_known", None, raising=False)  # by pattern alone
     assert logs.redact(text) == kept
+
+
+# Pieces of text that each pattern of approver.logs reacts to, in several cases and spellings.
+_PIECES = ["/hooks", "/HOOKS", "/hoOks", "/", "%2f", "%2F", "tyk", "portal", "/status", "act",
+           "ACT", "bearer ", "Bearer", "authorization", "Authorization:", "x-approver-token",
+           "rawkey", "password", "SECRET", "=", ":", " ", '"', "'", "#", "\\", "?", "&", ",",
+           "}", "basic ", "token ", "tok-0123456789", "\u017f", "\u212a", "\u00e9", "\n",
+           "[redacted]"]
+
+
+@hsettings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join))
+def test_redact_checks_words_first_and_replaces_as_every_pattern_in_turn(text):
+    # The word checks only spare substitutions that would replace nothing.
+    expected = text
+    for _, pattern, replacement in logs._PATTERNS:
+        expected = pattern.sub(replacement, expected)
+    saved = logs._known
+    try:
+        logs._known = None
+        assert logs.redact(text) == expected
+    finally:
+        logs._known = saved
 
 
 @pytest.mark.parametrize("path", [p.replace("%2F", "/").replace("%0A", "\n") for p in SPELLINGS

@@ -86,6 +86,42 @@ def test_duplicate_deliveries_collapse_into_one_job(client, rt):
     assert queued_ids(rt) == [enqueue.decide_job_id(REQUEST_ID)]
 
 
+@pytest.mark.parametrize("retry_delays", [(1,), (1, 5, 30), ()])
+def test_a_queued_decision_is_the_job_rq_writes(rt, redis_conn, monkeypatch, retry_delays):
+    # The webhook's one-round-trip enqueue fills RQ's own job hash in for each request: the
+    # same fields, in the same order, with the same values and TTL as RQ's enqueue_call.
+    import datetime as dt
+
+    import rq.job
+    import rq.queue
+
+    moment = dt.datetime(2026, 12, 5, 15, 4, 5, 678901, tzinfo=dt.UTC)
+    for module in (enqueue, rq.job, rq.queue):
+        monkeypatch.setattr(module, "now", lambda: moment)
+    key = rq.job.Job.key_for(enqueue.decide_job_id(REQUEST_ID))
+    written = []
+    for write in (
+        lambda: enqueue.decision(rt.queue, REQUEST_ID, "webhook", retry_delays),
+        lambda: rt.queue.enqueue_call(enqueue.DECIDE, (REQUEST_ID, "webhook"), unique=True,
+                                      **enqueue._options(REQUEST_ID, "webhook", retry_delays)),
+    ):
+        assert write()
+        written.append((list(redis_conn.hgetall(key).items()), redis_conn.ttl(key),
+                        redis_conn.lrange(rt.queue.key, 0, -1)))
+        redis_conn.delete(key, rt.queue.key)
+    assert written[0] == written[1]
+    fields = dict(written[0][0])
+    assert fields[b"description"] == f"decide key request {REQUEST_ID} (webhook)".encode()
+    assert fields[b"enqueued_at"] == b"2026-12-05T15:04:05.678901Z"
+    assert fields.get(b"retry_intervals") == (json.dumps(list(retry_delays)).encode()
+                                              if retry_delays else None)
+
+
+def test_values_written_into_the_enqueue_script_reach_redis_byte_for_byte(redis_conn):
+    value = bytes(range(256)) + b'"\\"' + "décidé".encode()
+    assert redis_conn.eval(f"return {enqueue._lua_text(value)}", 0) == value
+
+
 @pytest.mark.parametrize("path", [f"/hooks/tyk/{WEBHOOK_TOKEN}", "/hooks/tyk",
                                   "/hooks/tyk/anything"])
 def test_head_answers_200_with_no_side_effects(client, rt, path):
