@@ -254,6 +254,10 @@ def test_a_replayed_decision_is_refused(signed_in, rt, sandbox, work):
     assert signed_in.post(f"/console/requests/{carol}/decide", data=form).status_code == 303
     again = signed_in.post(f"/console/requests/{carol}/decide", data=form)
     assert again.status_code == 409 and b"alice is already deciding it" in again.data
+    # The refused form's page refreshes while the claim is carried out: to the request's
+    # page, never to the form's own address (a GET there is a 405).
+    refresh = f'content="2; url=/console/requests/{carol}"'.encode()
+    assert b'http-equiv="refresh"' in again.data and refresh in again.data
     work()
     assert signed_in.post(f"/console/requests/{carol}/decide", data=form).status_code == 409
 

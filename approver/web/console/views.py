@@ -104,7 +104,10 @@ def _request_page(ref: str, status: int = 200, error: str | None = None, reason:
              "developer": notify.developer_link(dashboard, ref, r["developer_id"])}
     return render("request.html", status, title=f"Key request {ref}", shown=shown, r=r,
                   standing=shown["standing"],
-                  claim=claim, refresh=2 if pending else None, links=links,
+                  claim=claim, links=links,
+                  # Reloads the request's own page: this one may answer a form's POST.
+                  refresh=(f"2; url={url_for('console.request_page', ref=ref)}"
+                           if pending else None),
                   steps=explain.steps(shown["trace"]), used=explain.used(shown["trace"]),
                   error=error, reason=reason, reason_limit=review.REASON_LIMIT)
 
