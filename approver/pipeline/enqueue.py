@@ -11,10 +11,9 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
 from rq.scripts import _build_hset_args
 from rq.serializers import JSONSerializer
-from rq.utils import now, utcformat, utcparse
+from rq.utils import now, utcformat
 
 from approver.state import PREFIX, lock_key, state_key
 
@@ -188,17 +187,17 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
         pause = max(retry_delays or (0,), default=0)
         hopeless = queue.connection.hget(state_key(request_id), "error_permanent")
         stale = hopeless != b"True" and (
-            job.ended_at is None or (now - _utc(job.ended_at)).total_seconds() >= pause)
+            job.ended_at is None or (now - as_utc(job.ended_at)).total_seconds() >= pause)
     elif status == JobStatus.STARTED:
         # A running decision always holds its request's lock (renewed while it runs): a
         # started job without it, for a while, belongs to a worker that died.
         locked = queue.connection.exists(lock_key(request_id))
-        started = job.started_at and (now - _utc(job.started_at)).total_seconds()
+        started = job.started_at and (now - as_utc(job.started_at)).total_seconds()
         stale = not locked and (started is None or started >= ABANDONED_AFTER)
     elif status == JobStatus.QUEUED:
         # A worker pops a job's id off the queue, then reads the job: when the pop's answer
         # is lost (Redis stopping), the job stays "queued" in no queue, and nobody runs it.
-        queued = job.enqueued_at and (now - _utc(job.enqueued_at)).total_seconds()
+        queued = job.enqueued_at and (now - as_utc(job.enqueued_at)).total_seconds()
         stale = (queued is None or queued >= ABANDONED_AFTER) and (
             queue.connection.lpos(queue.key, job_id) is None)
     else:
@@ -208,93 +207,8 @@ def _reclaim(queue: Queue, job_id: str, request_id: str, retry_delays) -> bool:
     return stale
 
 
-def requeue_stranded(queues: list[Queue], older_than: float | None = None,
-                     pause: float = 1.0) -> list[str]:
-    """Push back onto its queue every job left "queued" in no queue; their ids.
-
-    A worker on more than one queue pops a job's id (BLPOP), then reads the job: when the
-    pop's answer is lost (Redis stopping), the job stays "queued" in no queue and nobody
-    runs it. Decision jobs are reclaimed per request by the reconciler; this finds the
-    rest (billing events, notifications, emails, billing checks). Meant for idle queues:
-    a job a live worker has just popped is marked started within moments, so one still
-    "queued", and in no queue, after `pause` seconds is stranded.
-    """
-    if not queues:
-        return []
-    older_than = ABANDONED_AFTER if older_than is None else older_than
-    connection = queues[0].connection
-    keys = {q.name: q.key for q in queues}
-    candidates = _stranded(connection, keys, older_than)
-    if not candidates:
-        return []
-    time.sleep(pause)  # a second look: what a live worker popped is started by now
-    again = set(_stranded(connection, keys, older_than, only=[i for i, _ in candidates]))
-    requeued = []
-    for job_id, origin in candidates:
-        if (job_id, origin) in again:
-            connection.rpush(keys[origin], job_id)
-            requeued.append(job_id)
-    return requeued
-
-
-def _stranded(connection, keys: dict[str, str], older_than: float,
-              only: list[str] | None = None) -> list[tuple[str, str]]:
-    """(job id, queue name) of the jobs "queued" on these queues, in none of them, and
-    queued more than `older_than` seconds ago (decision jobs aside)."""
-    if only is None:
-        ids = [k.decode()[len(Job.redis_job_namespace_prefix):]
-               for k in connection.scan_iter(match=Job.redis_job_namespace_prefix + "*",
-                                             count=1000)]
-        ids = [i for i in ids if ":" not in i and not i.startswith("kr-")]
-    else:
-        ids = only
-    pipe = connection.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hmget(Job.key_for(job_id), "status", "origin", "enqueued_at")
-    now = datetime.now(UTC)
-    found = []
-    for job_id, (status, origin, enqueued) in zip(ids, pipe.execute(), strict=True):
-        if status != b"queued" or origin is None or origin.decode() not in keys:
-            continue
-        try:
-            age = (now - _utc(utcparse(enqueued.decode()))).total_seconds()
-        except (AttributeError, ValueError):
-            age = older_than  # no time kept: old enough
-        if age >= older_than and connection.lpos(keys[origin.decode()], job_id) is None:
-            found.append((job_id, origin.decode()))
-    return found
-
-
-def requeue_orphans(queue: Queue, worker_name: str, retry_delays=(1,), keep: str | None = None,
-                    older_than: float = 0) -> list[str]:
-    """Queue again the jobs a worker of ours was running when it lost Redis; their ids.
-
-    The worker object that started them is gone, so they will never finish; RQ would
-    find them only after their heartbeat expires. Decisions are safe to run twice.
-    """
-    orphans = []
-    for job_id in StartedJobRegistry(queue=queue).get_job_ids():
-        if job_id == keep:
-            continue
-        job = queue.fetch_job(job_id)
-        if job is None or job.worker_name != worker_name:
-            continue
-        started = job.started_at and (datetime.now(UTC) - _utc(job.started_at)).total_seconds()
-        if older_than and (started is None or started < older_than):
-            continue
-        func, args, kwargs = job.func_name, job.args, job.kwargs
-        timeout, result_ttl, failure_ttl = job.timeout, job.result_ttl, job.failure_ttl
-        job.delete()
-        if func == DECIDE:
-            decision(queue, args[0], "resume", retry_delays)
-        else:
-            queue.enqueue(func, *args, **kwargs, job_id=job_id, job_timeout=timeout,
-                          result_ttl=result_ttl, failure_ttl=failure_ttl)
-        orphans.append(job_id)
-    return orphans
-
-
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
+    """`moment` with UTC as its zone if it has none (RQ keeps naive UTC times)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

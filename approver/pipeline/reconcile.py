@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from approver import state as st
-from approver.pipeline import enqueue, sources
+from approver.pipeline import enqueue, requeue, sources
 from approver.pipeline.decide.followup import redo_lost
 from approver.pipeline.runtime import Runtime
 
@@ -102,7 +102,7 @@ def run(rt: Runtime) -> Pass:
     result.followed_up = redo_lost(rt)
     notify_queue = enqueue.notify_queue(rt.queue)
     if idle and notify_queue.count == 0:
-        result.stranded = enqueue.requeue_stranded([rt.queue, notify_queue])
+        result.stranded = requeue.requeue_stranded([rt.queue, notify_queue])
     result.trimmed = rt.store.trim()
     log.info("reconciler: %d pending, %d queued (%d overdue waits), %d already queued, "
              "%d decided, %d waiting, %d in review, %d gone from Tyk's pending list; "

@@ -15,7 +15,7 @@ from rq.scripts import release_lock
 from rq.serializers import JSONSerializer
 from rq.utils import utcparse
 
-from approver.pipeline import enqueue, health, runtime
+from approver.pipeline import enqueue, health, requeue, runtime
 from approver.state import PREFIX, connection
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def run(rt: runtime.Runtime, name: str | None = None, burst: bool = False,
 
 def _requeue_orphans(rt: runtime.Runtime, worker_name: str) -> None:
     for queue in (rt.queue, enqueue.notify_queue(rt.queue)):
-        requeued = enqueue.requeue_orphans(queue, worker_name, rt.settings.retry_delays)
+        requeued = requeue.requeue_orphans(queue, worker_name, rt.settings.retry_delays)
         if requeued:
             log.warning("queued again what the worker was running when it lost Redis: %s",
                         ", ".join(requeued))
@@ -190,7 +190,7 @@ def _requeue_dead_workers_jobs(rt: runtime.Runtime, worker: SimpleWorker) -> Non
         if not rt.redis.srem(WORKERS_KEY, name):
             continue  # another worker took this one over
         requeued = [job_id for queue in worker.queues
-                    for job_id in enqueue.requeue_orphans(queue, name,
+                    for job_id in requeue.requeue_orphans(queue, name,
                                                           rt.settings.retry_delays)]
         log.warning("worker %s is dead%s", name,
                     f": queued again what it was running: {', '.join(requeued)}"
@@ -229,4 +229,4 @@ def _requeue_own_orphans(worker: SimpleWorker) -> None:
     """
     current = worker.get_current_job_id()
     for queue in worker.queues:
-        enqueue.requeue_orphans(queue, worker.name, keep=current, older_than=ORPHAN_AFTER)
+        requeue.requeue_orphans(queue, worker.name, keep=current, older_than=ORPHAN_AFTER)
