@@ -10,10 +10,12 @@ import pytest
 
 from approver import cli
 from approver import state as st
-from approver.pipeline import decide, grants, runtime
+from approver.pipeline import decide, grants, renewals, runtime
 from approver.pipeline.sources import shown
+from approver.pipeline.steps import Person
 from approver.rules import check
 from approver.state import grants as schedule
+from approver.state import renewals as renewals_state
 from tests.conftest import ROOT, wait_for, with_portal
 from tests.console_support import add_admin, sign_in, with_grant
 from tests.rules_support import write
@@ -110,6 +112,26 @@ def test_the_developer_is_reminded_once_in_plain_words(rt, sandbox, smtp,  # noq
     assert f"It ends on {expires[:10]} at {expires[11:16]} UTC, in 7 days." in text
     assert "partner" not in text.lower() and "rule" not in text.lower()  # no internals
     assert len(events(rt, ref, "grant_reminded")) == 1
+
+
+def test_a_renewed_grant_reminds_again_before_its_new_end(rt, sandbox, smtp,  # noqa: F811
+                                                           send_mail):  # noqa: F811
+    """Each period's reminder is its own mail: the second is not taken for a duplicate of
+    the first (whose job is kept for a month), however short the period."""
+    ref = approved(rt, sandbox)
+    first = ends(rt, ref)
+    assert grants.run(rt, now=first - 7 * DAY + 1)["reminded"] == 1
+    [renewal] = [r for r, _ in renewals_state.opened(rt.redis) if r == ref]
+    opened = renewals_state.get(rt.redis, ref)
+    renewals.decide(rt.store, renewal, opened["renewal_id"], "approve", "still a partner",
+                    Person("local:alice", email="alice@corp.example"), "console", "test")
+    second = ends(rt, ref)
+    assert second == first + 90 * DAY
+    assert grants.run(rt, now=second - 7 * DAY + 1)["reminded"] == 1
+    send_mail()
+    mailed = [m for _, m in smtp.messages if "ends on" in m["Subject"]]
+    assert len(mailed) == 2
+    assert f"It ends on {rt.store.state(ref)['expires_at'][:10]}" in parts(mailed[1])[0]
 
 
 def test_a_grant_on_the_new_portal_ends_by_deleting_its_access_request(

@@ -41,7 +41,7 @@ DIGEST_KEY = st.PREFIX + "digest:"  # + UTC date: the day's digests were queued
 
 def expiry_reason(seconds: int) -> str:
     """What the developer is told when nobody decided in time: plain words."""
-    return (f"Nobody decided your request within {_spoken(seconds)}, so it was closed "
+    return (f"Nobody decided your request within {spoken(seconds)}, so it was closed "
             "without access. You may ask again.")
 
 
@@ -94,7 +94,7 @@ def _expire(rt: Runtime, ref: str, state: dict, deadline) -> int:
         if not progress.mark(rt.store, ref, state["approvals_id"], "expired"):
             return 0
         rt.store.log("expired", ref, outcome="review", by=BY, via=BY,
-                     reason=f"no decision within {_spoken(deadline.expire_after)}: the steps "
+                     reason=f"no decision within {spoken(deadline.expire_after)}: the steps "
                             "are dropped, the admins' group decides")
         return 1
     try:
@@ -114,20 +114,20 @@ def _tell(rt: Runtime, event: str, template: str, group: str | None, ref: str, s
     contact = (contacts.get(group or "") or {}).get("email")
     current = _current(now_at)
     rt.store.log(event, ref, by=BY, via=BY, group=group or "", step=current["step"],
-                 reason=f"waited {_spoken(age)}; told {contact or 'nobody (no contact)'}")
+                 reason=f"waited {spoken(age)}; told {contact or 'nobody (no contact)'}")
     slackapp.later(rt, slackapp.NOTE, f"slack-{event}-{state['approvals_id']}", ref,
-                   f"{event.capitalize()}: waited {_spoken(age)} at {current['step']}"
+                   f"{event.capitalize()}: waited {spoken(age)} at {current['step']}"
                    f"{f'; {group} was told' if group else ''}.", about=ref)
     if contact:
         values = _values(rt, ref, state, now_at, age) | {
             "group": group, "decision_id": f"{state['approvals_id']}-{event}"}
-        _mail(rt, template, [contact], values, f"{event} about key request {ref}")
+        mail_once(rt, template, [contact], values, f"{event} about key request {ref}")
     for name, email in _members(rt, group, ref, contact):
         values = _values(rt, ref, state, now_at, age) | {
             "group": group, "decision_id": f"{state['approvals_id']}-{event}-{_tag(name)}",
             "link_subject": f"local:{name}",
             "link_step": actions.step_of(state, now_at["current"])}
-        _mail(rt, template, [email], values, f"{event} about key request {ref}")
+        mail_once(rt, template, [email], values, f"{event} about key request {ref}")
 
 
 def _members(rt: Runtime, group: str | None, ref: str, contact: str | None):
@@ -153,12 +153,13 @@ def _values(rt: Runtime, ref: str, state: dict, now_at: dict, age: float) -> dic
     return {"request_id": ref, "developer_email": state.get("developer_email") or "",
             "policies": list(state.get("policy_names") or state.get("policies") or []),
             "rule": state.get("rule") or "default", "reason": state.get("reason") or "",
-            "step": current["step"], "left": current["left"], "waited": _spoken(age),
+            "step": current["step"], "left": current["left"], "waited": spoken(age),
             "console_url": f"{base}/console/requests/{ref}" if base else ""}
 
 
-def _mail(rt: Runtime, template: str, recipients: list[str], values: dict,
-          description: str) -> None:
+def mail_once(rt: Runtime, template: str, recipients: list[str], values: dict,
+              description: str) -> None:
+    """Queue one email (once per template and `values["decision_id"]`) when mail is set up."""
     if not rt.settings.smtp_url:
         return
     with contextlib.suppress(DuplicateJobError):  # queued before: once is enough
@@ -196,14 +197,14 @@ def _digests(rt: Runtime, waiting: dict, contacts: dict, now: float) -> int:
         if not contact:
             continue
         rt.store.log("digest", "", by=BY, via=BY, group=group, count=len(requests))
-        _mail(rt, "group_digest", [contact], {"group": group, "requests": requests,
+        mail_once(rt, "group_digest", [contact], {"group": group, "requests": requests,
                                               "decision_id": f"digest-{group}-{day}"},
               f"digest for {group}")
         sent += 1
     return sent
 
 
-def _spoken(seconds: float) -> str:
+def spoken(seconds: float) -> str:
     """A duration in words: 14 days, 4 hours, 30 minutes."""
     text = seconds_text(max(60, int(seconds) // 60 * 60))
     number, unit = int(text[:-1]), {"d": "day", "h": "hour", "m": "minute", "s": "second"}[

@@ -25,7 +25,7 @@ import time
 from approver import state as st
 from approver.pipeline import renewals
 from approver.pipeline.billing import revoke_key
-from approver.pipeline.deadlines import _mail, _spoken
+from approver.pipeline.deadlines import mail_once, spoken
 from approver.pipeline.decide.pending import fetch, gather
 from approver.pipeline.runtime import Runtime
 from approver.pipeline.sources import shown
@@ -94,12 +94,14 @@ def _remind(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
         return None
     left = max(60, -(-(float(record["expires_ts"]) - now) // 60) * 60)  # whole minutes, up
     rt.store.log("grant_reminded", ref, by=BY, via=BY, expires_at=record["expires_at"])
-    _mail(rt, "developer_grant_reminder", [email], {
+    mail_once(rt, "developer_grant_reminder", [email], {
         "request_id": ref, "developer_email": email, "ends": record["expires_at"],
-        "left": _spoken(left),
+        "left": spoken(left),
         "policies": list(record.get("policy_names") or record.get("policies") or []),
         "renewal_review": review,
-        "decision_id": f"{record.get('decision_id') or ref}-grant-reminder"},
+        # One mail per end: a renewed grant's next reminder is not a duplicate of this one.
+        "decision_id": f"{record.get('decision_id') or ref}-grant-reminder-"
+                       f"{int(float(record['expires_ts']))}"},
         f"grant reminder for key request {ref}")
     return "reminded"
 
