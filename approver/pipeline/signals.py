@@ -23,6 +23,7 @@ from approver.rules.signals import normalise_email
 from approver.signals import Answer, Unavailable, datasets, mx, rdap
 from approver.state.history import History
 from approver.state.signals import Signals
+from approver.tyk.http import Session
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,11 @@ def _listed(kind: str, domain: str, admin: dict[str, datasets.DomainList],
 
 
 def _session() -> requests.Session:
+    # The environment's proxy and CA settings worked out once per host, as the API
+    # clients' sessions do: requests walks the environment per call otherwise.
     session = getattr(_local, "session", None)
     if session is None:
-        session = _local.session = requests.Session()
+        session = _local.session = Session()
     return session
 
 

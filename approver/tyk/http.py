@@ -70,7 +70,7 @@ def json_body(response: requests.Response) -> Any:
     return response.json()
 
 
-class _Session(requests.Session):
+class Session(requests.Session):
     """A Session that works out the environment's settings for a host once, not per call.
 
     `requests` reads the proxy variables (walking the whole environment), `no_proxy` and
@@ -137,7 +137,7 @@ class ApiClient:
         self.retries = retries
         self.backoff = backoff
         self._own_session = session is None
-        self._session = session if session is not None else _Session()
+        self._session = session if session is not None else Session()
         # Tyk CONTRACT §3.0, §4: the raw secret, no "Bearer". Sent per call, so a session
         # passed in by the caller is never changed.
         self._headers = {
