@@ -292,12 +292,19 @@ def table(r: dict) -> str:
     rl = r["rules"]["sizes"]
     rows = [
         ("ingest: webhook req/s (2 web processes)", _n(web["rps"]),
-         f"{_n(bare['rps'])} (bare Flask 202)", _ratio(ingest_ratio), "≥ 0.50x",
-         _ok(ingest_ratio >= 0.5 if ingest_ratio else None)),
+         f"{_n(bare['rps'])} (bare Flask 202)", _ratio(ingest_ratio), "≥ 0.60x",
+         _ok(ingest_ratio >= 0.6 if ingest_ratio else None)),
         ("ingest: p50 / p99 latency, ms", f"{_n(web['p50_ms'], 1)} / {_n(web['p99_ms'], 1)}",
          f"{_n(bare['p50_ms'], 1)} / {_n(bare['p99_ms'], 1)}", "", "", ""),
         ("decisions/s, one worker process", _n(dec), f"{_n(noop)} (RQ no-op job)",
          _ratio(dec_ratio), "≥ 0.50x", _ok(dec_ratio >= 0.5 if dec_ratio else None)),
+        _at_most("web CPU per webhook, µs", _of(r["ingest"]["web"], "cpu_us_web"),
+                 _of(r["ingest"]["bare"], "cpu_us_web"), "bare Flask 202", 900, 0),
+        _at_most("worker CPU per decision, ms", _of(r["decisions"], "cpu_ms_worker"),
+                 _of(r["noop"], "cpu_ms_worker"), "RQ no-op job", 2.0, 2, ratio=True),
+        _at_most("Redis commands per decision", _of(r["decisions"], "redis_commands"),
+                 _of(r["noop"], "redis_commands"), "RQ no-op job", 1.3, 1, ratio=True),
+        _at_most("gunicorn master peak RSS, MB", r.get("rss_web_master"), None, "", 60, 1),
         ("Dashboard calls per decision; sandbox ceiling req/s", _n(calls, 1),
          f"{_n(r['sandbox']['rps'])} (GET, keep-alive, {plan.sandbox_server})", "", "", ""),
         (f"webhook sent → applied, ms, p50 / p95 / p99 ({plan.rate:.0f}/s, 2 workers)",
@@ -327,6 +334,22 @@ def table(r: dict) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _of(items: list[dict], key: str):
+    """The median of `key` over the runs that have it; None if none has."""
+    return median([x.get(key) for x in items])
+
+
+def _at_most(name: str, value, base, base_name: str, limit: float, digits: int,
+             ratio: bool = False) -> tuple:
+    """A row whose figure (or its ratio to the baseline's) must not exceed `limit`."""
+    measured = value / base if ratio and value is not None and base else (
+        None if ratio else value)
+    return (name, _n(value, digits), f"{_n(base, digits)} ({base_name})" if base_name else "",
+            _ratio(measured) if ratio else "",
+            f"≤ {limit:g}x" if ratio else f"≤ {limit:,g}",
+            _ok(measured <= limit if measured is not None else None))
 
 
 def _med(items: list[dict], key: str, digits: int = 0) -> str:
@@ -436,10 +459,13 @@ def backlog_table(r: dict) -> str:
     b = r["backlog"]
     rows = []
     for x in b["runs"]:
+        # Issue 27's target for a backlog of 10,000 with 2 workers: drained in 40 s.
+        target = (f"; target ≤ 40 s: {_ok(x['drain_s'] <= 40)}"
+                  if x["n"] == 10_000 and x["workers"] == 2 else "")
         rows.append((f"{x['n']:,} pending, {x['workers']} worker(s): drain s; decisions/s",
                      f"{_n(x['drain_s'], 1)}; {_n(x['decisions_s'], 1)}",
                      f"{_n(x['calls']):} calls ({_n(x['calls_per_decision'], 2)} each), "
-                     f"peak {x['peak_calls_s']}/s"))
+                     f"peak {x['peak_calls_s']}/s{target}"))
     x = b["runs"][0]
     mb = 1024 * 1024
     rows.append(("Redis used_memory, MB: empty; all queued; all decided",
@@ -447,7 +473,8 @@ def backlog_table(r: dict) -> str:
                  f"{_n(x['memory_after'] / mb, 1)}",
                  f"{_n(x['bytes_per_decided'])} bytes per decided request (record "
                  f"{_n(x['record_bytes'])}, log entry {_n(x['log_entry_bytes'])}, "
-                 f"{x['log_entries']:,} entries)"))
+                 f"{x['log_entries']:,} entries; target ≤ 4,000: "
+                 f"{_ok(x['bytes_per_decided'] <= 4000)})"))
     for name, what in (("first", "finds and queues all"), ("queued", "all already queued"),
                        ("decided", "all decided")):
         p = x["passes"][name]
