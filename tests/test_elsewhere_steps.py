@@ -356,7 +356,12 @@ def test_a_mail_approve_and_a_slack_deny_of_one_step_at_once_decide_it_once(
             deleted = [c for c in tyk.calls(method="DELETE") if ref in c["path"]]
             assert (len(approved), len(deleted)) == (
                 (1, 0) if state["outcome"] == "approve" else (0, 1))
-            events = [e["event"] for e in rt.store.entries(100, request_id=ref)]
+            logged = rt.store.entries(100, request_id=ref)
+            events = [e["event"] for e in logged]
             assert events.count("claimed") == 1 and events.count("claim_refused") == 1, events
+            assert [(e["outcome"], e["decided_by"]) for e in logged if e["event"] == "decided"
+                    and e["rule"] == "person"] == [(state["outcome"], state["decided_by"])]
+            assert [e["outcome"] for e in logged if e["event"] == "applied"] == [
+                state["outcome"]]
             assert events.count("step_approved") == (state["outcome"] == "approve"), events
     assert sum(won.values()) == ROUNDS, won
