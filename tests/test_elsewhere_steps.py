@@ -246,3 +246,122 @@ def test_a_request_moving_on_to_a_group_with_its_own_channel_is_posted_there(
     for where in ((CHANNEL, ts), (owners, owners_ts)):  # both say it is decided
         assert slack_test.actions_of(slack.messages[where]) == []
         assert "*Denied*" in slack_test.text_of(slack.messages[where])
+
+
+ONE_STEP = """\
+version: 1
+rules:
+  - id: security-decides
+    then: review
+    reason: Security decides.
+    approvals:
+      - group: security
+"""
+ROUNDS = 20
+
+
+def _at_once(mail, slack_side) -> tuple:
+    """Run both, released together by a barrier: `mail` in a thread, `slack_side` in this
+    one (RQ's worker wants the main thread); their answers."""
+    import threading
+
+    start, answers = threading.Barrier(2), {}
+
+    def by_mail():
+        start.wait()
+        answers["mail"] = mail()
+
+    thread = threading.Thread(target=by_mail)
+    thread.start()
+    start.wait()
+    answers["slack"] = slack_side()
+    thread.join()
+    return answers["mail"], answers["slack"]
+
+
+def test_a_mail_approve_and_a_slack_deny_of_one_step_at_once_decide_it_once(
+        rt, settings, sandbox, smtp, send_mail, slack, notify_jobs, work, people, tmp_path):
+    """Even rounds: the two arrive at once (the link's form decides on arrival, the
+    submission is queued and its job run as it lands). Odd rounds: the submission arrived
+    just before, and its job runs as the link's form arrives."""
+    import json
+    from functools import partial
+
+    import requests
+
+    from approver import state as st
+    from approver.pipeline import slackapp
+    from approver.web import create_app
+    from tests.slack_fake import submission
+    from tests.test_review import APPROVE
+
+    rt.settings = settings.with_(rules_path=write(tmp_path / "one" / "step.yaml", ONE_STEP),
+                                 action_link_sign_in=True)
+    rt.__dict__.pop("rules", None)  # load the rules just written
+    tyk, won = sandbox.app.sandbox, {"approve": 0, "deny": 0}
+
+    def plain(answer):  # a browser sends its Secure cookies to 127.0.0.1; requests would not
+        for cookie in tab.cookies:
+            cookie.secure = False
+        return answer
+
+    def submitted(modal):
+        answer = slack_test.send(hook, modal)
+        notify_jobs()  # the submission's job
+        return answer
+
+    with serving(create_app(rt.settings)) as web, requests.Session() as tab:
+        hook = web + "/hooks/slack/interactive"
+        login = plain(tab.get(web + "/console/login", timeout=5))
+        assert plain(tab.post(web + "/console/login", timeout=5, data={
+            "csrf_token": csrf(login.text), "name": ADMINS[0], "password": PASSWORD},
+            allow_redirects=False)).status_code == 303  # in security, the mail's address
+        for round_ in range(ROUNDS):
+            smtp.messages.clear()
+            ref = in_review(rt, sandbox)
+            send_mail()  # the admins' mails, and the post to the channel
+            page = plain(tab.get(web + links_test.mailed_links(smtp)[ADMINS[0]]["approve"],
+                                 timeout=5))
+            assert page.status_code == 200, page.text
+            form = {**form_of(page.text), "csrf_token": csrf(page.text), "outcome": "approve"}
+            ts = json.loads(rt.redis.get(slackapp.MESSAGE_KEY + ref))["ts"]
+            assert slack_test.send(hook, click("deny", ref, SAM, ts, action_ts=f"{round_}.1")
+                                   ).status_code == 200  # the deny modal opens
+            modal = submission(slack.called("views.open")[-1]["view"], SAM, "not for us")
+            modal["view"]["id"] = f"V{round_:08d}"  # each modal Slack opens is its own
+            slack.calls.clear()
+            decide_by_mail = partial(tab.post, web + "/console/act", data=form, timeout=10)
+            if round_ % 2:
+                assert slack_test.send(hook, modal).status_code == 200
+                mailed, _ = _at_once(decide_by_mail, notify_jobs)
+            else:
+                mailed, clicked = _at_once(decide_by_mail, partial(submitted, modal))
+                assert clicked.status_code == 200
+            work()
+            notify_jobs()
+            assert mailed.status_code < 500, mailed.text
+            state = rt.store.state(ref)
+            told = [t["text"] for t in slack.called("chat.postEphemeral") if t["user"] == SAM]
+            if state["outcome"] == "approve":
+                assert mailed.status_code == 200 and "carried out" in mailed.text
+                assert (state["decided_by"], state["via"]) == (f"local:{ADMINS[0]}", "email")
+                assert len(told) == 1 and told[0].startswith("Nothing was done"), told
+            else:
+                assert mailed.status_code == 409 and "deciding it" in mailed.text, mailed.text
+                assert (state["decided_by"], state["via"]) == ("local:sam", "slack")
+                assert told == []
+            won[state["outcome"]] += 1
+            assert state["state"] == st.APPLIED
+            approved = tyk.calls(method="PUT", path=APPROVE + ref)
+            deleted = [c for c in tyk.calls(method="DELETE") if ref in c["path"]]
+            assert (len(approved), len(deleted)) == (
+                (1, 0) if state["outcome"] == "approve" else (0, 1))
+            logged = rt.store.entries(100, request_id=ref)
+            events = [e["event"] for e in logged]
+            assert events.count("claimed") == 1 and events.count("claim_refused") == 1, events
+            assert [(e["outcome"], e["decided_by"]) for e in logged if e["event"] == "decided"
+                    and e["rule"] == "person"] == [(state["outcome"], state["decided_by"])]
+            assert [e["outcome"] for e in logged if e["event"] == "applied"] == [
+                state["outcome"]]
+            assert events.count("step_approved") == (state["outcome"] == "approve"), events
+    assert sum(won.values()) == ROUNDS, won
