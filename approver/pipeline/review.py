@@ -137,10 +137,11 @@ def renewal_rows(store: st.Store, now: float) -> list[dict]:
     """The grants whose renewal awaits a person (`renew: review`), as the inbox lists them:
     the approved request's summary, marked a renewal (`state` "renewal")."""
     opened = renewals.opened(store.redis)
+    refs = [r for r, _ in opened]
     found = []
-    for (ref, since), state in zip(opened, store.records([r for r, _ in opened]),
-                                   strict=True):
-        renewal = renewals.shown(renewals.get(store.redis, ref))
+    for (ref, since), state, kept in zip(opened, store.records(refs),
+                                         renewals.get_many(store.redis, refs), strict=True):
+        renewal = renewals.shown(kept)
         if state and renewal and renewal["open"]:  # else decided between the reads
             found.append(summary(ref, state, since, now) | {
                 "state": "renewal", "renewal": renewal, "claim": None})

@@ -49,8 +49,16 @@ def open_renewal(redis, ref: str, ends: str, ends_ts: float, now: float) -> dict
 
 def get(redis, ref: str) -> dict | None:
     """A request's latest renewal, or None."""
-    raw = redis.hgetall(renewal_key(ref))
-    return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+    return get_many(redis, [ref])[0]
+
+
+def get_many(redis, refs: list[str]) -> list[dict | None]:
+    """The latest renewal of each request (None where it has none), in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    for ref in refs:
+        pipe.hgetall(renewal_key(ref))
+    return [{k.decode(): v.decode() for k, v in raw.items()} if raw else None
+            for raw in pipe.execute()]
 
 
 def opened(redis) -> list[tuple[str, float]]:
