@@ -179,6 +179,14 @@ def test_hostile_decisions_on_a_renewal_are_refused(rt, app, sandbox, settings):
     assert decide_in_console(client, ref, "approve", renewal_id=theirs).status_code == 409
     assert kept.get(rt.redis, other)["state"] == kept.OPEN
     assert decide_in_console(client, ref, "maybe").status_code == 400
+    # Malformed and oversized: a reason over the limit, a body over the limit, no such id.
+    assert decide_in_console(client, ref, "approve", "x" * 600).status_code == 400
+    page = client.get(f"/console/requests/{ref}").data
+    assert client.post(f"/console/requests/{ref}/renewal", data={
+        "csrf_token": csrf(page), "renewal_id": renewal_id, "outcome": "approve",
+        "reason": "x" * (2 * 1024 * 1024)}).status_code == 413
+    assert client.post("/console/requests/not%20an%20id/renewal", data={
+        "csrf_token": csrf(page), **form}).status_code == 404
     assert kept.get(rt.redis, ref)["state"] == kept.OPEN and ends(rt, ref) == end
     # Decided, then the same form replayed: one renewal.
     assert decide_in_console(client, ref, "approve", renewal_id=renewal_id).status_code == 303
