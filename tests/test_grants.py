@@ -123,7 +123,7 @@ def test_a_renewed_grant_reminds_again_before_its_new_end(rt, sandbox, smtp,  # 
     assert grants.run(rt, now=first - 7 * DAY + 1)["reminded"] == 1
     [renewal] = [r for r, _ in renewals_state.opened(rt.redis) if r == ref]
     opened = renewals_state.get(rt.redis, ref)
-    renewals.decide(rt.store, renewal, opened["renewal_id"], "approve", "still a partner",
+    renewals.decide(rt, renewal, opened["renewal_id"], "approve", "still a partner",
                     Person("local:alice", email="alice@corp.example"), "console", "test")
     second = ends(rt, ref)
     assert second == first + 90 * DAY
@@ -132,6 +132,30 @@ def test_a_renewed_grant_reminds_again_before_its_new_end(rt, sandbox, smtp,  # 
     mailed = [m for _, m in smtp.messages if "ends on" in m["Subject"]]
     assert len(mailed) == 2
     assert f"It ends on {rt.store.state(ref)['expires_at'][:10]}" in parts(mailed[1])[0]
+    # Between the two, the developer was told the renewal's outcome.
+    [told] = [m for _, m in smtp.messages if "renewed until" in m["Subject"]]
+    renewed_to = rt.store.state(ref)["expires_at"][:10]
+    assert told["Subject"] == f"Your API access is renewed until {renewed_to}"
+    assert "reviewed" in parts(mailed[0])[0] and "stops working" not in parts(mailed[0])[0]
+
+
+def test_a_developer_whose_renewal_is_denied_is_told_when_access_ends(
+        rt, sandbox, smtp, send_mail):  # noqa: F811
+    ref = approved(rt, sandbox)
+    end = ends(rt, ref)
+    assert grants.run(rt, now=end - 7 * DAY + 1)["reminded"] == 1
+    opened = renewals_state.get(rt.redis, ref)
+    renewals.decide(rt, ref, opened["renewal_id"], "deny", "project over",
+                    Person("local:alice", email="alice@corp.example"), "console", "test")
+    send_mail()
+    expires = rt.store.state(ref)["expires_at"]
+    [(to, told)] = [(r, m) for r, m in smtp.messages
+                    if m["Subject"] == f"Your API access ends on {expires[:10]}"
+                    and "not renewed" in parts(m)[0]]
+    assert to == [ALICE]
+    text = parts(told)[0]
+    assert "request it again in the developer portal" in text
+    assert "project over" not in text  # the reason is the admins'
 
 
 def test_a_grant_on_the_new_portal_ends_by_deleting_its_access_request(

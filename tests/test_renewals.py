@@ -205,10 +205,10 @@ def test_two_people_deciding_one_renewal_at_once_one_wins(rt, sandbox, settings)
     start, results = threading.Barrier(2), []
 
     def one(name, outcome):
-        store = runtime.Runtime(settings).store  # each web process has its own
+        each = runtime.Runtime(settings)  # each web process has its own
         start.wait()
         try:
-            renewals.decide(store, ref, renewal_id, outcome, "checked", Person(name),
+            renewals.decide(each, ref, renewal_id, outcome, "checked", Person(name),
                             "console", "127.0.0.1")
             results.append((name, "won"))
         except review.Refused:
@@ -251,7 +251,7 @@ def test_the_person_the_developer_is_may_not_renew_through_the_pipeline(rt, sand
     remind(rt, ref)
     renewal_id = kept.get(rt.redis, ref)["renewal_id"]
     with pytest.raises(NotYours):
-        renewals.decide(rt.store, ref, renewal_id, "approve", "", Person("oidc:a", (), ALICE),
+        renewals.decide(rt, ref, renewal_id, "approve", "", Person("oidc:a", (), ALICE),
                         "console", "127.0.0.1")
 
 

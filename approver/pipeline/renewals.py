@@ -15,17 +15,19 @@ import logging
 
 from approver import state as st
 from approver.pipeline import review
+from approver.pipeline.deadlines import mail_once
 from approver.pipeline.steps import NotYours, Person, may_decide
 from approver.state import grants, renewals
 
 log = logging.getLogger(__name__)
 
 
-def decide(store: st.Store, ref: str, renewal_id: str, outcome: str, reason: str,
+def decide(rt, ref: str, renewal_id: str, outcome: str, reason: str,
            person: Person, via: str, origin: str, admins: str | None = None) -> dict:
     """A person approves or denies the open renewal they saw (`renewal_id`): approved, the
-    grant is extended now. Refused (NotYours: may not; Refused: not open, not the one
-    they saw, decided meanwhile), logged either way."""
+    grant is extended now; the developer is mailed either way. Refused (NotYours: may not;
+    Refused: not open, not the one they saw, decided meanwhile), logged either way."""
+    store = rt.store
     if outcome not in ("approve", "deny"):
         raise review.Refused(f"unknown decision {outcome!r}: approve or deny")
     reason = review.clean_reason(reason, required=outcome == "deny")
@@ -45,9 +47,24 @@ def decide(store: st.Store, ref: str, renewal_id: str, outcome: str, reason: str
         raise review.Refused(f"key request {ref}: {why}")
     if outcome == "deny":
         store.log("renewal_denied", ref, expires_at=renewal.get("ends"), **audit)
-        return renewal
-    extend(store, ref, renewal)
+    else:
+        extend(store, ref, renewal)
+    _tell(rt, ref, renewal, outcome == "approve")
     return renewal
+
+
+def _tell(rt, ref: str, renewal: dict, renewed: bool) -> None:
+    """Mail the developer whether their access was renewed, and when it ends now."""
+    record = rt.store.state(ref) or {}
+    email = record.get("developer_email")
+    if not email:
+        return
+    mail_once(rt, "developer_renewal_decided", [email], {
+        "request_id": ref, "developer_email": email, "renewed": renewed,
+        "ends": record.get("expires_at") if renewed else renewal.get("ends"),
+        "policies": list(record.get("policy_names") or record.get("policies") or []),
+        "decision_id": f"{record.get('decision_id') or ref}-renewal-{renewal['renewal_id']}"},
+        f"renewal decided for key request {ref}")
 
 
 def open_for(store: st.Store, ref: str, record: dict, now: float) -> dict:

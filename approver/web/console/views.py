@@ -139,7 +139,7 @@ def decide_renewal(ref: str):
     outcome, reason = request.form.get("outcome", ""), request.form.get("reason", "")
     rt = _rt()
     try:
-        renewals.decide(rt.store, ref, request.form.get("renewal_id", ""), outcome, reason,
+        renewals.decide(rt, ref, request.form.get("renewal_id", ""), outcome, reason,
                         _person(), "console", origin(), rt.settings.admins_group)
     except approval_steps.NotYours as exc:
         return _request_page(ref, 403, error=str(exc), reason=reason[:review.REASON_LIMIT])
