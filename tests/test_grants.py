@@ -158,6 +158,18 @@ def test_a_developer_whose_renewal_is_denied_is_told_when_access_ends(
     assert "project over" not in text  # the reason is the admins'
 
 
+def test_a_developer_whose_renewal_nobody_decided_is_told_at_the_end(
+        rt, sandbox, smtp, send_mail):  # noqa: F811
+    ref = approved(rt, sandbox)
+    end = ends(rt, ref)
+    assert grants.run(rt, now=end - 7 * DAY + 1)["reminded"] == 1
+    assert grants.run(rt, now=end + 1)["expired"] == 1
+    assert grants.run(rt, now=end + 2)["expired"] == 0
+    send_mail()
+    told = [m for _, m in smtp.messages if "not renewed" in parts(m)[0]]
+    assert len(told) == 1 and told[0]["Subject"].startswith("Your API access ends on")
+
+
 def test_a_grant_on_the_new_portal_ends_by_deleting_its_access_request(
         rt, portal, settings):
     rt.settings = with_portal(settings, portal)

@@ -111,7 +111,7 @@ def _end(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
     approval produced are revoked (those not revoked already); logged."""
     if not (grants.of(record) or {}).get("remind_before") and _renewed(rt, ref, record):
         return "renewed"
-    if renewals.at_end(rt.store, ref, record):
+    if renewals.at_end(rt, ref, record):
         return "renewed"  # by a person, before the end
     developer_id = record.get("developer_id") or ""
     source = rt.sources.get(record.get("portal") or "classic")

@@ -107,9 +107,11 @@ def extend(store: st.Store, ref: str, renewal: dict) -> None:
              fields["expires_at"])
 
 
-def at_end(store: st.Store, ref: str, record: dict) -> bool:
+def at_end(rt, ref: str, record: dict) -> bool:
     """At the grant's end: True if a person renewed it for this end (carried out now if
-    an earlier try did not); else its open renewal lapses (logged) and False."""
+    an earlier try did not); else its open renewal lapses (logged, the developer told)
+    and False."""
+    store = rt.store
     renewal = renewals.get(store.redis, ref)
     if not renewal or not record.get("expires_ts"):
         return False
@@ -120,6 +122,7 @@ def at_end(store: st.Store, ref: str, record: dict) -> bool:
         if won:
             store.log("renewal_lapsed", ref, by="grant", via="grant",
                       renewal_id=renewal["renewal_id"], expires_at=renewal.get("ends"))
+            _tell(rt, ref, renewal, renewed=False)
             return False
     if renewal.get("state") != renewals.APPROVED:
         return False
