@@ -138,14 +138,12 @@ def renewal_rows(store: st.Store, now: float) -> list[dict]:
     the approved request's summary, marked a renewal (`state` "renewal")."""
     opened = renewals.opened(store.redis)
     refs = [r for r, _ in opened]
-    found = []
-    for (ref, since), state, kept in zip(opened, store.records(refs),
-                                         renewals.get_many(store.redis, refs), strict=True):
-        renewal = renewals.shown(kept)
-        if state and renewal and renewal["open"]:  # else decided between the reads
-            found.append(summary(ref, state, since, now) | {
-                "state": "renewal", "renewal": renewal, "claim": None})
-    return found
+    kept = zip(opened, store.records(refs), map(renewals.shown, renewals.get_many(
+        store.redis, refs)), strict=True)
+    return [summary(ref, state, since, now) | {"state": "renewal", "renewal": renewal,
+                                                "claim": None}
+            for (ref, since), state, renewal in kept
+            if state and renewal and renewal["open"]]  # else decided between the reads
 
 
 def matching(rows: list[dict], *, portal: str | None = None, rule: str | None = None,
