@@ -14,8 +14,8 @@ Timed runs vary by ±15 % on the shared cores; these two figures hardly do:
 Both workers run in this process, in burst mode with the scheduler: the service's
 `approver.process.worker.run` (its watchdog included) on `n` key requests queued by
 `approver.pipeline.enqueue.decision` (half approved, half denied, every one applied in the
-sandbox), and RQ's SimpleWorker (the service's subclass, whose one change is that it polls
-its command channel every second) on `n` jobs of `bench.noop.noop` queued with the options
+sandbox), and RQ's SimpleWorker (`Baseline`: RQ's own, but for its command channel, polled
+every second) on `n` jobs of `bench.noop.noop` queued with the options
 bench/decisions.py gives them. Each round starts from an empty Redis and a fresh
 `Runtime`, so every round pays the same cold caches.
 """
@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 
-from rq import Queue, Retry
+from rq import Queue, Retry, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from approver import config, logs
@@ -43,6 +43,16 @@ from approver.state import APPLIED, Store, connection
 from bench import data
 from bench.decisions import NOOP_QUEUE, RETRY_DELAYS, _commands
 from bench.procs import Procs
+
+
+class Baseline(worker.Worker):
+    """RQ's SimpleWorker as `rq worker` runs it (the full bench's no-op worker), but for its
+    command channel, polled every second, not every 60, as the service's is: the same
+    commands, without a minute's wait at its exit. RQ's heartbeats and states are RQ's own,
+    not the service's (sent at most once a second)."""
+
+    heartbeat = SimpleWorker.heartbeat
+    set_state = SimpleWorker.set_state
 
 
 def _signal_servers(conn) -> None:
@@ -98,9 +108,7 @@ def noop_round(conn, n: int) -> tuple[dict, float]:
             job_timeout=enqueue.JOB_TIMEOUT, result_ttl=300, failure_ttl=30 * 86400,
             description=f"no-op {i}",
         )
-    # RQ's SimpleWorker with the command channel polled every second, not every 60 (the
-    # service's worker class): the same commands, without a minute's wait at its exit.
-    rq = worker.Worker([queue], connection=conn, serializer=JSONSerializer)
+    rq = Baseline([queue], connection=conn, serializer=JSONSerializer)
     spent = _burst(conn, lambda: rq.work(burst=True, with_scheduler=True,
                                          logging_level="INFO"))
     if queue.finished_job_registry.count != n:

@@ -30,18 +30,44 @@ WORKERS_KEY = PREFIX + "workers"
 # RQ's scheduler refreshes its heartbeat every second: one silent this long is dead, and
 # its lock (held 61 s after its last refresh) is taken over.
 SCHEDULER_SILENT = 15
+HEARTBEAT_EVERY = 1.0  # seconds: RQ's worker heartbeat and state, at most this often
 
 
 class Worker(SimpleWorker):
     """RQ's SimpleWorker with its command channel (the `rq` CLI's shutdown and kill) polled
     every second, not every 60: stopping a worker waits for that poll to end (redis-py
-    joins the thread), so a SIGTERM or the end of a burst could take a minute."""
+    joins the thread), so a SIGTERM or the end of a burst could take a minute.
+
+    It also sends RQ's worker heartbeat (HSET and two EXPIREs) at most once every
+    HEARTBEAT_EVERY, not five times a job, and its state only when it changes or a beat is
+    due: 16 of RQ's ~57 commands a job. The worker's key never expires sooner than RQ
+    would have it (each beat skipped was covered by the last one sent, within a second),
+    and no liveness of ours rests on it: that is the watchdog's alive key.
+    """
+
+    _beat_sent = _beat_until = _state_sent = float("-inf")
 
     def subscribe(self) -> None:
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
         self.pubsub_thread = self.pubsub.run_in_thread(
             sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        timeout = timeout or self.worker_ttl + 60
+        now = time.monotonic()
+        if now - self._beat_sent < HEARTBEAT_EVERY and \
+                self._beat_until >= now + timeout - HEARTBEAT_EVERY:
+            return
+        super().heartbeat(timeout, pipeline=pipeline)
+        self._beat_sent, self._beat_until = now, now + timeout
+
+    def set_state(self, state: str, pipeline=None) -> None:
+        now = time.monotonic()
+        if state == self._state and now - self._state_sent < HEARTBEAT_EVERY:
+            return
+        super().set_state(state, pipeline=pipeline)
+        self._state_sent = now
 
 
 def alive_key(name: str) -> str:
