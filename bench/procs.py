@@ -200,7 +200,7 @@ class Procs:
         return self._signals
 
     def start_web(self, env: dict) -> Proc:
-        """`approver web` under gunicorn, 2 sync workers, the service's gunicorn config."""
+        """`approver web` under gunicorn, 2 workers, the service's gunicorn config (gthread)."""
         port = free_port()
         proc = self.spawn("web", [
             PY, "-m", "approver", "web", "--bind", f"{HOST}:{port}",

@@ -154,8 +154,8 @@ def run(quick: bool = False) -> str:
         time.sleep(1.5)
         record(web.pid, web_seconds, out, subprocesses=True)
         load.join()
-        parts.append(summarise(out, "Web tier (2 sync workers), webhook under load, "
-                                    "request handling only", keep="SyncWorker.handle_request"))
+        parts.append(summarise(out, "Web tier (2 gthread workers), webhook under load, "
+                                    "request handling only", keep="ThreadWorker.handle_request"))
         ps.stop(web)
 
         # -- one worker deciding queued requests -----------------------------------------

@@ -12,8 +12,8 @@ not bring Redis back.
 
 worker: an RQ worker registers itself in Redis (with its hostname, which is the pod name in
 Kubernetes and the container id in docker) and refreshes that registration with a heartbeat;
-a worker that stopped heart-beating drops out once its TTL lapses (rq's worker_ttl, 420 s,
-plus 60 s). Healthy when a worker of this host is registered. When Redis itself cannot be
+a worker that stopped heart-beating drops out once its TTL lapses (the service's worker TTL,
+60 s, plus RQ's 60 s; while a job runs, the job's timeout plus 60 s). Healthy when a worker of this host is registered. When Redis itself cannot be
 reached the check passes: the worker waits for Redis and carries on by itself, and
 restarting every worker during a Redis outage would help nothing.
 """
