@@ -10,7 +10,7 @@ import time
 import pytest
 
 from approver import cli
-from approver.pipeline import decide, grants, reconcile, renewals, review, runtime
+from approver.pipeline import billing, decide, grants, reconcile, renewals, review, runtime
 from approver.pipeline.steps import NotYours, Person
 from approver.state import accounts
 from approver.state import grants as schedule
@@ -149,6 +149,56 @@ def test_a_renewal_is_not_a_pending_request_for_the_claims_or_the_reconciler(
     calls = sandbox.app.sandbox.calls()[before:]
     assert [c for c in calls if c["method"] != "GET"] == []
     assert revocations() == 0
+
+
+def _revoke_by_billing(rt, ref) -> None:
+    """What a billing cancellation does to the request's keys (`billing.revoke_key`)."""
+    record = rt.store.state(ref)
+    developer_id = record["developer_id"]
+    mine = {k: a for k, a in rt.store.approved_keys(developer_id).items()
+            if a.get("request_id") == ref}
+    assert mine
+    for key_id, about in mine.items():
+        assert billing.revoke_key(rt, rt.sources[record.get("portal") or "classic"],
+                                  developer_id, key_id, about, "subscription canceled")
+
+
+def test_a_renewal_whose_keys_billing_revoked_is_closed_and_refused(rt, app, granted):
+    ref, revocations = granted
+    end = remind(rt, ref)
+    client = console(app, rt)
+    label = f"renewal of access ending {rt.store.state(ref)['expires_at']}"
+    assert label in client.get("/console/").data.decode()
+    page = client.get(f"/console/requests/{ref}").data.decode()
+    renewal_id = _RENEWAL_ID.search(page).group(1)
+    _revoke_by_billing(rt, ref)
+    assert revocations() == 1
+    renewal = kept.get(rt.redis, ref)
+    assert (renewal["state"], renewal["reason"]) == (
+        kept.ENDED, "its keys were revoked (subscription canceled)")
+    [closed] = events(rt, ref, "renewal_closed")
+    assert (closed["by"], closed["renewal_id"]) == ("revocation", renewal_id)
+    # Out of the inbox; the form the person still has open is refused, saying why.
+    assert label not in client.get("/console/").data.decode()
+    late = decide_in_console(client, ref, "approve", renewal_id=renewal_id)
+    assert late.status_code == 409 and b"was closed: its keys were revoked" in late.data
+    assert events(rt, ref, "grant_renewed") == [] and ends(rt, ref) == end
+    # At the end nothing is revoked twice, and nobody is told the renewal lapsed.
+    assert grants.run(rt, now=end + 1)["expired"] == 1
+    assert revocations() == 1 and events(rt, ref, "renewal_lapsed") == []
+
+
+def test_a_grant_whose_keys_were_revoked_is_neither_reminded_nor_put_to_a_person(
+        rt, sandbox, granted):
+    ref, revocations = granted
+    end = ends(rt, ref)
+    _revoke_by_billing(rt, ref)
+    assert grants.run(rt, now=end - 7 * DAY + 1)["reminded"] == 0
+    assert kept.get(rt.redis, ref) is None
+    assert events(rt, ref, "grant_reminded") == []
+    [skipped] = events(rt, ref, "grant_not_reminded")
+    assert skipped["why"] == "its keys were revoked already"
+    assert revocations() == 1
 
 
 def test_hostile_decisions_on_a_renewal_are_refused(rt, app, sandbox, settings):  # noqa: F811

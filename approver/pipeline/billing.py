@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
-from approver.pipeline import decide
+from approver.pipeline import decide, renewals
 from approver.pipeline.runtime import Runtime
 from approver.pipeline.sources import PENDING_KEY, RevocationRefused, shown
 from approver.state import Locked
@@ -155,6 +155,9 @@ def revoke_key(rt: Runtime, source, developer_id: str, key_id: str, about: dict,
         History(rt.redis).record_revoked(developer_id)
     rt.store.log("revoked", about.get("request_id", ""), developer_id=developer_id,
                  key_id=shown(key_id), reason=reason, already_gone=not existed)
+    if about.get("request_id"):
+        # Nobody is to renew an access that has ended: its open renewal leaves the inbox.
+        renewals.close(rt.store, about["request_id"], f"its keys were revoked ({reason})")
     log.info("revoked key %s of developer %s: %s", shown(key_id), developer_id, reason)
     return True
 

@@ -80,9 +80,25 @@ def _renewed(rt: Runtime, ref: str, record: dict) -> bool:
     return True
 
 
+def _keys_revoked(rt: Runtime, ref: str, record: dict) -> bool:
+    """Whether every key the approval produced was revoked already (by billing)."""
+    developer_id = record.get("developer_id") or ""
+    mine = [about for about in (rt.store.approved_keys(developer_id).values()
+                                if developer_id else ())
+            if about.get("request_id") == ref]
+    return bool(mine) and all(about.get("revoked_at") for about in mine)
+
+
 def _remind(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
     """Renewed by the rules, or the developer is mailed that their access ends soon:
-    plain words, no rule or reason."""
+    plain words, no rule or reason. Neither when its keys were revoked already: that
+    access has ended, so nothing is renewed, asked or told."""
+    if _keys_revoked(rt, ref, record):
+        rt.store.log("grant_not_reminded", ref, by=BY, via=BY,
+                     why="its keys were revoked already")
+        log.info("grant of key request %s: its keys were revoked already; no reminder, no "
+                 "renewal", ref)
+        return None
     if _renewed(rt, ref, record):
         return "renewed"
     review = (grants.of(record) or {}).get("renew", "review") == "review"

@@ -21,6 +21,8 @@ from approver.state import grants, renewals
 
 log = logging.getLogger(__name__)
 
+CLOSED_BY = "revocation"  # who the log names for a renewal closed by its keys' revocation
+
 
 def decide(rt, ref: str, renewal_id: str, outcome: str, reason: str,
            person: Person, via: str, origin: str, admins: str | None = None) -> dict:
@@ -85,8 +87,28 @@ def _not_open(renewal: dict, renewal_id: str) -> str:
         return "that is not the renewal awaiting a decision: look again"
     if renewal.get("state") == renewals.LAPSED:
         return f"its {renewals.label(renewal)} was not decided in time: the access ended"
+    if renewal.get("state") == renewals.ENDED:
+        return (f"its {renewals.label(renewal)} was closed: "
+                f"{renewal.get('reason') or 'the access ended'}")
     return (f"its {renewals.label(renewal)} was already {renewal.get('state')} by "
             f"{renewal.get('by') or '?'}")
+
+
+def close(store: st.Store, ref: str, why: str) -> bool:
+    """The access an open renewal is about ended another way (`why`: its keys were revoked,
+    by billing): the renewal leaves the inbox undecided, and a person's decision on it is
+    refused from now on. Logged `renewal_closed`; False if none was open."""
+    renewal = renewals.get(store.redis, ref)
+    if not renewal or renewal.get("state") != renewals.OPEN:
+        return False
+    won, renewal = renewals.decide(store.redis, ref, renewal["renewal_id"], renewals.ENDED,
+                                   by=CLOSED_BY, via=CLOSED_BY, reason=why)
+    if won:
+        store.log("renewal_closed", ref, by=CLOSED_BY, via=CLOSED_BY,
+                  renewal_id=renewal["renewal_id"], reason=why,
+                  expires_at=renewal.get("ends"))
+        log.info("grant of key request %s: its open renewal closed, %s", ref, why)
+    return won
 
 
 def extend(store: st.Store, ref: str, renewal: dict) -> None:

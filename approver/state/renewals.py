@@ -16,7 +16,8 @@ import uuid
 from approver.state.common import PREFIX, now_iso
 
 OPEN_KEY = PREFIX + "renewals"
-OPEN, APPROVED, DENIED, LAPSED = "open", "approved", "denied", "lapsed"
+# ENDED: closed undecided because the access ended another way (its keys were revoked).
+OPEN, APPROVED, DENIED, LAPSED, ENDED = "open", "approved", "denied", "lapsed", "ended"
 
 # KEYS: the renewal, the open index. ARGV: the renewal id, the new state, then field/value
 # pairs. {1, ""} if decided now; else {0, state, renewal id} as they are.
@@ -67,7 +68,7 @@ def opened(redis) -> list[tuple[str, float]]:
 
 
 def decide(redis, ref: str, renewal_id: str, state: str, **fields) -> tuple[bool, dict]:
-    """Close the open renewal `renewal_id` as `state` (approved, denied, lapsed) with
+    """Close the open renewal `renewal_id` as `state` (approved, denied, lapsed, ended) with
     `fields`: (True, the renewal now) for the one caller that does; else (False, the
     renewal as it is)."""
     args = [renewal_id, state]
@@ -95,6 +96,7 @@ def shown(renewal: dict | None) -> dict | None:
     said = {OPEN: "awaiting a person",
             APPROVED: f"approved by {renewal.get('by')}",
             DENIED: f"denied by {renewal.get('by')}",
-            LAPSED: "not decided before the end"}.get(state, state)
+            LAPSED: "not decided before the end",
+            ENDED: f"closed, {renewal.get('reason') or 'the access ended'}"}.get(state, state)
     return {**renewal, "label": label(renewal), "open": state == OPEN,
             "said": f"{label(renewal)}: {said}"}
