@@ -151,6 +151,36 @@ def test_a_renewal_is_not_a_pending_request_for_the_claims_or_the_reconciler(
     assert revocations() == 0
 
 
+def test_a_renewal_is_decided_from_the_command_line(rt, app, granted, capsys):
+    ref, revocations = granted
+    end = remind(rt, ref)
+    accounts.add(rt.store, "carol", PASSWORD, email=ALICE)
+    # The developer's own address may not renew their own access, here either.
+    assert cli.main(["review", "approve", ref, "--by", "carol"]) == 1
+    assert "nobody decides a request of their own email address" in capsys.readouterr().err
+    assert cli.main(["review", "approve", ref, "--by", "alice"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"key request {ref}: renewal of access ending ")
+    assert f"renewed by alice, until {rt.store.state(ref)['expires_at']}" in said
+    assert ends(rt, ref) == end + 90 * DAY
+    [renewed] = events(rt, ref, "grant_renewed")
+    assert (renewed["by"], renewed["via"]) == ("alice", "cli")
+    # Decided: the same command again is refused, and nothing moves twice.
+    assert cli.main(["review", "deny", ref, "--reason", "late", "--by", "bob"]) == 1
+    assert "no longer pending" in capsys.readouterr().err
+    assert ends(rt, ref) == end + 90 * DAY and revocations() == 0
+
+
+def test_a_renewal_denied_from_the_command_line_lets_the_access_end(rt, granted, capsys):
+    ref, revocations = granted
+    end = remind(rt, ref)
+    assert cli.main(["review", "deny", ref, "--reason", "project over", "--by", "bob"]) == 0
+    assert "denied by bob: the access ends then" in capsys.readouterr().out
+    [denied] = events(rt, ref, "renewal_denied")
+    assert (denied["by"], denied["via"], denied["reason"]) == ("bob", "cli", "project over")
+    assert grants.run(rt, now=end + 1)["expired"] == 1 and revocations() == 1
+
+
 def _revoke_by_billing(rt, ref) -> None:
     """What a billing cancellation does to the request's keys (`billing.revoke_key`)."""
     record = rt.store.state(ref)

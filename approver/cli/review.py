@@ -78,6 +78,8 @@ def cmd_review_decide(args) -> int:
         origin = socket.gethostname()
     try:
         person = _person(rt, args.id, review.clean_name(args.by))
+        if _decided_renewal(rt, args, person, origin):
+            return 0
         taken = steps.act(rt.store, args.id, args.outcome, args.reason, person, "cli", origin,
                           rt.settings.admins_group)
     except review.Refused as exc:
@@ -108,6 +110,24 @@ def cmd_review_decide(args) -> int:
           + (" (shadow mode: recorded, not applied)" if result.state == "shadowed" else
              " in Tyk"))
     return 0
+
+def _decided_renewal(rt, args, person, origin: str) -> bool:
+    """The request's open renewal, if it has one, decided by `person` (Refused as a claim
+    is); False when none is open: a pending request's decision goes on."""
+    from approver.pipeline import renewals
+    from approver.state import renewals as kept
+
+    renewal = kept.get(rt.redis, args.id)
+    if not renewal or renewal.get("state") != kept.OPEN:
+        return False
+    renewals.decide(rt, args.id, renewal["renewal_id"], args.outcome, args.reason, person,
+                    "cli", origin, rt.settings.admins_group)
+    ends = (rt.store.state(args.id) or {}).get("expires_at") or "?"
+    print(f"key request {args.id}: {kept.label(renewal)} "
+          + (f"renewed by {person.name}, until {ends}" if args.outcome == "approve" else
+             f"denied by {person.name}: the access ends then"))
+    return True
+
 
 def _person(rt, request_id: str, name: str):
     """Who `--by` names: a local console account (`NAME` or `local:NAME`), with its groups

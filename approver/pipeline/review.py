@@ -259,7 +259,8 @@ def claim(store: st.Store, request_id: str, outcome: str, reason: str, by: str, 
                f"since {other['claimed_at']})")
     elif (renewal := renewals.shown(renewals.get(store.redis, request_id))) and \
             renewal["open"]:
-        why = f"it awaits a {renewal['label']}: decide the renewal on its page"
+        why = (f"it awaits a {renewal['label']}: decide the renewal on its page "
+               "(or with `approver review approve|deny`)")
     elif detail:
         why = _no_longer(store.state(request_id) or {})
     else:
