@@ -208,8 +208,12 @@ def test_a_renewal_whose_keys_billing_revoked_is_closed_and_refused(rt, app, gra
         kept.ENDED, "its keys were revoked (subscription canceled)")
     [closed] = events(rt, ref, "renewal_closed")
     assert (closed["by"], closed["renewal_id"]) == ("revocation", renewal_id)
-    # Out of the inbox; the form the person still has open is refused, saying why.
+    # Out of the inbox, its page says why and has no form; the form the person still has
+    # open is refused, saying why.
     assert label not in client.get("/console/").data.decode()
+    page = client.get(f"/console/requests/{ref}").data.decode()
+    assert f"{label}: closed, its keys were revoked (subscription canceled)" in page
+    assert _RENEWAL_ID.search(page) is None
     late = decide_in_console(client, ref, "approve", renewal_id=renewal_id)
     assert late.status_code == 409 and b"was closed: its keys were revoked" in late.data
     assert events(rt, ref, "grant_renewed") == [] and ends(rt, ref) == end
