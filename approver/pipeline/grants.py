@@ -80,12 +80,15 @@ def _renewed(rt: Runtime, ref: str, record: dict) -> bool:
     return True
 
 
+def _keys_of(rt: Runtime, ref: str, developer_id: str) -> dict[str, dict]:
+    """The keys this approval produced (key id -> what we know of it), revoked ones too."""
+    return {key_id: about for key_id, about in rt.store.approved_keys(developer_id).items()
+            if about.get("request_id") == ref} if developer_id else {}
+
+
 def _keys_revoked(rt: Runtime, ref: str, record: dict) -> bool:
     """Whether every key the approval produced was revoked already (by billing)."""
-    developer_id = record.get("developer_id") or ""
-    mine = [about for about in (rt.store.approved_keys(developer_id).values()
-                                if developer_id else ())
-            if about.get("request_id") == ref]
+    mine = _keys_of(rt, ref, record.get("developer_id") or "").values()
     return bool(mine) and all(about.get("revoked_at") for about in mine)
 
 
@@ -137,8 +140,8 @@ def _end(rt: Runtime, ref: str, record: dict, now: float) -> str | None:
         return None
     rt.redis.zrem(grants.REMIND_KEY, ref)  # ended: no reminder after the end
     revoked = []
-    for key_id, about in rt.store.approved_keys(developer_id).items():
-        if about.get("request_id") != ref or about.get("revoked_at"):
+    for key_id, about in _keys_of(rt, ref, developer_id).items():
+        if about.get("revoked_at"):
             continue
         if revoke_key(rt, source, developer_id, key_id, about, "grant expired"):
             revoked.append(shown(key_id))

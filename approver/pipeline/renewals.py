@@ -101,14 +101,23 @@ def close(store: st.Store, ref: str, why: str) -> bool:
     renewal = renewals.get(store.redis, ref)
     if not renewal or renewal.get("state") != renewals.OPEN:
         return False
-    won, renewal = renewals.decide(store.redis, ref, renewal["renewal_id"], renewals.ENDED,
-                                   by=CLOSED_BY, via=CLOSED_BY, reason=why)
+    won, _ = _undecided(store, ref, renewal, renewals.ENDED, CLOSED_BY, "renewal_closed",
+                        reason=why)
     if won:
-        store.log("renewal_closed", ref, by=CLOSED_BY, via=CLOSED_BY,
-                  renewal_id=renewal["renewal_id"], reason=why,
-                  expires_at=renewal.get("ends"))
         log.info("grant of key request %s: its open renewal closed, %s", ref, why)
     return won
+
+
+def _undecided(store: st.Store, ref: str, renewal: dict, state: str, by: str, event: str,
+               **fields) -> tuple[bool, dict]:
+    """Close the open `renewal` as `state` without a person (lapsed, ended), logged as
+    `event` by the one caller that does; (whether this call did, the renewal now)."""
+    won, renewal = renewals.decide(store.redis, ref, renewal["renewal_id"], state, by=by,
+                                   via=by, **fields)
+    if won:
+        store.log(event, ref, by=by, via=by, renewal_id=renewal["renewal_id"],
+                  expires_at=renewal.get("ends"), **fields)
+    return won, renewal
 
 
 def extend(store: st.Store, ref: str, renewal: dict) -> None:
@@ -139,11 +148,9 @@ def at_end(rt, ref: str, record: dict) -> bool:
         return False
     end, about = float(record["expires_ts"]), float(renewal["ends_ts"])
     if renewal.get("state") == renewals.OPEN and about == end:
-        won, renewal = renewals.decide(store.redis, ref, renewal["renewal_id"],
-                                       renewals.LAPSED, by="grant", via="grant")
+        won, renewal = _undecided(store, ref, renewal, renewals.LAPSED, "grant",
+                                  "renewal_lapsed")
         if won:
-            store.log("renewal_lapsed", ref, by="grant", via="grant",
-                      renewal_id=renewal["renewal_id"], expires_at=renewal.get("ends"))
             _tell(rt, ref, renewal, renewed=False)
             return False
     if renewal.get("state") != renewals.APPROVED:
