@@ -174,6 +174,10 @@ def test_a_renewal_is_decided_from_the_command_line(rt, app, granted, capsys):
 def test_a_renewal_denied_from_the_command_line_lets_the_access_end(rt, granted, capsys):
     ref, revocations = granted
     end = remind(rt, ref)
+    for bad in (" ", "x" * 600):  # a deny needs a reason, and not an oversized one
+        assert cli.main(["review", "deny", ref, "--reason", bad, "--by", "bob"]) == 1
+        assert "reason" in capsys.readouterr().err
+    assert kept.get(rt.redis, ref)["state"] == kept.OPEN
     assert cli.main(["review", "deny", ref, "--reason", "project over", "--by", "bob"]) == 0
     assert "denied by bob: the access ends then" in capsys.readouterr().out
     [denied] = events(rt, ref, "renewal_denied")
@@ -220,6 +224,45 @@ def test_a_renewal_whose_keys_billing_revoked_is_closed_and_refused(rt, app, gra
     # At the end nothing is revoked twice, and nobody is told the renewal lapsed.
     assert grants.run(rt, now=end + 1)["expired"] == 1
     assert revocations() == 1 and events(rt, ref, "renewal_lapsed") == []
+
+
+def test_a_person_renewing_while_billing_revokes_one_of_them_wins(rt, sandbox, settings):  # noqa: F811
+    ref = approved(rt, sandbox)
+    end = remind(rt, ref)
+    renewal_id = kept.get(rt.redis, ref)["renewal_id"]
+    start, errors = threading.Barrier(2), []
+
+    def person():
+        each = runtime.Runtime(settings)  # the web process's own
+        start.wait()
+        try:
+            renewals.decide(each, ref, renewal_id, "approve", "", Person("local:alice"),
+                            "console", "127.0.0.1")
+        except review.Refused:
+            pass
+        except Exception as exc:
+            errors.append(exc)
+
+    def billing_job():
+        each = runtime.Runtime(settings)  # the worker's own
+        start.wait()
+        try:
+            _revoke_by_billing(each, ref)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=f) for f in (person, billing_job)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    state = kept.get(rt.redis, ref)["state"]
+    renewed, closed = events(rt, ref, "grant_renewed"), events(rt, ref, "renewal_closed")
+    # One of them decided the renewal; the keys are revoked either way.
+    assert (state, len(renewed), len(closed)) in ((kept.APPROVED, 1, 0), (kept.ENDED, 0, 1))
+    assert len(events(rt, ref, "revoked")) == 1
+    assert ends(rt, ref) == (end + 90 * DAY if state == kept.APPROVED else end)
 
 
 def test_a_grant_whose_keys_were_revoked_is_neither_reminded_nor_put_to_a_person(
